@@ -1,0 +1,215 @@
+//! The photo grid: a folder scanned and thumbnailed in the background, drawn row by row so only
+//! what is on screen costs anything.
+
+use std::path::{Path, PathBuf};
+
+use crate::data::folder::{FolderScan, scan_folder};
+use crate::engine::jobs::{Job, Waker, spawn_oneshot};
+use crate::engine::thumbnails::{ThumbMsg, ThumbnailJob};
+
+use super::notifications::{Level, Notifications};
+
+/// Longest side of a decoded thumbnail, in pixels (tiles show them at up to this size).
+const THUMB_PIXELS: u32 = 256;
+
+pub enum Thumb {
+    Loading,
+    Ready(egui::TextureHandle),
+    Failed(String),
+}
+
+pub struct Item {
+    pub path: PathBuf,
+    pub thumb: Thumb,
+}
+
+impl Item {
+    pub fn file_name(&self) -> String {
+        self.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    }
+}
+
+#[derive(Default)]
+pub struct Gallery {
+    pub folder: Option<PathBuf>,
+    pub items: Vec<Item>,
+    pub selected: Option<usize>,
+    scanning: Option<Job<FolderScan>>,
+    thumbs: Option<ThumbnailJob>,
+    /// Visible indices last sent to the thumbnail queue, to avoid resending every frame.
+    last_visible: Vec<usize>,
+}
+
+impl Gallery {
+    /// Start showing `dir`: list it in the background, then decode thumbnails.
+    pub fn open(&mut self, dir: &Path, waker: Waker) {
+        self.cancel();
+        *self = Self { folder: Some(dir.to_path_buf()), ..Self::default() };
+        let dir = dir.to_path_buf();
+        self.scanning = Some(spawn_oneshot("scan folder", waker, move |_| scan_folder(&dir)));
+    }
+
+    pub fn cancel(&mut self) {
+        if let Some(t) = &self.thumbs {
+            t.job.cancel();
+        }
+    }
+
+    pub fn is_scanning(&self) -> bool {
+        self.scanning.is_some()
+    }
+
+    pub fn thumbs_done(&self) -> usize {
+        self.items.iter().filter(|i| !matches!(i.thumb, Thumb::Loading)).count()
+    }
+
+    pub fn is_settled(&self) -> bool {
+        self.folder.is_some() && !self.is_scanning() && self.thumbs_done() == self.items.len()
+    }
+
+    /// Take in what the background jobs produced since the last frame.
+    pub fn poll(&mut self, ctx: &egui::Context, waker: &Waker, notes: &mut Notifications) {
+        if let Some(job) = &self.scanning {
+            match job.drain() {
+                Some(mut scans) if !scans.is_empty() => {
+                    self.scanning = None;
+                    if let Some(scan) = scans.pop() {
+                        self.take_scan(scan, waker, notes);
+                    }
+                }
+                Some(_) => {}
+                None => {
+                    self.scanning = None;
+                    notes.push(Level::Error, "folder scan stopped unexpectedly");
+                }
+            }
+        }
+        let Some(thumbs) = &self.thumbs else { return };
+        let Some(messages) = thumbs.job.drain() else {
+            self.thumbs = None;
+            return;
+        };
+        for message in messages {
+            match message {
+                ThumbMsg::Ready { index, image } => {
+                    if let Some(item) = self.items.get_mut(index) {
+                        let size = [image.width() as usize, image.height() as usize];
+                        let color = egui::ColorImage::from_rgba_unmultiplied(size, image.as_raw());
+                        let name = format!("thumb:{}", item.path.display());
+                        item.thumb = Thumb::Ready(ctx.load_texture(name, color, egui::TextureOptions::LINEAR));
+                    }
+                }
+                ThumbMsg::Failed { index, error } => {
+                    if let Some(item) = self.items.get_mut(index) {
+                        notes.push(Level::Error, error.clone());
+                        item.thumb = Thumb::Failed(error);
+                    }
+                }
+            }
+        }
+    }
+
+    fn take_scan(&mut self, scan: FolderScan, waker: &Waker, notes: &mut Notifications) {
+        for problem in &scan.problems {
+            notes.push(Level::Warning, problem.to_string());
+        }
+        if scan.images.is_empty() {
+            let folder = self.folder.as_deref().map(|f| f.display().to_string()).unwrap_or_default();
+            notes.push(Level::Warning, format!("{folder}: no photos found (jpg, png, webp, bmp, gif, tiff)"));
+        }
+        self.items = scan.images.iter().map(|p| Item { path: p.clone(), thumb: Thumb::Loading }).collect();
+        let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        self.thumbs = Some(ThumbnailJob::spawn(scan.images, THUMB_PIXELS, workers, waker.clone()));
+    }
+
+    /// Draw the grid; returns the index of a tile that was double-clicked.
+    pub fn show(&mut self, ui: &mut egui::Ui, tile: f32) -> Option<usize> {
+        if self.items.is_empty() {
+            ui.centered_and_justified(|ui| {
+                if self.is_scanning() {
+                    ui.spinner();
+                } else {
+                    ui.label("No photos here. Open a folder (or drop one on the window).");
+                }
+            });
+            return None;
+        }
+        let spacing = 8.0;
+        let label_height = ui.text_style_height(&egui::TextStyle::Small) + 4.0;
+        let columns = (((ui.available_width() + spacing) / (tile + spacing)).floor() as usize).max(1);
+        // Stretch tiles so the columns fill the width instead of leaving a ragged margin.
+        let tile = ((ui.available_width() - spacing * (columns - 1) as f32) / columns as f32).max(tile);
+        let rows = self.items.len().div_ceil(columns);
+        let row_height = tile + label_height + spacing;
+        let mut activated = None;
+        let mut visible = Vec::new();
+        egui::ScrollArea::vertical().auto_shrink([false, false]).show_rows(ui, row_height, rows, |ui, row_range| {
+            for row in row_range {
+                ui.horizontal(|ui| {
+                    ui.spacing_mut().item_spacing.x = spacing;
+                    for index in row * columns..((row + 1) * columns).min(self.items.len()) {
+                        visible.push(index);
+                        let response = self.tile(ui, index, tile, label_height);
+                        if response.clicked() {
+                            self.selected = Some(index);
+                        }
+                        if response.double_clicked() {
+                            activated = Some(index);
+                        }
+                    }
+                });
+                ui.add_space(spacing - ui.spacing().item_spacing.y);
+            }
+        });
+        if visible != self.last_visible {
+            if let Some(thumbs) = &self.thumbs {
+                // Most urgent last: the queue pops from the end.
+                thumbs.prioritize(visible.iter().rev().copied());
+            }
+            self.last_visible = visible;
+        }
+        activated
+    }
+
+    fn tile(&self, ui: &mut egui::Ui, index: usize, tile: f32, label_height: f32) -> egui::Response {
+        let item = &self.items[index];
+        let (rect, response) = ui.allocate_exact_size(egui::vec2(tile, tile + label_height), egui::Sense::click());
+        if !ui.is_rect_visible(rect) {
+            return response;
+        }
+        let painter = ui.painter_at(rect);
+        let visuals = ui.visuals();
+        let image_rect = egui::Rect::from_min_size(rect.min, egui::vec2(tile, tile));
+        painter.rect_filled(image_rect, 4.0, visuals.extreme_bg_color);
+        match &item.thumb {
+            Thumb::Ready(texture) => {
+                let size = texture.size_vec2();
+                let scale = (tile / size.x).min(tile / size.y);
+                let fitted = egui::Rect::from_center_size(image_rect.center(), size * scale);
+                painter.image(texture.id(), fitted, egui::Rect::from_min_max(egui::pos2(0.0, 0.0), egui::pos2(1.0, 1.0)), egui::Color32::WHITE);
+            }
+            Thumb::Loading => {
+                painter.text(image_rect.center(), egui::Align2::CENTER_CENTER, "…", egui::TextStyle::Heading.resolve(ui.style()), visuals.weak_text_color());
+            }
+            Thumb::Failed(_) => {
+                painter.text(image_rect.center(), egui::Align2::CENTER_CENTER, "unreadable", egui::TextStyle::Small.resolve(ui.style()), visuals.error_fg_color);
+            }
+        }
+        if self.selected == Some(index) {
+            painter.rect_stroke(image_rect, 4.0, egui::Stroke::new(3.0, visuals.selection.stroke.color), egui::StrokeKind::Inside);
+        } else if response.hovered() {
+            painter.rect_stroke(image_rect, 4.0, visuals.widgets.hovered.bg_stroke, egui::StrokeKind::Inside);
+        }
+        let label_pos = egui::pos2(rect.min.x + 2.0, image_rect.max.y + 2.0);
+        let font = egui::TextStyle::Small.resolve(ui.style());
+        let mut job = egui::text::LayoutJob::simple_singleline(item.file_name(), font, visuals.text_color());
+        job.wrap = egui::text::TextWrapping::truncate_at_width(tile - 4.0);
+        let galley = ui.painter().layout_job(job);
+        painter.galley(label_pos, galley, visuals.text_color());
+        let response = match &item.thumb {
+            Thumb::Failed(error) => response.on_hover_text(error),
+            _ => response.on_hover_text(item.path.display().to_string()),
+        };
+        response
+    }
+}

@@ -1,0 +1,216 @@
+//! The egui app: gallery, query bar, status bar. Only this module knows about egui.
+
+mod gallery;
+mod notifications;
+mod screenshot;
+mod settings;
+mod status;
+mod toolbar;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::engine::backend::{self, BackendRequest, Compute};
+use crate::engine::jobs::{Job, Waker, spawn_oneshot};
+
+pub use gallery::{Gallery, Thumb};
+pub use notifications::{Level, Notifications};
+pub use settings::{Settings, ThumbSize};
+
+/// How the window was asked to start (`alignscope gui …`).
+#[derive(Clone, Debug, Default)]
+pub struct GuiOptions {
+    pub folder: Option<PathBuf>,
+    pub backend: Option<BackendRequest>,
+    /// Write a PNG of the window once everything is loaded, then quit (scripts, tests).
+    pub screenshot: Option<PathBuf>,
+}
+
+/// The bundled demo photos: next to the working directory in a checkout, else where the crate was built.
+pub fn demo_folder() -> PathBuf {
+    let local = PathBuf::from("assets/demo");
+    if local.is_dir() { local } else { Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo") }
+}
+
+/// Open the window. Blocks until it is closed.
+pub fn run(options: GuiOptions) -> anyhow::Result<()> {
+    let mut wgpu_options = egui_wgpu::WgpuConfiguration::default();
+    if let egui_wgpu::WgpuSetup::CreateNew(create) = &mut wgpu_options.wgpu_setup {
+        // The model shares this device, so ask for everything the adapter has (burn needs
+        // SHADER_FLOAT32_ATOMIC, which wgpu's default descriptor leaves out).
+        create.device_descriptor = Arc::new(backend::device_descriptor);
+    }
+    let scripted = options.screenshot.is_some();
+    let native = eframe::NativeOptions {
+        viewport: egui::ViewportBuilder::default()
+            .with_title("alignscope")
+            .with_app_id("alignscope")
+            .with_inner_size([1280.0, 800.0])
+            .with_min_inner_size([640.0, 400.0])
+            .with_drag_and_drop(true),
+        renderer: eframe::Renderer::Wgpu,
+        wgpu_options,
+        // A scripted screenshot run should look the same every time.
+        persist_window: !scripted,
+        ..Default::default()
+    };
+    eframe::run_native("alignscope", native, Box::new(move |cc| Ok(Box::new(AlignscopeApp::from_creation(cc, options)))))
+        .map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))
+}
+
+pub struct AlignscopeApp {
+    pub settings: Settings,
+    pub compute: Result<Compute, String>,
+    pub gallery: Gallery,
+    pub query: String,
+    pub notes: Notifications,
+    waker: Waker,
+    folder_dialog: Option<Job<Option<PathBuf>>>,
+    screenshot: Option<screenshot::Plan>,
+    /// The saved backend differs from the running one until restart.
+    backend_pending: bool,
+    persist: bool,
+}
+
+impl AlignscopeApp {
+    fn from_creation(cc: &eframe::CreationContext<'_>, options: GuiOptions) -> Self {
+        let persist = options.screenshot.is_none();
+        let settings: Settings = match cc.storage {
+            Some(storage) if persist => eframe::get_value(storage, settings::STORAGE_KEY).unwrap_or_default(),
+            _ => Settings::default(),
+        };
+        let request = options.backend.unwrap_or(settings.backend);
+        let compute = match &cc.wgpu_render_state {
+            Some(rs) => Compute::from_shared(request, &rs.instance, &rs.adapter, &rs.device, &rs.queue).map_err(|e| e.to_string()),
+            None if request == BackendRequest::Wgpu => Err(backend::BackendError::NoAdapter.to_string()),
+            None => Ok(Compute::flex("the window has no wgpu renderer: flex (CPU)")),
+        };
+        let folder = options.folder.clone().or_else(|| settings.last_folder.clone().filter(|f| f.is_dir()));
+        let mut app = Self::new(cc.egui_ctx.clone(), settings, compute, folder.as_deref());
+        app.persist = persist;
+        app.screenshot = options.screenshot.map(screenshot::Plan::new);
+        app
+    }
+
+    /// The app without a window (tests drive it through egui_kittest).
+    pub fn new(ctx: egui::Context, settings: Settings, compute: Result<Compute, String>, folder: Option<&Path>) -> Self {
+        let waker: Waker = Arc::new(move || ctx.request_repaint());
+        let mut notes = Notifications::default();
+        match &compute {
+            Ok(c) => notes.push(Level::Info, c.describe()),
+            Err(e) => notes.push(Level::Error, format!("model backend unavailable: {e}")),
+        }
+        let mut app = Self {
+            settings,
+            compute,
+            gallery: Gallery::default(),
+            query: String::new(),
+            notes,
+            waker,
+            folder_dialog: None,
+            screenshot: None,
+            backend_pending: false,
+            persist: false,
+        };
+        app.open_folder(folder.map(Path::to_path_buf).unwrap_or_else(demo_folder));
+        app
+    }
+
+    pub fn open_folder(&mut self, dir: PathBuf) {
+        if !dir.is_dir() {
+            self.notes.push(Level::Error, format!("{}: not a folder", dir.display()));
+            return;
+        }
+        self.gallery.open(&dir, self.waker.clone());
+        self.settings.last_folder = Some(dir);
+    }
+
+    fn pick_folder(&mut self) {
+        if self.folder_dialog.is_some() {
+            return;
+        }
+        // rfd's dialog blocks its thread; that thread is not the UI's.
+        let start = self.gallery.folder.clone();
+        self.folder_dialog = Some(spawn_oneshot("open folder dialog", self.waker.clone(), move |_| {
+            let mut dialog = rfd::FileDialog::new().set_title("Open a photo folder");
+            if let Some(start) = start {
+                dialog = dialog.set_directory(start);
+            }
+            dialog.pick_folder()
+        }));
+    }
+
+    /// Everything that arrived from background work, applied before drawing.
+    pub fn poll(&mut self, ctx: &egui::Context) {
+        self.gallery.poll(ctx, &self.waker, &mut self.notes);
+        if let Some(job) = &self.folder_dialog {
+            match job.drain() {
+                Some(results) if results.is_empty() => {}
+                Some(results) => {
+                    self.folder_dialog = None;
+                    match results.into_iter().flatten().next() {
+                        Some(dir) => self.open_folder(dir),
+                        None => self.notes.push(Level::Info, "no folder chosen"),
+                    }
+                }
+                None => self.folder_dialog = None,
+            }
+        }
+        let dropped: Vec<PathBuf> = ctx.input(|i| i.raw.dropped_files.iter().map(|f| f.path().to_path_buf()).collect());
+        if let Some(path) = dropped.into_iter().next() {
+            let dir = if path.is_dir() { Some(path) } else { path.parent().map(Path::to_path_buf) };
+            if let Some(dir) = dir {
+                self.open_folder(dir);
+            }
+        }
+    }
+
+    /// Draw the whole window into `ui`.
+    pub fn show(&mut self, ui: &mut egui::Ui) {
+        let ctx = ui.ctx().clone();
+        egui::Panel::top("toolbar").show(ui, |ui| toolbar::show(self, ui));
+        egui::Panel::bottom("status").show(ui, |ui| status::show(self, ui));
+        egui::CentralPanel::default().show(ui, |ui| {
+            let tile = self.settings.thumbnail_size.pixels();
+            if let Some(index) = self.gallery.show(ui, tile) {
+                self.gallery.selected = Some(index);
+            }
+        });
+        self.notes.show_toasts(&ctx);
+        self.notes.show_log(&ctx);
+        drop_overlay(&ctx);
+    }
+}
+
+impl eframe::App for AlignscopeApp {
+    fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
+        self.poll(ctx);
+        if let Some(plan) = &mut self.screenshot {
+            plan.step(ctx, self.gallery.is_settled(), &mut self.notes);
+        }
+    }
+
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        self.show(ui);
+    }
+
+    fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        if self.persist {
+            eframe::set_value(storage, settings::STORAGE_KEY, &self.settings);
+        }
+    }
+
+    fn on_exit(&mut self) {
+        self.gallery.cancel();
+    }
+}
+
+fn drop_overlay(ctx: &egui::Context) {
+    if ctx.input(|i| i.raw.hovered_files.is_empty()) {
+        return;
+    }
+    let screen = ctx.content_rect();
+    let painter = ctx.layer_painter(egui::LayerId::new(egui::Order::Foreground, egui::Id::unique("drop")));
+    painter.rect_filled(screen, 0.0, egui::Color32::from_black_alpha(160));
+    painter.text(screen.center(), egui::Align2::CENTER_CENTER, "Drop a folder to open it", egui::TextStyle::Heading.resolve(&ctx.global_style()), egui::Color32::WHITE);
+}

@@ -1,0 +1,46 @@
+//! The bottom bar: folder, progress, backend and adapter, message counts.
+
+use super::{AlignscopeApp, Level};
+
+pub fn show(app: &mut AlignscopeApp, ui: &mut egui::Ui) {
+    ui.horizontal(|ui| {
+        match &app.gallery.folder {
+            Some(folder) => ui.label(format!("Folder: {}", folder.display())),
+            None => ui.label("no folder"),
+        };
+        ui.separator();
+        let total = app.gallery.items.len();
+        if app.gallery.is_scanning() {
+            ui.spinner();
+            ui.label("scanning…");
+        } else {
+            ui.label(format!("{total} photos"));
+            let done = app.gallery.thumbs_done();
+            if done < total {
+                ui.add(egui::ProgressBar::new(done as f32 / total as f32).desired_width(120.0).text(format!("thumbnails {done}/{total}")));
+                if ui.small_button("Stop").on_hover_text("Stop decoding thumbnails").clicked() {
+                    app.gallery.cancel();
+                }
+            }
+        }
+        ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+            let errors = app.notes.count(Level::Error) + app.notes.count(Level::Warning);
+            let label = if errors > 0 { format!("{errors} problems") } else { "Messages".to_string() };
+            if ui.small_button(label).clicked() {
+                app.notes.expanded = !app.notes.expanded;
+            }
+            ui.separator();
+            match &app.compute {
+                Ok(compute) => {
+                    ui.label(compute.status_line()).on_hover_text(compute.describe());
+                }
+                Err(e) => {
+                    ui.colored_label(ui.visuals().error_fg_color, "backend unavailable").on_hover_text(e.as_str());
+                }
+            }
+            if app.backend_pending {
+                ui.colored_label(ui.visuals().warn_fg_color, format!("restart to use {}", app.settings.backend));
+            }
+        });
+    });
+}

@@ -1,0 +1,60 @@
+//! Decoding photos: EXIF orientation applied, size limits enforced, errors that name the file.
+
+use std::path::{Path, PathBuf};
+
+use image::{DynamicImage, ImageDecoder, ImageReader, Limits, RgbaImage};
+
+/// Largest side accepted. Bigger images (or headers that claim to be) are refused before any
+/// pixel memory is allocated.
+pub const MAX_SIDE: u32 = 20_000;
+/// Largest decoded allocation accepted, in bytes.
+pub const MAX_ALLOC: u64 = 1 << 30;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("{path}: cannot open: {source}")]
+    Open { path: PathBuf, source: std::io::Error },
+    #[error("{path}: not a readable image: {source}")]
+    Format { path: PathBuf, source: image::ImageError },
+    #[error("{path}: image is {width}×{height}, larger than the {MAX_SIDE} px limit")]
+    TooLarge { path: PathBuf, width: u32, height: u32 },
+}
+
+impl DecodeError {
+    pub fn path(&self) -> &Path {
+        match self {
+            Self::Open { path, .. } | Self::Format { path, .. } | Self::TooLarge { path, .. } => path,
+        }
+    }
+}
+
+/// Decode `path` the way a photo viewer shows it: EXIF orientation applied.
+pub fn decode_oriented(path: &Path) -> Result<DynamicImage, DecodeError> {
+    let format_err = |source| DecodeError::Format { path: path.to_path_buf(), source };
+    let reader = ImageReader::open(path)
+        .map_err(|source| DecodeError::Open { path: path.to_path_buf(), source })?
+        // Sniff the content: a PNG named .jpg still decodes, a text file named .jpg fails clearly.
+        .with_guessed_format()
+        .map_err(|source| DecodeError::Open { path: path.to_path_buf(), source })?;
+    let mut decoder = reader.into_decoder().map_err(format_err)?;
+    let (width, height) = decoder.dimensions();
+    if width > MAX_SIDE || height > MAX_SIDE {
+        return Err(DecodeError::TooLarge { path: path.to_path_buf(), width, height });
+    }
+    let mut limits = Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    limits.max_alloc = Some(MAX_ALLOC);
+    decoder.set_limits(limits).map_err(format_err)?;
+    // A broken EXIF block should not lose the photo: show it unrotated.
+    let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
+    let mut image = DynamicImage::from_decoder(decoder).map_err(format_err)?;
+    image.apply_orientation(orientation);
+    Ok(image)
+}
+
+/// A thumbnail whose longer side is at most `max_side`, aspect kept.
+pub fn thumbnail(path: &Path, max_side: u32) -> Result<RgbaImage, DecodeError> {
+    let image = decode_oriented(path)?;
+    Ok(image.thumbnail(max_side, max_side).to_rgba8())
+}

@@ -1,0 +1,4 @@
+//! Files in: photo folders and decoding.
+
+pub mod decode;
+pub mod folder;

@@ -1,0 +1,8 @@
+//! Work shared by the CLI and the app: backend choice, background jobs. No egui here.
+
+pub mod backend;
+pub mod bench;
+pub mod doctor;
+pub mod inspect;
+pub mod jobs;
+pub mod thumbnails;

@@ -1,0 +1,30 @@
+//! The pretrained backbones: EfficientNet-Lite (regions) and MiniLM (words), their tokenizer,
+//! preprocessing and weight loading.
+
+pub mod efficientnet;
+pub mod minilm;
+pub mod preprocess;
+pub mod text;
+pub mod tokenizer;
+pub mod visual;
+pub mod weights;
+
+use std::path::{Path, PathBuf};
+
+/// `assets/models`: next to the working directory in a checkout, else where the crate was built.
+pub fn models_dir() -> PathBuf {
+    let local = PathBuf::from("assets/models");
+    if local.is_dir() { local } else { Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/models") }
+}
+
+pub const VISUAL_WEIGHTS: &str = "efficientnet-lite0.safetensors";
+pub const TEXT_WEIGHTS: &str = "minilm-l6.safetensors";
+pub const VOCAB: &str = "minilm-vocab.txt";
+pub const IMAGENET_CLASSES: &str = "imagenet-classes.txt";
+
+/// ImageNet class names, index-aligned with the classifier.
+pub fn imagenet_classes() -> Vec<String> {
+    std::fs::read_to_string(models_dir().join(IMAGENET_CLASSES))
+        .map(|s| s.lines().map(str::to_string).collect())
+        .unwrap_or_default()
+}

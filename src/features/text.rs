@@ -1,0 +1,89 @@
+//! The text path: caption → WordPiece pieces → MiniLM token features + sentence vector.
+
+use std::path::Path;
+
+use burn::tensor::Device;
+
+use super::minilm::{MiniLm, TokenBatch};
+use super::tokenizer::{TokenizeError, Tokenized, WordPiece};
+use super::weights::WeightsError;
+
+/// Longest caption in pieces, `[CLS]`/`[SEP]` included (sentence-transformers' max_seq_length).
+pub const MAX_TOKENS: usize = 256;
+
+#[derive(Clone, Debug)]
+pub struct TextFeatures {
+    pub tokenized: Tokenized,
+    /// One row of `dim` per piece, `[CLS]`/`[SEP]` included.
+    pub tokens: Vec<f32>,
+    /// Attention-masked mean of the token features.
+    pub sentence: Vec<f32>,
+    pub dim: usize,
+}
+
+impl TextFeatures {
+    /// A warning to show when the caption was cut to fit the model.
+    pub fn truncation_warning(&self) -> Option<String> {
+        (self.tokenized.truncated_pieces > 0).then(|| {
+            format!(
+                "caption too long: the last {} word pieces were dropped (the model reads at most {} pieces)",
+                self.tokenized.truncated_pieces,
+                self.tokenized.ids.len()
+            )
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TextLoadError {
+    #[error(transparent)]
+    Weights(#[from] WeightsError),
+    #[error("{path}: cannot read the vocabulary: {source}")]
+    Vocab { path: String, source: std::io::Error },
+}
+
+pub struct TextEncoder {
+    pub model: MiniLm,
+    pub tokenizer: WordPiece,
+    pub device: Device,
+}
+
+impl TextEncoder {
+    pub fn load(weights: &Path, vocab: &Path, device: &Device) -> Result<Self, TextLoadError> {
+        let model = MiniLm::load(weights, device)?;
+        let max = MAX_TOKENS.min(model.max_positions());
+        let tokenizer = WordPiece::load(vocab, max).map_err(|source| TextLoadError::Vocab { path: vocab.display().to_string(), source })?;
+        Ok(Self { model, tokenizer, device: device.clone() })
+    }
+
+    /// Encode captions in one padded batch; a caption that cannot be tokenized gets its error.
+    pub fn encode(&self, captions: &[&str]) -> Vec<Result<TextFeatures, TokenizeError>> {
+        let tokenized: Vec<_> = captions.iter().map(|c| self.tokenizer.tokenize(c)).collect();
+        let ok: Vec<&Tokenized> = tokenized.iter().filter_map(|t| t.as_ref().ok()).collect();
+        let mut encoded = self.encode_tokenized(&ok).into_iter();
+        tokenized
+            .into_iter()
+            .map(|t| t.map(|t| {
+                let (tokens, sentence) = encoded.next().unwrap_or_default();
+                TextFeatures { tokenized: t, tokens, sentence, dim: self.model.hidden }
+            }))
+            .collect()
+    }
+
+    fn encode_tokenized(&self, batch: &[&Tokenized]) -> Vec<(Vec<f32>, Vec<f32>)> {
+        if batch.is_empty() {
+            return Vec::new();
+        }
+        let ids: Vec<Vec<u32>> = batch.iter().map(|t| t.ids.clone()).collect();
+        let tb = TokenBatch::new(&ids, self.tokenizer.pad_id(), &self.device);
+        let tokens = self.model.forward(&tb);
+        let [_, n, h] = tokens.dims();
+        let sentences = MiniLm::mean_pool(tokens.clone(), tb.mask.clone()).into_data().try_to_vec_as::<f32>().unwrap_or_default();
+        let tokens = tokens.into_data().try_to_vec_as::<f32>().unwrap_or_default();
+        tb.lengths
+            .iter()
+            .enumerate()
+            .map(|(i, &len)| (tokens[i * n * h..(i * n + len) * h].to_vec(), sentences[i * h..(i + 1) * h].to_vec()))
+            .collect()
+    }
+}

@@ -1,0 +1,89 @@
+//! The visual path: decoded photo → resized pixels → EfficientNet-Lite → 49 regions + pooled vector.
+
+use std::path::Path;
+
+use burn::tensor::{Device, Tensor};
+use image::DynamicImage;
+
+use super::efficientnet::{EfficientNetLite, FEATURE_DIM};
+use super::preprocess;
+use super::weights::WeightsError;
+
+/// What one photo gives the matching networks.
+#[derive(Clone, Debug)]
+pub struct ImageFeatures {
+    /// `grid*grid` regions × 1280, row-major over the grid.
+    pub regions: Vec<f32>,
+    pub grid: usize,
+    /// Each region's box in the original photo's pixels.
+    pub boxes: Vec<[f32; 4]>,
+    /// Mean of the regions: the global image vector (1280).
+    pub pooled: Vec<f32>,
+}
+
+pub struct VisualEncoder {
+    pub net: EfficientNetLite,
+    pub device: Device,
+}
+
+impl VisualEncoder {
+    pub fn load(path: &Path, device: &Device) -> Result<Self, WeightsError> {
+        Ok(Self { net: EfficientNetLite::load(path, device)?, device: device.clone() })
+    }
+
+    pub fn image_size(&self) -> u32 {
+        self.net.image_size as u32
+    }
+
+    /// Feature maps [B, 1280, g, g] for a batch of decoded photos.
+    pub fn feature_maps(&self, images: &[DynamicImage]) -> Tensor<4> {
+        let size = self.image_size();
+        let resized: Vec<_> = images.iter().map(|i| preprocess::resize_square(i, size)).collect();
+        self.net.features(preprocess::batch(&resized, &self.device))
+    }
+
+    /// Regions, boxes and pooled vectors for a batch of decoded photos.
+    pub fn encode(&self, images: &[DynamicImage]) -> Vec<ImageFeatures> {
+        if images.is_empty() {
+            return Vec::new();
+        }
+        let maps = self.feature_maps(images);
+        split_maps(maps, images.iter().map(|i| (i.width(), i.height())))
+    }
+
+    /// ImageNet top-`k` (class index, probability) for each photo (parity checks, `features`).
+    pub fn top_classes(&self, images: &[DynamicImage], k: usize) -> Vec<Vec<(usize, f32)>> {
+        let logits = self.net.classify(EfficientNetLite::pool(self.feature_maps(images)));
+        let [b, classes] = logits.dims();
+        let probs = burn::tensor::activation::softmax(logits, 1).into_data().try_to_vec_as::<f32>().unwrap_or_default();
+        (0..b)
+            .map(|i| {
+                let mut row: Vec<(usize, f32)> = probs[i * classes..(i + 1) * classes].iter().copied().enumerate().collect();
+                row.sort_by(|a, b| b.1.total_cmp(&a.1));
+                row.truncate(k);
+                row
+            })
+            .collect()
+    }
+}
+
+/// [B, C, g, g] → per photo: regions in row-major grid order and their mean.
+pub fn split_maps(maps: Tensor<4>, sizes: impl Iterator<Item = (u32, u32)>) -> Vec<ImageFeatures> {
+    let [b, c, g, _] = maps.dims();
+    debug_assert_eq!(c, FEATURE_DIM);
+    // [B, C, g*g] → [B, g*g, C]: one row per region.
+    let values = maps.reshape([b, c, g * g]).swap_dims(1, 2).into_data().try_to_vec_as::<f32>().unwrap_or_default();
+    sizes
+        .enumerate()
+        .map(|(i, (w, h))| {
+            let regions = values[i * g * g * c..(i + 1) * g * g * c].to_vec();
+            let mut pooled = vec![0.0f32; c];
+            for region in regions.chunks_exact(c) {
+                for (p, v) in pooled.iter_mut().zip(region) {
+                    *p += v / (g * g) as f32;
+                }
+            }
+            ImageFeatures { regions, grid: g, boxes: preprocess::region_boxes(w, h, g), pooled }
+        })
+        .collect()
+}

@@ -1,0 +1,82 @@
+//! Reading the committed safetensors files into burn tensors, with errors that name the file.
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::{Device, Tensor, TensorData};
+use safetensors::{Dtype, SafeTensors};
+
+#[derive(Debug, thiserror::Error)]
+pub enum WeightsError {
+    #[error("{path}: cannot read weights: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}: not a safetensors file: {cause}")]
+    Format { path: PathBuf, cause: String },
+    #[error("{path}: tensor `{name}` is missing (wrong weights file?)")]
+    Missing { path: PathBuf, name: String },
+    #[error("{path}: tensor `{name}` has shape {found:?}, expected {expected:?} (wrong weights file?)")]
+    Shape { path: PathBuf, name: String, found: Vec<usize>, expected: Vec<usize> },
+    #[error("{path}: tensor `{name}` has dtype {dtype}, expected F32 or F16")]
+    Dtype { path: PathBuf, name: String, dtype: String },
+    #[error("{path}: metadata `{key}`: {cause}")]
+    Metadata { path: PathBuf, key: String, cause: String },
+}
+
+/// A weights file held in memory. Tensors are decoded to f32 on request.
+pub struct WeightFile {
+    pub path: PathBuf,
+    bytes: Vec<u8>,
+}
+
+impl WeightFile {
+    pub fn open(path: &Path) -> Result<Self, WeightsError> {
+        let bytes = std::fs::read(path).map_err(|source| WeightsError::Read { path: path.to_path_buf(), source })?;
+        let file = Self { path: path.to_path_buf(), bytes };
+        file.parse()?;
+        Ok(file)
+    }
+
+    fn parse(&self) -> Result<SafeTensors<'_>, WeightsError> {
+        SafeTensors::deserialize(&self.bytes).map_err(|e| WeightsError::Format { path: self.path.clone(), cause: e.to_string() })
+    }
+
+    /// A string from the file's `__metadata__`.
+    pub fn metadata(&self, key: &str) -> Result<String, WeightsError> {
+        let (_, meta) = SafeTensors::read_metadata(&self.bytes)
+            .map_err(|e| WeightsError::Format { path: self.path.clone(), cause: e.to_string() })?;
+        meta.metadata()
+            .as_ref()
+            .and_then(|m| m.get(key).cloned())
+            .ok_or_else(|| WeightsError::Metadata { path: self.path.clone(), key: key.into(), cause: "missing".into() })
+    }
+
+    /// A metadata value parsed as `T` (numbers, JSON).
+    pub fn metadata_parsed<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<T, WeightsError> {
+        let raw = self.metadata(key)?;
+        serde_json::from_str(&raw).map_err(|e| WeightsError::Metadata { path: self.path.clone(), key: key.into(), cause: e.to_string() })
+    }
+
+    /// The values of tensor `name` as f32, checked against `shape`.
+    pub fn values(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>, WeightsError> {
+        let tensors = self.parse()?;
+        let view = tensors.tensor(name).map_err(|_| WeightsError::Missing { path: self.path.clone(), name: name.into() })?;
+        if view.shape() != shape {
+            return Err(WeightsError::Shape { path: self.path.clone(), name: name.into(), found: view.shape().to_vec(), expected: shape.to_vec() });
+        }
+        let data = view.data();
+        Ok(match view.dtype() {
+            Dtype::F32 => data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+            Dtype::F16 => data.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+            other => return Err(WeightsError::Dtype { path: self.path.clone(), name: name.into(), dtype: format!("{other:?}") }),
+        })
+    }
+
+    pub fn tensor<const D: usize>(&self, name: &str, shape: [usize; D], device: &Device) -> Result<Tensor<D>, WeightsError> {
+        let values = self.values(name, &shape)?;
+        Ok(Tensor::from_data(TensorData::new(values, shape), device))
+    }
+
+    /// Whether the file holds a tensor of this name.
+    pub fn contains(&self, name: &str) -> bool {
+        self.parse().is_ok_and(|t| t.tensor(name).is_ok())
+    }
+}

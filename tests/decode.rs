@@ -1,0 +1,129 @@
+//! Decoding: EXIF orientation is applied; bad files fail with the file's name and the cause.
+
+use std::io::Write;
+
+use alignscope::data::decode::{DecodeError, decode_oriented, thumbnail};
+use alignscope::data::folder::scan_folder;
+use image::{ImageEncoder, RgbImage};
+
+/// A minimal big-endian TIFF/EXIF block holding only the Orientation tag.
+fn exif_orientation(value: u16) -> Vec<u8> {
+    let mut b = b"MM\0\x2a\0\0\0\x08".to_vec();
+    b.extend_from_slice(&1u16.to_be_bytes()); // one IFD entry
+    b.extend_from_slice(&0x0112u16.to_be_bytes()); // Orientation
+    b.extend_from_slice(&3u16.to_be_bytes()); // SHORT
+    b.extend_from_slice(&1u32.to_be_bytes()); // count
+    b.extend_from_slice(&value.to_be_bytes());
+    b.extend_from_slice(&[0, 0]);
+    b.extend_from_slice(&0u32.to_be_bytes()); // no next IFD
+    b
+}
+
+#[test]
+fn exif_rotation_is_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rotated.jpg");
+    // 40 wide, 20 high, left half red; orientation 6 = rotate 90° clockwise to display.
+    let img = RgbImage::from_fn(40, 20, |x, _| if x < 20 { image::Rgb([255, 0, 0]) } else { image::Rgb([0, 0, 255]) });
+    let mut bytes = Vec::new();
+    let mut encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 95);
+    encoder.set_exif_metadata(exif_orientation(6)).unwrap();
+    encoder.write_image(img.as_raw(), 40, 20, image::ExtendedColorType::Rgb8).unwrap();
+    std::fs::write(&path, bytes).unwrap();
+
+    let shown = decode_oriented(&path).unwrap().to_rgb8();
+    assert_eq!(shown.dimensions(), (20, 40), "rotated to portrait");
+    // The red left half is on top after a clockwise turn.
+    assert!(shown.get_pixel(10, 5)[0] > 200 && shown.get_pixel(10, 5)[2] < 60);
+    assert!(shown.get_pixel(10, 35)[2] > 200);
+}
+
+#[test]
+fn bad_files_name_the_file_and_the_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.jpg");
+    std::fs::write(&empty, b"").unwrap();
+    let text = dir.path().join("notes.jpg");
+    std::fs::write(&text, b"this is not a photo\n").unwrap();
+    let truncated = dir.path().join("truncated.png");
+    let mut png = Vec::new();
+    image::codecs::png::PngEncoder::new(&mut png)
+        .write_image(&[7u8; 64 * 64 * 3], 64, 64, image::ExtendedColorType::Rgb8)
+        .unwrap();
+    std::fs::write(&truncated, &png[..png.len() / 2]).unwrap();
+    let missing = dir.path().join("missing.jpg");
+
+    for path in [&empty, &text, &truncated, &missing] {
+        let err = decode_oriented(path).expect_err("must fail");
+        let message = err.to_string();
+        assert!(message.contains(&path.display().to_string()), "{message}");
+        assert_eq!(err.path(), path.as_path());
+    }
+}
+
+#[test]
+fn huge_header_is_refused_before_allocating() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("huge.png");
+    // A valid PNG header claiming 30000×30000, with a few bytes of pixel data behind it.
+    let mut f = std::fs::File::create(&path).unwrap();
+    f.write_all(b"\x89PNG\r\n\x1a\n").unwrap();
+    let mut header = 30000u32.to_be_bytes().to_vec();
+    header.extend_from_slice(&30000u32.to_be_bytes());
+    header.extend_from_slice(&[8, 2, 0, 0, 0]);
+    for (kind, data) in [(b"IHDR", header), (b"IDAT", vec![0x78, 0x9c, 0, 0]), (b"IEND", vec![])] {
+        let mut chunk = kind.to_vec();
+        chunk.extend_from_slice(&data);
+        f.write_all(&(data.len() as u32).to_be_bytes()).unwrap();
+        f.write_all(&chunk).unwrap();
+        f.write_all(&crc32(&chunk).to_be_bytes()).unwrap();
+    }
+    drop(f);
+    match decode_oriented(&path) {
+        Err(DecodeError::TooLarge { width, height, .. }) => assert_eq!((width, height), (30000, 30000)),
+        other => panic!("expected TooLarge, got {other:?}"),
+    }
+}
+
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = 0xffff_ffffu32;
+    for &b in bytes {
+        crc ^= b as u32;
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+        }
+    }
+    !crc
+}
+
+#[test]
+fn demo_folder_has_real_photos_that_decode() {
+    let scan = scan_folder(&std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/demo"));
+    assert!(scan.problems.is_empty(), "{:?}", scan.problems);
+    assert!((8..=20).contains(&scan.images.len()), "{} photos", scan.images.len());
+    for path in &scan.images {
+        let t = thumbnail(path, 128).unwrap();
+        assert!(t.width() == 128 || t.height() == 128, "{}", path.display());
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn scan_survives_symlink_loops_odd_names_and_hidden_folders() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let sub = dir.path().join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    std::os::unix::fs::symlink(dir.path(), sub.join("loop")).unwrap();
+    std::os::unix::fs::symlink(dir.path().join("nowhere"), dir.path().join("dangling.jpg")).unwrap();
+    let odd = dir.path().join(std::ffi::OsStr::from_bytes(b"caf\xe9 photo.jpg"));
+    std::fs::write(&odd, b"x").unwrap();
+    std::fs::write(sub.join("b.PNG"), b"x").unwrap();
+    std::fs::create_dir(dir.path().join(".alignscope")).unwrap();
+    std::fs::write(dir.path().join(".alignscope/cache.jpg"), b"x").unwrap();
+
+    let scan = scan_folder(dir.path());
+    assert_eq!(scan.images, vec![odd, sub.join("b.PNG")]);
+    assert_eq!(scan.problems.len(), 1, "{:?}", scan.problems);
+    assert!(scan.problems[0].path.ends_with("dangling.jpg"));
+}

@@ -1,0 +1,36 @@
+//! The real binary opens a real window under Xvfb and draws real thumbnails.
+
+mod common;
+
+use std::process::Command;
+
+#[test]
+fn window_opens_and_draws_the_demo_folder() {
+    if !common::has_program("xvfb-run") {
+        return common::skip_or_fail("xvfb-run (apt-get install xvfb)");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let shot = dir.path().join("window.png");
+    let output = Command::new("timeout")
+        .arg("300")
+        .arg("xvfb-run")
+        .args(["-a", "-s", "-screen 0 1280x800x24"])
+        .arg(env!("CARGO_BIN_EXE_alignscope"))
+        .arg("gui")
+        .arg("--folder")
+        .arg(common::repo_path("assets/demo"))
+        .arg("--screenshot")
+        .arg(&shot)
+        .env("HOME", dir.path()) // settings of this run stay in the temp dir
+        .output()
+        .expect("run xvfb-run");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "app failed: {:?}\n{stderr}", output.status);
+    let image = image::open(&shot).unwrap_or_else(|e| panic!("no screenshot at {}: {e}\n{stderr}", shot.display())).to_rgb8();
+    assert!(image.width() >= 640 && image.height() >= 400, "{:?}", image.dimensions());
+    // A blank or single-colour frame has a handful of colours; photos have thousands.
+    let mut colours: Vec<[u8; 3]> = image.pixels().map(|p| p.0).collect();
+    colours.sort_unstable();
+    colours.dedup();
+    assert!(colours.len() > 2000, "only {} distinct colours: is the window blank?", colours.len());
+}

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Run the real app under Xvfb and write the PNGs in screenshots/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release --locked
+bin=target/release/alignscope
+shoot() { # NAME ARGS...
+  local name=$1; shift
+  HOME="$(mktemp -d)" xvfb-run -a -s "-screen 0 1280x800x24" "$bin" "$@" --screenshot "screenshots/$name.png"
+}
+shoot gallery-demo gui --folder assets/demo
