@@ -1,0 +1,62 @@
+//! The command line: doctor reports backend and adapter; features shows what the backbones see.
+
+mod common;
+
+use std::process::Command;
+
+fn run(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_alignscope")).args(args).current_dir(env!("CARGO_MANIFEST_DIR")).output().expect("run alignscope");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn doctor_reports_backend_and_adapter() {
+    let (ok, out, err) = run(&["doctor"]);
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains("backend: "), "{out}");
+    assert!(out.contains("check: 64×64 matmul + softmax"), "{out}");
+    match alignscope::engine::backend::probe_adapter() {
+        Some((_, adapter)) if adapter.get_info().device_type == burn::tensor::wgpu::wgpu::DeviceType::Cpu => {
+            assert!(out.contains("type software (CPU)"), "{out}");
+            assert!(out.contains("backend: flex (CPU) (only a software adapter"), "{out}");
+            // Forcing wgpu on the software adapter works.
+            let (ok, out, err) = run(&["--backend", "wgpu", "doctor"]);
+            assert!(ok, "{out}\n{err}");
+            assert!(out.contains("backend: wgpu (wgpu forced") && out.contains("ok in"), "{out}");
+        }
+        Some(_) => assert!(out.contains("backend: wgpu"), "{out}"),
+        None => common::skip_or_fail("a wgpu adapter, to check what doctor says about it"),
+    }
+}
+
+#[test]
+fn features_of_a_photo_give_classes_and_the_region_grid() {
+    let (ok, out, err) = run(&["--backend", "flex", "features", "assets/demo/chelsea.jpg"]);
+    assert!(ok, "{out}\n{err}");
+    let top1 = out.lines().find(|l| l.contains('%')).unwrap_or_default();
+    assert!(top1.contains("Egyptian cat"), "{out}");
+    assert!(out.contains("7×7 grid = 49 regions × 1280 features"), "{out}");
+    assert!(err.contains("backend flex"), "the backend is announced: {err}");
+}
+
+#[test]
+fn features_of_a_caption_map_pieces_to_typed_words() {
+    let (ok, out, err) = run(&["--backend", "flex", "features", "--text", "Two dogs near a café!"]);
+    assert!(ok, "{out}\n{err}");
+    let cafe = out.lines().find(|l| l.contains(" cafe ")).unwrap_or_default();
+    assert!(cafe.trim_end().ends_with("café!"), "{out}");
+    let bang = out.lines().find(|l| l.contains("  !  ")).unwrap_or_default();
+    assert!(bang.trim_end().ends_with("café!"), "{out}");
+}
+
+#[test]
+fn bad_input_fails_with_a_clear_message() {
+    let (ok, _, err) = run(&["--backend", "flex", "features", "--text", "   "]);
+    assert!(!ok && err.contains("the caption is empty"), "{err}");
+    let (ok, _, err) = run(&["--backend", "flex", "features", "Cargo.toml"]);
+    assert!(!ok && err.contains("Cargo.toml") && err.contains("not a readable image"), "{err}");
+    let long = format!("a dog {}", "runs ".repeat(400));
+    let (ok, out, err) = run(&["--backend", "flex", "features", "--text", &long]);
+    assert!(ok, "{err}");
+    assert!(out.starts_with("warning: caption too long"), "{out}");
+}
