@@ -1,6 +1,7 @@
 //! alignscope: explore how images and captions align.
 //!
-//! Data flows one way: `data` (files) → `engine` (jobs on a compute backend) → `app` (egui).
+//! Data flows one way: `data` (files) → `features` (backbones) → `engine` (jobs on a compute
+//! backend, used by the CLI and the app) → `app` (egui).
 
 pub mod app;
 pub mod data;

@@ -38,6 +38,25 @@ enum Command {
         #[arg(long)]
         text: Option<String>,
     },
+    /// Compute the frozen backbone layers once for a Flickr8k split into feature caches.
+    Extract {
+        #[arg(long, default_value = "../shared/data/flickr8k")]
+        flickr8k: PathBuf,
+        /// train, dev, test, or all.
+        #[arg(long, default_value = "all")]
+        split: String,
+        /// Where the caches go (never inside the dataset).
+        #[arg(long, default_value = "target/feature-cache")]
+        out: PathBuf,
+        /// Cache the input of this EfficientNet block (15: fine-tune the last block; 16: frozen).
+        #[arg(long, default_value_t = 15)]
+        image_block: usize,
+        /// Cache the input of this MiniLM layer (5: fine-tune the last layer; 6: frozen).
+        #[arg(long, default_value_t = 5)]
+        text_layer: usize,
+        #[arg(long, default_value_t = 16)]
+        batch: usize,
+    },
     /// Benchmarks that print figures and ratios.
     Bench {
         #[command(subcommand)]
@@ -88,6 +107,9 @@ fn main() -> ExitCode {
             let (images, captions) = EncoderBench::inputs(&flickr8k, &alignscope::app::demo_folder(), images, captions);
             report(EncoderBench { images, captions, batch: batch.max(1), text_batch: text_batch.max(1), python }.run())
         }
+        Command::Extract { flickr8k, split, out, image_block, text_layer, batch } => {
+            report(extract(cli.backend.unwrap_or_default(), flickr8k, &split, out, image_block, text_layer, batch))
+        }
         Command::Features { image, text } => report(features(cli.backend.unwrap_or_default(), image, text)),
     }
 }
@@ -105,6 +127,38 @@ fn features(request: BackendRequest, image: Option<PathBuf>, text: Option<String
         (None, Some(text)) => inspect::describe_caption(&compute(request)?, &text),
         _ => anyhow::bail!("give either a photo or --text \"CAPTION\""),
     }
+}
+
+fn extract(request: BackendRequest, flickr8k: PathBuf, split: &str, out: PathBuf, image_block: usize, text_layer: usize, batch: usize) -> anyhow::Result<String> {
+    use alignscope::data::flickr8k::Split;
+    use alignscope::engine::extract::{ExtractMsg, ExtractOptions, extract};
+    let splits = match split {
+        "all" => vec![Split::Train, Split::Dev, Split::Test],
+        one => vec![one.parse::<Split>().map_err(anyhow::Error::msg)?],
+    };
+    let compute = compute(request)?;
+    let cancel = alignscope::engine::jobs::CancelToken::default();
+    let started = std::time::Instant::now();
+    let stage_start = std::cell::RefCell::new((String::new(), std::time::Instant::now()));
+    let mut out_text = String::new();
+    for split in splits {
+        let options = ExtractOptions { flickr8k: flickr8k.clone(), split, out_dir: out.clone(), image_block, text_layer, batch };
+        extract(&compute, &options, &cancel, &|m| match m {
+            ExtractMsg::Progress { stage, done, total } => {
+                let mut current = stage_start.borrow_mut();
+                if current.0 != stage {
+                    *current = (stage.clone(), std::time::Instant::now());
+                }
+                let rate = done as f64 / current.1.elapsed().as_secs_f64().max(1e-9);
+                eprint!("\r{stage}: {done}/{total} ({rate:.1}/s)      ");
+            }
+            ExtractMsg::Warning(w) => eprintln!("\nwarning: {w}"),
+            ExtractMsg::UpToDate(p) => eprintln!("\nup to date: {}", p.display()),
+            ExtractMsg::Saved(p) => eprintln!("\nwrote {}", p.display()),
+        })?;
+    }
+    out_text.push_str(&format!("done in {:.1} s\n", started.elapsed().as_secs_f64()));
+    Ok(out_text)
 }
 
 fn report(result: anyhow::Result<String>) -> ExitCode {

@@ -35,7 +35,7 @@ fn visual_parity(device: &Device, label: &str) {
         .collect();
     let maps = encoder.feature_maps(&images);
     assert_eq!(maps.dims(), [4, 1280, 7, 7]);
-    let values = maps.into_data().try_to_vec_as::<f32>().unwrap();
+    let values = alignscope::features::values(maps);
     let tops = encoder.top_classes(&images, 1);
     for (i, name) in IMAGES.iter().enumerate() {
         let expected = reference.values(&format!("features.{name}"), &[1280, 7, 7]).unwrap();

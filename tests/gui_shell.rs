@@ -38,13 +38,20 @@ fn wait_until_settled(harness: &mut Harness<'static, Option<AlignscopeApp>>) {
     harness.run_steps(3);
 }
 
-#[test]
-fn shell_shows_the_demo_folder() {
+/// The app on the demo folder with every thumbnail loaded, or `None` (skipped) without an adapter.
+fn settled_app() -> Option<Harness<'static, Option<AlignscopeApp>>> {
     if probe_adapter().is_none() {
-        return common::skip_or_fail("a wgpu adapter for egui_kittest's renderer");
+        common::skip_or_fail("a wgpu adapter for egui_kittest's renderer");
+        return None;
     }
     let mut harness = harness();
     wait_until_settled(&mut harness);
+    Some(harness)
+}
+
+#[test]
+fn shell_shows_the_demo_folder() {
+    let Some(mut harness) = settled_app() else { return };
     let app = harness.state().as_ref().unwrap();
     assert!(app.gallery.items.len() >= 8);
     assert!(app.gallery.items.iter().all(|i| matches!(i.thumb, Thumb::Ready(_))), "every demo photo decodes");
@@ -56,11 +63,7 @@ fn shell_shows_the_demo_folder() {
 
 #[test]
 fn clicking_a_tile_selects_it() {
-    if probe_adapter().is_none() {
-        return common::skip_or_fail("a wgpu adapter for egui_kittest's renderer");
-    }
-    let mut harness = harness();
-    wait_until_settled(&mut harness);
+    let Some(mut harness) = settled_app() else { return };
     assert_eq!(harness.state().as_ref().unwrap().gallery.selected, None);
     // The first tile sits at the top left of the central panel.
     harness.get_by_label("Open folder…"); // layout is up

@@ -1,4 +1,6 @@
 //! Files in: photo folders and decoding.
 
 pub mod decode;
+pub mod feature_cache;
+pub mod flickr8k;
 pub mod folder;

@@ -3,6 +3,7 @@
 pub mod backend;
 pub mod bench;
 pub mod doctor;
+pub mod extract;
 pub mod inspect;
 pub mod jobs;
 pub mod thumbnails;

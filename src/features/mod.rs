@@ -11,6 +11,17 @@ pub mod weights;
 
 use std::path::{Path, PathBuf};
 
+use burn::tensor::Tensor;
+
+/// A float tensor's values, read back to the host as f32.
+pub fn values<const D: usize>(tensor: Tensor<D>) -> Vec<f32> {
+    tensor
+        .into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .expect("float data converted to f32 reads back as f32")
+}
+
 /// `assets/models`: next to the working directory in a checkout, else where the crate was built.
 pub fn models_dir() -> PathBuf {
     let local = PathBuf::from("assets/models");

@@ -78,8 +78,8 @@ impl TextEncoder {
         let tb = TokenBatch::new(&ids, self.tokenizer.pad_id(), &self.device);
         let tokens = self.model.forward(&tb);
         let [_, n, h] = tokens.dims();
-        let sentences = MiniLm::mean_pool(tokens.clone(), tb.mask.clone()).into_data().try_to_vec_as::<f32>().unwrap_or_default();
-        let tokens = tokens.into_data().try_to_vec_as::<f32>().unwrap_or_default();
+        let sentences = super::values(MiniLm::mean_pool(tokens.clone(), tb.mask.clone()));
+        let tokens = super::values(tokens);
         tb.lengths
             .iter()
             .enumerate()

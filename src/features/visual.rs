@@ -55,7 +55,7 @@ impl VisualEncoder {
     pub fn top_classes(&self, images: &[DynamicImage], k: usize) -> Vec<Vec<(usize, f32)>> {
         let logits = self.net.classify(EfficientNetLite::pool(self.feature_maps(images)));
         let [b, classes] = logits.dims();
-        let probs = burn::tensor::activation::softmax(logits, 1).into_data().try_to_vec_as::<f32>().unwrap_or_default();
+        let probs = super::values(burn::tensor::activation::softmax(logits, 1));
         (0..b)
             .map(|i| {
                 let mut row: Vec<(usize, f32)> = probs[i * classes..(i + 1) * classes].iter().copied().enumerate().collect();
@@ -72,7 +72,7 @@ pub fn split_maps(maps: Tensor<4>, sizes: impl Iterator<Item = (u32, u32)>) -> V
     let [b, c, g, _] = maps.dims();
     debug_assert_eq!(c, FEATURE_DIM);
     // [B, C, g*g] → [B, g*g, C]: one row per region.
-    let values = maps.reshape([b, c, g * g]).swap_dims(1, 2).into_data().try_to_vec_as::<f32>().unwrap_or_default();
+    let values = super::values(maps.reshape([b, c, g * g]).swap_dims(1, 2));
     sizes
         .enumerate()
         .map(|(i, (w, h))| {

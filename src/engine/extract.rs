@@ -1,0 +1,182 @@
+//! Computing the frozen parts of both backbones once for a dataset split, into feature caches:
+//! the activation entering a chosen EfficientNet block (the blocks after it can be fine-tuned or
+//! run frozen to get the regions) and the hidden states entering a chosen MiniLM layer.
+
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+
+use super::backend::Compute;
+use super::jobs::CancelToken;
+use crate::data::decode::decode_oriented;
+use crate::data::feature_cache::{CacheError, CacheKey, FeatureCache, sha256_file};
+use crate::data::flickr8k::{Split, load_split};
+use crate::features::efficientnet::EfficientNetLite;
+use crate::features::minilm::{MiniLm, TokenBatch};
+use crate::features::tokenizer::WordPiece;
+use crate::features::{TEXT_WEIGHTS, VISUAL_WEIGHTS, VOCAB, models_dir, preprocess, text::MAX_TOKENS, values};
+
+pub enum ExtractMsg {
+    Progress { stage: String, done: usize, total: usize },
+    Warning(String),
+    UpToDate(PathBuf),
+    Saved(PathBuf),
+}
+
+pub struct ExtractOptions {
+    pub flickr8k: PathBuf,
+    pub split: Split,
+    pub out_dir: PathBuf,
+    /// EfficientNet block whose input is cached (16 = after the last block, before the head).
+    pub image_block: usize,
+    /// MiniLM layer whose input is cached (6 = the final token features).
+    pub text_layer: usize,
+    pub batch: usize,
+}
+
+pub fn split_name(split: Split) -> &'static str {
+    match split {
+        Split::Train => "train",
+        Split::Dev => "dev",
+        Split::Test => "test",
+    }
+}
+
+pub fn image_cache_path(o: &ExtractOptions) -> PathBuf {
+    o.out_dir.join(format!("{}-images-block{}.feat", split_name(o.split), o.image_block))
+}
+
+pub fn text_cache_path(o: &ExtractOptions) -> PathBuf {
+    o.out_dir.join(format!("{}-captions-layer{}.feat", split_name(o.split), o.text_layer))
+}
+
+pub fn image_key(weights: &Path, size: usize, block: usize) -> std::io::Result<CacheKey> {
+    Ok(CacheKey {
+        weights_sha256: sha256_file(weights)?,
+        preprocessing: format!("exif-oriented, squash-resize {size}x{size} triangle, (x/255-0.5)/0.5"),
+        activation: format!("efficientnet input of block {block}"),
+    })
+}
+
+pub fn text_key(weights: &Path, layer: usize) -> std::io::Result<CacheKey> {
+    Ok(CacheKey {
+        weights_sha256: sha256_file(weights)?,
+        preprocessing: format!("bert-uncased wordpiece, max {MAX_TOKENS} pieces"),
+        activation: format!("minilm input of layer {layer}"),
+    })
+}
+
+/// Build whichever of the two caches is missing, stale or corrupt.
+pub fn extract(compute: &Compute, o: &ExtractOptions, cancel: &CancelToken, report: &dyn Fn(ExtractMsg)) -> anyhow::Result<()> {
+    let data = load_split(&o.flickr8k, o.split)?;
+    let device = &compute.device;
+
+    let weights = models_dir().join(VISUAL_WEIGHTS);
+    let net = EfficientNetLite::load(&weights, device)?;
+    let path = image_cache_path(o);
+    let key = image_key(&weights, net.image_size, o.image_block)?;
+    if fresh(&path, &key, report) {
+        report(ExtractMsg::UpToDate(path));
+    } else {
+        let mut cache = FeatureCache::new(key);
+        let total = data.images.len();
+        report(ExtractMsg::Progress { stage: format!("{} images", split_name(o.split)), done: 0, total });
+        for (i, chunk) in data.images.chunks(o.batch.max(1)).enumerate() {
+            if cancel.is_cancelled() {
+                anyhow::bail!("cancelled; nothing written");
+            }
+            let decoded: Vec<_> = chunk.par_iter().map(|p| decode_oriented(p).map(|img| preprocess::resize_square(&img, net.image_size as u32))).collect();
+            let mut ok = Vec::new();
+            let mut names = Vec::new();
+            for (p, d) in chunk.iter().zip(decoded) {
+                match d {
+                    Ok(img) => {
+                        ok.push(img);
+                        names.push(file_name(p));
+                    }
+                    Err(e) => report(ExtractMsg::Warning(e.to_string())),
+                }
+            }
+            if !ok.is_empty() {
+                let act = net.features_until(preprocess::batch(&ok, device), o.image_block);
+                let [b, c, h, w] = act.dims();
+                let v = values(act);
+                let per = c * h * w;
+                for (k, name) in names.into_iter().enumerate().take(b) {
+                    cache.push(name, &[c, h, w], &v[k * per..(k + 1) * per]);
+                }
+            }
+            report(ExtractMsg::Progress { stage: format!("{} images", split_name(o.split)), done: ((i + 1) * o.batch).min(total), total });
+        }
+        cache.save(&path)?;
+        report(ExtractMsg::Saved(path));
+    }
+
+    let dir = models_dir();
+    let weights = dir.join(TEXT_WEIGHTS);
+    let model = MiniLm::load(&weights, device)?;
+    let tokenizer = WordPiece::load(&dir.join(VOCAB), MAX_TOKENS.min(model.max_positions()))?;
+    let path = text_cache_path(o);
+    let key = text_key(&weights, o.text_layer)?;
+    if fresh(&path, &key, report) {
+        report(ExtractMsg::UpToDate(path));
+        return Ok(());
+    }
+    let mut cache = FeatureCache::new(key);
+    let captions: Vec<(String, &str)> = data
+        .images
+        .iter()
+        .zip(&data.captions)
+        .flat_map(|(p, caps)| caps.iter().enumerate().map(move |(k, c)| (format!("{}#{k}", file_name(p)), c.as_str())))
+        .collect();
+    let total = captions.len();
+    report(ExtractMsg::Progress { stage: format!("{} captions", split_name(o.split)), done: 0, total });
+    let text_batch = o.batch.max(1) * 4;
+    for (i, chunk) in captions.chunks(text_batch).enumerate() {
+        if cancel.is_cancelled() {
+            anyhow::bail!("cancelled; the image cache is kept, the caption cache not written");
+        }
+        let mut ids = Vec::new();
+        let mut names = Vec::new();
+        for (name, caption) in chunk {
+            match tokenizer.tokenize(caption) {
+                Ok(t) => {
+                    ids.push(t.ids);
+                    names.push(name.clone());
+                }
+                Err(e) => report(ExtractMsg::Warning(format!("{name}: {e}"))),
+            }
+        }
+        if !ids.is_empty() {
+            let batch = TokenBatch::new(&ids, tokenizer.pad_id(), device);
+            let [b, n] = batch.ids.dims();
+            let hidden = model.hidden_until(&batch, o.text_layer);
+            let h = hidden.dims()[1];
+            let v = values(hidden);
+            for (k, name) in names.into_iter().enumerate().take(b) {
+                let len = batch.lengths[k];
+                cache.push(name, &[len, h], &v[k * n * h..(k * n + len) * h]);
+            }
+        }
+        report(ExtractMsg::Progress { stage: format!("{} captions", split_name(o.split)), done: ((i + 1) * text_batch).min(total), total });
+    }
+    cache.save(&path)?;
+    report(ExtractMsg::Saved(path));
+    Ok(())
+}
+
+/// Whether a valid cache for `key` is at `path`; a stale or corrupt one is reported.
+fn fresh(path: &Path, key: &CacheKey, report: &dyn Fn(ExtractMsg)) -> bool {
+    match FeatureCache::load(path, key) {
+        Ok(_) => true,
+        Err(CacheError::Missing { .. }) => false,
+        Err(e) => {
+            report(ExtractMsg::Warning(e.to_string()));
+            false
+        }
+    }
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+}
