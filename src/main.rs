@@ -105,7 +105,7 @@ fn main() -> ExitCode {
         }
         Command::Bench { what: BenchWhat::Encoders { flickr8k, images, captions, batch, text_batch, python } } => {
             let (images, captions) = EncoderBench::inputs(&flickr8k, &alignscope::app::demo_folder(), images, captions);
-            report(EncoderBench { images, captions, batch: batch.max(1), text_batch: text_batch.max(1), python }.run())
+            report(EncoderBench { images, captions, batch: batch.max(1), text_batch: text_batch.max(1), python, only: cli.backend }.run())
         }
         Command::Extract { flickr8k, split, out, image_block, text_layer, batch } => {
             report(extract(cli.backend.unwrap_or_default(), flickr8k, &split, out, image_block, text_layer, batch))

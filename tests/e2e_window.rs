@@ -34,3 +34,25 @@ fn window_opens_and_draws_the_demo_folder() {
     colours.dedup();
     assert!(colours.len() > 2000, "only {} distinct colours: is the window blank?", colours.len());
 }
+
+#[test]
+fn forced_wgpu_shares_the_window_device_with_the_model() {
+    if !common::has_program("xvfb-run") {
+        return common::skip_or_fail("xvfb-run (apt-get install xvfb)");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new("timeout")
+        .args(["300", "xvfb-run", "-a", "-s", "-screen 0 1280x800x24"])
+        .arg(env!("CARGO_BIN_EXE_alignscope"))
+        .args(["--backend", "wgpu", "gui", "--folder"])
+        .arg(common::repo_path("assets/demo"))
+        .arg("--screenshot")
+        .arg(dir.path().join("wgpu.png"))
+        .env("HOME", dir.path())
+        .output()
+        .expect("run xvfb-run");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    // The model ran an op on the device eframe created for the window.
+    assert!(stderr.contains("message: check: 64×64 matmul + softmax on wgpu ok"), "{stderr}");
+}

@@ -69,6 +69,8 @@ pub struct AlignscopeApp {
     screenshot: Option<screenshot::Plan>,
     /// The saved backend differs from the running one until restart.
     backend_pending: bool,
+    /// A first op on the model's device, run in the background: proves the shared device works.
+    compute_check: Option<Job<Result<String, String>>>,
     persist: bool,
 }
 
@@ -110,8 +112,15 @@ impl AlignscopeApp {
             folder_dialog: None,
             screenshot: None,
             backend_pending: false,
+            compute_check: None,
             persist: false,
         };
+        if let Ok(compute) = &app.compute {
+            let compute = compute.clone();
+            app.compute_check = Some(spawn_oneshot("backend check", app.waker.clone(), move |_| {
+                crate::engine::doctor::check(&compute)
+            }));
+        }
         app.open_folder(folder.map(Path::to_path_buf).unwrap_or_else(demo_folder));
         app
     }
@@ -143,6 +152,19 @@ impl AlignscopeApp {
     /// Everything that arrived from background work, applied before drawing.
     pub fn poll(&mut self, ctx: &egui::Context) {
         self.gallery.poll(ctx, &self.waker, &mut self.notes);
+        if let Some(job) = &self.compute_check {
+            match job.drain() {
+                Some(results) if results.is_empty() => {}
+                results => {
+                    self.compute_check = None;
+                    match results.into_iter().flatten().next() {
+                        Some(Ok(line)) => self.notes.push(Level::Info, line),
+                        Some(Err(e)) => self.notes.push(Level::Error, e),
+                        None => self.notes.push(Level::Error, "backend check stopped unexpectedly"),
+                    }
+                }
+            }
+        }
         if let Some(job) = &self.folder_dialog {
             match job.drain() {
                 Some(results) if results.is_empty() => {}
@@ -186,7 +208,8 @@ impl eframe::App for AlignscopeApp {
     fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
         self.poll(ctx);
         if let Some(plan) = &mut self.screenshot {
-            plan.step(ctx, self.gallery.is_settled(), &mut self.notes);
+            let settled = self.gallery.is_settled() && self.compute_check.is_none();
+            plan.step(ctx, settled, &mut self.notes);
         }
     }
 

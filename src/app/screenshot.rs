@@ -27,6 +27,9 @@ impl Plan {
             let done = self.result.lock().ok().and_then(|mut r| r.take());
             match done {
                 Some(Ok(())) => {
+                    for n in &notes.items {
+                        eprintln!("message: {}", n.text);
+                    }
                     eprintln!("screenshot written to {}", self.path.display());
                     ctx.send_viewport_cmd(egui::ViewportCommand::Close);
                 }

@@ -21,6 +21,8 @@ pub struct EncoderBench {
     pub text_batch: usize,
     /// A Python with torch and the model wheels, for the reference column.
     pub python: Option<PathBuf>,
+    /// Only this backend (`--backend`); both flex and wgpu (when an adapter exists) otherwise.
+    pub only: Option<BackendRequest>,
 }
 
 impl EncoderBench {
@@ -96,10 +98,11 @@ impl EncoderBench {
             Some(python) => Some(self.reference(python)?),
             None => None,
         };
-        let mut backends = vec![Compute::headless(BackendRequest::Flex)?];
-        if probe_adapter().is_some() {
-            backends.push(Compute::headless(BackendRequest::Wgpu)?);
-        }
+        let backends = match self.only {
+            Some(request) => vec![Compute::headless(request)?],
+            None if probe_adapter().is_some() => vec![Compute::headless(BackendRequest::Flex)?, Compute::headless(BackendRequest::Wgpu)?],
+            None => vec![Compute::headless(BackendRequest::Flex)?],
+        };
         writeln!(out, "{:<34} {:>10} {:>8} {:>12} {:>8}", "backend", "images/s", "× torch", "captions/s", "× torch")?;
         for compute in &backends {
             let (ips, cps) = (self.images_per_s(compute)?, self.captions_per_s(compute)?);

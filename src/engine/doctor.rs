@@ -20,6 +20,20 @@ pub fn smoke_op(device: &Device, n: usize) -> Vec<f32> {
     crate::features::values(out)
 }
 
+/// Run [`smoke_op`] on the compute device: one line saying it works and how long it took.
+pub fn check(compute: &Compute) -> Result<String, String> {
+    let started = Instant::now();
+    let result = smoke_op(&compute.device, 64);
+    let ok = result.len() == 64 * 64 && result.iter().all(|v| v.is_finite());
+    let line = format!(
+        "check: 64×64 matmul + softmax on {} {} in {:.1} ms",
+        compute.decision.backend,
+        if ok { "ok" } else { "FAILED" },
+        started.elapsed().as_secs_f64() * 1e3
+    );
+    if ok { Ok(line) } else { Err(line) }
+}
+
 /// The report `doctor` prints.
 pub fn report(request: BackendRequest) -> (String, bool) {
     let mut out = String::new();
@@ -38,17 +52,9 @@ pub fn report(request: BackendRequest) -> (String, bool) {
                 let _ = writeln!(out, "chosen adapter: {} · type {} · api {:?} · driver {} {}", a.name, a.kind_label(), a.graphics_api, a.driver, a.driver_info);
             }
             let _ = writeln!(out, "backend: {} ({})", compute.decision.backend, compute.decision.reason);
-            let started = Instant::now();
-            let result = smoke_op(&compute.device, 64);
-            let ok = result.len() == 64 * 64 && result.iter().all(|v| v.is_finite());
-            let _ = writeln!(
-                out,
-                "check: 64×64 matmul + softmax on {} {} in {:.1} ms",
-                compute.decision.backend,
-                if ok { "ok" } else { "FAILED" },
-                started.elapsed().as_secs_f64() * 1e3
-            );
-            (out, ok)
+            let result = check(&compute);
+            let _ = writeln!(out, "{}", result.as_ref().unwrap_or_else(|e| e));
+            (out, result.is_ok())
         }
         Err(e) => {
             let _ = writeln!(out, "backend: unavailable: {e}");

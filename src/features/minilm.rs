@@ -11,22 +11,25 @@ use super::weights::{WeightFile, WeightsError};
 
 #[derive(Module, Debug)]
 pub struct Dense {
-    /// [out, in], as stored by PyTorch.
+    /// [in, out]: PyTorch's [out, in] transposed once at load, so every forward multiplies by a
+    /// contiguous matrix.
     pub weight: Param<Tensor<2>>,
     pub bias: Param<Tensor<1>>,
 }
 
 impl Dense {
     fn load(w: &WeightFile, name: &str, out: usize, inp: usize, device: &Device) -> Result<Self, WeightsError> {
+        let stored = w.values(&format!("{name}.weight"), &[out, inp])?;
+        let transposed: Vec<f32> = (0..inp * out).map(|k| stored[(k % out) * inp + k / out]).collect();
         Ok(Self {
-            weight: Param::from_tensor(w.tensor(&format!("{name}.weight"), [out, inp], device)?),
+            weight: Param::from_tensor(Tensor::from_data(TensorData::new(transposed, [inp, out]), device)),
             bias: Param::from_tensor(w.tensor(&format!("{name}.bias"), [out], device)?),
         })
     }
 
     /// [rows, in] → [rows, out]
     pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
-        x.matmul(self.weight.val().transpose()) + self.bias.val().unsqueeze()
+        x.matmul(self.weight.val()) + self.bias.val().unsqueeze()
     }
 }
 

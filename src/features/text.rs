@@ -11,6 +11,9 @@ use super::weights::WeightsError;
 /// Longest caption in pieces, `[CLS]`/`[SEP]` included (sentence-transformers' max_seq_length).
 pub const MAX_TOKENS: usize = 256;
 
+/// Captions per padded forward pass after sorting by length (measured: `bench encoders`).
+const LENGTH_GROUP: usize = 16;
+
 #[derive(Clone, Debug)]
 pub struct TextFeatures {
     pub tokenized: Tokenized,
@@ -70,7 +73,21 @@ impl TextEncoder {
             .collect()
     }
 
+    /// Captions of similar length are run together so little of the work is padding.
     fn encode_tokenized(&self, batch: &[&Tokenized]) -> Vec<(Vec<f32>, Vec<f32>)> {
+        let mut order: Vec<usize> = (0..batch.len()).collect();
+        order.sort_by_key(|&i| batch[i].ids.len());
+        let mut out = vec![(Vec::new(), Vec::new()); batch.len()];
+        for group in order.chunks(LENGTH_GROUP) {
+            let members: Vec<&Tokenized> = group.iter().map(|&i| batch[i]).collect();
+            for (&i, encoded) in group.iter().zip(self.encode_padded(&members)) {
+                out[i] = encoded;
+            }
+        }
+        out
+    }
+
+    fn encode_padded(&self, batch: &[&Tokenized]) -> Vec<(Vec<f32>, Vec<f32>)> {
         if batch.is_empty() {
             return Vec::new();
         }
