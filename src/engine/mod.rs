@@ -6,4 +6,5 @@ pub mod doctor;
 pub mod extract;
 pub mod inspect;
 pub mod jobs;
+pub mod recall;
 pub mod thumbnails;
