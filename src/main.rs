@@ -27,6 +27,9 @@ enum Command {
         /// Save a PNG of the window once the folder has loaded, then quit.
         #[arg(long)]
         screenshot: Option<PathBuf>,
+        /// Start with this caption in the query box (the folder is ranked by it).
+        #[arg(long)]
+        query: Option<String>,
     },
     /// Print the backend, the wgpu adapter and driver, and check that the backend computes.
     Doctor,
@@ -56,6 +59,31 @@ enum Command {
         text_layer: usize,
         #[arg(long, default_value_t = 16)]
         batch: usize,
+    },
+    /// Train a matching model on Flickr8k (feature caches are built first if needed).
+    Train {
+        #[arg(long, default_value = "../shared/data/flickr8k")]
+        flickr8k: PathBuf,
+        /// Only `global` (the dual-encoder baseline) so far.
+        #[arg(long, default_value = "global")]
+        model: String,
+        #[arg(long, default_value = "target/feature-cache")]
+        cache: PathBuf,
+        #[arg(long, default_value = "assets/models/global.safetensors")]
+        out: PathBuf,
+    },
+    /// Recall@K on a Flickr8k split, the papers' protocol.
+    Eval {
+        #[arg(long, default_value = "../shared/data/flickr8k")]
+        flickr8k: PathBuf,
+        #[arg(long, default_value = "global")]
+        model: String,
+        #[arg(long, default_value = "test")]
+        split: String,
+        #[arg(long, default_value = "target/feature-cache")]
+        cache: PathBuf,
+        #[arg(long)]
+        json: bool,
     },
     /// Benchmarks that print figures and ratios.
     Bench {
@@ -87,9 +115,9 @@ enum BenchWhat {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command.unwrap_or(Command::Gui { folder: None, screenshot: None }) {
-        Command::Gui { folder, screenshot } => {
-            let options = alignscope::app::GuiOptions { folder, backend: cli.backend, screenshot };
+    match cli.command.unwrap_or(Command::Gui { folder: None, screenshot: None, query: None }) {
+        Command::Gui { folder, screenshot, query } => {
+            let options = alignscope::app::GuiOptions { folder, backend: cli.backend, screenshot, query };
             match alignscope::app::run(options) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -110,6 +138,8 @@ fn main() -> ExitCode {
         Command::Extract { flickr8k, split, out, image_block, text_layer, batch } => {
             report(extract(cli.backend.unwrap_or_default(), flickr8k, &split, out, image_block, text_layer, batch))
         }
+        Command::Train { flickr8k, model, cache, out } => report(train(cli.backend.unwrap_or_default(), &flickr8k, &model, &cache, &out)),
+        Command::Eval { flickr8k, model, split, cache, json } => report(eval(cli.backend.unwrap_or_default(), &flickr8k, &model, &split, &cache, json)),
         Command::Features { image, text } => report(features(cli.backend.unwrap_or_default(), image, text)),
     }
 }
@@ -159,6 +189,71 @@ fn extract(request: BackendRequest, flickr8k: PathBuf, split: &str, out: PathBuf
     }
     out_text.push_str(&format!("done in {:.1} s\n", started.elapsed().as_secs_f64()));
     Ok(out_text)
+}
+
+fn progress(m: alignscope::engine::extract::ExtractMsg) {
+    use alignscope::engine::extract::ExtractMsg;
+    match m {
+        ExtractMsg::Progress { stage, done, total } => eprint!("\r{stage}: {done}/{total}      "),
+        ExtractMsg::Warning(w) => eprintln!("\nwarning: {w}"),
+        ExtractMsg::UpToDate(p) => eprintln!("cache up to date: {}", p.display()),
+        ExtractMsg::Saved(p) => eprintln!("\nwrote {}", p.display()),
+    }
+}
+
+fn check_model(model: &str) -> anyhow::Result<()> {
+    anyhow::ensure!(model == "global", "model `{model}` is not built yet (available: global)");
+    Ok(())
+}
+
+fn train(request: BackendRequest, flickr8k: &std::path::Path, model: &str, cache: &std::path::Path, out: &std::path::Path) -> anyhow::Result<String> {
+    use alignscope::data::flickr8k::Split;
+    use alignscope::engine::global::{self, TrainConfig, TrainMsg};
+    use alignscope::engine::prepare::prepare_split;
+    check_model(model)?;
+    let compute = compute(request)?;
+    let cancel = alignscope::engine::jobs::CancelToken::default();
+    let started = std::time::Instant::now();
+    let train_split = prepare_split(&compute, flickr8k, cache, Split::Train, &cancel, &progress)?;
+    let dev = prepare_split(&compute, flickr8k, cache, Split::Dev, &cancel, &progress)?;
+    eprintln!("prepared {} train and {} dev images in {:.0} s", train_split.len(), dev.len(), started.elapsed().as_secs_f64());
+    let config = TrainConfig::default();
+    let trained = global::train(&train_split, &dev, &compute.device, &config, &cancel, &|m| match m {
+        TrainMsg::Epoch { epoch, loss, dev, seconds, best } => eprintln!(
+            "epoch {epoch:2}  loss {loss:.4}  dev rSum {:.1} (i2t {:.1}/{:.1}/{:.1}, t2i {:.1}/{:.1}/{:.1})  {seconds:.1} s{}",
+            dev.rsum, dev.i2t[0], dev.i2t[1], dev.i2t[2], dev.t2i[0], dev.t2i[1], dev.t2i[2], if best { "  *" } else { "" }
+        ),
+    })?;
+    let metadata = std::collections::HashMap::from([
+        ("model".to_string(), "global".to_string()),
+        ("recipe".to_string(), format!("B: batch {}, AdamW lr {} wd {}, InfoNCE learned temperature, best dev epoch {}", config.batch, config.lr, config.weight_decay, trained.best_epoch)),
+        ("features".to_string(), "frozen EfficientNet-Lite0 pooled (1280), MiniLM mean-pooled (384)".to_string()),
+        ("dev_rsum".to_string(), format!("{:.1}", trained.best_dev.rsum)),
+    ]);
+    global::save(&trained.model, out, metadata)?;
+    Ok(format!("best dev epoch {} (rSum {:.1}); trained in {:.0} s; wrote {}\n", trained.best_epoch, trained.best_dev.rsum, trained.seconds, out.display()))
+}
+
+fn eval(request: BackendRequest, flickr8k: &std::path::Path, model: &str, split: &str, cache: &std::path::Path, json: bool) -> anyhow::Result<String> {
+    use alignscope::engine::global;
+    use alignscope::engine::prepare::prepare_split;
+    check_model(model)?;
+    let which: alignscope::data::flickr8k::Split = split.parse().map_err(anyhow::Error::msg)?;
+    let compute = compute(request)?;
+    let cancel = alignscope::engine::jobs::CancelToken::default();
+    let data = prepare_split(&compute, flickr8k, cache, which, &cancel, &progress)?;
+    let net = global::load(&global::default_path(), &compute.device)?;
+    let started = std::time::Instant::now();
+    let r = global::evaluate(&net, &data, &compute.device);
+    let seconds = started.elapsed().as_secs_f64();
+    let fmt = |v: [f64; 3]| format!("[{:.1},{:.1},{:.1}]", v[0], v[1], v[2]);
+    if json {
+        return Ok(format!("{{\"model\":\"{model}\",\"split\":\"{split}\",\"full\":{{\"i2t\":{},\"t2i\":{},\"rsum\":{:.1}}},\"images\":{},\"seconds\":{seconds:.2}}}\n", fmt(r.i2t), fmt(r.t2i), r.rsum, data.len()));
+    }
+    Ok(format!(
+        "{model} on Flickr8k {split} ({} images × 5 captions): i2t R@1/5/10 {:.1}/{:.1}/{:.1}, t2i {:.1}/{:.1}/{:.1}, rSum {:.1} (scored in {seconds:.2} s)\n",
+        data.len(), r.i2t[0], r.i2t[1], r.i2t[2], r.t2i[0], r.t2i[1], r.t2i[2], r.rsum
+    ))
 }
 
 fn report(result: anyhow::Result<String>) -> ExitCode {

@@ -29,7 +29,7 @@ fn wait_until_settled(harness: &mut Harness<'static, Option<AlignscopeApp>>) {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         harness.step();
-        if harness.state().as_ref().is_some_and(|a| a.gallery.is_settled()) {
+        if harness.state().as_ref().is_some_and(|a| a.gallery.is_settled() && !a.ranking.is_busy()) {
             break;
         }
         assert!(Instant::now() < deadline, "thumbnails did not load within 2 minutes");
@@ -73,4 +73,29 @@ fn clicking_a_tile_selects_it() {
     harness.event(egui::Event::PointerButton { pos, button: egui::PointerButton::Primary, pressed: false, modifiers: Default::default() });
     harness.run_steps(2);
     assert_eq!(harness.state().as_ref().unwrap().gallery.selected, Some(0));
+}
+
+#[test]
+fn typing_a_caption_reranks_the_grid() {
+    let Some(mut harness) = settled_app() else { return };
+    let name_at = |h: &Harness<'static, Option<AlignscopeApp>>, rank: usize| {
+        let app = h.state().as_ref().unwrap();
+        app.gallery.items[app.gallery.order[rank]].file_name()
+    };
+    assert_eq!(name_at(&harness, 0), "astronaut.jpg", "folder order before a query");
+    for (caption, expected) in [("a cup of coffee on a wooden table", "coffee.jpg"), ("a cat", "chelsea.jpg")] {
+        harness.state_mut().as_mut().unwrap().query = caption.to_string();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            harness.step();
+            let app = harness.state().as_ref().unwrap();
+            if !app.ranking.is_busy() && app.gallery.items.iter().all(|i| i.score.is_some()) && name_at(&harness, 0) == expected {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{caption:?}: top result is {}, expected {expected}", name_at(&harness, 0));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    harness.run_steps(3);
+    harness.snapshot("gallery_ranked_a_cat");
 }

@@ -9,4 +9,5 @@ shoot() { # NAME ARGS...
   HOME="$(mktemp -d)" xvfb-run -a -s "-screen 0 1280x800x24" "$bin" "$@" --screenshot "screenshots/$name.png"
 }
 shoot gallery-demo gui --folder assets/demo
+shoot gallery-ranked gui --folder assets/demo --query "a cup of coffee on a wooden table"
 shoot gallery-demo-forced-wgpu --backend wgpu gui --folder assets/demo

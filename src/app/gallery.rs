@@ -21,6 +21,8 @@ pub enum Thumb {
 pub struct Item {
     pub path: PathBuf,
     pub thumb: Thumb,
+    /// Score against the current caption, when ranked.
+    pub score: Option<f32>,
 }
 
 impl Item {
@@ -38,13 +40,17 @@ pub struct Gallery {
     thumbs: Option<ThumbnailJob>,
     /// Visible indices last sent to the thumbnail queue, to avoid resending every frame.
     last_visible: Vec<usize>,
+    /// Display order (indices into `items`): folder order, or best score first when ranked.
+    pub order: Vec<usize>,
+    /// Bumped whenever `items` is replaced, so dependents (embeddings) know to start over.
+    pub generation: u64,
 }
 
 impl Gallery {
     /// Start showing `dir`: list it in the background, then decode thumbnails.
     pub fn open(&mut self, dir: &Path, waker: Waker) {
         self.cancel();
-        *self = Self { folder: Some(dir.to_path_buf()), ..Self::default() };
+        *self = Self { folder: Some(dir.to_path_buf()), generation: self.generation + 1, ..Self::default() };
         let dir = dir.to_path_buf();
         self.scanning = Some(spawn_oneshot("scan folder", waker, move |_| scan_folder(&dir)));
     }
@@ -117,7 +123,9 @@ impl Gallery {
             let folder = self.folder.as_deref().map(|f| f.display().to_string()).unwrap_or_default();
             notes.push(Level::Warning, format!("{folder}: no photos found (jpg, png, webp, bmp, gif, tiff)"));
         }
-        self.items = scan.images.iter().map(|p| Item { path: p.clone(), thumb: Thumb::Loading }).collect();
+        self.items = scan.images.iter().map(|p| Item { path: p.clone(), thumb: Thumb::Loading, score: None }).collect();
+        self.order = (0..self.items.len()).collect();
+        self.generation += 1;
         let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
         self.thumbs = Some(ThumbnailJob::spawn(scan.images, THUMB_PIXELS, workers, waker.clone()));
     }
@@ -147,9 +155,10 @@ impl Gallery {
             for row in row_range {
                 ui.horizontal(|ui| {
                     ui.spacing_mut().item_spacing.x = spacing;
-                    for index in row * columns..((row + 1) * columns).min(self.items.len()) {
+                    for rank in row * columns..((row + 1) * columns).min(self.items.len()) {
+                        let index = self.order.get(rank).copied().unwrap_or(rank);
                         visible.push(index);
-                        let response = self.tile(ui, index, tile, label_height);
+                        let response = self.tile(ui, index, rank, tile, label_height);
                         if response.clicked() {
                             self.selected = Some(index);
                         }
@@ -171,7 +180,34 @@ impl Gallery {
         activated
     }
 
-    fn tile(&self, ui: &mut egui::Ui, index: usize, tile: f32, label_height: f32) -> egui::Response {
+    /// Scores are shown relative to the spread of this query's scores, so the strongest results
+    /// stand out whatever the absolute level.
+    fn relative(&self, score: f32) -> f32 {
+        let (lo, hi) = self.items.iter().filter_map(|i| i.score).fold((f32::MAX, f32::MIN), |(lo, hi), s| (lo.min(s), hi.max(s)));
+        if hi > lo { (score - lo) / (hi - lo) } else { 1.0 }
+    }
+
+    /// Apply scores (one per item, `None` where a photo has none) and sort best first.
+    pub fn rank_by(&mut self, scores: Vec<Option<f32>>) {
+        for (item, s) in self.items.iter_mut().zip(&scores) {
+            item.score = *s;
+        }
+        self.order = (0..self.items.len()).collect();
+        self.order.sort_by(|&a, &b| {
+            let key = |i: usize| self.items[i].score.unwrap_or(f32::NEG_INFINITY);
+            key(b).total_cmp(&key(a)).then(a.cmp(&b))
+        });
+    }
+
+    /// Back to folder order, no scores.
+    pub fn unrank(&mut self) {
+        for item in &mut self.items {
+            item.score = None;
+        }
+        self.order = (0..self.items.len()).collect();
+    }
+
+    fn tile(&self, ui: &mut egui::Ui, index: usize, rank: usize, tile: f32, label_height: f32) -> egui::Response {
         let item = &self.items[index];
         let (rect, response) = ui.allocate_exact_size(egui::vec2(tile, tile + label_height), egui::Sense::click());
         if !ui.is_rect_visible(rect) {
@@ -195,6 +231,17 @@ impl Gallery {
                 painter.text(image_rect.center(), egui::Align2::CENTER_CENTER, "unreadable", egui::TextStyle::Small.resolve(ui.style()), visuals.error_fg_color);
             }
         }
+        if let Some(score) = item.score {
+            let strength = self.relative(score);
+            let accent = egui::Color32::from_rgb(255, 170, 40).gamma_multiply(0.25 + 0.75 * strength);
+            painter.rect_stroke(image_rect, 4.0, egui::Stroke::new(1.0 + 3.0 * strength, accent), egui::StrokeKind::Inside);
+            let badge = format!("#{} · {score:.3}", rank + 1);
+            let font = egui::TextStyle::Small.resolve(ui.style());
+            let galley = ui.painter().layout_no_wrap(badge, font, egui::Color32::WHITE);
+            let badge_rect = egui::Rect::from_min_size(image_rect.min + egui::vec2(4.0, 4.0), galley.size() + egui::vec2(8.0, 4.0));
+            painter.rect_filled(badge_rect, 3.0, egui::Color32::from_black_alpha(180));
+            painter.galley(badge_rect.min + egui::vec2(4.0, 2.0), galley, egui::Color32::WHITE);
+        }
         if self.selected == Some(index) {
             painter.rect_stroke(image_rect, 4.0, egui::Stroke::new(3.0, visuals.selection.stroke.color), egui::StrokeKind::Inside);
         } else if response.hovered() {
@@ -211,5 +258,27 @@ impl Gallery {
             _ => response.on_hover_text(item.path.display().to_string()),
         };
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gallery(n: usize) -> Gallery {
+        let items = (0..n).map(|i| Item { path: PathBuf::from(format!("{i}.jpg")), thumb: Thumb::Loading, score: None }).collect();
+        Gallery { items, order: (0..n).collect(), ..Gallery::default() }
+    }
+
+    #[test]
+    fn ranking_sorts_best_first_with_unscored_last_and_unrank_restores() {
+        let mut g = gallery(4);
+        g.rank_by(vec![Some(0.1), None, Some(0.7), Some(0.3)]);
+        assert_eq!(g.order, vec![2, 3, 0, 1]);
+        assert_eq!(g.relative(0.7), 1.0);
+        assert_eq!(g.relative(0.1), 0.0);
+        g.unrank();
+        assert_eq!(g.order, vec![0, 1, 2, 3]);
+        assert!(g.items.iter().all(|i| i.score.is_none()));
     }
 }

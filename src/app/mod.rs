@@ -2,6 +2,7 @@
 
 mod gallery;
 mod notifications;
+mod ranking;
 mod screenshot;
 mod settings;
 mod status;
@@ -24,6 +25,8 @@ pub struct GuiOptions {
     pub backend: Option<BackendRequest>,
     /// Write a PNG of the window once everything is loaded, then quit (scripts, tests).
     pub screenshot: Option<PathBuf>,
+    /// Start with this caption in the query box.
+    pub query: Option<String>,
 }
 
 /// The bundled demo photos: next to the working directory in a checkout, else where the crate was built.
@@ -63,6 +66,7 @@ pub struct AlignscopeApp {
     pub compute: Result<Compute, String>,
     pub gallery: Gallery,
     pub query: String,
+    pub ranking: ranking::Ranking,
     pub notes: Notifications,
     waker: Waker,
     folder_dialog: Option<Job<Option<PathBuf>>>,
@@ -91,6 +95,7 @@ impl AlignscopeApp {
         let mut app = Self::new(cc.egui_ctx.clone(), settings, compute, folder.as_deref());
         app.persist = persist;
         app.screenshot = options.screenshot.map(screenshot::Plan::new);
+        app.query = options.query.unwrap_or_default();
         app
     }
 
@@ -107,6 +112,7 @@ impl AlignscopeApp {
             compute,
             gallery: Gallery::default(),
             query: String::new(),
+            ranking: ranking::Ranking::default(),
             notes,
             waker,
             folder_dialog: None,
@@ -116,6 +122,7 @@ impl AlignscopeApp {
             persist: false,
         };
         if let Ok(compute) = &app.compute {
+            app.ranking = ranking::Ranking::start(compute, app.waker.clone());
             let compute = compute.clone();
             app.compute_check = Some(spawn_oneshot("backend check", app.waker.clone(), move |_| {
                 crate::engine::doctor::check(&compute)
@@ -152,6 +159,8 @@ impl AlignscopeApp {
     /// Everything that arrived from background work, applied before drawing.
     pub fn poll(&mut self, ctx: &egui::Context) {
         self.gallery.poll(ctx, &self.waker, &mut self.notes);
+        self.ranking.set_query(&self.query);
+        self.ranking.poll(ctx, &mut self.gallery, &self.waker, &mut self.notes);
         if let Some(job) = &self.compute_check {
             match job.drain() {
                 Some(results) if results.is_empty() => {}
@@ -208,7 +217,7 @@ impl eframe::App for AlignscopeApp {
     fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
         self.poll(ctx);
         if let Some(plan) = &mut self.screenshot {
-            let settled = self.gallery.is_settled() && self.compute_check.is_none();
+            let settled = self.gallery.is_settled() && self.compute_check.is_none() && !self.ranking.is_busy();
             plan.step(ctx, settled, &mut self.notes);
         }
     }
@@ -225,6 +234,7 @@ impl eframe::App for AlignscopeApp {
 
     fn on_exit(&mut self) {
         self.gallery.cancel();
+        self.ranking.cancel();
     }
 }
 

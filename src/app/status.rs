@@ -23,6 +23,14 @@ pub fn show(app: &mut AlignscopeApp, ui: &mut egui::Ui) {
                 }
             }
         }
+        if app.ranking.is_embedding() {
+            ui.separator();
+            let (done, total) = (app.ranking.embedded(), app.gallery.items.len());
+            ui.add(egui::ProgressBar::new(done as f32 / total.max(1) as f32).desired_width(120.0).text(format!("embedding {done}/{total}")));
+            if ui.small_button("Stop").on_hover_text("Stop embedding photos for ranking").clicked() {
+                app.ranking.cancel();
+            }
+        }
         ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
             let errors = app.notes.count(Level::Error) + app.notes.count(Level::Warning);
             let label = if errors > 0 { format!("{errors} problems") } else { "Messages".to_string() };

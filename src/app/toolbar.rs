@@ -15,12 +15,13 @@ pub fn show(app: &mut AlignscopeApp, ui: &mut egui::Ui) {
         }
         ui.separator();
         let query = egui::TextEdit::singleline(&mut app.query)
-            .hint_text("Type a caption… (ranking arrives with the trained matching model)")
+            .hint_text("Describe a photo to rank the folder…")
             .desired_width(ui.available_width() - 140.0);
-        ui.add(query).on_hover_text(
-            "Ranking by caption needs the trained matching model; until its weights ship in \
-             assets/models/, the query is not applied.",
-        );
+        let hover = match &app.ranking.unavailable {
+            Some(why) => format!("Caption ranking is unavailable: {why}"),
+            None => "Photos are ranked by the global dual encoder (cosine in the joint space)".to_string(),
+        };
+        ui.add(query).on_hover_text(hover);
         ui.menu_button("Settings", |ui| settings_menu(app, ui));
     });
 }

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context as _;
+use rayon::prelude::*;
 
 use super::backend::{BackendRequest, Compute, probe_adapter};
 use crate::data::decode::decode_oriented;
@@ -44,7 +45,8 @@ impl EncoderBench {
     fn images_per_s(&self, compute: &Compute) -> anyhow::Result<f64> {
         let encoder = VisualEncoder::load(&models_dir().join(VISUAL_WEIGHTS), &compute.device)?;
         let run = |paths: &[PathBuf]| -> anyhow::Result<()> {
-            let images = paths.iter().map(|p| decode_oriented(p)).collect::<Result<Vec<_>, _>>()?;
+            // Decoded on both cores, as the app's indexing and feature extraction do.
+            let images = paths.par_iter().map(|p| decode_oriented(p)).collect::<Result<Vec<_>, _>>()?;
             encoder.encode(&images);
             Ok(())
         };

@@ -9,6 +9,8 @@ use safetensors::{Dtype, SafeTensors};
 pub enum WeightsError {
     #[error("{path}: cannot read weights: {source}")]
     Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}: cannot write weights: {source}")]
+    Write { path: PathBuf, source: std::io::Error },
     #[error("{path}: not a safetensors file: {cause}")]
     Format { path: PathBuf, cause: String },
     #[error("{path}: tensor `{name}` is missing (wrong weights file?)")]
@@ -79,4 +81,26 @@ impl WeightFile {
     pub fn contains(&self, name: &str) -> bool {
         self.parse().is_ok_and(|t| t.tensor(name).is_ok())
     }
+}
+
+/// Write f32 tensors `(name, shape, values)` and string metadata as a safetensors file, atomically.
+pub fn save_safetensors(
+    path: &Path,
+    tensors: &[(String, Vec<usize>, Vec<f32>)],
+    metadata: std::collections::HashMap<String, String>,
+) -> Result<(), WeightsError> {
+    let format_err = |cause: String| WeightsError::Format { path: path.to_path_buf(), cause };
+    let bytes: Vec<Vec<u8>> = tensors.iter().map(|(_, _, v)| v.iter().flat_map(|x| x.to_le_bytes()).collect()).collect();
+    let views = tensors
+        .iter()
+        .zip(&bytes)
+        .map(|((name, shape, _), data)| {
+            safetensors::tensor::TensorView::new(Dtype::F32, shape.clone(), data).map(|v| (name.clone(), v)).map_err(|e| format_err(e.to_string()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let serialized = safetensors::serialize(views, Some(metadata)).map_err(|e| format_err(e.to_string()))?;
+    let tmp = path.with_extension("tmp");
+    let write_err = |source| WeightsError::Write { path: path.to_path_buf(), source };
+    std::fs::write(&tmp, serialized).map_err(write_err)?;
+    std::fs::rename(&tmp, path).map_err(write_err)
 }

@@ -1,0 +1,137 @@
+//! Training, evaluating, saving and loading the global dual encoder ("recipe B", MODELS.md):
+//! every epoch visits each training image once with one of its five captions drawn at random (so
+//! a batch never holds an image twice), symmetric InfoNCE with a learned temperature, AdamW,
+//! gradient clipping 2; the best dev epoch is kept, training stops after `patience` epochs
+//! without a dev gain.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::grad_clipping::GradientClippingConfig;
+use burn::module::{Module, Param};
+use burn::nn::Linear;
+use burn::optim::{AdamWConfig, GradientsParams};
+use burn::tensor::Device;
+
+use super::jobs::CancelToken;
+use super::prepare::PooledSplit;
+use super::recall::{Recalls, recalls};
+use crate::features::values;
+use crate::features::weights::{WeightFile, WeightsError, save_safetensors};
+use crate::model::global::{GlobalConfig, GlobalModel};
+use crate::model::loss::info_nce;
+
+#[derive(Clone, Debug)]
+pub struct TrainConfig {
+    pub batch: usize,
+    pub lr: f64,
+    pub weight_decay: f32,
+    pub max_epochs: usize,
+    pub patience: usize,
+    pub seed: u64,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self { batch: 128, lr: 2e-4, weight_decay: 1e-4, max_epochs: 30, patience: 4, seed: 7 }
+    }
+}
+
+pub enum TrainMsg {
+    Epoch { epoch: usize, loss: f64, dev: Recalls, seconds: f64, best: bool },
+}
+
+pub struct Trained {
+    pub model: GlobalModel,
+    pub best_epoch: usize,
+    pub best_dev: Recalls,
+    pub seconds: f64,
+}
+
+/// Joint embeddings of all images and all captions, then Recall@K.
+pub fn evaluate(model: &GlobalModel, split: &PooledSplit, device: &Device) -> Recalls {
+    let n = split.len();
+    let images = model.embed_images(split.image_rows(&(0..n).collect::<Vec<_>>(), device));
+    let texts = model.embed_texts(split.caption_rows(&(0..n * 5).collect::<Vec<_>>(), device));
+    let scores = values(images.matmul(texts.transpose()));
+    recalls(&scores, n, 5)
+}
+
+pub fn train(train: &PooledSplit, dev: &PooledSplit, device: &Device, config: &TrainConfig, cancel: &CancelToken, report: &dyn Fn(TrainMsg)) -> anyhow::Result<Trained> {
+    let started = Instant::now();
+    let ad = device.clone().autodiff();
+    let mut model = GlobalConfig::new().init(&ad);
+    let mut optim = AdamWConfig::new()
+        .with_weight_decay(config.weight_decay)
+        .with_grad_clipping(Some(GradientClippingConfig::Norm(2.0)))
+        .init();
+    let mut rng = fastrand::Rng::with_seed(config.seed);
+    let mut best: Option<(GlobalModel, usize, Recalls)> = None;
+    for epoch in 1..=config.max_epochs {
+        let epoch_start = Instant::now();
+        let mut order: Vec<usize> = (0..train.len()).collect();
+        rng.shuffle(&mut order);
+        let (mut loss_sum, mut steps) = (0.0, 0usize);
+        for batch in order.chunks(config.batch) {
+            anyhow::ensure!(!cancel.is_cancelled(), "cancelled");
+            if batch.len() < 2 {
+                continue;
+            }
+            let captions: Vec<usize> = batch.iter().map(|&i| i * 5 + rng.usize(0..5)).collect();
+            let img = model.embed_images(train.image_rows(batch, &ad));
+            let txt = model.embed_texts(train.caption_rows(&captions, &ad));
+            let loss = info_nce(img.matmul(txt.transpose()), model.log_temperature.val());
+            loss_sum += loss.clone().into_scalar::<f32>() as f64;
+            steps += 1;
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optim.step(config.lr, model, grads);
+        }
+        let dev_recalls = evaluate(&model.valid(), dev, device);
+        let improved = best.as_ref().is_none_or(|(_, _, b)| dev_recalls.rsum > b.rsum);
+        report(TrainMsg::Epoch { epoch, loss: loss_sum / steps.max(1) as f64, dev: dev_recalls, seconds: epoch_start.elapsed().as_secs_f64(), best: improved });
+        if improved {
+            best = Some((model.valid(), epoch, dev_recalls));
+        } else if best.as_ref().is_some_and(|(_, e, _)| epoch - e >= config.patience) {
+            break;
+        }
+    }
+    let (model, best_epoch, best_dev) = best.ok_or_else(|| anyhow::anyhow!("no epoch finished"))?;
+    Ok(Trained { model, best_epoch, best_dev, seconds: started.elapsed().as_secs_f64() })
+}
+
+fn linear_tensors(name: &str, l: &Linear) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+    let mut out = vec![(format!("{name}.weight"), l.weight.dims().to_vec(), values(l.weight.val()))];
+    if let Some(b) = &l.bias {
+        out.push((format!("{name}.bias"), b.dims().to_vec(), values(b.val())));
+    }
+    out
+}
+
+pub fn save(model: &GlobalModel, path: &Path, metadata: HashMap<String, String>) -> Result<(), WeightsError> {
+    let mut tensors = linear_tensors("image_proj", &model.image_proj);
+    tensors.extend(linear_tensors("text_proj", &model.text_proj));
+    tensors.push(("log_temperature".into(), vec![1], values(model.log_temperature.val())));
+    save_safetensors(path, &tensors, metadata)
+}
+
+pub fn load(path: &Path, device: &Device) -> Result<GlobalModel, WeightsError> {
+    let w = WeightFile::open(path)?;
+    let c = GlobalConfig::new();
+    let linear = |name: &str, i: usize, o: usize| -> Result<Linear, WeightsError> {
+        Ok(Linear {
+            weight: Param::from_tensor(w.tensor(&format!("{name}.weight"), [i, o], device)?),
+            bias: Some(Param::from_tensor(w.tensor(&format!("{name}.bias"), [o], device)?)),
+        })
+    };
+    Ok(GlobalModel {
+        image_proj: linear("image_proj", c.image_dim, c.joint_dim)?,
+        text_proj: linear("text_proj", c.text_dim, c.joint_dim)?,
+        log_temperature: Param::from_tensor(w.tensor::<1>("log_temperature", [1], device)?),
+    })
+}
+
+/// Where the committed global model lives.
+pub fn default_path() -> PathBuf {
+    crate::features::models_dir().join("global.safetensors")
+}

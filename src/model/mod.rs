@@ -1,0 +1,4 @@
+//! The matching networks and their losses: burn modules only, no I/O, no UI.
+
+pub mod global;
+pub mod loss;
