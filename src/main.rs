@@ -13,6 +13,9 @@ struct Cli {
     /// Compute backend for the model: auto (wgpu on a GPU, flex on a software adapter), wgpu, flex.
     #[arg(long, global = true)]
     backend: Option<BackendRequest>,
+    /// Visual backbone for extract/train/eval: a weights file stem in assets/models.
+    #[arg(long, global = true, default_value = "efficientnet-lite0")]
+    visual: String,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -84,6 +87,9 @@ enum Command {
         cache: PathBuf,
         #[arg(long)]
         json: bool,
+        /// Model weights (default: the committed assets/models/global.safetensors).
+        #[arg(long)]
+        weights: Option<PathBuf>,
     },
     /// Benchmarks that print figures and ratios.
     Bench {
@@ -136,11 +142,13 @@ fn main() -> ExitCode {
             report(EncoderBench { images, captions, batch: batch.max(1), text_batch: text_batch.max(1), python, only: cli.backend }.run())
         }
         Command::Extract { flickr8k, split, out, image_block, text_layer, batch } => {
-            report(extract(cli.backend.unwrap_or_default(), flickr8k, &split, out, image_block, text_layer, batch))
+            report(extract(cli.backend.unwrap_or_default(), &cli.visual, flickr8k, &split, out, image_block, text_layer, batch))
         }
-        Command::Train { flickr8k, model, cache, out } => report(train(cli.backend.unwrap_or_default(), &flickr8k, &model, &cache, &out)),
-        Command::Eval { flickr8k, model, split, cache, json } => report(eval(cli.backend.unwrap_or_default(), &flickr8k, &model, &split, &cache, json)),
-        Command::Features { image, text } => report(features(cli.backend.unwrap_or_default(), image, text)),
+        Command::Train { flickr8k, model, cache, out } => report(train(cli.backend.unwrap_or_default(), &cli.visual, &flickr8k, &model, &cache, &out)),
+        Command::Eval { flickr8k, model, split, cache, json, weights } => {
+            report(eval(cli.backend.unwrap_or_default(), &cli.visual, &flickr8k, &model, &split, &cache, json, weights))
+        }
+        Command::Features { image, text } => report(features(cli.backend.unwrap_or_default(), &cli.visual, image, text)),
     }
 }
 
@@ -151,15 +159,15 @@ fn compute(request: BackendRequest) -> anyhow::Result<Compute> {
     Ok(compute)
 }
 
-fn features(request: BackendRequest, image: Option<PathBuf>, text: Option<String>) -> anyhow::Result<String> {
+fn features(request: BackendRequest, visual: &str, image: Option<PathBuf>, text: Option<String>) -> anyhow::Result<String> {
     match (image, text) {
-        (Some(image), None) => inspect::describe_image(&compute(request)?, &image),
+        (Some(image), None) => inspect::describe_image(&compute(request)?, &image, visual),
         (None, Some(text)) => inspect::describe_caption(&compute(request)?, &text),
         _ => anyhow::bail!("give either a photo or --text \"CAPTION\""),
     }
 }
 
-fn extract(request: BackendRequest, flickr8k: PathBuf, split: &str, out: PathBuf, image_block: usize, text_layer: usize, batch: usize) -> anyhow::Result<String> {
+fn extract(request: BackendRequest, visual: &str, flickr8k: PathBuf, split: &str, out: PathBuf, image_block: usize, text_layer: usize, batch: usize) -> anyhow::Result<String> {
     use alignscope::data::flickr8k::Split;
     use alignscope::engine::extract::{ExtractMsg, ExtractOptions, extract};
     let splits = match split {
@@ -172,8 +180,8 @@ fn extract(request: BackendRequest, flickr8k: PathBuf, split: &str, out: PathBuf
     let stage_start = std::cell::RefCell::new((String::new(), std::time::Instant::now()));
     let mut out_text = String::new();
     for split in splits {
-        let options = ExtractOptions { flickr8k: flickr8k.clone(), split, out_dir: out.clone(), image_block, text_layer, batch };
-        extract(&compute, &options, &cancel, &|m| match m {
+        let options = ExtractOptions { flickr8k: flickr8k.clone(), visual: visual.to_string(), split, out_dir: out.clone(), image_block, text_layer, batch };
+        let _caches = extract(&compute, &options, &cancel, &|m| match m {
             ExtractMsg::Progress { stage, done, total } => {
                 let mut current = stage_start.borrow_mut();
                 if current.0 != stage {
@@ -206,7 +214,7 @@ fn check_model(model: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn train(request: BackendRequest, flickr8k: &std::path::Path, model: &str, cache: &std::path::Path, out: &std::path::Path) -> anyhow::Result<String> {
+fn train(request: BackendRequest, visual: &str, flickr8k: &std::path::Path, model: &str, cache: &std::path::Path, out: &std::path::Path) -> anyhow::Result<String> {
     use alignscope::data::flickr8k::Split;
     use alignscope::engine::global::{self, TrainConfig, TrainMsg};
     use alignscope::engine::prepare::prepare_split;
@@ -214,8 +222,8 @@ fn train(request: BackendRequest, flickr8k: &std::path::Path, model: &str, cache
     let compute = compute(request)?;
     let cancel = alignscope::engine::jobs::CancelToken::default();
     let started = std::time::Instant::now();
-    let train_split = prepare_split(&compute, flickr8k, cache, Split::Train, &cancel, &progress)?;
-    let dev = prepare_split(&compute, flickr8k, cache, Split::Dev, &cancel, &progress)?;
+    let train_split = prepare_split(&compute, flickr8k, cache, Split::Train, visual, &cancel, &progress)?;
+    let dev = prepare_split(&compute, flickr8k, cache, Split::Dev, visual, &cancel, &progress)?;
     eprintln!("prepared {} train and {} dev images in {:.0} s", train_split.len(), dev.len(), started.elapsed().as_secs_f64());
     let config = TrainConfig::default();
     let trained = global::train(&train_split, &dev, &compute.device, &config, &cancel, &|m| match m {
@@ -227,28 +235,36 @@ fn train(request: BackendRequest, flickr8k: &std::path::Path, model: &str, cache
     let metadata = std::collections::HashMap::from([
         ("model".to_string(), "global".to_string()),
         ("recipe".to_string(), format!("B: batch {}, AdamW lr {} wd {}, InfoNCE learned temperature, best dev epoch {}", config.batch, config.lr, config.weight_decay, trained.best_epoch)),
-        ("features".to_string(), "frozen EfficientNet-Lite0 pooled (1280), MiniLM mean-pooled (384)".to_string()),
+        ("features".to_string(), format!("frozen {visual} pooled (1280), MiniLM mean-pooled (384)")),
         ("dev_rsum".to_string(), format!("{:.1}", trained.best_dev.rsum)),
     ]);
     global::save(&trained.model, out, metadata)?;
     Ok(format!("best dev epoch {} (rSum {:.1}); trained in {:.0} s; wrote {}\n", trained.best_epoch, trained.best_dev.rsum, trained.seconds, out.display()))
 }
 
-fn eval(request: BackendRequest, flickr8k: &std::path::Path, model: &str, split: &str, cache: &std::path::Path, json: bool) -> anyhow::Result<String> {
+#[allow(clippy::too_many_arguments)]
+fn eval(request: BackendRequest, visual: &str, flickr8k: &std::path::Path, model: &str, split: &str, cache: &std::path::Path, json: bool, weights: Option<PathBuf>) -> anyhow::Result<String> {
     use alignscope::engine::global;
     use alignscope::engine::prepare::prepare_split;
     check_model(model)?;
     let which: alignscope::data::flickr8k::Split = split.parse().map_err(anyhow::Error::msg)?;
     let compute = compute(request)?;
     let cancel = alignscope::engine::jobs::CancelToken::default();
-    let data = prepare_split(&compute, flickr8k, cache, which, &cancel, &progress)?;
-    let net = global::load(&global::default_path(), &compute.device)?;
+    let data = prepare_split(&compute, flickr8k, cache, which, visual, &cancel, &progress)?;
+    let net = global::load(&weights.unwrap_or_else(global::default_path), &compute.device)?;
     let started = std::time::Instant::now();
     let r = global::evaluate(&net, &data, &compute.device);
     let seconds = started.elapsed().as_secs_f64();
-    let fmt = |v: [f64; 3]| format!("[{:.1},{:.1},{:.1}]", v[0], v[1], v[2]);
     if json {
-        return Ok(format!("{{\"model\":\"{model}\",\"split\":\"{split}\",\"full\":{{\"i2t\":{},\"t2i\":{},\"rsum\":{:.1}}},\"images\":{},\"seconds\":{seconds:.2}}}\n", fmt(r.i2t), fmt(r.t2i), r.rsum, data.len()));
+        let round = |v: f64| (v * 10.0).round() / 10.0;
+        let object = serde_json::json!({
+            "model": model,
+            "split": split,
+            "full": { "i2t": r.i2t.map(round), "t2i": r.t2i.map(round), "rsum": round(r.rsum) },
+            "images": data.len(),
+            "seconds": (seconds * 100.0).round() / 100.0,
+        });
+        return Ok(format!("{object}\n"));
     }
     Ok(format!(
         "{model} on Flickr8k {split} ({} images × 5 captions): i2t R@1/5/10 {:.1}/{:.1}/{:.1}, t2i {:.1}/{:.1}/{:.1}, rSum {:.1} (scored in {seconds:.2} s)\n",

@@ -49,6 +49,7 @@ fn caches_are_built_reused_and_rebuilt() {
     tiny_flickr8k(&dir.path().join("flickr8k"));
     let options = ExtractOptions {
         flickr8k: dir.path().join("flickr8k"),
+        visual: "efficientnet-lite0".into(),
         split: Split::Test,
         out_dir: dir.path().join("cache"),
         image_block: 15,

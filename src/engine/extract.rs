@@ -14,7 +14,7 @@ use crate::data::flickr8k::{Split, load_split};
 use crate::features::efficientnet::EfficientNetLite;
 use crate::features::minilm::{MiniLm, TokenBatch};
 use crate::features::tokenizer::WordPiece;
-use crate::features::{TEXT_WEIGHTS, VISUAL_WEIGHTS, VOCAB, models_dir, preprocess, text::MAX_TOKENS, values};
+use crate::features::{TEXT_WEIGHTS, VOCAB, models_dir, preprocess, text::MAX_TOKENS, values};
 
 pub enum ExtractMsg {
     Progress { stage: String, done: usize, total: usize },
@@ -25,6 +25,8 @@ pub enum ExtractMsg {
 
 pub struct ExtractOptions {
     pub flickr8k: PathBuf,
+    /// The visual backbone: a weights file stem in assets/models (`efficientnet-lite0`, `…-lite2`).
+    pub visual: String,
     pub split: Split,
     pub out_dir: PathBuf,
     /// EfficientNet block whose input is cached (16 = after the last block, before the head).
@@ -43,7 +45,7 @@ pub fn split_name(split: Split) -> &'static str {
 }
 
 pub fn image_cache_path(o: &ExtractOptions) -> PathBuf {
-    o.out_dir.join(format!("{}-images-block{}.feat", split_name(o.split), o.image_block))
+    o.out_dir.join(format!("{}-{}-block{}.feat", split_name(o.split), o.visual, o.image_block))
 }
 
 pub fn text_cache_path(o: &ExtractOptions) -> PathBuf {
@@ -66,17 +68,25 @@ pub fn text_key(weights: &Path, layer: usize) -> std::io::Result<CacheKey> {
     })
 }
 
-/// Build whichever of the two caches is missing, stale or corrupt.
-pub fn extract(compute: &Compute, o: &ExtractOptions, cancel: &CancelToken, report: &dyn Fn(ExtractMsg)) -> anyhow::Result<()> {
+/// The two caches of a split, valid for the current weights.
+pub struct Extracted {
+    pub images: FeatureCache,
+    pub captions: FeatureCache,
+}
+
+/// Build whichever of the two caches is missing, stale or corrupt; return both.
+pub fn extract(compute: &Compute, o: &ExtractOptions, cancel: &CancelToken, report: &dyn Fn(ExtractMsg)) -> anyhow::Result<Extracted> {
     let data = load_split(&o.flickr8k, o.split)?;
     let device = &compute.device;
 
-    let weights = models_dir().join(VISUAL_WEIGHTS);
+    let weights = models_dir().join(format!("{}.safetensors", o.visual));
     let net = EfficientNetLite::load(&weights, device)?;
+    anyhow::ensure!(o.image_block < net.blocks.len(), "{} has blocks 0..{}, not {}", o.visual, net.blocks.len(), o.image_block);
     let path = image_cache_path(o);
     let key = image_key(&weights, net.image_size, o.image_block)?;
-    if fresh(&path, &key, report) {
+    let images = if let Some(cache) = valid(&path, &key, report) {
         report(ExtractMsg::UpToDate(path));
+        cache
     } else {
         let mut cache = FeatureCache::new(key);
         let total = data.images.len();
@@ -98,7 +108,9 @@ pub fn extract(compute: &Compute, o: &ExtractOptions, cancel: &CancelToken, repo
                 }
             }
             if !ok.is_empty() {
-                let act = net.features_until(preprocess::batch(&ok, device), o.image_block);
+                let micro = crate::features::visual::micro_batch_for(device);
+                let parts: Vec<_> = ok.chunks(micro).map(|c| net.features_until(preprocess::batch(c, device), o.image_block)).collect();
+                let act = burn::tensor::Tensor::cat(parts, 0);
                 let [b, c, h, w] = act.dims();
                 let v = values(act);
                 let per = c * h * w;
@@ -110,7 +122,8 @@ pub fn extract(compute: &Compute, o: &ExtractOptions, cancel: &CancelToken, repo
         }
         cache.save(&path)?;
         report(ExtractMsg::Saved(path));
-    }
+        cache
+    };
 
     let dir = models_dir();
     let weights = dir.join(TEXT_WEIGHTS);
@@ -118,9 +131,9 @@ pub fn extract(compute: &Compute, o: &ExtractOptions, cancel: &CancelToken, repo
     let tokenizer = WordPiece::load(&dir.join(VOCAB), MAX_TOKENS.min(model.max_positions()))?;
     let path = text_cache_path(o);
     let key = text_key(&weights, o.text_layer)?;
-    if fresh(&path, &key, report) {
+    if let Some(captions) = valid(&path, &key, report) {
         report(ExtractMsg::UpToDate(path));
-        return Ok(());
+        return Ok(Extracted { images, captions });
     }
     let mut cache = FeatureCache::new(key);
     let captions: Vec<(String, &str)> = data
@@ -162,17 +175,17 @@ pub fn extract(compute: &Compute, o: &ExtractOptions, cancel: &CancelToken, repo
     }
     cache.save(&path)?;
     report(ExtractMsg::Saved(path));
-    Ok(())
+    Ok(Extracted { images, captions: cache })
 }
 
-/// Whether a valid cache for `key` is at `path`; a stale or corrupt one is reported.
-fn fresh(path: &Path, key: &CacheKey, report: &dyn Fn(ExtractMsg)) -> bool {
+/// The valid cache for `key` at `path`, if there is one; a stale or corrupt one is reported.
+fn valid(path: &Path, key: &CacheKey, report: &dyn Fn(ExtractMsg)) -> Option<FeatureCache> {
     match FeatureCache::load(path, key) {
-        Ok(_) => true,
-        Err(CacheError::Missing { .. }) => false,
+        Ok(cache) => Some(cache),
+        Err(CacheError::Missing { .. }) => None,
         Err(e) => {
             report(ExtractMsg::Warning(e.to_string()));
-            false
+            None
         }
     }
 }

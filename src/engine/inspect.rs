@@ -9,17 +9,18 @@ use super::backend::Compute;
 use crate::data::decode::decode_oriented;
 use crate::features::text::TextEncoder;
 use crate::features::visual::VisualEncoder;
-use crate::features::{TEXT_WEIGHTS, VISUAL_WEIGHTS, VOCAB, imagenet_classes, models_dir};
+use crate::features::{TEXT_WEIGHTS, VOCAB, imagenet_classes, models_dir};
 
-pub fn describe_image(compute: &Compute, path: &Path) -> anyhow::Result<String> {
+/// `visual`: the backbone's weights file stem in assets/models.
+pub fn describe_image(compute: &Compute, path: &Path, visual: &str) -> anyhow::Result<String> {
     let image = decode_oriented(path)?;
-    let encoder = VisualEncoder::load(&models_dir().join(VISUAL_WEIGHTS), &compute.device)?;
+    let encoder = VisualEncoder::load(&models_dir().join(format!("{visual}.safetensors")), &compute.device)?;
     let features = encoder.encode(std::slice::from_ref(&image)).pop().context("no features")?;
     let top = encoder.top_classes(std::slice::from_ref(&image), 5).pop().unwrap_or_default();
     let classes = imagenet_classes();
     let mut out = String::new();
     writeln!(out, "{} ({}×{})", path.display(), image.width(), image.height())?;
-    writeln!(out, "ImageNet top-5 (EfficientNet-Lite0 classifier):")?;
+    writeln!(out, "ImageNet top-5 ({visual} classifier):")?;
     for (class, p) in top {
         let name = classes.get(class).map_or("?", String::as_str);
         writeln!(out, "  {:5.1}%  {class:4}  {name}", p * 100.0)?;

@@ -110,21 +110,29 @@ pub fn prepare_split(
     flickr8k: &std::path::Path,
     cache_dir: &std::path::Path,
     split: crate::data::flickr8k::Split,
+    visual: &str,
     cancel: &super::jobs::CancelToken,
     report: &dyn Fn(super::extract::ExtractMsg),
 ) -> anyhow::Result<PooledSplit> {
-    use super::extract::{ExtractOptions, extract, image_cache_path, image_key, text_cache_path, text_key};
-    use crate::features::{TEXT_WEIGHTS, VISUAL_WEIGHTS, models_dir};
-    let options = ExtractOptions { flickr8k: flickr8k.to_path_buf(), split, out_dir: cache_dir.to_path_buf(), image_block: 15, text_layer: 5, batch: 16 };
-    extract(compute, &options, cancel, report)?;
+    use super::extract::{ExtractOptions, extract};
+    use crate::features::{TEXT_WEIGHTS, models_dir};
     let device = &compute.device;
-    let visual = models_dir().join(VISUAL_WEIGHTS);
-    let text = models_dir().join(TEXT_WEIGHTS);
-    let net = EfficientNetLite::load(&visual, device)?;
-    let images = FeatureCache::load(&image_cache_path(&options), &image_key(&visual, net.image_size, 15)?)?;
-    let captions = FeatureCache::load(&text_cache_path(&options), &text_key(&text, 5)?)?;
-    let model = MiniLm::load(&text, device)?;
-    let pooled = pooled_images(&net, &images, 15, device);
+    let weights = models_dir().join(format!("{visual}.safetensors"));
+    let net = EfficientNetLite::load(&weights, device)?;
+    // The input of the last MBConv block: the frozen part ends there (fine-tuning starts there).
+    let block = net.blocks.len() - 1;
+    let options = ExtractOptions {
+        flickr8k: flickr8k.to_path_buf(),
+        visual: visual.to_string(),
+        split,
+        out_dir: cache_dir.to_path_buf(),
+        image_block: block,
+        text_layer: 5,
+        batch: 16,
+    };
+    let super::extract::Extracted { images, captions } = extract(compute, &options, cancel, report)?;
+    let model = MiniLm::load(&models_dir().join(TEXT_WEIGHTS), device)?;
+    let pooled = pooled_images(&net, &images, block, device);
     let sentences = pooled_captions(&model, &captions, 5, device);
     let names: Vec<String> = images.entries.iter().map(|e| e.name.clone()).collect();
     join(&names, pooled, crate::features::efficientnet::FEATURE_DIM, &captions, sentences, model.hidden)

@@ -33,11 +33,15 @@ pub struct VisualEncoder {
 /// Photos per backbone pass on flex (see [`VisualEncoder::micro_batch`]).
 pub const FLEX_MICRO_BATCH: usize = 2;
 
+/// Photos per backbone pass on `device`: small on flex, unbounded elsewhere.
+pub fn micro_batch_for(device: &Device) -> usize {
+    // burn 0.22 exposes the backend of a device only through its Debug form ("Device<Flex…>").
+    if format!("{device:?}").contains("Flex") { FLEX_MICRO_BATCH } else { usize::MAX }
+}
+
 impl VisualEncoder {
     pub fn load(path: &Path, device: &Device) -> Result<Self, WeightsError> {
-        // burn 0.22 exposes the backend of a device only through its Debug form ("Device<Flex…>").
-        let micro_batch = if format!("{device:?}").contains("Flex") { FLEX_MICRO_BATCH } else { usize::MAX };
-        Ok(Self { net: EfficientNetLite::load(path, device)?, device: device.clone(), micro_batch })
+        Ok(Self { net: EfficientNetLite::load(path, device)?, device: device.clone(), micro_batch: micro_batch_for(device) })
     }
 
     pub fn image_size(&self) -> u32 {
@@ -102,6 +106,6 @@ pub fn split_maps(maps: Tensor<4>, sizes: impl Iterator<Item = (u32, u32)>) -> V
 mod tests {
     #[test]
     fn flex_devices_are_recognised_for_micro_batching() {
-        assert!(format!("{:?}", burn::tensor::Device::flex()).contains("Flex"));
+        assert_eq!(super::micro_batch_for(&burn::tensor::Device::flex()), super::FLEX_MICRO_BATCH);
     }
 }
