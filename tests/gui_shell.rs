@@ -99,3 +99,25 @@ fn typing_a_caption_reranks_the_grid() {
     harness.run_steps(3);
     harness.snapshot("gallery_ranked_a_cat");
 }
+
+#[test]
+fn keyboard_focuses_clears_and_moves() {
+    let Some(mut harness) = settled_app() else { return };
+    // Arrow keys select in display order.
+    harness.key_press(egui::Key::ArrowRight);
+    harness.run_steps(2);
+    assert_eq!(harness.state().as_ref().unwrap().gallery.selected, Some(0));
+    harness.key_press(egui::Key::ArrowRight);
+    harness.run_steps(2);
+    assert_eq!(harness.state().as_ref().unwrap().gallery.selected, Some(1));
+    // Ctrl+F focuses the query box: typed text lands in the query.
+    harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::F);
+    harness.run_steps(2);
+    harness.event(egui::Event::Text("a cat".into()));
+    harness.run_steps(2);
+    assert_eq!(harness.state().as_ref().unwrap().query, "a cat");
+    // Esc clears it.
+    harness.key_press(egui::Key::Escape);
+    harness.run_steps(2);
+    assert_eq!(harness.state().as_ref().unwrap().query, "");
+}

@@ -44,6 +44,8 @@ pub struct Gallery {
     pub order: Vec<usize>,
     /// Bumped whenever `items` is replaced, so dependents (embeddings) know to start over.
     pub generation: u64,
+    /// Tiles per row at the last layout (arrow keys move by rows).
+    pub columns: usize,
 }
 
 impl Gallery {
@@ -148,6 +150,7 @@ impl Gallery {
         // Stretch tiles so the columns fill the width instead of leaving a ragged margin.
         let tile = ((ui.available_width() - spacing * (columns - 1) as f32) / columns as f32).max(tile);
         let rows = self.items.len().div_ceil(columns);
+        self.columns = columns;
         let row_height = tile + label_height + spacing;
         let mut activated = None;
         let mut visible = Vec::new();
@@ -197,6 +200,18 @@ impl Gallery {
             let key = |i: usize| self.items[i].score.unwrap_or(f32::NEG_INFINITY);
             key(b).total_cmp(&key(a)).then(a.cmp(&b))
         });
+    }
+
+    /// Move the selection `step` places in display order (clamped); selects the first tile if none.
+    pub fn move_selection(&mut self, step: i64) {
+        if self.order.is_empty() {
+            return;
+        }
+        let rank = match self.selected.and_then(|s| self.order.iter().position(|&i| i == s)) {
+            Some(rank) => (rank as i64 + step).clamp(0, self.order.len() as i64 - 1) as usize,
+            None => 0,
+        };
+        self.selected = Some(self.order[rank]);
     }
 
     /// Back to folder order, no scores.
@@ -280,5 +295,19 @@ mod tests {
         g.unrank();
         assert_eq!(g.order, vec![0, 1, 2, 3]);
         assert!(g.items.iter().all(|i| i.score.is_none()));
+    }
+
+    #[test]
+    fn arrow_steps_follow_display_order_and_stay_inside() {
+        let mut g = gallery(4);
+        g.rank_by(vec![Some(0.1), Some(0.9), Some(0.5), Some(0.3)]);
+        g.move_selection(1);
+        assert_eq!(g.selected, Some(1), "no selection: the first tile in display order");
+        g.move_selection(1);
+        assert_eq!(g.selected, Some(2));
+        g.move_selection(10);
+        assert_eq!(g.selected, Some(0), "clamped to the last tile");
+        g.move_selection(-10);
+        assert_eq!(g.selected, Some(1));
     }
 }

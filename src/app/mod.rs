@@ -199,6 +199,7 @@ impl AlignscopeApp {
     /// Draw the whole window into `ui`.
     pub fn show(&mut self, ui: &mut egui::Ui) {
         let ctx = ui.ctx().clone();
+        self.shortcuts(&ctx);
         egui::Panel::top("toolbar").show(ui, |ui| toolbar::show(self, ui));
         egui::Panel::bottom("status").show(ui, |ui| status::show(self, ui));
         egui::CentralPanel::default().show(ui, |ui| {
@@ -210,6 +211,36 @@ impl AlignscopeApp {
         self.notes.show_toasts(&ctx);
         self.notes.show_log(&ctx);
         drop_overlay(&ctx);
+    }
+}
+
+impl AlignscopeApp {
+    /// Ctrl+F focuses the query, Esc clears it, arrow keys move the selection in display order.
+    fn shortcuts(&mut self, ctx: &egui::Context) {
+        let query_focused = ctx.memory(|m| m.has_focus(toolbar::query_id()));
+        let (find, escape, step) = ctx.input_mut(|i| {
+            let find = i.consume_key(egui::Modifiers::COMMAND, egui::Key::F);
+            let escape = i.consume_key(egui::Modifiers::NONE, egui::Key::Escape);
+            let mut step = 0i64;
+            if !query_focused {
+                let columns = self.gallery.columns.max(1) as i64;
+                for (key, delta) in [(egui::Key::ArrowRight, 1), (egui::Key::ArrowLeft, -1), (egui::Key::ArrowDown, columns), (egui::Key::ArrowUp, -columns)] {
+                    if i.consume_key(egui::Modifiers::NONE, key) {
+                        step += delta;
+                    }
+                }
+            }
+            (find, escape, step)
+        });
+        if find {
+            ctx.memory_mut(|m| m.request_focus(toolbar::query_id()));
+        }
+        if escape && !self.query.is_empty() {
+            self.query.clear();
+        }
+        if step != 0 {
+            self.gallery.move_selection(step);
+        }
     }
 }
 

@@ -15,7 +15,8 @@ pub fn show(app: &mut AlignscopeApp, ui: &mut egui::Ui) {
         }
         ui.separator();
         let query = egui::TextEdit::singleline(&mut app.query)
-            .hint_text("Describe a photo to rank the folder…")
+            .id(query_id())
+            .hint_text("Describe a photo to rank the folder…  (Ctrl+F)")
             .desired_width(ui.available_width() - 140.0);
         let hover = match &app.ranking.unavailable {
             Some(why) => format!("Caption ranking is unavailable: {why}"),
@@ -24,6 +25,11 @@ pub fn show(app: &mut AlignscopeApp, ui: &mut egui::Ui) {
         ui.add(query).on_hover_text(hover);
         ui.menu_button("Settings", |ui| settings_menu(app, ui));
     });
+}
+
+/// The query box's id, so Ctrl+F can focus it.
+pub fn query_id() -> egui::Id {
+    egui::Id::unique("alignscope query")
 }
 
 fn settings_menu(app: &mut AlignscopeApp, ui: &mut egui::Ui) {
