@@ -98,6 +98,9 @@ impl EfficientNetLite {
     pub fn load(path: &std::path::Path, device: &Device) -> Result<Self, WeightsError> {
         let w = WeightFile::open(path)?;
         let specs: Vec<BlockSpec> = w.metadata_parsed("blocks")?;
+        if specs.is_empty() {
+            return Err(WeightsError::Metadata { path: path.to_path_buf(), key: "blocks".into(), cause: "no MBConv blocks listed".into() });
+        }
         let image_size: usize = w.metadata_parsed("image_size")?;
         let stem_out = specs.first().map_or(32, |b| b.input);
         let stem = SameConv::load(&w, "stem", [stem_out, 3, 3, 3], 2, 1, device)?;
