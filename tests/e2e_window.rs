@@ -3,18 +3,24 @@
 mod common;
 
 use std::process::Command;
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 
 /// `xvfb-run -a` picks a free display by looking, so two started at once can pick the same one:
 /// the tests in this file take turns.
 static DISPLAY: Mutex<()> = Mutex::new(());
 
+/// This test's turn on a virtual display, or `None` (skipped) without xvfb-run.
+fn take_display() -> Option<MutexGuard<'static, ()>> {
+    if !common::has_program("xvfb-run") {
+        common::skip_or_fail("xvfb-run (apt-get install xvfb)");
+        return None;
+    }
+    Some(DISPLAY.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
+}
+
 #[test]
 fn window_opens_and_draws_the_demo_folder() {
-    if !common::has_program("xvfb-run") {
-        return common::skip_or_fail("xvfb-run (apt-get install xvfb)");
-    }
-    let _turn = DISPLAY.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let Some(_turn) = take_display() else { return };
     let dir = tempfile::tempdir().unwrap();
     let shot = dir.path().join("window.png");
     let output = Command::new("timeout")
@@ -43,10 +49,7 @@ fn window_opens_and_draws_the_demo_folder() {
 
 #[test]
 fn forced_wgpu_shares_the_window_device_with_the_model() {
-    if !common::has_program("xvfb-run") {
-        return common::skip_or_fail("xvfb-run (apt-get install xvfb)");
-    }
-    let _turn = DISPLAY.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let Some(_turn) = take_display() else { return };
     let dir = tempfile::tempdir().unwrap();
     let output = Command::new("timeout")
         .args(["300", "xvfb-run", "-a", "-s", "-screen 0 1280x800x24"])
