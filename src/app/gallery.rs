@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::data::folder::{FolderScan, scan_folder};
-use crate::engine::jobs::{Job, Waker, spawn_oneshot};
+use crate::engine::jobs::{Job, Oneshot, Waker, poll_slot, spawn_oneshot};
 use crate::engine::thumbnails::{ThumbMsg, ThumbnailJob};
 
 use super::notifications::{Level, Notifications};
@@ -77,20 +77,10 @@ impl Gallery {
 
     /// Take in what the background jobs produced since the last frame.
     pub fn poll(&mut self, ctx: &egui::Context, waker: &Waker, notes: &mut Notifications) {
-        if let Some(job) = &self.scanning {
-            match job.drain() {
-                Some(mut scans) if !scans.is_empty() => {
-                    self.scanning = None;
-                    if let Some(scan) = scans.pop() {
-                        self.take_scan(scan, waker, notes);
-                    }
-                }
-                Some(_) => {}
-                None => {
-                    self.scanning = None;
-                    notes.push(Level::Error, "folder scan stopped unexpectedly");
-                }
-            }
+        match poll_slot(&mut self.scanning) {
+            Oneshot::Pending => {}
+            Oneshot::Done(scan) => self.take_scan(scan, waker, notes),
+            Oneshot::Gone => notes.push(Level::Error, "folder scan stopped unexpectedly"),
         }
         let Some(thumbs) = &self.thumbs else { return };
         let Some(messages) = thumbs.job.drain() else {

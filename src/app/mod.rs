@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::engine::backend::{self, BackendRequest, Compute};
-use crate::engine::jobs::{Job, Waker, spawn_oneshot};
+use crate::engine::jobs::{Job, Oneshot, Waker, poll_slot, spawn_oneshot};
 
 pub use gallery::{Gallery, Thumb};
 pub use notifications::{Level, Notifications};
@@ -161,31 +161,16 @@ impl AlignscopeApp {
         self.gallery.poll(ctx, &self.waker, &mut self.notes);
         self.ranking.set_query(&self.query);
         self.ranking.poll(ctx, &mut self.gallery, &self.waker, &mut self.notes);
-        if let Some(job) = &self.compute_check {
-            match job.drain() {
-                Some(results) if results.is_empty() => {}
-                results => {
-                    self.compute_check = None;
-                    match results.into_iter().flatten().next() {
-                        Some(Ok(line)) => self.notes.push(Level::Info, line),
-                        Some(Err(e)) => self.notes.push(Level::Error, e),
-                        None => self.notes.push(Level::Error, "backend check stopped unexpectedly"),
-                    }
-                }
-            }
+        match poll_slot(&mut self.compute_check) {
+            Oneshot::Pending => {}
+            Oneshot::Done(Ok(line)) => self.notes.push(Level::Info, line),
+            Oneshot::Done(Err(e)) => self.notes.push(Level::Error, e),
+            Oneshot::Gone => self.notes.push(Level::Error, "backend check stopped unexpectedly"),
         }
-        if let Some(job) = &self.folder_dialog {
-            match job.drain() {
-                Some(results) if results.is_empty() => {}
-                Some(results) => {
-                    self.folder_dialog = None;
-                    match results.into_iter().flatten().next() {
-                        Some(dir) => self.open_folder(dir),
-                        None => self.notes.push(Level::Info, "no folder chosen"),
-                    }
-                }
-                None => self.folder_dialog = None,
-            }
+        match poll_slot(&mut self.folder_dialog) {
+            Oneshot::Done(Some(dir)) => self.open_folder(dir),
+            Oneshot::Done(None) => self.notes.push(Level::Info, "no folder chosen"),
+            Oneshot::Pending | Oneshot::Gone => {}
         }
         let dropped: Vec<PathBuf> = ctx.input(|i| i.raw.dropped_files.iter().map(|f| f.path().to_path_buf()).collect());
         if let Some(path) = dropped.into_iter().next() {

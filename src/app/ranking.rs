@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::engine::backend::Compute;
-use crate::engine::jobs::{Job, Waker};
+use crate::engine::jobs::{Job, Oneshot, Waker, poll_slot};
 use crate::engine::rank::{EmbedMsg, Ranker, dot, spawn_embedding, spawn_load, spawn_query};
 
 use super::gallery::Gallery;
@@ -64,21 +64,13 @@ impl Ranking {
     }
 
     pub fn poll(&mut self, ctx: &egui::Context, gallery: &mut Gallery, waker: &Waker, notes: &mut Notifications) {
-        if let Some(job) = &self.loading {
-            if let Some(results) = job.drain() {
-                if let Some(result) = results.into_iter().next() {
-                    self.loading = None;
-                    match result {
-                        Ok(ranker) => self.ranker = Some(ranker),
-                        Err(e) => {
-                            notes.push(Level::Warning, format!("caption ranking unavailable: {e}"));
-                            self.unavailable = Some(e);
-                        }
-                    }
-                }
-            } else {
-                self.loading = None;
+        match poll_slot(&mut self.loading) {
+            Oneshot::Done(Ok(ranker)) => self.ranker = Some(ranker),
+            Oneshot::Done(Err(e)) => {
+                notes.push(Level::Warning, format!("caption ranking unavailable: {e}"));
+                self.unavailable = Some(e);
             }
+            Oneshot::Pending | Oneshot::Gone => {}
         }
         let Some(ranker) = self.ranker.clone() else { return };
 
@@ -126,24 +118,16 @@ impl Ranking {
                 ctx.request_repaint_after(DEBOUNCE);
             }
         }
-        if let Some(job) = &self.query_job {
-            if let Some(results) = job.drain() {
-                if let Some(result) = results.into_iter().next() {
-                    self.query_job = None;
-                    match result {
-                        Ok((caption, embedding, warning)) => {
-                            if let Some(w) = warning {
-                                notes.push(Level::Warning, w);
-                            }
-                            self.query = Some((caption, embedding));
-                            changed = true;
-                        }
-                        Err(e) => notes.push(Level::Error, format!("query: {e}")),
-                    }
+        match poll_slot(&mut self.query_job) {
+            Oneshot::Done(Ok((caption, embedding, warning))) => {
+                if let Some(w) = warning {
+                    notes.push(Level::Warning, w);
                 }
-            } else {
-                self.query_job = None;
+                self.query = Some((caption, embedding));
+                changed = true;
             }
+            Oneshot::Done(Err(e)) => notes.push(Level::Error, format!("query: {e}")),
+            Oneshot::Pending | Oneshot::Gone => {}
         }
         if changed {
             if let Some((_, q)) = &self.query {

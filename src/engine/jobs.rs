@@ -45,6 +45,23 @@ impl<M> Reporter<M> {
     }
 }
 
+/// The state of a one-message job (see [`spawn_oneshot`]).
+pub enum Oneshot<T> {
+    Pending,
+    Done(T),
+    /// The worker ended without sending (it panicked).
+    Gone,
+}
+
+/// Poll the one-message job kept in `slot` (if any); once it is done or gone the slot is emptied.
+pub fn poll_slot<T>(slot: &mut Option<Job<T>>) -> Oneshot<T> {
+    let outcome = slot.as_ref().map_or(Oneshot::Pending, Job::poll_once);
+    if !matches!(outcome, Oneshot::Pending) {
+        *slot = None;
+    }
+    outcome
+}
+
 /// The receiving half, kept by the caller.
 pub struct Job<M> {
     pub name: String,
@@ -76,6 +93,15 @@ impl<M> Job<M> {
         }
     }
 
+    /// For a job that sends a single message: that message once it has arrived.
+    pub fn poll_once(&self) -> Oneshot<M> {
+        match self.rx.try_recv() {
+            Ok(m) => Oneshot::Done(m),
+            Err(TryRecvError::Empty) => Oneshot::Pending,
+            Err(TryRecvError::Disconnected) => Oneshot::Gone,
+        }
+    }
+
     /// Block for the next message (headless callers only).
     pub fn recv(&self) -> Option<M> {
         self.rx.recv().ok()
@@ -104,6 +130,7 @@ mod tests {
     fn oneshot_delivers_once_then_reports_finished() {
         let job = spawn_oneshot("sum", no_waker(), |_| 2 + 2);
         assert_eq!(job.recv(), Some(4));
+        assert!(matches!(job.poll_once(), Oneshot::Gone));
         assert!(job.recv().is_none());
         assert!(job.drain().is_none());
     }
