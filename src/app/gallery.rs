@@ -46,6 +46,8 @@ pub struct Gallery {
     pub generation: u64,
     /// Tiles per row at the last layout (arrow keys move by rows).
     pub columns: usize,
+    /// Lowest and highest score of the current ranking, set with the scores (not per tile drawn).
+    score_range: (f32, f32),
 }
 
 impl Gallery {
@@ -176,7 +178,7 @@ impl Gallery {
     /// Scores are shown relative to the spread of this query's scores, so the strongest results
     /// stand out whatever the absolute level.
     fn relative(&self, score: f32) -> f32 {
-        let (lo, hi) = self.items.iter().filter_map(|i| i.score).fold((f32::MAX, f32::MIN), |(lo, hi), s| (lo.min(s), hi.max(s)));
+        let (lo, hi) = self.score_range;
         if hi > lo { (score - lo) / (hi - lo) } else { 1.0 }
     }
 
@@ -185,6 +187,7 @@ impl Gallery {
         for (item, s) in self.items.iter_mut().zip(&scores) {
             item.score = *s;
         }
+        self.score_range = scores.iter().flatten().fold((f32::MAX, f32::MIN), |(lo, hi), &s| (lo.min(s), hi.max(s)));
         self.order = (0..self.items.len()).collect();
         self.order.sort_by(|&a, &b| {
             let key = |i: usize| self.items[i].score.unwrap_or(f32::NEG_INFINITY);
