@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 use alignscope::engine::backend::{BackendRequest, Compute};
 use alignscope::engine::bench::EncoderBench;
 use alignscope::engine::inspect;
+use alignscope::engine::prepare::Source;
 
 #[derive(Parser)]
 #[command(name = "alignscope", version, about = "Explore how images and captions align")]
@@ -67,19 +68,44 @@ enum Command {
     Train {
         #[arg(long, default_value = "../shared/data/flickr8k")]
         flickr8k: PathBuf,
-        /// Only `global` (the dual-encoder baseline) so far.
-        #[arg(long, default_value = "global")]
+        /// `shan` (the hierarchical network) or `global` (the dual-encoder baseline).
+        #[arg(long, default_value = "shan")]
         model: String,
         #[arg(long, default_value = "target/feature-cache")]
         cache: PathBuf,
-        #[arg(long, default_value = "assets/models/global.safetensors")]
-        out: PathBuf,
+        /// Default: assets/models/MODEL.safetensors (written at every dev improvement for shan).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// SHAN: keep EfficientNet's last block + head frozen instead of fine-tuning it.
+        #[arg(long)]
+        frozen_visual: bool,
+        /// SHAN: keep MiniLM's last layer frozen instead of fine-tuning it.
+        #[arg(long)]
+        frozen_text: bool,
+        /// SHAN: epochs at most (training stops earlier after 3 without a dev gain).
+        #[arg(long, default_value_t = 20)]
+        max_epochs: usize,
+        /// SHAN: model selection on the first N dev images.
+        #[arg(long, default_value_t = 500)]
+        dev_images: usize,
+    },
+    /// SHAN: choose the levels' weights in the final score on dev and write them into the weights
+    /// file (`train` does this after its best epoch).
+    TuneLevels {
+        #[arg(long, default_value = "../shared/data/flickr8k")]
+        flickr8k: PathBuf,
+        #[arg(long, default_value = "target/feature-cache")]
+        cache: PathBuf,
+        #[arg(long, default_value = "assets/models/shan.safetensors")]
+        weights: PathBuf,
+        #[arg(long, default_value_t = 500)]
+        dev_images: usize,
     },
     /// Recall@K on a Flickr8k split, the papers' protocol.
     Eval {
         #[arg(long, default_value = "../shared/data/flickr8k")]
         flickr8k: PathBuf,
-        #[arg(long, default_value = "global")]
+        #[arg(long, default_value = "shan")]
         model: String,
         #[arg(long, default_value = "test")]
         split: String,
@@ -87,7 +113,46 @@ enum Command {
         cache: PathBuf,
         #[arg(long)]
         json: bool,
-        /// Model weights (default: the committed assets/models/global.safetensors).
+        /// Model weights (default: the committed assets/models/MODEL.safetensors).
+        #[arg(long)]
+        weights: Option<PathBuf>,
+    },
+    /// Index a folder of photos (recursively) for search; incremental, resumable, Ctrl-C safe.
+    /// Exit status 2 when some photos could not be indexed.
+    Index {
+        dir: PathBuf,
+        /// Model weights (default: the committed assets/models/shan.safetensors).
+        #[arg(long)]
+        weights: Option<PathBuf>,
+    },
+    /// Rank a folder's photos by a caption (indexing first where needed): `SCORE<TAB>PATH` lines.
+    Search {
+        dir: PathBuf,
+        caption: Option<String>,
+        /// Rank by similarity to an example photo instead of a caption.
+        #[arg(long)]
+        image: Option<PathBuf>,
+        #[arg(long, default_value_t = 10)]
+        top: usize,
+        /// Photos SHAN re-scores after the embedding pre-rank.
+        #[arg(long, default_value_t = alignscope::engine::search::DEFAULT_CANDIDATES)]
+        candidates: usize,
+        /// Score every photo with SHAN (no pre-rank).
+        #[arg(long)]
+        exhaustive: bool,
+        #[arg(long)]
+        json: bool,
+        #[arg(long)]
+        weights: Option<PathBuf>,
+    },
+    /// Why a photo and a caption match: SHAN's level scores and each word's region attention.
+    Explain {
+        image: PathBuf,
+        caption: String,
+        /// Print one JSON object (scores, boxes, per word: pieces, alignment, attention).
+        #[arg(long)]
+        json: bool,
+        /// Model weights (default: the committed assets/models/shan.safetensors).
         #[arg(long)]
         weights: Option<PathBuf>,
     },
@@ -117,6 +182,20 @@ enum BenchWhat {
         #[arg(long)]
         python: Option<PathBuf>,
     },
+    /// Search latency over a synthetic index (two-stage vs exhaustive), indexing throughput, and the
+    /// recall two-stage search keeps on the Flickr8k 1K test as a folder.
+    Search {
+        #[arg(long, default_value = "../shared/data/flickr8k")]
+        flickr8k: PathBuf,
+        #[arg(long, default_value_t = 10_000)]
+        photos: usize,
+        #[arg(long, default_value_t = 50)]
+        queries: usize,
+        #[arg(long, default_value_t = alignscope::engine::search::DEFAULT_CANDIDATES)]
+        candidates: usize,
+        #[arg(long)]
+        weights: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -141,13 +220,41 @@ fn main() -> ExitCode {
             let (images, captions) = EncoderBench::inputs(&flickr8k, &alignscope::app::demo_folder(), images, captions);
             report(EncoderBench { images, captions, batch: batch.max(1), text_batch: text_batch.max(1), python, only: cli.backend }.run())
         }
+        Command::Bench { what: BenchWhat::Search { flickr8k, photos, queries, candidates, weights } } => {
+            let bench = alignscope::engine::search_bench::SearchBench { photos, queries: queries.max(1), candidates, flickr8k };
+            report(shan_runtime(cli.backend.unwrap_or_default(), &cli.visual, weights).and_then(|runtime| bench.run(&runtime)))
+        }
         Command::Extract { flickr8k, split, out, image_block, text_layer, batch } => {
             report(extract(cli.backend.unwrap_or_default(), &cli.visual, flickr8k, &split, out, image_block, text_layer, batch))
         }
-        Command::Train { flickr8k, model, cache, out } => report(train(cli.backend.unwrap_or_default(), &cli.visual, &flickr8k, &model, &cache, &out)),
+        Command::Train { flickr8k, model, cache, out, frozen_visual, frozen_text, max_epochs, dev_images } => {
+            let backend = cli.backend.unwrap_or_default();
+            let out = out.unwrap_or_else(|| PathBuf::from(format!("assets/models/{model}.safetensors")));
+            match model.as_str() {
+                "global" => report(train(backend, &cli.visual, &flickr8k, &cache, &out)),
+                "shan" => {
+                    let config = alignscope::engine::shan::ShanTrainConfig { finetune_visual: !frozen_visual, finetune_text: !frozen_text, max_epochs, dev_images, ..Default::default() };
+                    report(train_shan(backend, &cli.visual, &flickr8k, &cache, &out, &config))
+                }
+                other => report(Err(unknown_model(other))),
+            }
+        }
         Command::Eval { flickr8k, model, split, cache, json, weights } => {
             report(eval(cli.backend.unwrap_or_default(), &cli.visual, &flickr8k, &model, &split, &cache, json, weights))
         }
+        Command::Index { dir, weights } => match index_command(cli.backend.unwrap_or_default(), &cli.visual, &dir, weights) {
+            Ok((out, failed)) => {
+                print!("{out}");
+                if failed { ExitCode::from(2) } else { ExitCode::SUCCESS }
+            }
+            Err(e) => report(Err(e)),
+        },
+        Command::Search { dir, caption, image, top, candidates, exhaustive, json, weights } => {
+            let options = alignscope::engine::search::SearchOptions { top, candidates, exhaustive };
+            report(search_command(cli.backend.unwrap_or_default(), &cli.visual, &dir, caption, image, options, json, weights))
+        }
+        Command::TuneLevels { flickr8k, cache, weights, dev_images } => report(tune_levels(cli.backend.unwrap_or_default(), &cli.visual, &flickr8k, &cache, &weights, dev_images)),
+        Command::Explain { image, caption, json, weights } => report(explain(cli.backend.unwrap_or_default(), &cli.visual, &image, &caption, json, weights)),
         Command::Features { image, text } => report(features(cli.backend.unwrap_or_default(), &cli.visual, image, text)),
     }
 }
@@ -209,21 +316,60 @@ fn progress(m: alignscope::engine::extract::ExtractMsg) {
     }
 }
 
-fn check_model(model: &str) -> anyhow::Result<()> {
-    anyhow::ensure!(model == "global", "model `{model}` is not built yet (available: global)");
-    Ok(())
+fn unknown_model(model: &str) -> anyhow::Error {
+    anyhow::anyhow!("model `{model}` is not built yet (available: shan, global)")
 }
 
-fn train(request: BackendRequest, visual: &str, flickr8k: &std::path::Path, model: &str, cache: &std::path::Path, out: &std::path::Path) -> anyhow::Result<String> {
+fn train_shan(request: BackendRequest, visual: &str, flickr8k: &std::path::Path, cache: &std::path::Path, out: &std::path::Path, config: &alignscope::engine::shan::ShanTrainConfig) -> anyhow::Result<String> {
     use alignscope::data::flickr8k::Split;
-    use alignscope::engine::global::{self, TrainConfig, TrainMsg};
-    use alignscope::engine::prepare::prepare_split;
-    check_model(model)?;
+    use alignscope::engine::shan::{self, ShanTrainMsg};
     let compute = compute(request)?;
     let cancel = alignscope::engine::jobs::CancelToken::default();
     let started = std::time::Instant::now();
-    let train_split = prepare_split(&compute, flickr8k, cache, Split::Train, visual, &cancel, &progress)?;
-    let dev = prepare_split(&compute, flickr8k, cache, Split::Dev, visual, &cancel, &progress)?;
+    let source = Source { compute: &compute, flickr8k, cache_dir: cache, visual, cancel: &cancel, report: &progress };
+    let train_split = source.fragments(Split::Train)?;
+    let dev = source.fragments(Split::Dev)?.truncated(config.dev_images);
+    eprintln!("prepared {} train and {} dev images in {:.0} s", train_split.len(), dev.len(), started.elapsed().as_secs_f64());
+    let line = |name: &str, r: &alignscope::engine::recall::Recalls| format!("{name} {:.1} ({:.1}/{:.1}/{:.1}, {:.1}/{:.1}/{:.1})", r.rsum, r.i2t[0], r.i2t[1], r.i2t[2], r.t2i[0], r.t2i[1], r.t2i[2]);
+    let trained = shan::train(visual, &train_split, &dev, &compute.device, config, Some(out), &cancel, &|m| match m {
+        ShanTrainMsg::Step { epoch, step, steps, loss, seconds_per_step, phases: [e, s, b, o] } => {
+            eprint!("\repoch {epoch:2} step {step}/{steps} loss {loss:.4} ({seconds_per_step:.2} s/step: encode {e:.2}, score {s:.2}, backward {b:.2}, update {o:.2})   ")
+        }
+        ShanTrainMsg::Weights { weights: [a, b, c], dev } => eprintln!("level weights chosen on dev: L2L {a}, G2L {b}, G2G {c}: {}", line("full", &dev)),
+        ShanTrainMsg::Epoch { epoch, loss, dev, train_seconds, eval_seconds, best } => eprintln!(
+            "\nepoch {epoch:2}  loss {loss:.4}  dev {}  {}  {}  {}  {}  train {train_seconds:.0} s, dev {eval_seconds:.0} s{}",
+            line("full", &dev.full), line("l2l", &dev.l2l), line("g2l", &dev.g2l), line("g2g", &dev.g2g), line("emb", &dev.embedding), if best { "  *" } else { "" }
+        ),
+    })?;
+    Ok(format!("best dev epoch {} (full rSum {:.1} on {} dev images); trained in {:.0} s; wrote {}\n", trained.best_epoch, trained.best_dev.full.rsum, dev.len(), trained.seconds, out.display()))
+}
+
+fn tune_levels(request: BackendRequest, visual: &str, flickr8k: &std::path::Path, cache: &std::path::Path, weights: &std::path::Path, dev_images: usize) -> anyhow::Result<String> {
+    use alignscope::engine::shan;
+    use burn::config::Config as _;
+    let compute = compute(request)?;
+    let cancel = alignscope::engine::jobs::CancelToken::default();
+    let source = Source { compute: &compute, flickr8k, cache_dir: cache, visual, cancel: &cancel, report: &progress };
+    let dev = source.fragments(alignscope::data::flickr8k::Split::Dev)?.truncated(dev_images);
+    let mut net = shan::load(weights, visual, &compute.device)?;
+    let (chosen, r) = shan::choose_level_weights(&net, &dev, &compute.device, &cancel)?;
+    net.shan.weights = chosen;
+    let file = alignscope::features::weights::WeightFile::open(weights)?;
+    let config = alignscope::model::shan::ShanConfig::load_binary(file.metadata("shan_config")?.as_bytes()).map_err(|e| anyhow::anyhow!("{}: {e}", weights.display()))?;
+    let notes: Vec<(String, String)> = ["recipe", "finetuned", "best_epoch"].iter().filter_map(|k| file.metadata(k).ok().map(|v| (k.to_string(), v))).chain([("dev_rsum".to_string(), format!("{:.1} (first {} dev images, level weights chosen there)", r.rsum, dev.len()))]).collect();
+    shan::save(&net, weights, &config, &notes)?;
+    Ok(format!("level weights L2L {}, G2L {}, G2G {}: dev rSum {:.1} on {} images; wrote {}\n", chosen[0], chosen[1], chosen[2], r.rsum, dev.len(), weights.display()))
+}
+
+fn train(request: BackendRequest, visual: &str, flickr8k: &std::path::Path, cache: &std::path::Path, out: &std::path::Path) -> anyhow::Result<String> {
+    use alignscope::data::flickr8k::Split;
+    use alignscope::engine::global::{self, TrainConfig, TrainMsg};
+    let compute = compute(request)?;
+    let cancel = alignscope::engine::jobs::CancelToken::default();
+    let started = std::time::Instant::now();
+    let source = Source { compute: &compute, flickr8k, cache_dir: cache, visual, cancel: &cancel, report: &progress };
+    let train_split = source.pooled(Split::Train)?;
+    let dev = source.pooled(Split::Dev)?;
     eprintln!("prepared {} train and {} dev images in {:.0} s", train_split.len(), dev.len(), started.elapsed().as_secs_f64());
     let config = TrainConfig::default();
     let trained = global::train(&train_split, &dev, &compute.device, &config, &cancel, &|m| match m {
@@ -244,32 +390,159 @@ fn train(request: BackendRequest, visual: &str, flickr8k: &std::path::Path, mode
 
 #[allow(clippy::too_many_arguments)]
 fn eval(request: BackendRequest, visual: &str, flickr8k: &std::path::Path, model: &str, split: &str, cache: &std::path::Path, json: bool, weights: Option<PathBuf>) -> anyhow::Result<String> {
-    use alignscope::engine::global;
-    use alignscope::engine::prepare::prepare_split;
-    check_model(model)?;
+    use alignscope::engine::recall::Recalls;
+    use alignscope::engine::{global, shan};
     let which: alignscope::data::flickr8k::Split = split.parse().map_err(anyhow::Error::msg)?;
     let compute = compute(request)?;
     let cancel = alignscope::engine::jobs::CancelToken::default();
-    let data = prepare_split(&compute, flickr8k, cache, which, visual, &cancel, &progress)?;
-    let net = global::load(&weights.unwrap_or_else(global::default_path), &compute.device)?;
-    let started = std::time::Instant::now();
-    let r = global::evaluate(&net, &data, &compute.device);
-    let seconds = started.elapsed().as_secs_f64();
+    let source = Source { compute: &compute, flickr8k, cache_dir: cache, visual, cancel: &cancel, report: &progress };
+    // (level name, recalls) in the order they are reported; "full" first.
+    let (levels, images, seconds): (Vec<(&str, Recalls)>, usize, f64) = match model {
+        "global" => {
+            let data = source.pooled(which)?;
+            let net = global::load(&weights.unwrap_or_else(global::default_path), &compute.device)?;
+            let started = std::time::Instant::now();
+            let r = global::evaluate(&net, &data, &compute.device);
+            (vec![("full", r)], data.len(), started.elapsed().as_secs_f64())
+        }
+        "shan" => {
+            let data = source.fragments(which)?;
+            let net = shan::load(&weights.unwrap_or_else(shan::default_path), visual, &compute.device)?;
+            let started = std::time::Instant::now();
+            let r = shan::evaluate(&net, &data, &compute.device, &cancel)?;
+            (vec![("full", r.full), ("l2l", r.l2l), ("g2l", r.g2l), ("g2g", r.g2g), ("embedding", r.embedding)], data.len(), started.elapsed().as_secs_f64())
+        }
+        other => return Err(unknown_model(other)),
+    };
     if json {
         let round = |v: f64| (v * 10.0).round() / 10.0;
-        let object = serde_json::json!({
-            "model": model,
-            "split": split,
-            "full": { "i2t": r.i2t.map(round), "t2i": r.t2i.map(round), "rsum": round(r.rsum) },
-            "images": data.len(),
-            "seconds": (seconds * 100.0).round() / 100.0,
-        });
+        let mut object = serde_json::json!({ "model": model, "split": split, "images": images, "seconds": (seconds * 100.0).round() / 100.0 });
+        for (name, r) in &levels {
+            object[*name] = serde_json::json!({ "i2t": r.i2t.map(round), "t2i": r.t2i.map(round), "rsum": round(r.rsum) });
+        }
         return Ok(format!("{object}\n"));
     }
-    Ok(format!(
-        "{model} on Flickr8k {split} ({} images × 5 captions): i2t R@1/5/10 {:.1}/{:.1}/{:.1}, t2i {:.1}/{:.1}/{:.1}, rSum {:.1} (scored in {seconds:.2} s)\n",
-        data.len(), r.i2t[0], r.i2t[1], r.i2t[2], r.t2i[0], r.t2i[1], r.t2i[2], r.rsum
-    ))
+    let mut out = format!("{model} on Flickr8k {split} ({images} images × 5 captions, scored in {seconds:.1} s):\n");
+    for (name, r) in &levels {
+        out.push_str(&format!("  {name:9} i2t R@1/5/10 {:.1}/{:.1}/{:.1}, t2i {:.1}/{:.1}/{:.1}, rSum {:.1}\n", r.i2t[0], r.i2t[1], r.i2t[2], r.t2i[0], r.t2i[1], r.t2i[2], r.rsum));
+    }
+    Ok(out)
+}
+
+/// The runtime SHAN's index and search use, with the default weights unless told otherwise.
+fn shan_runtime(request: BackendRequest, visual: &str, weights: Option<PathBuf>) -> anyhow::Result<alignscope::engine::runtime::Runtime> {
+    let compute = compute(request)?;
+    alignscope::engine::runtime::Runtime::load(&compute, &weights.unwrap_or_else(alignscope::engine::shan::default_path), visual)
+}
+
+/// The cancel token Ctrl-C trips (set once, read by the signal handler).
+static INTERRUPT: std::sync::OnceLock<alignscope::engine::jobs::CancelToken> = std::sync::OnceLock::new();
+
+extern "C" fn on_sigint(_: libc::c_int) {
+    // Only an atomic store: safe inside a signal handler.
+    if let Some(token) = INTERRUPT.get() {
+        token.cancel();
+    }
+}
+
+/// Update `dir`'s index with a progress line (count, rate, ETA); Ctrl-C stops after the batch
+/// in flight and keeps everything indexed so far.
+fn update_index_cli(runtime: &alignscope::engine::runtime::Runtime, dir: &std::path::Path) -> anyhow::Result<(alignscope::engine::index::IndexSummary, alignscope::data::index_file::IndexFile)> {
+    use alignscope::engine::index::{IndexMsg, update_index};
+    use std::io::IsTerminal as _;
+    let cancel = INTERRUPT.get_or_init(Default::default).clone();
+    // SAFETY: installs a handler that performs one atomic store.
+    unsafe { libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t) };
+    let tty = std::io::stderr().is_terminal();
+    let started = std::time::Instant::now();
+    let result = update_index(runtime, dir, &cancel, &|m| match m {
+        IndexMsg::Planned { photos, to_embed, unchanged, removed } => eprintln!("{photos} photos: {unchanged} unchanged, {to_embed} to embed, {removed} removed from the index"),
+        IndexMsg::Embedded { done, total } if tty => {
+            let rate = done as f64 / started.elapsed().as_secs_f64().max(1e-6);
+            let eta = (total - done) as f64 / rate.max(1e-6);
+            eprint!("\rembedding {done}/{total} photos, {rate:.1}/s, ETA {eta:.0} s   ");
+        }
+        IndexMsg::Embedded { .. } => {}
+        IndexMsg::Warning(w) => eprintln!("{}warning: {w}", if tty { "\n" } else { "" }),
+    });
+    if tty {
+        eprintln!();
+    }
+    result
+}
+
+fn index_command(request: BackendRequest, visual: &str, dir: &std::path::Path, weights: Option<PathBuf>) -> anyhow::Result<(String, bool)> {
+    let runtime = shan_runtime(request, visual, weights)?;
+    let (s, file) = update_index_cli(&runtime, dir)?;
+    let mut out = format!(
+        "{}: {} photos indexed ({} embedded, {} unchanged, {} removed) in {:.1} s\n",
+        s.index_path.display(),
+        file.entries.len(),
+        s.embedded,
+        s.unchanged,
+        s.removed,
+        s.seconds
+    );
+    if !s.failed.is_empty() {
+        out.push_str(&format!("{} could not be indexed (see the warnings above)\n", s.failed.len()));
+    }
+    if s.cancelled {
+        out.push_str("interrupted: what was embedded is saved; run again to finish\n");
+    }
+    Ok((out, !s.failed.is_empty() || s.cancelled))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn search_command(request: BackendRequest, visual: &str, dir: &std::path::Path, caption: Option<String>, image: Option<PathBuf>, options: alignscope::engine::search::SearchOptions, json: bool, weights: Option<PathBuf>) -> anyhow::Result<String> {
+    use alignscope::engine::search::{LoadedIndex, search_caption, search_image};
+    let runtime = shan_runtime(request, visual, weights)?;
+    let (_, file) = update_index_cli(&runtime, dir)?;
+    let index = LoadedIndex::new(dir, file);
+    let started = std::time::Instant::now();
+    let (hits, query) = match (caption, image) {
+        (Some(caption), None) => {
+            let (hits, warning) = search_caption(&runtime, &index, &caption, options)?;
+            if let Some(w) = warning {
+                eprintln!("warning: {w}");
+            }
+            (hits, serde_json::json!({ "caption": caption }))
+        }
+        (None, Some(image)) => (search_image(&runtime, &index, &image, options.top)?, serde_json::json!({ "image": image })),
+        _ => anyhow::bail!("give either a caption or --image PHOTO"),
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    if json {
+        let stage = if options.exhaustive { "exhaustive" } else { "two-stage" };
+        let object = serde_json::json!({ "query": query, "photos": index.len(), "search": stage, "candidates": options.candidates, "seconds": seconds, "results": hits });
+        return Ok(format!("{object}\n"));
+    }
+    Ok(hits.iter().map(|h| format!("{:.4}\t{}\n", h.score, h.path.display())).collect())
+}
+
+fn explain(request: BackendRequest, visual: &str, image: &std::path::Path, caption: &str, json: bool, weights: Option<PathBuf>) -> anyhow::Result<String> {
+    let runtime = shan_runtime(request, visual, weights)?;
+    let e = alignscope::engine::explain::explain(&runtime, image, caption)?;
+    if let Some(w) = &e.warning {
+        eprintln!("warning: {w}");
+    }
+    if json {
+        return Ok(format!("{}\n", serde_json::to_string(&e)?));
+    }
+    let [a, b, c] = e.weights;
+    let mut out = format!(
+        "{}\n\"{}\"\nscore {:.3} = {a}·L2L {:.3} + {b}·G2L {:.3} + {c}·G2G {:.3}\n\nword            alignment  strongest region (row, col)  its weight\n",
+        e.image.display(),
+        e.caption,
+        e.score,
+        e.l2l,
+        e.g2l,
+        e.g2g
+    );
+    for w in &e.words {
+        let (best, weight) = w.attention.iter().enumerate().fold((0, f32::MIN), |b, (i, &a)| if a > b.1 { (i, a) } else { b });
+        out.push_str(&format!("{:15} {:9.3}  ({}, {}){:20}{weight:.3}\n", w.word, w.alignment, best / e.grid, best % e.grid, ""));
+    }
+    Ok(out)
 }
 
 fn report(result: anyhow::Result<String>) -> ExitCode {

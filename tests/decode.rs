@@ -1,6 +1,6 @@
 //! Decoding: EXIF orientation is applied; bad files fail with the file's name and the cause.
 
-use std::io::Write;
+mod common;
 
 use alignscope::data::decode::{DecodeError, decode_oriented, thumbnail};
 use alignscope::data::folder::scan_folder;
@@ -52,8 +52,12 @@ fn bad_files_name_the_file_and_the_cause() {
         .unwrap();
     std::fs::write(&truncated, &png[..png.len() / 2]).unwrap();
     let missing = dir.path().join("missing.jpg");
+    let cut_jpeg = dir.path().join("cut.jpg");
+    let coffee = std::fs::read(common::repo_path("assets/demo/coffee.jpg")).unwrap();
+    std::fs::write(&cut_jpeg, &coffee[..coffee.len() / 3]).unwrap();
+    assert!(matches!(decode_oriented(&cut_jpeg), Err(DecodeError::Truncated { .. })), "a cut-off JPEG is refused, not filled with grey");
 
-    for path in [&empty, &text, &truncated, &missing] {
+    for path in [&empty, &text, &truncated, &missing, &cut_jpeg] {
         let err = decode_oriented(path).expect_err("must fail");
         let message = err.to_string();
         assert!(message.contains(&path.display().to_string()), "{message}");
@@ -65,35 +69,11 @@ fn bad_files_name_the_file_and_the_cause() {
 fn huge_header_is_refused_before_allocating() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("huge.png");
-    // A valid PNG header claiming 30000×30000, with a few bytes of pixel data behind it.
-    let mut f = std::fs::File::create(&path).unwrap();
-    f.write_all(b"\x89PNG\r\n\x1a\n").unwrap();
-    let mut header = 30000u32.to_be_bytes().to_vec();
-    header.extend_from_slice(&30000u32.to_be_bytes());
-    header.extend_from_slice(&[8, 2, 0, 0, 0]);
-    for (kind, data) in [(b"IHDR", header), (b"IDAT", vec![0x78, 0x9c, 0, 0]), (b"IEND", vec![])] {
-        let mut chunk = kind.to_vec();
-        chunk.extend_from_slice(&data);
-        f.write_all(&(data.len() as u32).to_be_bytes()).unwrap();
-        f.write_all(&chunk).unwrap();
-        f.write_all(&crc32(&chunk).to_be_bytes()).unwrap();
-    }
-    drop(f);
+    common::write_huge_png(&path);
     match decode_oriented(&path) {
         Err(DecodeError::TooLarge { width, height, .. }) => assert_eq!((width, height), (30000, 30000)),
         other => panic!("expected TooLarge, got {other:?}"),
     }
-}
-
-fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = 0xffff_ffffu32;
-    for &b in bytes {
-        crc ^= b as u32;
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
-        }
-    }
-    !crc
 }
 
 #[test]

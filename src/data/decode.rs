@@ -18,12 +18,29 @@ pub enum DecodeError {
     Format { path: PathBuf, source: image::ImageError },
     #[error("{path}: image is {width}×{height}, larger than the {MAX_SIDE} px limit")]
     TooLarge { path: PathBuf, width: u32, height: u32 },
+    #[error("{path}: truncated JPEG: the file ends before the image does (no end-of-image marker)")]
+    Truncated { path: PathBuf },
+}
+
+/// How far from the end a JPEG's end-of-image marker may sit (some cameras append a trailer).
+const JPEG_TRAILER: u64 = 64 * 1024;
+
+/// The JPEG decoder fills a cut-off scan with grey instead of failing; a JPEG whose end-of-image
+/// marker (FF D9) is missing from its tail was cut off.
+fn jpeg_is_truncated(path: &Path) -> std::io::Result<bool> {
+    use std::io::{Read as _, Seek as _, SeekFrom};
+    let mut f = std::fs::File::open(path)?;
+    let len = f.metadata()?.len();
+    f.seek(SeekFrom::Start(len.saturating_sub(JPEG_TRAILER)))?;
+    let mut tail = Vec::new();
+    f.read_to_end(&mut tail)?;
+    Ok(!tail.windows(2).any(|w| w == [0xFF, 0xD9]))
 }
 
 impl DecodeError {
     pub fn path(&self) -> &Path {
         match self {
-            Self::Open { path, .. } | Self::Format { path, .. } | Self::TooLarge { path, .. } => path,
+            Self::Open { path, .. } | Self::Format { path, .. } | Self::TooLarge { path, .. } | Self::Truncated { path } => path,
         }
     }
 }
@@ -36,7 +53,11 @@ pub fn decode_oriented(path: &Path) -> Result<DynamicImage, DecodeError> {
         // Sniff the content: a PNG named .jpg still decodes, a text file named .jpg fails clearly.
         .with_guessed_format()
         .map_err(|source| DecodeError::Open { path: path.to_path_buf(), source })?;
+    let is_jpeg = reader.format() == Some(image::ImageFormat::Jpeg);
     let mut decoder = reader.into_decoder().map_err(format_err)?;
+    if is_jpeg && jpeg_is_truncated(path).map_err(|source| DecodeError::Open { path: path.to_path_buf(), source })? {
+        return Err(DecodeError::Truncated { path: path.to_path_buf() });
+    }
     let (width, height) = decoder.dimensions();
     if width > MAX_SIDE || height > MAX_SIDE {
         return Err(DecodeError::TooLarge { path: path.to_path_buf(), width, height });

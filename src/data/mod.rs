@@ -4,3 +4,4 @@ pub mod decode;
 pub mod feature_cache;
 pub mod flickr8k;
 pub mod folder;
+pub mod index_file;

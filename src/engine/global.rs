@@ -8,10 +8,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use burn::grad_clipping::GradientClippingConfig;
 use burn::module::{Module, Param};
 use burn::nn::Linear;
-use burn::optim::{AdamWConfig, GradientsParams};
+use burn::optim::GradientsParams;
 use burn::tensor::Device;
 
 use super::jobs::CancelToken;
@@ -62,24 +61,16 @@ pub fn train(train: &PooledSplit, dev: &PooledSplit, device: &Device, config: &T
     let started = Instant::now();
     let ad = device.clone().autodiff();
     let mut model = GlobalConfig::new().init(&ad);
-    let mut optim = AdamWConfig::new()
-        .with_weight_decay(config.weight_decay)
-        .with_grad_clipping(Some(GradientClippingConfig::Norm(2.0)))
-        .init();
+    let mut optim = super::recipe::optimizer(config.weight_decay);
     let mut rng = fastrand::Rng::with_seed(config.seed);
     let mut best: Option<(GlobalModel, usize, Recalls)> = None;
     for epoch in 1..=config.max_epochs {
         let epoch_start = Instant::now();
-        let mut order: Vec<usize> = (0..train.len()).collect();
-        rng.shuffle(&mut order);
         let (mut loss_sum, mut steps) = (0.0, 0usize);
-        for batch in order.chunks(config.batch) {
+        for batch in super::recipe::epoch_batches(&mut rng, train.len(), config.batch) {
             anyhow::ensure!(!cancel.is_cancelled(), "cancelled");
-            if batch.len() < 2 {
-                continue;
-            }
             let captions: Vec<usize> = batch.iter().map(|&i| i * 5 + rng.usize(0..5)).collect();
-            let img = model.embed_images(train.image_rows(batch, &ad));
+            let img = model.embed_images(train.image_rows(&batch, &ad));
             let txt = model.embed_texts(train.caption_rows(&captions, &ad));
             let loss = info_nce(img.matmul(txt.transpose()), model.log_temperature.val());
             loss_sum += loss.clone().into_scalar::<f32>() as f64;

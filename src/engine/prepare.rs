@@ -88,13 +88,22 @@ pub fn pooled_captions(model: &MiniLm, cache: &FeatureCache, layer: usize, devic
     out
 }
 
+/// The images whose five captions are all cached: (image index, caption cache rows).
+pub fn with_five_captions(image_names: &[String], captions: &FeatureCache) -> Vec<(usize, [usize; 5])> {
+    let by_name: HashMap<&str, usize> = captions.entries.iter().enumerate().map(|(i, e)| (e.name.as_str(), i)).collect();
+    let row = |name: &str, k: usize| by_name.get(format!("{name}#{k}").as_str()).copied();
+    image_names
+        .iter()
+        .enumerate()
+        .filter_map(|(i, name)| Some((i, [row(name, 0)?, row(name, 1)?, row(name, 2)?, row(name, 3)?, row(name, 4)?])))
+        .collect()
+}
+
 /// Align the two caches by image name: images whose five captions are all cached.
 pub fn join(image_names: &[String], images: Vec<f32>, image_dim: usize, captions: &FeatureCache, caption_vectors: Vec<f32>, text_dim: usize) -> anyhow::Result<PooledSplit> {
-    let by_name: HashMap<&str, usize> = captions.entries.iter().enumerate().map(|(i, e)| (e.name.as_str(), i)).collect();
     let mut split = PooledSplit { names: Vec::new(), images: Vec::new(), image_dim, captions: Vec::new(), text_dim };
-    for (i, name) in image_names.iter().enumerate() {
-        let rows: Option<Vec<usize>> = (0..5).map(|k| by_name.get(format!("{name}#{k}").as_str()).copied()).collect();
-        let Some(rows) = rows else { continue };
+    for (i, rows) in with_five_captions(image_names, captions) {
+        let name = &image_names[i];
         split.names.push(name.clone());
         split.images.extend_from_slice(&images[i * image_dim..(i + 1) * image_dim]);
         for r in rows {
@@ -104,36 +113,54 @@ pub fn join(image_names: &[String], images: Vec<f32>, image_dim: usize, captions
     (!split.is_empty()).then_some(split).context("no image has all five captions cached")
 }
 
-/// The caches of a Flickr8k split (built if missing or stale), run to pooled vectors.
-pub fn prepare_split(
-    compute: &super::backend::Compute,
-    flickr8k: &std::path::Path,
-    cache_dir: &std::path::Path,
-    split: crate::data::flickr8k::Split,
-    visual: &str,
-    cancel: &super::jobs::CancelToken,
-    report: &dyn Fn(super::extract::ExtractMsg),
-) -> anyhow::Result<PooledSplit> {
-    use super::extract::{ExtractOptions, extract};
-    use crate::features::{TEXT_WEIGHTS, models_dir};
-    let device = &compute.device;
-    let weights = models_dir().join(format!("{visual}.safetensors"));
-    let net = EfficientNetLite::load(&weights, device)?;
-    // The input of the last MBConv block: the frozen part ends there (fine-tuning starts there).
-    let block = net.blocks.len() - 1;
-    let options = ExtractOptions {
-        flickr8k: flickr8k.to_path_buf(),
-        visual: visual.to_string(),
-        split,
-        out_dir: cache_dir.to_path_buf(),
-        image_block: block,
-        text_layer: 5,
-        batch: 16,
-    };
-    let super::extract::Extracted { images, captions } = extract(compute, &options, cancel, report)?;
-    let model = MiniLm::load(&models_dir().join(TEXT_WEIGHTS), device)?;
-    let pooled = pooled_images(&net, &images, block, device);
-    let sentences = pooled_captions(&model, &captions, 5, device);
-    let names: Vec<String> = images.entries.iter().map(|e| e.name.clone()).collect();
-    join(&names, pooled, crate::features::efficientnet::FEATURE_DIM, &captions, sentences, model.hidden)
+/// Where a Flickr8k split's features come from: the dataset, the cache folder, the visual
+/// backbone, and the compute, cancel and progress of the job preparing them.
+pub struct Source<'a> {
+    pub compute: &'a super::backend::Compute,
+    pub flickr8k: &'a std::path::Path,
+    pub cache_dir: &'a std::path::Path,
+    pub visual: &'a str,
+    pub cancel: &'a super::jobs::CancelToken,
+    pub report: &'a dyn Fn(super::extract::ExtractMsg),
+}
+
+impl Source<'_> {
+    /// The split's caches for fine-tuning (built if missing or stale): the input of the visual
+    /// backbone's last MBConv block and of MiniLM's last layer. Returns the backbone too.
+    pub fn extract(&self, split: crate::data::flickr8k::Split) -> anyhow::Result<(EfficientNetLite, super::extract::Extracted)> {
+        use super::extract::{ExtractOptions, extract};
+        let weights = crate::features::models_dir().join(format!("{}.safetensors", self.visual));
+        let net = EfficientNetLite::load(&weights, &self.compute.device)?;
+        let options = ExtractOptions {
+            flickr8k: self.flickr8k.to_path_buf(),
+            visual: self.visual.to_string(),
+            split,
+            out_dir: self.cache_dir.to_path_buf(),
+            image_block: net.blocks.len() - 1,
+            text_layer: super::shan::TEXT_TOP_LAYER,
+            batch: 16,
+        };
+        let extracted = extract(self.compute, &options, self.cancel, self.report)?;
+        Ok((net, extracted))
+    }
+
+    /// The split as pooled vectors (the global model's input): the cached activations run
+    /// through the remaining frozen layers.
+    pub fn pooled(&self, split: crate::data::flickr8k::Split) -> anyhow::Result<PooledSplit> {
+        use crate::features::{TEXT_WEIGHTS, models_dir};
+        let device = &self.compute.device;
+        let (net, super::extract::Extracted { images, captions }) = self.extract(split)?;
+        let model = MiniLm::load(&models_dir().join(TEXT_WEIGHTS), device)?;
+        let block = net.blocks.len() - 1;
+        let pooled = pooled_images(&net, &images, block, device);
+        let sentences = pooled_captions(&model, &captions, super::shan::TEXT_TOP_LAYER, device);
+        let names: Vec<String> = images.entries.iter().map(|e| e.name.clone()).collect();
+        join(&names, pooled, crate::features::efficientnet::FEATURE_DIM, &captions, sentences, model.hidden)
+    }
+
+    /// The split as SHAN's inputs.
+    pub fn fragments(&self, split: crate::data::flickr8k::Split) -> anyhow::Result<super::shan::FragmentSplit> {
+        let (_, extracted) = self.extract(split)?;
+        super::shan::FragmentSplit::from_caches(&extracted.images, &extracted.captions)
+    }
 }

@@ -80,6 +80,30 @@ impl MbConv {
     }
 }
 
+fn top_forward(blocks: &[MbConv], head: &SameConv, mut x: Tensor<4>) -> Tensor<4> {
+    for b in blocks {
+        x = b.forward(x);
+    }
+    relu6(head.forward(x))
+}
+
+/// The last blocks and the head, run from the cached activation entering `first_block`.
+#[derive(Module, Debug)]
+pub struct Top {
+    pub first_block: usize,
+    pub blocks: Vec<MbConv>,
+    pub head: SameConv,
+}
+
+impl Top {
+    /// [B, C, h, w] entering `first_block` → region features [B, h·w, 1280] (row-major cells).
+    pub fn regions(&self, x: Tensor<4>) -> Tensor<3> {
+        let f = top_forward(&self.blocks, &self.head, x);
+        let [b, c, h, w] = f.dims();
+        f.reshape([b, c, h * w]).swap_dims(1, 2)
+    }
+}
+
 #[derive(Module, Debug)]
 pub struct EfficientNetLite {
     pub stem: SameConv,
@@ -148,11 +172,13 @@ impl EfficientNetLite {
     }
 
     /// Blocks `block..` and the head, from an activation [`Self::features_until`] returned.
-    pub fn features_from(&self, mut x: Tensor<4>, block: usize) -> Tensor<4> {
-        for b in &self.blocks[block.min(self.blocks.len())..] {
-            x = b.forward(x);
-        }
-        relu6(self.head.forward(x))
+    pub fn features_from(&self, x: Tensor<4>, block: usize) -> Tensor<4> {
+        top_forward(&self.blocks[block.min(self.blocks.len())..], &self.head, x)
+    }
+
+    /// A copy of blocks `block..` and the head: the part a matching network fine-tunes.
+    pub fn top(&self, block: usize) -> Top {
+        Top { first_block: block, blocks: self.blocks[block.min(self.blocks.len())..].to_vec(), head: self.head.clone() }
     }
 
     /// Global average pooling of a feature map: [B, 1280].

@@ -27,13 +27,7 @@ pub struct TextFeatures {
 impl TextFeatures {
     /// A warning to show when the caption was cut to fit the model.
     pub fn truncation_warning(&self) -> Option<String> {
-        (self.tokenized.truncated_pieces > 0).then(|| {
-            format!(
-                "caption too long: the last {} word pieces were dropped (the model reads at most {} pieces)",
-                self.tokenized.truncated_pieces,
-                self.tokenized.ids.len()
-            )
-        })
+        self.tokenized.truncation_warning()
     }
 }
 

@@ -34,6 +34,15 @@ pub struct Tokenized {
     pub truncated_pieces: usize,
 }
 
+impl Tokenized {
+    /// A warning to show when the caption was cut to fit the model.
+    pub fn truncation_warning(&self) -> Option<String> {
+        (self.truncated_pieces > 0).then(|| {
+            format!("caption too long: the last {} word pieces were dropped (the model reads at most {} pieces)", self.truncated_pieces, self.ids.len())
+        })
+    }
+}
+
 pub struct WordPiece {
     vocab: HashMap<String, u32>,
     unk: u32,

@@ -2,3 +2,4 @@
 
 pub mod global;
 pub mod loss;
+pub mod shan;

@@ -21,3 +21,30 @@ pub fn has_program(program: &str) -> bool {
     std::env::var_os("PATH")
         .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
 }
+
+/// A valid PNG header claiming 30000×30000, with a few bytes of pixel data behind it.
+pub fn write_huge_png(path: &std::path::Path) {
+    let mut bytes = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut header = 30000u32.to_be_bytes().to_vec();
+    header.extend_from_slice(&30000u32.to_be_bytes());
+    header.extend_from_slice(&[8, 2, 0, 0, 0]);
+    for (kind, data) in [(b"IHDR", header), (b"IDAT", vec![0x78, 0x9c, 0, 0]), (b"IEND", vec![])] {
+        let mut chunk = kind.to_vec();
+        chunk.extend_from_slice(&data);
+        bytes.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        bytes.extend_from_slice(&chunk);
+        bytes.extend_from_slice(&crc32(&chunk).to_be_bytes());
+    }
+    std::fs::write(path, bytes).unwrap();
+}
+
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = 0xffff_ffffu32;
+    for &b in bytes {
+        crc ^= b as u32;
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+        }
+    }
+    !crc
+}

@@ -1,0 +1,33 @@
+//! Pieces of "recipe B" (MODELS.md) every trained network shares: each epoch visits every
+//! training image once, in a fresh random order (its caption drawn by the caller); AdamW with
+//! gradient clipping 2.
+
+use burn::grad_clipping::GradientClippingConfig;
+use burn::optim::{AdamWConfig, ModuleOptimizer};
+
+/// AdamW with recipe B's weight decay and gradient-norm clipping at 2.
+pub fn optimizer(weight_decay: f32) -> ModuleOptimizer {
+    AdamWConfig::new().with_weight_decay(weight_decay).with_grad_clipping(Some(GradientClippingConfig::Norm(2.0))).init()
+}
+
+/// One epoch's batches of image indices `0..n`: shuffled, `batch` at a time; a last batch of one
+/// image is dropped (a contrastive loss needs negatives).
+pub fn epoch_batches(rng: &mut fastrand::Rng, n: usize, batch: usize) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..n).collect();
+    rng.shuffle(&mut order);
+    order.chunks(batch.max(2)).filter(|b| b.len() >= 2).map(<[usize]>::to_vec).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_image_once_per_epoch() {
+        let mut rng = fastrand::Rng::with_seed(3);
+        let batches = super::epoch_batches(&mut rng, 10, 4);
+        assert_eq!(batches.iter().map(Vec::len).collect::<Vec<_>>(), vec![4, 4, 2]);
+        let mut all: Vec<usize> = batches.concat();
+        all.sort();
+        assert_eq!(all, (0..10).collect::<Vec<_>>());
+        assert_eq!(super::epoch_batches(&mut rng, 9, 4).len(), 2, "a lone last image is dropped");
+    }
+}

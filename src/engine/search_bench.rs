@@ -1,0 +1,173 @@
+//! `alignscope bench search`: query latency over a synthetic index of real shapes (two-stage
+//! and exhaustive), indexing throughput on real photos, and on the Flickr8k 1K test as a folder
+//! the recall two-stage search keeps against exhaustive SHAN scoring.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use half::f16;
+
+use super::index::update_index;
+use super::jobs::CancelToken;
+use super::runtime::Runtime;
+use super::search::{LoadedIndex, SearchOptions, rank_by_text, top_k};
+use crate::data::flickr8k::{Split, load_split};
+use crate::features::values;
+
+pub struct SearchBench {
+    /// Photos in the synthetic index.
+    pub photos: usize,
+    /// Timed queries per mode.
+    pub queries: usize,
+    pub candidates: usize,
+    pub flickr8k: std::path::PathBuf,
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn unit(rng: &mut fastrand::Rng, n: usize) -> Vec<f32> {
+    let v: Vec<f32> = (0..n).map(|_| rng.f32() * 2.0 - 1.0).collect();
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-8);
+    v.into_iter().map(|x| x / norm).collect()
+}
+
+impl SearchBench {
+    pub fn run(&self, runtime: &Runtime) -> anyhow::Result<String> {
+        let mut out = String::new();
+        let captions = self.captions();
+        self.latency(runtime, &captions, &mut out)?;
+        if self.flickr8k.join("Flickr8k.token.txt").is_file() {
+            self.flickr8k_recall(runtime, &mut out)?;
+        } else {
+            writeln!(out, "Flickr8k not found at {}: no throughput or recall figures", self.flickr8k.display())?;
+        }
+        Ok(out)
+    }
+
+    fn captions(&self) -> Vec<String> {
+        let from_data: Vec<String> = load_split(&self.flickr8k, Split::Test).map(|d| d.captions.into_iter().map(|c| c[0].clone()).collect()).unwrap_or_default();
+        if from_data.is_empty() { vec!["a dog runs through the grass".to_string(), "two children play on the beach".to_string()] } else { from_data }
+    }
+
+    /// A synthetic index with the real shapes: unit fragments and embeddings.
+    fn synthetic(&self, runtime: &Runtime) -> LoadedIndex {
+        let h = runtime.index_header();
+        let mut rng = fastrand::Rng::with_seed(1);
+        let mut index = LoadedIndex { root: "synthetic".into(), paths: Vec::new(), dim: h.dim, embeddings: Vec::new(), regions: h.regions, region_dim: h.region_dim, fragments: Vec::new(), context: Vec::new() };
+        for i in 0..self.photos {
+            index.paths.push(format!("photo-{i:05}.jpg").into());
+            index.embeddings.extend(unit(&mut rng, h.dim));
+            for _ in 0..h.regions {
+                index.fragments.extend(unit(&mut rng, h.region_dim).into_iter().map(f16::from_f32));
+            }
+            let pool: Vec<f32> = (0..h.regions).map(|_| rng.f32()).collect();
+            let total: f32 = pool.iter().sum();
+            index.context.extend(pool.iter().map(|w| w / total));
+            index.context.extend((0..2 * h.regions).map(|_| rng.f32() * 2.0 - 1.0));
+        }
+        index
+    }
+
+    fn latency(&self, runtime: &Runtime, captions: &[String], out: &mut String) -> anyhow::Result<()> {
+        let index = self.synthetic(runtime);
+        writeln!(out, "query latency over a synthetic index of {} photos ({} regions × {} each), caption encoding included:", index.len(), index.regions, index.region_dim)?;
+        let mut medians = Vec::new();
+        for (name, exhaustive, n) in [("two-stage", false, self.queries), ("exhaustive", true, self.queries.div_ceil(5).max(3))] {
+            let options = SearchOptions { top: 10, candidates: self.candidates, exhaustive };
+            let mut times: Vec<f64> = Vec::new();
+            for caption in captions.iter().cycle().take(n + 1) {
+                let started = Instant::now();
+                let (txt, _) = runtime.text_side(caption)?;
+                let hits = rank_by_text(runtime, &index, &txt, options);
+                anyhow::ensure!(hits.len() == 10, "expected 10 results");
+                times.push(started.elapsed().as_secs_f64() * 1000.0);
+            }
+            times.remove(0); // the first query warms caches
+            times.sort_by(f64::total_cmp);
+            let (median, p95) = (percentile(&times, 0.5), percentile(&times, 0.95));
+            medians.push(median);
+            let detail = if exhaustive { String::new() } else { format!(", SHAN on the best {}", self.candidates) };
+            writeln!(out, "  {name:10} median {median:7.1} ms, p95 {p95:7.1} ms over {} queries{detail}", times.len())?;
+        }
+        writeln!(out, "  two-stage is {:.1}× faster than exhaustive", medians[1] / medians[0])?;
+        Ok(())
+    }
+
+    fn flickr8k_recall(&self, runtime: &Runtime, out: &mut String) -> anyhow::Result<()> {
+        let data = load_split(&self.flickr8k, Split::Test)?;
+        // A folder of copies, so the index is written beside them and not into the dataset.
+        let folder = ScratchDir::new("flickr8k-test")?;
+        for photo in &data.images {
+            let name = photo.file_name().context("photo without a name")?;
+            std::fs::copy(photo, folder.0.join(name)).with_context(|| format!("copy {}", photo.display()))?;
+        }
+        let (summary, file) = update_index(runtime, &folder.0, &CancelToken::default(), &|_| {})?;
+        writeln!(out, "indexing {} Flickr8k test photos: {:.1} photos/s ({:.1} s)", summary.embedded, summary.embedded as f64 / summary.seconds, summary.seconds)?;
+        let index = LoadedIndex::new(&folder.0, file);
+        let position: std::collections::HashMap<&std::ffi::OsStr, usize> = index.paths.iter().enumerate().map(|(i, p)| (p.as_os_str(), i)).collect();
+
+        // Every caption against every photo: SHAN's exhaustive scores and the embedding scores.
+        let started = Instant::now();
+        let mut queries: Vec<(usize, crate::features::tokenizer::Tokenized)> = Vec::new();
+        for (photo, five) in data.images.iter().zip(&data.captions) {
+            let gt = *position.get(photo.file_name().unwrap_or_default()).context("a test photo missing from the index")?;
+            for c in five {
+                queries.push((gt, runtime.text.tokenizer.tokenize(c)?));
+            }
+        }
+        queries.sort_by_key(|(_, t)| t.ids.len());
+        let all: Vec<usize> = (0..index.len()).collect();
+        let (mut exhaustive, mut two_stage) = ([0usize; 3], [0usize; 3]);
+        for group in queries.chunks(64) {
+            let tokenized: Vec<_> = group.iter().map(|(_, t)| t.clone()).collect();
+            let txt = runtime.text_sides(&tokenized);
+            let shan = super::search::shan_scores(runtime, &index, &all, &txt); // [photos, group]
+            let emb = values(txt.embedding.clone());
+            for (q, (gt, _)) in group.iter().enumerate() {
+                let column: Vec<f32> = (0..index.len()).map(|p| shan[p * group.len() + q]).collect();
+                let rank = column.iter().enumerate().filter(|&(p, &s)| p != *gt && s >= column[*gt]).count();
+                count(&mut exhaustive, Some(rank));
+                let query = &emb[q * index.dim..(q + 1) * index.dim];
+                let candidates = top_k(&index.embedding_scores(query), self.candidates);
+                let rank = candidates.contains(gt).then(|| candidates.iter().filter(|&&p| p != *gt && column[p] >= column[*gt]).count());
+                count(&mut two_stage, rank);
+            }
+        }
+        let pct = |h: [usize; 3]| h.map(|x| 100.0 * x as f64 / queries.len() as f64);
+        let (e, t) = (pct(exhaustive), pct(two_stage));
+        writeln!(out, "Flickr8k 1K test as a folder, {} captions as queries ({:.0} s):", queries.len(), started.elapsed().as_secs_f64())?;
+        writeln!(out, "  exhaustive SHAN   t2i R@1/5/10 {:.1}/{:.1}/{:.1}", e[0], e[1], e[2])?;
+        writeln!(out, "  two-stage (K={})  t2i R@1/5/10 {:.1}/{:.1}/{:.1}", self.candidates, t[0], t[1], t[2])?;
+        writeln!(out, "  two-stage top-10 holds the ground-truth photo for {:.1}% of the captions ({:+.1} vs exhaustive)", t[2], t[2] - e[2])?;
+        Ok(())
+    }
+}
+
+fn count(hits: &mut [usize; 3], rank: Option<usize>) {
+    for (h, k) in hits.iter_mut().zip([1, 5, 10]) {
+        if rank.is_some_and(|r| r < k) {
+            *h += 1;
+        }
+    }
+}
+
+/// A folder under the system's temporary directory, removed when dropped.
+struct ScratchDir(PathBuf);
+
+impl ScratchDir {
+    fn new(what: &str) -> anyhow::Result<Self> {
+        let dir = std::env::temp_dir().join(format!("alignscope-{what}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+        Ok(Self(dir))
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

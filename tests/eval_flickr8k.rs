@@ -1,0 +1,80 @@
+//! The committed models, evaluated like the papers on the Flickr8k 1K test split: the global
+//! baseline and SHAN (full score and each level), from one shared feature cache.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+fn eval(model: &str, flickr8k: &Path, cache: &Path) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_alignscope"))
+        .args(["--backend", "flex", "eval", "--model", model, "--split", "test", "--json", "--flickr8k"])
+        .arg(flickr8k)
+        .arg("--cache")
+        .arg(cache)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run alignscope eval");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    eprintln!("{stdout}");
+    let json: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON object");
+    assert_eq!(json["model"], model);
+    assert_eq!(json["images"], 1000);
+    json
+}
+
+/// rSum of one level, checked to be the sum of its six recalls.
+fn rsum(json: &serde_json::Value, level: &str) -> f64 {
+    let r = &json[level];
+    let rsum = r["rsum"].as_f64().unwrap_or_else(|| panic!("no {level} in {json}"));
+    let parts: f64 = ["i2t", "t2i"].iter().flat_map(|d| r[d].as_array().unwrap().iter().map(|v| v.as_f64().unwrap())).sum();
+    assert!((parts - rsum).abs() < 0.5, "{level}: rSum is the sum of the six recalls");
+    rsum
+}
+
+/// Flickr8k beside the project, or `None` after saying why the test skips.
+fn flickr8k() -> Option<std::path::PathBuf> {
+    let flickr8k = common::repo_path("../shared/data/flickr8k");
+    if flickr8k.join("Flickr8k.token.txt").is_file() {
+        return Some(flickr8k);
+    }
+    eprintln!("SKIPPED: Flickr8k not found at {} (it lives beside the project in ../shared)", flickr8k.display());
+    None
+}
+
+#[test]
+fn committed_models_recall_on_flickr8k_test() {
+    let Some(flickr8k) = flickr8k() else { return };
+    let cache = tempfile::tempdir().unwrap();
+    let global = rsum(&eval("global", &flickr8k, cache.path()), "full");
+    // The PyTorch reference of this model on the same features reaches 278.7 (MODELS.md).
+    assert!(global >= 270.0, "global rSum {global}");
+
+    let shan = eval("shan", &flickr8k, cache.path());
+    let full = rsum(&shan, "full");
+    for level in ["l2l", "g2l", "g2g"] {
+        assert!(rsum(&shan, level) > 100.0, "{level} alone retrieves far above chance: {shan}");
+    }
+    // Measured 290.1 vs 280.2 for the committed pair. Issue 10 asks for ≥ 300 and ≥ global + 10:
+    // not reached yet (see README); this guards what was reached.
+    assert!(full >= 285.0 && full >= global + 5.0, "SHAN {full} vs global {global}");
+}
+
+#[test]
+fn search_top_10_holds_the_ground_truth_on_flickr8k_test() {
+    let Some(flickr8k) = flickr8k() else { return };
+    let out = Command::new(env!("CARGO_BIN_EXE_alignscope"))
+        .args(["--backend", "flex", "bench", "search", "--photos", "2000", "--queries", "5", "--flickr8k"])
+        .arg(&flickr8k)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run alignscope bench search");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    eprintln!("{stdout}");
+    let line = stdout.lines().find(|l| l.contains("top-10 holds the ground-truth photo for")).expect("the recall line");
+    let percent: f64 = line.split("for ").nth(1).and_then(|s| s.split('%').next()).and_then(|s| s.trim().parse().ok()).expect("a percentage");
+    // Issue 5's bar: the ground-truth photo in the top 10 for at least half of the captions.
+    assert!(percent >= 50.0, "{line}");
+}

@@ -1,0 +1,155 @@
+//! `alignscope index` and `search` on folders the tests build: incremental updates, a bad-input
+//! corpus, a damaged index, kill -9 in the middle of indexing, and ranking the demo photos.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn alignscope(args: &[&std::ffi::OsStr]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_alignscope")).arg("--backend").arg("flex").args(args).current_dir(env!("CARGO_MANIFEST_DIR")).output().expect("run alignscope")
+}
+
+fn index(dir: &Path) -> (i32, String, String) {
+    let out = alignscope(&["index".as_ref(), dir.as_os_str()]);
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+fn demo(name: &str) -> PathBuf {
+    common::repo_path("assets/demo").join(name)
+}
+
+fn copy_demo(dir: &Path, names: &[&str]) {
+    for name in names {
+        std::fs::copy(demo(name), dir.join(name)).unwrap();
+    }
+}
+
+fn index_bytes(dir: &Path) -> Vec<u8> {
+    std::fs::read(dir.join(".alignscope/index.bin")).expect("an index file")
+}
+
+#[test]
+fn bad_input_is_named_and_the_rest_is_indexed_incrementally() {
+    use std::os::unix::ffi::OsStrExt as _;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    copy_demo(dir, &["chelsea.jpg", "coffee.jpg", "rocket.jpg"]);
+    std::fs::create_dir(dir.join("sub")).unwrap();
+    std::fs::copy(demo("astronaut.jpg"), dir.join("sub/astronaut.jpg")).unwrap();
+    std::fs::copy(demo("brick.jpg"), dir.join(std::ffi::OsStr::from_bytes(b"caf\xe9 odd name.jpg"))).unwrap();
+    let coffee = std::fs::read(demo("coffee.jpg")).unwrap();
+    std::fs::write(dir.join("truncated.jpg"), &coffee[..coffee.len() / 3]).unwrap();
+    let mut png = Vec::new();
+    image::DynamicImage::new_rgb8(64, 64).write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png).unwrap();
+    std::fs::write(dir.join("truncated.png"), &png[..png.len() / 2]).unwrap();
+    std::fs::write(dir.join("empty.jpg"), b"").unwrap();
+    std::fs::write(dir.join("notes.jpg"), b"these are my holiday notes, not a photo").unwrap();
+    common::write_huge_png(&dir.join("huge.png"));
+    std::os::unix::fs::symlink(dir.join("gone.jpg"), dir.join("dangling.jpg")).unwrap();
+
+    let (code, out, err) = index(dir);
+    assert_eq!(code, 2, "partial success has its own exit status\n{out}\n{err}");
+    for (file, cause) in [("truncated.jpg", ""), ("truncated.png", ""), ("empty.jpg", ""), ("notes.jpg", ""), ("huge.png", "30000"), ("dangling.jpg", "")] {
+        let line = err.lines().find(|l| l.contains(file)).unwrap_or_else(|| panic!("no message names {file}:\n{err}"));
+        assert!(line.contains(cause), "{line}");
+    }
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(out.contains("5 photos indexed (5 embedded"), "{out}");
+
+    // Nothing changed: nothing is embedded again, the index file is not rewritten.
+    let before = index_bytes(dir);
+    let (_, out, err) = index(dir);
+    assert!(out.contains("5 photos indexed (0 embedded, 5 unchanged, 0 removed)"), "{out}\n{err}");
+    assert_eq!(index_bytes(dir), before);
+
+    // A removed photo leaves the index; a rewritten one is embedded again.
+    std::fs::remove_file(dir.join("rocket.jpg")).unwrap();
+    std::fs::copy(demo("camera.jpg"), dir.join("coffee.jpg")).unwrap();
+    let (_, out, err) = index(dir);
+    assert!(out.contains("4 photos indexed (1 embedded, 3 unchanged, 1 removed)"), "{out}\n{err}");
+
+    // A damaged index is reported and rebuilt; the photos are untouched.
+    let bytes = index_bytes(dir);
+    std::fs::write(dir.join(".alignscope/index.bin"), &bytes[..bytes.len() - 100]).unwrap();
+    let (_, out, err) = index(dir);
+    assert!(err.contains("index.bin") && err.contains("damaged"), "{err}");
+    assert!(out.contains("4 photos indexed (4 embedded"), "{out}\n{err}");
+    assert_eq!(std::fs::read(dir.join("chelsea.jpg")).unwrap(), std::fs::read(demo("chelsea.jpg")).unwrap());
+}
+
+#[test]
+fn kill_9_while_indexing_then_resuming_gives_the_same_index() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let names = ["astronaut.jpg", "brick.jpg", "camera.jpg", "chelsea.jpg", "coffee.jpg", "rocket.jpg"];
+    for copy in 0..8 {
+        for name in names {
+            std::fs::copy(demo(name), dir.join(format!("{copy}-{name}"))).unwrap();
+        }
+    }
+    let (code, out, err) = index(dir);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let uninterrupted = index_bytes(dir);
+    std::fs::remove_dir_all(dir.join(".alignscope")).unwrap();
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_alignscope")).args(["--backend", "flex", "index"]).arg(dir).current_dir(env!("CARGO_MANIFEST_DIR")).spawn().unwrap();
+    let segments = |d: &Path| std::fs::read_dir(d.join(".alignscope")).map(|e| e.filter_map(Result::ok).filter(|e| e.file_name().to_string_lossy().starts_with("segment-")).count()).unwrap_or(0);
+    let started = std::time::Instant::now();
+    while segments(dir) == 0 && started.elapsed().as_secs() < 120 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(segments(dir) >= 1, "the run was killed after writing a segment");
+    assert!(!dir.join(".alignscope/index.bin").exists() || index_bytes(dir) != uninterrupted, "the kill came before the end");
+
+    let (code, out, err) = index(dir);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(!out.contains(" 48 embedded"), "the rerun resumed instead of starting over: {out}");
+    assert_eq!(index_bytes(dir), uninterrupted, "resumed index differs from the uninterrupted one");
+    assert_eq!(segments(dir), 0, "segments are merged away");
+}
+
+fn search(dir: &Path, args: &[&str]) -> (bool, String, String) {
+    let mut all: Vec<&std::ffi::OsStr> = vec!["search".as_ref(), dir.as_os_str()];
+    all.extend(args.iter().map(|a| std::ffi::OsStr::new(*a)));
+    let out = alignscope(&all);
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn search_ranks_the_demo_photos_two_stage_exhaustive_and_by_example() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    copy_demo(dir, &["astronaut.jpg", "brick.jpg", "camera.jpg", "chelsea.jpg", "coffee.jpg", "rocket.jpg", "coins.jpg", "grass.jpg"]);
+    // A Flickr8k-like caption (people, everyday scenes: what SHAN was trained on).
+    let (ok, out, err) = search(dir, &["a man holding a camera", "--top", "3"]);
+    assert!(ok, "{out}\n{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    let (score, path) = lines[0].split_once('\t').expect("SCORE<TAB>PATH");
+    assert!(score.parse::<f32>().is_ok() && path.ends_with("camera.jpg"), "{out}");
+    let scores: Vec<f32> = lines.iter().map(|l| l.split('\t').next().unwrap().parse().unwrap()).collect();
+    assert!(scores.windows(2).all(|w| w[0] >= w[1]), "best first: {out}");
+
+    // With 8 photos and 100 candidates, two-stage and exhaustive score the same set.
+    let (ok, out, err) = search(dir, &["a man holding a camera", "--exhaustive", "--json"]);
+    assert!(ok, "{out}\n{err}");
+    let json: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(json["search"], "exhaustive");
+    assert_eq!(json["photos"], 8);
+    assert!(json["results"][0]["path"].as_str().unwrap().ends_with("camera.jpg"), "{json}");
+
+    let (ok, out, err) = search(dir, &["--image", demo("chelsea.jpg").to_str().unwrap(), "--top", "1"]);
+    assert!(ok, "{out}\n{err}");
+    assert!(out.trim_end().ends_with("chelsea.jpg"), "{out}");
+
+    let (ok, _, err) = search(dir, &[""]);
+    assert!(!ok && err.contains("caption"), "{err}");
+    let long = "a cat ".repeat(1700);
+    let (ok, out, err) = search(dir, &[long.as_str(), "--top", "1"]);
+    assert!(ok && err.contains("caption too long"), "{out}\n{err}");
+    let (ok, out, err) = search(dir, &["猫 🐈 sitting", "--top", "2"]);
+    assert!(ok && out.lines().count() == 2, "{out}\n{err}");
+}
