@@ -153,3 +153,35 @@ fn search_ranks_the_demo_photos_two_stage_exhaustive_and_by_example() {
     let (ok, out, err) = search(dir, &["猫 🐈 sitting", "--top", "2"]);
     assert!(ok && out.lines().count() == 2, "{out}\n{err}");
 }
+
+#[test]
+fn a_folder_deleted_while_indexing_is_named_and_the_rest_is_indexed() {
+    use alignscope::engine::index::{IndexMsg, update_index};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    copy_demo(dir, &["chelsea.jpg", "coffee.jpg"]);
+    std::fs::create_dir(dir.join("trip")).unwrap();
+    copy_demo(&dir.join("trip"), &["rocket.jpg", "brick.jpg"]);
+    // A leftover of a run killed between writing and renaming.
+    std::fs::create_dir(dir.join(".alignscope")).unwrap();
+    std::fs::write(dir.join(".alignscope/index.tmp4242"), b"half a file").unwrap();
+
+    let compute = alignscope::engine::backend::Compute::flex("test");
+    let runtime = alignscope::engine::runtime::Runtime::load(&compute, &alignscope::engine::shan::default_path(), "efficientnet-lite0").unwrap();
+    let warnings = std::cell::RefCell::new(Vec::new());
+    let (summary, file) = update_index(&runtime, dir, &Default::default(), &|m| match m {
+        // The folder disappears after the scan, before its photos are read.
+        IndexMsg::Planned { .. } => std::fs::remove_dir_all(dir.join("trip")).unwrap(),
+        IndexMsg::Warning(w) => warnings.borrow_mut().push(w),
+        IndexMsg::Embedded { .. } => {}
+    })
+    .unwrap();
+    let warnings = warnings.into_inner();
+    assert_eq!(summary.failed.len(), 2, "{warnings:?}");
+    for name in ["trip/rocket.jpg", "trip/brick.jpg"] {
+        assert!(warnings.iter().any(|w| w.contains(name) && w.contains("No such file")), "{name}: {warnings:?}");
+    }
+    let indexed: Vec<String> = file.entries.keys().map(|p| p.display().to_string()).collect();
+    assert_eq!(indexed, ["chelsea.jpg", "coffee.jpg"]);
+    assert!(!dir.join(".alignscope/index.tmp4242").exists(), "stranded temporary files are removed");
+}

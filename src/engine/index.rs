@@ -105,6 +105,16 @@ pub fn read_index(dir: &Path, header: &IndexHeader, report: &dyn Fn(IndexMsg)) -
     (merged, clean)
 }
 
+/// A run killed between writing a temporary file and renaming it leaves `*.tmp<pid>` behind.
+fn remove_stranded_temporaries(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for path in entries.filter_map(|e| e.ok().map(|e| e.path())) {
+        if path.extension().and_then(|e| e.to_str()).is_some_and(|e| e.starts_with("tmp")) {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
 /// Size and modification time of a file, as the index records them.
 fn stamp(path: &Path) -> std::io::Result<(u64, i64)> {
     let meta = std::fs::metadata(path)?;
@@ -140,6 +150,7 @@ pub fn update_index(runtime: &Runtime, root: &Path, cancel: &CancelToken, report
     anyhow::ensure!(root.is_dir(), "{}: not a folder", root.display());
     let dir = index_dir(root);
     std::fs::create_dir_all(&dir).map_err(|e| anyhow::anyhow!("{}: cannot create the index folder: {e}", dir.display()))?;
+    remove_stranded_temporaries(&dir);
     let header = runtime.index_header();
     let (mut index, clean) = read_index(&dir, &header, report);
 

@@ -55,6 +55,7 @@ impl FragmentSplit {
         let first = images.entries.first().context("the image cache is empty")?;
         let image_shape: [usize; 3] = first.shape.as_slice().try_into().context("cached image activations are not C×H×W")?;
         let text_dim = *captions.entries.first().context("the caption cache is empty")?.shape.last().unwrap_or(&0);
+        anyhow::ensure!(text_dim > 0, "cached caption features have no width");
         let mut split = Self { names: Vec::new(), images: Vec::new(), image_shape, captions: Vec::new(), text_dim };
         for (i, rows) in super::prepare::with_five_captions(&names, captions) {
             anyhow::ensure!(images.entries[i].shape == first.shape, "cached image {} has shape {:?}, not {:?}", names[i], images.entries[i].shape, first.shape);
