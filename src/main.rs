@@ -346,7 +346,6 @@ fn train_shan(request: BackendRequest, visual: &str, flickr8k: &std::path::Path,
 
 fn tune_levels(request: BackendRequest, visual: &str, flickr8k: &std::path::Path, cache: &std::path::Path, weights: &std::path::Path, dev_images: usize) -> anyhow::Result<String> {
     use alignscope::engine::shan;
-    use burn::config::Config as _;
     let compute = compute(request)?;
     let cancel = alignscope::engine::jobs::CancelToken::default();
     let source = Source { compute: &compute, flickr8k, cache_dir: cache, visual, cancel: &cancel, report: &progress };
@@ -355,7 +354,7 @@ fn tune_levels(request: BackendRequest, visual: &str, flickr8k: &std::path::Path
     let (chosen, r) = shan::choose_level_weights(&net, &dev, &compute.device, &cancel)?;
     net.shan.weights = chosen;
     let file = alignscope::features::weights::WeightFile::open(weights)?;
-    let config = alignscope::model::shan::ShanConfig::load_binary(file.metadata("shan_config")?.as_bytes()).map_err(|e| anyhow::anyhow!("{}: {e}", weights.display()))?;
+    let config = shan::saved_config(&file, weights)?;
     let notes: Vec<(String, String)> = ["recipe", "finetuned", "best_epoch"].iter().filter_map(|k| file.metadata(k).ok().map(|v| (k.to_string(), v))).chain([("dev_rsum".to_string(), format!("{:.1} (first {} dev images, level weights chosen there)", r.rsum, dev.len()))]).collect();
     shan::save(&net, weights, &config, &notes)?;
     Ok(format!("level weights L2L {}, G2L {}, G2G {}: dev rSum {:.1} on {} images; wrote {}\n", chosen[0], chosen[1], chosen[2], r.rsum, dev.len(), weights.display()))

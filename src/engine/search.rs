@@ -81,6 +81,11 @@ impl LoadedIndex {
         self.embeddings.chunks_exact(self.dim).map(|e| dot(e, query)).collect()
     }
 
+    /// The image sides of `photos`, a few photos per side (the size SHAN scores at once).
+    pub fn image_sides(&self, photos: &[usize], device: &burn::tensor::Device) -> Vec<ImageSide> {
+        photos.chunks(SCORE_CHUNK).map(|chunk| self.image_side(chunk, device)).collect()
+    }
+
     /// SHAN's image side of some photos, from the stored features.
     pub fn image_side(&self, photos: &[usize], device: &burn::tensor::Device) -> ImageSide {
         let (k, per) = (self.regions, self.regions * self.region_dim);
@@ -127,16 +132,15 @@ pub fn top_k(scores: &[f32], k: usize) -> Vec<usize> {
     order
 }
 
-/// SHAN's final score of `photos` with the caption.
+/// SHAN's final score of `photos` with the caption(s): [photos, captions], row-major.
 pub fn shan_scores(runtime: &Runtime, index: &LoadedIndex, photos: &[usize], caption: &TextSide) -> Vec<f32> {
+    score_sides(runtime, &index.image_sides(photos, &runtime.device), caption)
+}
+
+/// SHAN's final score of already built image sides with the caption(s), in their order.
+pub fn score_sides(runtime: &Runtime, sides: &[ImageSide], caption: &TextSide) -> Vec<f32> {
     let shan = &runtime.net.shan;
-    photos
-        .chunks(SCORE_CHUNK)
-        .flat_map(|chunk| {
-            let img = index.image_side(chunk, &runtime.device);
-            values(shan.score(&img, caption).total(shan.weights))
-        })
-        .collect()
+    sides.iter().flat_map(|img| values(shan.score(img, caption).total(shan.weights))).collect()
 }
 
 /// Rank the index by a caption.

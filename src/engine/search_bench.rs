@@ -120,12 +120,14 @@ impl SearchBench {
             }
         }
         queries.sort_by_key(|(_, t)| t.ids.len());
+        // Every photo's side is built once and scored against each group of captions.
         let all: Vec<usize> = (0..index.len()).collect();
+        let sides = index.image_sides(&all, &runtime.device);
         let (mut exhaustive, mut two_stage) = ([0usize; 3], [0usize; 3]);
         for group in queries.chunks(64) {
             let tokenized: Vec<_> = group.iter().map(|(_, t)| t.clone()).collect();
             let txt = runtime.text_sides(&tokenized);
-            let shan = super::search::shan_scores(runtime, &index, &all, &txt); // [photos, group]
+            let shan = super::search::score_sides(runtime, &sides, &txt); // [photos, group]
             let emb = values(txt.embedding.clone());
             for (q, (gt, _)) in group.iter().enumerate() {
                 let column: Vec<f32> = (0..index.len()).map(|p| shan[p * group.len() + q]).collect();

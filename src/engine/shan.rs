@@ -16,7 +16,7 @@ use super::jobs::CancelToken;
 use super::recall::{Recalls, recalls};
 use crate::data::feature_cache::FeatureCache;
 use crate::features::efficientnet::{EfficientNetLite, Top};
-use crate::features::minilm::{Layer, MiniLm};
+use crate::features::minilm::{Layer, MiniLm, additive_mask};
 use crate::features::weights::WeightFile;
 use crate::features::{TEXT_WEIGHTS, models_dir, values};
 use crate::model::loss::info_nce;
@@ -134,8 +134,7 @@ impl ShanNet {
         let CaptionBatch { hidden, lengths, tokens: n } = batch;
         let b = lengths.len();
         let device = hidden.device();
-        let attention = (length_mask(&lengths, n, &device) - 1.0) * 1e9;
-        let out = self.text.forward(hidden, attention.reshape([b, 1, 1, n]), b);
+        let out = self.text.forward(hidden, additive_mask(length_mask(&lengths, n, &device)), b);
         let h = out.dims()[1];
         let words = out.reshape([b, n, h]).slice([0..b, 1..n - 1]);
         let pieces: Vec<usize> = lengths.iter().map(|l| l.saturating_sub(2)).collect();
@@ -391,6 +390,12 @@ fn describe(config: &ShanTrainConfig, epoch: usize, dev: &ShanRecalls) -> Vec<(S
     ]
 }
 
+/// The config a saved SHAN was built with (its `shan_config` metadata).
+pub fn saved_config(file: &WeightFile, path: &Path) -> anyhow::Result<ShanConfig> {
+    let json = file.metadata("shan_config")?;
+    ShanConfig::load_binary(json.as_bytes()).map_err(|e| anyhow::anyhow!("{}: shan_config metadata: {e}", path.display()))
+}
+
 /// Weights + the config that built them (metadata `shan_config`), written atomically.
 pub fn save(net: &ShanNet, path: &Path, config: &ShanConfig, notes: &[(String, String)]) -> anyhow::Result<()> {
     // The level weights live in the network (chosen on dev after training); the file's config
@@ -408,8 +413,7 @@ pub fn save(net: &ShanNet, path: &Path, config: &ShanConfig, notes: &[(String, S
 /// tensor from the file (a missing or misshapen tensor is an error naming the file).
 pub fn load(path: &Path, visual: &str, device: &Device) -> anyhow::Result<ShanNet> {
     let file = WeightFile::open(path)?;
-    let config_json = file.metadata("shan_config")?;
-    let config = ShanConfig::load_binary(config_json.as_bytes()).map_err(|e| anyhow::anyhow!("{}: shan_config metadata: {e}", path.display()))?;
+    let config = saved_config(&file, path)?;
     let mut net = init(&config, visual, device)?;
     let first: usize = file.metadata_parsed("visual_first_block")?;
     anyhow::ensure!(first == net.visual.first_block, "{} fine-tuned {visual} from block {first}, but the app runs the top from block {}", path.display(), net.visual.first_block);

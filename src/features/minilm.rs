@@ -205,7 +205,13 @@ impl MiniLm {
     }
 
     fn additive_mask(&self, batch: &TokenBatch) -> Tensor<4> {
-        let [b, n] = batch.mask.dims();
-        ((batch.mask.clone() - 1.0) * 1e9).reshape([b, 1, 1, n])
+        additive_mask(batch.mask.clone())
     }
+}
+
+/// A [B, N] token mask (1 = token, 0 = padding) as the attention bias [`Layer::forward`] adds:
+/// [B, 1, 1, N], 0 for tokens and very negative for padding.
+pub fn additive_mask(mask: Tensor<2>) -> Tensor<4> {
+    let [b, n] = mask.dims();
+    ((mask - 1.0) * 1e9).reshape([b, 1, 1, n])
 }
