@@ -79,6 +79,10 @@ enum Command {
         /// SHAN: keep EfficientNet's last block + head frozen instead of fine-tuning it.
         #[arg(long)]
         frozen_visual: bool,
+        /// SHAN: the first EfficientNet block of the fine-tuned top (15: the last block; 11: the
+        /// last two stages).
+        #[arg(long, default_value_t = alignscope::engine::shan::DEFAULT_FIRST_BLOCK)]
+        visual_from_block: usize,
         /// SHAN: keep MiniLM's last layer frozen instead of fine-tuning it.
         #[arg(long)]
         frozen_text: bool,
@@ -152,6 +156,9 @@ enum Command {
         /// Print one JSON object (scores, boxes, per word: pieces, alignment, attention).
         #[arg(long)]
         json: bool,
+        /// Also write a PNG: level scores, a legend, and each word's heatmap over the photo.
+        #[arg(long)]
+        out: Option<PathBuf>,
         /// Model weights (default: the committed assets/models/shan.safetensors).
         #[arg(long)]
         weights: Option<PathBuf>,
@@ -227,13 +234,13 @@ fn main() -> ExitCode {
         Command::Extract { flickr8k, split, out, image_block, text_layer, batch } => {
             report(extract(cli.backend.unwrap_or_default(), &cli.visual, flickr8k, &split, out, image_block, text_layer, batch))
         }
-        Command::Train { flickr8k, model, cache, out, frozen_visual, frozen_text, max_epochs, dev_images } => {
+        Command::Train { flickr8k, model, cache, out, frozen_visual, visual_from_block, frozen_text, max_epochs, dev_images } => {
             let backend = cli.backend.unwrap_or_default();
             let out = out.unwrap_or_else(|| PathBuf::from(format!("assets/models/{model}.safetensors")));
             match model.as_str() {
                 "global" => report(train(backend, &cli.visual, &flickr8k, &cache, &out)),
                 "shan" => {
-                    let config = alignscope::engine::shan::ShanTrainConfig { finetune_visual: !frozen_visual, finetune_text: !frozen_text, max_epochs, dev_images, ..Default::default() };
+                    let config = alignscope::engine::shan::ShanTrainConfig { finetune_visual: !frozen_visual, visual_first_block: visual_from_block, finetune_text: !frozen_text, max_epochs, dev_images, ..Default::default() };
                     report(train_shan(backend, &cli.visual, &flickr8k, &cache, &out, &config))
                 }
                 other => report(Err(unknown_model(other))),
@@ -254,7 +261,7 @@ fn main() -> ExitCode {
             report(search_command(cli.backend.unwrap_or_default(), &cli.visual, &dir, caption, image, options, json, weights))
         }
         Command::TuneLevels { flickr8k, cache, weights, dev_images } => report(tune_levels(cli.backend.unwrap_or_default(), &cli.visual, &flickr8k, &cache, &weights, dev_images)),
-        Command::Explain { image, caption, json, weights } => report(explain(cli.backend.unwrap_or_default(), &cli.visual, &image, &caption, json, weights)),
+        Command::Explain { image, caption, json, out, weights } => report(explain(cli.backend.unwrap_or_default(), &cli.visual, &image, &caption, json, out.as_deref(), weights)),
         Command::Features { image, text } => report(features(cli.backend.unwrap_or_default(), &cli.visual, image, text)),
     }
 }
@@ -327,8 +334,8 @@ fn train_shan(request: BackendRequest, visual: &str, flickr8k: &std::path::Path,
     let cancel = alignscope::engine::jobs::CancelToken::default();
     let started = std::time::Instant::now();
     let source = Source { compute: &compute, flickr8k, cache_dir: cache, visual, cancel: &cancel, report: &progress };
-    let train_split = source.fragments(Split::Train)?;
-    let dev = source.fragments(Split::Dev)?.truncated(config.dev_images);
+    let train_split = source.fragments(Split::Train, config.visual_first_block)?;
+    let dev = source.fragments(Split::Dev, config.visual_first_block)?.truncated(config.dev_images);
     eprintln!("prepared {} train and {} dev images in {:.0} s", train_split.len(), dev.len(), started.elapsed().as_secs_f64());
     let line = |name: &str, r: &alignscope::engine::recall::Recalls| format!("{name} {:.1} ({:.1}/{:.1}/{:.1}, {:.1}/{:.1}/{:.1})", r.rsum, r.i2t[0], r.i2t[1], r.i2t[2], r.t2i[0], r.t2i[1], r.t2i[2]);
     let trained = shan::train(visual, &train_split, &dev, &compute.device, config, Some(out), &cancel, &|m| match m {
@@ -349,8 +356,8 @@ fn tune_levels(request: BackendRequest, visual: &str, flickr8k: &std::path::Path
     let compute = compute(request)?;
     let cancel = alignscope::engine::jobs::CancelToken::default();
     let source = Source { compute: &compute, flickr8k, cache_dir: cache, visual, cancel: &cancel, report: &progress };
-    let dev = source.fragments(alignscope::data::flickr8k::Split::Dev)?.truncated(dev_images);
     let mut net = shan::load(weights, visual, &compute.device)?;
+    let dev = source.fragments(alignscope::data::flickr8k::Split::Dev, net.visual.first_block)?.truncated(dev_images);
     let (chosen, r) = shan::choose_level_weights(&net, &dev, &compute.device, &cancel)?;
     net.shan.weights = chosen;
     let file = alignscope::features::weights::WeightFile::open(weights)?;
@@ -405,8 +412,8 @@ fn eval(request: BackendRequest, visual: &str, flickr8k: &std::path::Path, model
             (vec![("full", r)], data.len(), started.elapsed().as_secs_f64())
         }
         "shan" => {
-            let data = source.fragments(which)?;
             let net = shan::load(&weights.unwrap_or_else(shan::default_path), visual, &compute.device)?;
+            let data = source.fragments(which, net.visual.first_block)?;
             let started = std::time::Instant::now();
             let r = shan::evaluate(&net, &data, &compute.device, &cancel)?;
             (vec![("full", r.full), ("l2l", r.l2l), ("g2l", r.g2l), ("g2g", r.g2g), ("embedding", r.embedding)], data.len(), started.elapsed().as_secs_f64())
@@ -518,11 +525,17 @@ fn search_command(request: BackendRequest, visual: &str, dir: &std::path::Path, 
     Ok(hits.iter().map(|h| format!("{:.4}\t{}\n", h.score, h.path.display())).collect())
 }
 
-fn explain(request: BackendRequest, visual: &str, image: &std::path::Path, caption: &str, json: bool, weights: Option<PathBuf>) -> anyhow::Result<String> {
+fn explain(request: BackendRequest, visual: &str, image: &std::path::Path, caption: &str, json: bool, out: Option<&std::path::Path>, weights: Option<PathBuf>) -> anyhow::Result<String> {
     let runtime = shan_runtime(request, visual, weights)?;
     let e = alignscope::engine::explain::explain(&runtime, image, caption)?;
     if let Some(w) = &e.warning {
         eprintln!("warning: {w}");
+    }
+    if let Some(out) = out {
+        let photo = alignscope::data::decode::decode_oriented(image)?.to_rgba8();
+        let png = alignscope::render::explanation::render(&photo, &e, &mut Default::default());
+        png.save_with_format(out, image::ImageFormat::Png).map_err(|err| anyhow::anyhow!("cannot write {}: {err}", out.display()))?;
+        eprintln!("wrote {}", out.display());
     }
     if json {
         return Ok(format!("{}\n", serde_json::to_string(&e)?));

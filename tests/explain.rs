@@ -64,3 +64,33 @@ fn odd_captions_work_and_bad_input_is_named() {
     let (ok, _, err) = run(&["explain", "assets/demo/chelsea.jpg", "a cat", "--weights", bad.to_str().unwrap()]);
     assert!(!ok && err.contains("shan.safetensors"), "{err}");
 }
+
+#[test]
+fn out_png_shows_each_words_attention_as_json_prints_it() {
+    use alignscope::render::{colormap::viridis, explanation};
+    let dir = tempfile::tempdir().unwrap();
+    // A flat grey photo: every cell centre of a panel is then the heatmap colour over grey.
+    let photo = dir.path().join("grey photo.png");
+    let grey = [120u8, 120, 120];
+    image::RgbImage::from_pixel(448, 448, image::Rgb(grey)).save(&photo).unwrap();
+    let png = dir.path().join("why.png");
+    let (ok, out, err) = run(&["explain", photo.to_str().unwrap(), "a dog on the grass", "--json", "--out", png.to_str().unwrap()]);
+    assert!(ok, "{out}\n{err}");
+    let e: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let img = image::open(&png).unwrap_or_else(|err| panic!("{}: {err}", png.display())).to_rgba8();
+    let words = e["words"].as_array().unwrap();
+    let hi = words.iter().flat_map(|w| w["attention"].as_array().unwrap().iter().map(f)).fold(0.0, f64::max);
+    for (j, w) in words.iter().enumerate() {
+        let (px, py) = explanation::panel_origin(j, explanation::PANEL);
+        for (cell, a) in w["attention"].as_array().unwrap().iter().map(f).enumerate() {
+            let (cx, cy) = (px + (cell % 7) as u32 * 32 + 16, py + (cell / 7) as u32 * 32 + 16);
+            let heat = viridis((a / hi) as f32);
+            let want = [0, 1, 2].map(|c| heat[c] as f32 * explanation::HEAT_ALPHA + grey[c] as f32 * (1.0 - explanation::HEAT_ALPHA));
+            let got = img.get_pixel(cx, cy);
+            // JSON rounds the weights; allow one colour step.
+            assert!((0..3).all(|c| (got[c] as f32 - want[c]).abs() <= 1.5), "word {j} cell {cell}: {got:?} vs {want:?}");
+        }
+    }
+    let (ok, _, err) = run(&["explain", photo.to_str().unwrap(), "a dog", "--out", dir.path().join("no/such/dir/x.png").to_str().unwrap()]);
+    assert!(!ok && err.contains("no/such/dir/x.png"), "{err}");
+}

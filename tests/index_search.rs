@@ -185,3 +185,51 @@ fn a_folder_deleted_while_indexing_is_named_and_the_rest_is_indexed() {
     assert_eq!(indexed, ["chelsea.jpg", "coffee.jpg"]);
     assert!(!dir.join(".alignscope/index.tmp4242").exists(), "stranded temporary files are removed");
 }
+
+#[test]
+fn an_unreadable_photo_is_named_and_the_rest_is_indexed() {
+    use std::os::unix::fs::PermissionsExt as _;
+    use std::os::unix::process::CommandExt as _;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    copy_demo(dir, &["chelsea.jpg", "coffee.jpg"]);
+    std::fs::copy(demo("rocket.jpg"), dir.join("locked.jpg")).unwrap();
+    std::fs::set_permissions(dir.join("locked.jpg"), std::fs::Permissions::from_mode(0o000)).unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_alignscope"));
+    command.args(["--backend", "flex", "index"]).arg(dir).current_dir(env!("CARGO_MANIFEST_DIR"));
+    // Mode 000 does not stop root: as root, index as `nobody` (who may write the index folder).
+    if unsafe { libc::geteuid() } == 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        command.uid(65534).gid(65534).env("HOME", dir);
+    }
+    let out = command.output().expect("run alignscope");
+    let (out_text, err) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(2), "{out_text}\n{err}");
+    let line = err.lines().find(|l| l.contains("locked.jpg")).unwrap_or_else(|| panic!("no message names locked.jpg:\n{err}"));
+    assert!(line.contains("Permission denied"), "{line}");
+    assert!(out_text.contains("2 photos indexed (2 embedded"), "{out_text}\n{err}");
+}
+
+#[test]
+fn an_index_built_with_other_weights_is_named_and_embedded_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("photos");
+    std::fs::create_dir(&dir).unwrap();
+    copy_demo(&dir, &["chelsea.jpg", "coffee.jpg"]);
+    let (code, out, err) = index(&dir);
+    assert_eq!(code, 0, "{out}\n{err}");
+    // The same tensors in a different file (the safetensors header padded with spaces, which the
+    // format allows): the checksum, and so the model key, changes.
+    let bytes = std::fs::read(common::repo_path("assets/models/shan.safetensors")).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let mut other = ((n + 8) as u64).to_le_bytes().to_vec();
+    other.extend_from_slice(&bytes[8..8 + n]);
+    other.extend_from_slice(b"        ");
+    other.extend_from_slice(&bytes[8 + n..]);
+    let weights = tmp.path().join("other.safetensors");
+    std::fs::write(&weights, other).unwrap();
+    let out = alignscope(&["index".as_ref(), dir.as_os_str(), "--weights".as_ref(), weights.as_os_str()]);
+    let (out, err) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(err.contains("index.bin") && err.contains("another model"), "{err}");
+    assert!(out.contains("2 photos indexed (2 embedded"), "{out}\n{err}");
+}

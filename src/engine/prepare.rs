@@ -126,8 +126,9 @@ pub struct Source<'a> {
 
 impl Source<'_> {
     /// The split's caches for fine-tuning (built if missing or stale): the input of the visual
-    /// backbone's last MBConv block and of MiniLM's last layer. Returns the backbone too.
-    pub fn extract(&self, split: crate::data::flickr8k::Split) -> anyhow::Result<(EfficientNetLite, super::extract::Extracted)> {
+    /// backbone's MBConv block `image_block` (None: its last block) and of MiniLM's last layer.
+    /// Returns the backbone too.
+    pub fn extract(&self, split: crate::data::flickr8k::Split, image_block: Option<usize>) -> anyhow::Result<(EfficientNetLite, super::extract::Extracted)> {
         use super::extract::{ExtractOptions, extract};
         let weights = crate::features::models_dir().join(format!("{}.safetensors", self.visual));
         let net = EfficientNetLite::load(&weights, &self.compute.device)?;
@@ -136,7 +137,7 @@ impl Source<'_> {
             visual: self.visual.to_string(),
             split,
             out_dir: self.cache_dir.to_path_buf(),
-            image_block: net.blocks.len() - 1,
+            image_block: image_block.unwrap_or(net.blocks.len() - 1),
             text_layer: super::shan::TEXT_TOP_LAYER,
             batch: 16,
         };
@@ -149,7 +150,7 @@ impl Source<'_> {
     pub fn pooled(&self, split: crate::data::flickr8k::Split) -> anyhow::Result<PooledSplit> {
         use crate::features::{TEXT_WEIGHTS, models_dir};
         let device = &self.compute.device;
-        let (net, super::extract::Extracted { images, captions }) = self.extract(split)?;
+        let (net, super::extract::Extracted { images, captions }) = self.extract(split, None)?;
         let model = MiniLm::load(&models_dir().join(TEXT_WEIGHTS), device)?;
         let block = net.blocks.len() - 1;
         let pooled = pooled_images(&net, &images, block, device);
@@ -158,9 +159,9 @@ impl Source<'_> {
         join(&names, pooled, crate::features::efficientnet::FEATURE_DIM, &captions, sentences, model.hidden)
     }
 
-    /// The split as SHAN's inputs.
-    pub fn fragments(&self, split: crate::data::flickr8k::Split) -> anyhow::Result<super::shan::FragmentSplit> {
-        let (_, extracted) = self.extract(split)?;
+    /// The split as SHAN's inputs: the activations entering the visual top's `first_block`.
+    pub fn fragments(&self, split: crate::data::flickr8k::Split, first_block: usize) -> anyhow::Result<super::shan::FragmentSplit> {
+        let (_, extracted) = self.extract(split, Some(first_block))?;
         super::shan::FragmentSplit::from_caches(&extracted.images, &extracted.captions)
     }
 }

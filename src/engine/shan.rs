@@ -164,8 +164,12 @@ pub struct ShanTrainConfig {
     pub seed: u64,
     /// Weight of the per-level and pair-independent InfoNCE terms beside the final score's.
     pub aux_weight: f64,
-    /// Fine-tune EfficientNet's last block + head / MiniLM's last layer (else frozen).
+    /// Fine-tune EfficientNet's blocks from `visual_first_block` + head / MiniLM's last layer
+    /// (else frozen).
     pub finetune_visual: bool,
+    /// The first EfficientNet block of the trained top: 15 = the last block, 11 = the last two
+    /// stages (cache 112×14×14; MODELS.md measured +12 dev rSum over 15 for the global model).
+    pub visual_first_block: usize,
     pub finetune_text: bool,
     /// Model selection on the first `dev_images` dev images (exhaustive scoring is the cost).
     pub dev_images: usize,
@@ -184,6 +188,7 @@ impl Default for ShanTrainConfig {
             seed: 7,
             aux_weight: 0.25,
             finetune_visual: true,
+            visual_first_block: DEFAULT_FIRST_BLOCK,
             finetune_text: true,
             dev_images: 500,
         }
@@ -215,12 +220,17 @@ pub struct ShanTrained {
     pub seconds: f64,
 }
 
-/// The network at its starting point: the backbone tops from the committed backbone weights.
-pub fn init(config: &ShanConfig, visual: &str, device: &Device) -> anyhow::Result<ShanNet> {
+/// The visual top starts at the last MBConv block unless a config says otherwise.
+pub const DEFAULT_FIRST_BLOCK: usize = 15;
+
+/// The network at its starting point: the backbone tops (EfficientNet from `first_block`) from
+/// the committed backbone weights.
+pub fn init(config: &ShanConfig, visual: &str, first_block: usize, device: &Device) -> anyhow::Result<ShanNet> {
     let net = EfficientNetLite::load(&models_dir().join(format!("{visual}.safetensors")), device)?;
     let text = MiniLm::load(&models_dir().join(TEXT_WEIGHTS), device)?;
     let layer = text.layers.into_iter().nth(TEXT_TOP_LAYER).context("MiniLM has fewer layers than expected")?;
-    Ok(ShanNet { visual: net.top(net.blocks.len() - 1), text: layer, shan: config.init(device) })
+    anyhow::ensure!(first_block < net.blocks.len(), "{visual} has {} blocks; cannot fine-tune from block {first_block}", net.blocks.len());
+    Ok(ShanNet { visual: net.top(first_block), text: layer, shan: config.init(device) })
 }
 
 /// Every image × caption score of a split, sharded so memory stays bounded.
@@ -304,7 +314,7 @@ pub fn train(
 ) -> anyhow::Result<ShanTrained> {
     let started = Instant::now();
     let ad = device.clone().autodiff();
-    let mut net = init(&config.model, visual, &ad)?;
+    let mut net = init(&config.model, visual, config.visual_first_block, &ad)?;
     if !config.finetune_visual {
         net.visual = net.visual.no_grad();
     }
@@ -384,7 +394,7 @@ pub fn train(
 fn describe(config: &ShanTrainConfig, epoch: usize, dev: &ShanRecalls) -> Vec<(String, String)> {
     vec![
         ("recipe".into(), format!("B: batch {}, AdamW lr {} (backbone {}) wd {}, InfoNCE learned temperatures, aux weight {}", config.batch, config.lr, config.backbone_lr, config.weight_decay, config.aux_weight)),
-        ("finetuned".into(), format!("visual last block + head: {}; MiniLM layer {TEXT_TOP_LAYER}: {}", config.finetune_visual, config.finetune_text)),
+        ("finetuned".into(), format!("visual blocks {}.. + head: {}; MiniLM layer {TEXT_TOP_LAYER}: {}", config.visual_first_block, config.finetune_visual, config.finetune_text)),
         ("best_epoch".into(), epoch.to_string()),
         ("dev_rsum".into(), format!("{:.1} (first {} dev images)", dev.full.rsum, config.dev_images)),
     ]
@@ -406,7 +416,10 @@ pub fn save(net: &ShanNet, path: &Path, config: &ShanConfig, notes: &[(String, S
     for (k, v) in notes {
         store = store.metadata(k.clone(), v.clone());
     }
-    net.save_into(&mut store).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))
+    net.save_into(&mut store).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+    // The store writes through a private (0600) temporary file; weights are meant to be shared.
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644)).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
 /// A saved SHAN: its config from the file's metadata, the backbone tops rebuilt, then every
@@ -414,9 +427,8 @@ pub fn save(net: &ShanNet, path: &Path, config: &ShanConfig, notes: &[(String, S
 pub fn load(path: &Path, visual: &str, device: &Device) -> anyhow::Result<ShanNet> {
     let file = WeightFile::open(path)?;
     let config = saved_config(&file, path)?;
-    let mut net = init(&config, visual, device)?;
     let first: usize = file.metadata_parsed("visual_first_block")?;
-    anyhow::ensure!(first == net.visual.first_block, "{} fine-tuned {visual} from block {first}, but the app runs the top from block {}", path.display(), net.visual.first_block);
+    let mut net = init(&config, visual, first, device)?;
     net.load_from(&mut SafetensorsStore::from_file(path)).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     Ok(net)
 }

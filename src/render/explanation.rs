@@ -1,0 +1,185 @@
+//! An explanation as one PNG: the caption and the three level scores as bars, a colour legend
+//! with its value range, and one panel per word: the photo with that word's attention over the
+//! region grid, cells flat (no blur) and outlined.
+
+use image::{RgbaImage, imageops};
+
+use super::colormap::viridis;
+use super::text::{TextPainter, blend};
+use crate::engine::explain::Explanation;
+
+/// The longer side of each word panel, in pixels.
+pub const PANEL: u32 = 224;
+const MARGIN: u32 = 16;
+const LABEL: u32 = 22;
+const COLUMNS: usize = 4;
+/// Opacity of the heatmap over the photo.
+pub const HEAT_ALPHA: f32 = 0.6;
+const BG: [u8; 3] = [250, 250, 250];
+const INK: [u8; 3] = [20, 20, 20];
+const MUTED: [u8; 3] = [90, 90, 90];
+const HEADER: u32 = 170;
+
+/// Where word panel `j`'s photo starts (top-left pixel), for photos scaled to `panel_height`.
+pub fn panel_origin(j: usize, panel_height: u32) -> (u32, u32) {
+    let (row, col) = ((j / COLUMNS) as u32, (j % COLUMNS) as u32);
+    (MARGIN + col * (PANEL + MARGIN), HEADER + row * (panel_height + LABEL + MARGIN) + LABEL)
+}
+
+/// The value range every panel shares: 0 … the largest weight any word gives a region.
+pub fn value_range(e: &Explanation) -> (f32, f32) {
+    let max = e.words.iter().flat_map(|w| w.attention.iter().copied()).fold(0.0f32, f32::max);
+    (0.0, max.max(f32::EPSILON))
+}
+
+/// The photo scaled into a PANEL×PANEL box (aspect kept) and the scale applied.
+fn scaled(photo: &RgbaImage) -> (RgbaImage, f32) {
+    let s = PANEL as f32 / photo.width().max(photo.height()).max(1) as f32;
+    let (w, h) = (((photo.width() as f32 * s).round() as u32).max(1), ((photo.height() as f32 * s).round() as u32).max(1));
+    (imageops::resize(photo, w, h, imageops::FilterType::Triangle), s)
+}
+
+pub fn render(photo: &RgbaImage, e: &Explanation, text: &mut TextPainter) -> RgbaImage {
+    let (small, scale) = scaled(photo);
+    let rows = e.words.len().div_ceil(COLUMNS).max(1) as u32;
+    let cols = e.words.len().clamp(1, COLUMNS) as u32;
+    let width = (MARGIN + cols * (PANEL + MARGIN)).max(760);
+    let height = HEADER + rows * (small.height() + LABEL + MARGIN) + MARGIN;
+    let mut img = RgbaImage::from_pixel(width, height, image::Rgba([BG[0], BG[1], BG[2], 255]));
+    let (lo, hi) = value_range(e);
+
+    // Header: caption, photo, level scores as bars, legend.
+    let mut y = MARGIN as i32;
+    y += text.draw(&mut img, MARGIN as i32, y, &format!("\u{201c}{}\u{201d}", e.caption), 18.0, INK).1 as i32 + 4;
+    y += text.draw(&mut img, MARGIN as i32, y, &e.image.display().to_string(), 12.0, MUTED).1 as i32 + 8;
+    let [a, b, c] = e.weights;
+    // (name, score, its weight, the score's range: G2L sums two cosines)
+    let bars = [("fragment L2L", e.l2l, a, 1.0), ("context G2L", e.g2l, b, 2.0), ("global G2G", e.g2g, c, 1.0)];
+    for (name, value, weight, range) in bars {
+        text.draw(&mut img, MARGIN as i32, y, &format!("{name} (weight {weight})"), 13.0, INK);
+        bar(&mut img, MARGIN as i32 + 170, y + 3, value / range, [70, 110, 180]);
+        text.draw(&mut img, MARGIN as i32 + 170 + 210, y, &format!("{value:.3}"), 13.0, INK);
+        y += 20;
+    }
+    text.draw(&mut img, MARGIN as i32, y, &format!("final score {:.3}", e.score), 14.0, INK);
+
+    // Legend: the colormap over the shared value range.
+    let (lx, ly, lw) = (MARGIN as i32 + 470, MARGIN as i32 + 56, 256);
+    text.draw(&mut img, lx, ly - 20, "attention of the word over the regions", 13.0, INK);
+    for dx in 0..lw {
+        let color = viridis(dx as f32 / (lw - 1) as f32);
+        for dy in 0..14 {
+            blend(&mut img, lx + dx, ly + dy, color, 1.0);
+        }
+    }
+    for (k, v) in [lo, (lo + hi) / 2.0, hi].iter().enumerate() {
+        let label = format!("{v:.3}");
+        let w = text.measure(&label, 12.0).0 as i32;
+        let x = lx + (k as i32 * (lw - 1)) / 2 - w * k as i32 / 2;
+        text.draw(&mut img, x, ly + 16, &label, 12.0, INK);
+    }
+    let uniform = 1.0 / e.boxes.len().max(1) as f32;
+    text.draw(&mut img, lx, ly + 34, &format!("each word's weights sum to 1 (uniform: {uniform:.3})"), 12.0, MUTED);
+    if let Some(w) = &e.warning {
+        text.draw(&mut img, lx, ly + 52, w, 12.0, [170, 40, 40]);
+    }
+
+    for (j, word) in e.words.iter().enumerate() {
+        let (px, py) = panel_origin(j, small.height());
+        text.draw(&mut img, px as i32, (py - LABEL) as i32 + 2, &format!("{}   R_t {:.2}", word.word, word.alignment), 14.0, INK);
+        imageops::overlay(&mut img, &small, px as i64, py as i64);
+        for (cell, &weight) in e.boxes.iter().zip(&word.attention) {
+            let color = viridis((weight - lo) / (hi - lo));
+            let [x0, y0, x1, y1] = cell.map(|v| (v * scale).round() as i32);
+            for yy in y0..y1 {
+                for xx in x0..x1 {
+                    blend(&mut img, px as i32 + xx, py as i32 + yy, color, HEAT_ALPHA);
+                }
+            }
+            outline(&mut img, px as i32 + x0, py as i32 + y0, px as i32 + x1, py as i32 + y1);
+        }
+    }
+    img
+}
+
+/// A horizontal bar for a score scaled to [-1, 1]: 100 px = 1 from the centre line, negative
+/// values leftwards.
+fn bar(img: &mut RgbaImage, x: i32, y: i32, value: f32, color: [u8; 3]) {
+    let len = (value.clamp(-1.0, 1.0) * 100.0).round() as i32;
+    for dy in 0..10 {
+        for dx in 0..200 {
+            blend(img, x + dx, y + dy, [225, 225, 225], 1.0);
+        }
+        let (from, to) = if len >= 0 { (100, 100 + len) } else { (100 + len, 100) };
+        for dx in from..to {
+            blend(img, x + dx, y + dy, color, 1.0);
+        }
+        blend(img, x + 100, y + dy, INK, 1.0);
+    }
+}
+
+/// A cell's border, drawn darker but see-through so the photo stays visible.
+fn outline(img: &mut RgbaImage, x0: i32, y0: i32, x1: i32, y1: i32) {
+    for x in x0..x1 {
+        blend(img, x, y0, [0, 0, 0], 0.35);
+    }
+    for y in y0 + 1..y1 {
+        blend(img, x0, y, [0, 0, 0], 0.35);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::explain::WordExplanation;
+
+    fn explanation(words: Vec<Vec<f32>>) -> Explanation {
+        Explanation {
+            image: "grey.png".into(),
+            caption: "two words".into(),
+            score: 0.5,
+            weights: [1.0, 0.1, 0.0],
+            l2l: 0.6,
+            g2l: -0.2,
+            g2g: 0.3,
+            grid: 7,
+            boxes: crate::features::preprocess::region_boxes(448, 448, 7),
+            words: words.into_iter().enumerate().map(|(i, attention)| WordExplanation { word: format!("w{i}"), pieces: vec![], alignment: 0.1, attention }).collect(),
+            warning: None,
+        }
+    }
+
+    #[test]
+    fn each_cell_shows_its_words_weight_on_the_shared_scale() {
+        let grey = [128u8, 128, 128];
+        let photo = RgbaImage::from_pixel(448, 448, image::Rgba([grey[0], grey[1], grey[2], 255]));
+        let mut first = vec![0.0f32; 49];
+        first[10] = 0.5;
+        first[48] = 0.5;
+        let second: Vec<f32> = (0..49).map(|i| i as f32 / (48.0 * 49.0 / 2.0)).collect();
+        let e = explanation(vec![first.clone(), second.clone()]);
+        let img = render(&photo, &e, &mut TextPainter::default());
+        let (_, hi) = value_range(&e);
+        assert_eq!(hi, 0.5);
+        for (j, att) in [first, second].iter().enumerate() {
+            let (px, py) = panel_origin(j, PANEL);
+            for (cell, &w) in att.iter().enumerate() {
+                // Cell centres: 224 px panel / 7 = 32 px cells.
+                let (cx, cy) = (px + (cell % 7) as u32 * 32 + 16, py + (cell / 7) as u32 * 32 + 16);
+                let heat = viridis(w / hi);
+                let want = [0, 1, 2].map(|c| (heat[c] as f32 * HEAT_ALPHA + grey[c] as f32 * (1.0 - HEAT_ALPHA)).round() as u8);
+                let got = img.get_pixel(cx, cy);
+                assert_eq!([got[0], got[1], got[2]], want, "word {j} cell {cell}");
+                // Flat cells: a pixel near the cell's corner has the same colour (no blur).
+                assert_eq!(img.get_pixel(cx - 13, cy - 13), got, "word {j} cell {cell} is not flat");
+            }
+        }
+    }
+
+    #[test]
+    fn no_words_still_renders_the_header() {
+        let photo = RgbaImage::from_pixel(10, 30, image::Rgba([0, 0, 0, 255]));
+        let img = render(&photo, &explanation(vec![]), &mut TextPainter::default());
+        assert!(img.width() >= 760 && img.height() > HEADER);
+    }
+}
