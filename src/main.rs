@@ -34,6 +34,9 @@ enum Command {
         /// Start with this caption in the query box (the folder is ranked by it).
         #[arg(long)]
         query: Option<String>,
+        /// Once ranked, select the N-th photo (1 = best) and open the inspector on it.
+        #[arg(long)]
+        select: Option<usize>,
     },
     /// Print the backend, the wgpu adapter and driver, and check that the backend computes.
     Doctor,
@@ -207,9 +210,9 @@ enum BenchWhat {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command.unwrap_or(Command::Gui { folder: None, screenshot: None, query: None }) {
-        Command::Gui { folder, screenshot, query } => {
-            let options = alignscope::app::GuiOptions { folder, backend: cli.backend, screenshot, query };
+    match cli.command.unwrap_or(Command::Gui { folder: None, screenshot: None, query: None, select: None }) {
+        Command::Gui { folder, screenshot, query, select } => {
+            let options = alignscope::app::GuiOptions { folder, backend: cli.backend, screenshot, query, select };
             match alignscope::app::run(options) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {

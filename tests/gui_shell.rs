@@ -121,3 +121,62 @@ fn keyboard_focuses_clears_and_moves() {
     harness.run_steps(2);
     assert_eq!(harness.state().as_ref().unwrap().query, "");
 }
+
+/// The attention `alignscope explain --json` prints for each word of `caption` on `photo`.
+fn cli_attention(photo: &std::path::Path, caption: &str) -> Vec<(String, Vec<f32>)> {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_alignscope"))
+        .args(["--backend", "flex", "explain"])
+        .arg(photo)
+        .args([caption, "--json"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run alignscope explain");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let e: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    e["words"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| (w["word"].as_str().unwrap().to_string(), w["attention"].as_array().unwrap().iter().map(|a| a.as_f64().unwrap() as f32).collect()))
+        .collect()
+}
+
+#[test]
+fn inspector_heatmap_is_the_models_attention_and_follows_the_clicked_word() {
+    let Some(mut harness) = settled_app() else { return };
+    let caption = "a man with a camera on a tripod";
+    let photo = {
+        let app = harness.state_mut().as_mut().unwrap();
+        app.query = caption.to_string();
+        let camera = app.gallery.items.iter().position(|i| i.file_name() == "camera.jpg").expect("camera.jpg in the demo folder");
+        app.gallery.selected = Some(camera);
+        app.inspector.open = true;
+        app.gallery.items[camera].path.clone()
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        harness.step();
+        let app = harness.state().as_ref().unwrap();
+        assert!(app.inspector.unavailable.is_none(), "{:?}", app.inspector.unavailable);
+        if !app.inspector.is_busy() && !app.ranking.is_busy() && app.inspector.current.as_ref().is_some_and(|c| c.explanation.caption == caption) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no explanation within 2 minutes");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    harness.run_steps(3);
+    let cli = cli_attention(&photo, caption);
+    let close = |a: &[f32], b: &[f32]| a.len() == 49 && a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-4);
+    let painted = harness.state().as_ref().unwrap().inspector.painted.clone();
+    assert_eq!(cli[0].0, "a");
+    assert!(close(&painted, &cli[0].1), "first word: painted {painted:?}\nexplain --json {:?}", cli[0].1);
+
+    // Clicking the word chip "camera" shows that word's attention instead.
+    harness.get_by_label("camera").click();
+    harness.run_steps(3);
+    let painted = harness.state().as_ref().unwrap().inspector.painted.clone();
+    let camera = &cli.iter().find(|(w, _)| w == "camera").unwrap().1;
+    assert!(close(&painted, camera), "camera: painted {painted:?}\nexplain --json {camera:?}");
+    assert!(!close(camera, &cli[0].1), "the two words attend differently");
+    harness.snapshot("inspector_camera");
+}

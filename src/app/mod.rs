@@ -1,6 +1,7 @@
 //! The egui app: gallery, query bar, status bar. Only this module knows about egui.
 
 mod gallery;
+mod inspector;
 mod notifications;
 mod ranking;
 mod screenshot;
@@ -15,6 +16,7 @@ use crate::engine::backend::{self, BackendRequest, Compute};
 use crate::engine::jobs::{Job, Oneshot, Waker, poll_slot, spawn_oneshot};
 
 pub use gallery::{Gallery, Thumb};
+pub use inspector::Inspector;
 pub use notifications::{Level, Notifications};
 pub use settings::{Settings, ThumbSize};
 
@@ -27,6 +29,8 @@ pub struct GuiOptions {
     pub screenshot: Option<PathBuf>,
     /// Start with this caption in the query box.
     pub query: Option<String>,
+    /// Once the folder is ranked, select its N-th photo (1 = best) and open the inspector.
+    pub select: Option<usize>,
 }
 
 /// The bundled demo photos: next to the working directory in a checkout, else where the crate was built.
@@ -67,7 +71,10 @@ pub struct AlignscopeApp {
     pub gallery: Gallery,
     pub query: String,
     pub ranking: ranking::Ranking,
+    pub inspector: Inspector,
     pub notes: Notifications,
+    /// `--select N`, applied once the folder is ranked.
+    pending_select: Option<usize>,
     waker: Waker,
     folder_dialog: Option<Job<Option<PathBuf>>>,
     screenshot: Option<screenshot::Plan>,
@@ -96,7 +103,14 @@ impl AlignscopeApp {
         app.persist = persist;
         app.screenshot = options.screenshot.map(screenshot::Plan::new);
         app.query = options.query.unwrap_or_default();
+        app.select_when_ranked(options.select);
         app
+    }
+
+    /// Select the N-th photo in display order (1 = best) once the folder is loaded and ranked,
+    /// and open the inspector on it.
+    pub fn select_when_ranked(&mut self, n: Option<usize>) {
+        self.pending_select = n.map(|n| n.max(1));
     }
 
     /// The app without a window (tests drive it through egui_kittest).
@@ -113,7 +127,9 @@ impl AlignscopeApp {
             gallery: Gallery::default(),
             query: String::new(),
             ranking: ranking::Ranking::default(),
+            inspector: Inspector::default(),
             notes,
+            pending_select: None,
             waker,
             folder_dialog: None,
             screenshot: None,
@@ -123,6 +139,7 @@ impl AlignscopeApp {
         };
         if let Ok(compute) = &app.compute {
             app.ranking = ranking::Ranking::start(compute, app.waker.clone());
+            app.inspector = Inspector::start(compute, app.waker.clone());
             let compute = compute.clone();
             app.compute_check = Some(spawn_oneshot("backend check", app.waker.clone(), move |_| {
                 crate::engine::doctor::check(&compute)
@@ -161,6 +178,19 @@ impl AlignscopeApp {
         self.gallery.poll(ctx, &self.waker, &mut self.notes);
         self.ranking.set_query(&self.query);
         self.ranking.poll(ctx, &mut self.gallery, &self.waker, &mut self.notes);
+        if let Some(n) = self.pending_select
+            && self.gallery.is_settled()
+            && !self.ranking.is_busy()
+        {
+            self.pending_select = None;
+            if let Some(&index) = self.gallery.order.get(n - 1) {
+                self.gallery.selected = Some(index);
+                self.inspector.open = true;
+            }
+        }
+        let selected = self.gallery.selected.filter(|_| self.inspector.open).and_then(|i| self.gallery.items.get(i)).map(|i| i.path.clone());
+        self.inspector.request(selected, &self.query, &self.waker);
+        self.inspector.poll(ctx, &self.waker, &mut self.notes);
         match poll_slot(&mut self.compute_check) {
             Oneshot::Pending => {}
             Oneshot::Done(Ok(line)) => self.notes.push(Level::Info, line),
@@ -187,10 +217,16 @@ impl AlignscopeApp {
         self.shortcuts(&ctx);
         egui::Panel::top("toolbar").show(ui, |ui| toolbar::show(self, ui));
         egui::Panel::bottom("status").show(ui, |ui| status::show(self, ui));
+        if self.inspector.open && self.gallery.selected.is_some() {
+            let rank = self.selected_rank();
+            let waker = self.waker.clone();
+            egui::Panel::right("inspector").resizable(true).default_size(480.0).min_size(320.0).show(ui, |ui| self.inspector.show(ui, rank, &waker));
+        }
         egui::CentralPanel::default().show(ui, |ui| {
             let tile = self.settings.thumbnail_size.pixels();
             if let Some(index) = self.gallery.show(ui, tile) {
                 self.gallery.selected = Some(index);
+                self.inspector.open = true;
             }
         });
         self.notes.show_toasts(&ctx);
@@ -200,12 +236,26 @@ impl AlignscopeApp {
 }
 
 impl AlignscopeApp {
-    /// Ctrl+F focuses the query, Esc clears it, arrow keys move the selection in display order.
+    /// The selected photo's place in the ranked folder and the folder's size, when ranked.
+    fn selected_rank(&self) -> Option<(usize, usize)> {
+        let selected = self.gallery.selected?;
+        self.gallery.items.get(selected)?.score?;
+        Some((self.gallery.order.iter().position(|&i| i == selected)?, self.gallery.items.len()))
+    }
+
+    /// The ranked folder's paths, best first, one per line (for the clipboard).
+    pub fn ranked_paths(&self) -> String {
+        self.gallery.order.iter().filter_map(|&i| self.gallery.items.get(i)).map(|i| format!("{}\n", i.path.display())).collect()
+    }
+
+    /// Ctrl+F focuses the query, Esc clears it (then closes the inspector), arrow keys move the
+    /// selection in display order, Enter opens the inspector on it.
     fn shortcuts(&mut self, ctx: &egui::Context) {
         let query_focused = ctx.memory(|m| m.has_focus(toolbar::query_id()));
-        let (find, escape, step) = ctx.input_mut(|i| {
+        let (find, escape, step, enter) = ctx.input_mut(|i| {
             let find = i.consume_key(egui::Modifiers::COMMAND, egui::Key::F);
             let escape = i.consume_key(egui::Modifiers::NONE, egui::Key::Escape);
+            let enter = !query_focused && i.consume_key(egui::Modifiers::NONE, egui::Key::Enter);
             let mut step = 0i64;
             if !query_focused {
                 let columns = self.gallery.columns.max(1) as i64;
@@ -215,13 +265,18 @@ impl AlignscopeApp {
                     }
                 }
             }
-            (find, escape, step)
+            (find, escape, step, enter)
         });
         if find {
             ctx.memory_mut(|m| m.request_focus(toolbar::query_id()));
         }
         if escape && !self.query.is_empty() {
             self.query.clear();
+        } else if escape {
+            self.inspector.open = false;
+        }
+        if enter && self.gallery.selected.is_some() {
+            self.inspector.open = true;
         }
         if step != 0 {
             self.gallery.move_selection(step);
@@ -233,7 +288,7 @@ impl eframe::App for AlignscopeApp {
     fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
         self.poll(ctx);
         if let Some(plan) = &mut self.screenshot {
-            let settled = self.gallery.is_settled() && self.compute_check.is_none() && !self.ranking.is_busy();
+            let settled = self.gallery.is_settled() && self.compute_check.is_none() && !self.ranking.is_busy() && !self.inspector.is_busy() && self.pending_select.is_none();
             plan.step(ctx, settled, &mut self.notes);
         }
     }

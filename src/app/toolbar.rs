@@ -17,12 +17,16 @@ pub fn show(app: &mut AlignscopeApp, ui: &mut egui::Ui) {
         let query = egui::TextEdit::singleline(&mut app.query)
             .id(query_id())
             .hint_text("Describe a photo to rank the folder…  (Ctrl+F)")
-            .desired_width(ui.available_width() - 140.0);
+            .desired_width(ui.available_width() - 230.0);
         let hover = match &app.ranking.unavailable {
             Some(why) => format!("Caption ranking is unavailable: {why}"),
             None => "Photos are ranked by the global dual encoder (cosine in the joint space)".to_string(),
         };
         ui.add(query).on_hover_text(hover);
+        if ui.button("Copy paths").on_hover_text("Copy the photos' paths in displayed order (best first when ranked)").clicked() {
+            ui.ctx().copy_text(app.ranked_paths());
+            app.notes.push(super::Level::Info, format!("copied {} paths", app.gallery.order.len()));
+        }
         ui.menu_button("Settings", |ui| settings_menu(app, ui));
     });
 }

@@ -1,0 +1,485 @@
+//! The inspector: why the selected photo matches the caption under SHAN. The photo with the
+//! selected word's attention over the region grid (flat cells, a legend with the value range), the
+//! caption as word chips coloured by their alignment R_t, the three level scores as bars, "all
+//! words" small multiples, and export as PNG. SHAN loads and explains in the background.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use image::RgbaImage;
+
+use crate::engine::backend::Compute;
+use crate::engine::explain::{Explanation, explain};
+use crate::engine::jobs::{Job, Oneshot, Waker, poll_slot, spawn_oneshot};
+use crate::engine::runtime::Runtime;
+use crate::render::colormap::viridis;
+
+use super::notifications::{Level, Notifications};
+
+/// Longest side of the photo kept for display and export.
+const PHOTO_PIXELS: u32 = 448;
+/// Opacity of the heatmap over the photo (the exported PNG uses the same).
+const HEAT_ALPHA: f32 = crate::render::explanation::HEAT_ALPHA;
+
+/// One explained pair, ready to draw.
+pub struct Explained {
+    pub explanation: Explanation,
+    /// The photo scaled to at most PHOTO_PIXELS, and its original size (the boxes' pixels).
+    pub photo: Arc<RgbaImage>,
+    pub original: [u32; 2],
+}
+
+type ExplainResult = Result<Explained, String>;
+
+#[derive(Default)]
+pub struct Inspector {
+    pub open: bool,
+    loading: Option<Job<Result<Arc<Runtime>, String>>>,
+    runtime: Option<Arc<Runtime>>,
+    /// Why explanations are off (no SHAN weights, load error).
+    pub unavailable: Option<String>,
+    job: Option<Job<(PathBuf, String, ExplainResult)>>,
+    /// The pair last asked for, and the one shown.
+    wanted: Option<(PathBuf, String)>,
+    pub current: Option<Explained>,
+    texture: Option<egui::TextureHandle>,
+    /// The word whose heatmap is shown (index into the explanation's words).
+    pub word: usize,
+    pub all_words: bool,
+    /// The weights painted for the shown word at the last frame, cell by cell (tests compare
+    /// them with `alignscope explain --json`).
+    pub painted: Vec<f32>,
+    export: Option<Job<Result<Option<PathBuf>, String>>>,
+}
+
+impl Inspector {
+    /// Load SHAN in the background.
+    pub fn start(compute: &Compute, waker: Waker) -> Self {
+        let compute = compute.clone();
+        let loading = spawn_oneshot("load SHAN", waker, move |_| {
+            let weights = crate::engine::shan::default_path();
+            Runtime::load(&compute, &weights, "efficientnet-lite0")
+                .map(Arc::new)
+                .map_err(|e| format!("{e:#}"))
+        });
+        Self {
+            loading: Some(loading),
+            ..Self::default()
+        }
+    }
+
+    pub fn is_busy(&self) -> bool {
+        self.loading.is_some() || self.job.is_some()
+    }
+
+    /// Ask for the explanation of `photo` and `caption`; the latest request wins, one job at a time.
+    pub fn request(&mut self, photo: Option<PathBuf>, caption: &str, waker: &Waker) {
+        let caption = caption.trim();
+        let wanted = photo
+            .filter(|_| !caption.is_empty())
+            .map(|p| (p, caption.to_string()));
+        if wanted.is_none() {
+            self.current = None;
+        }
+        self.wanted = wanted;
+        self.start_if_idle(waker);
+    }
+
+    fn start_if_idle(&mut self, waker: &Waker) {
+        let (Some(runtime), None, Some((path, caption))) = (&self.runtime, &self.job, &self.wanted)
+        else {
+            return;
+        };
+        let shown = self
+            .current
+            .as_ref()
+            .map(|c| (&c.explanation.image, &c.explanation.caption));
+        if shown == Some((path, caption)) {
+            return;
+        }
+        let (runtime, path, caption) = (runtime.clone(), path.clone(), caption.clone());
+        self.job = Some(spawn_oneshot("explain", waker.clone(), move |_| {
+            let result = explain_pair(&runtime, &path, &caption);
+            (path, caption, result)
+        }));
+    }
+
+    pub fn poll(&mut self, ctx: &egui::Context, waker: &Waker, notes: &mut Notifications) {
+        match poll_slot(&mut self.loading) {
+            Oneshot::Done(Ok(runtime)) => self.runtime = Some(runtime),
+            Oneshot::Done(Err(e)) => {
+                notes.push(Level::Warning, format!("explanations unavailable: {e}"));
+                self.unavailable = Some(e);
+            }
+            Oneshot::Gone => self.unavailable = Some("SHAN's loader stopped unexpectedly".into()),
+            Oneshot::Pending => {}
+        }
+        match poll_slot(&mut self.job) {
+            Oneshot::Done((path, caption, Ok(explained))) => {
+                let image = &explained.photo;
+                let pixels = egui::ColorImage::from_rgba_unmultiplied(
+                    [image.width() as usize, image.height() as usize],
+                    image.as_raw(),
+                );
+                self.texture = Some(ctx.load_texture(
+                    format!("inspector {}", path.display()),
+                    pixels,
+                    egui::TextureOptions::LINEAR,
+                ));
+                let same_caption = self
+                    .current
+                    .as_ref()
+                    .is_some_and(|c| c.explanation.caption == caption);
+                if !same_caption || self.word >= explained.explanation.words.len() {
+                    self.word = 0;
+                }
+                self.current = Some(explained);
+            }
+            Oneshot::Done((path, _, Err(e))) => {
+                notes.push(
+                    Level::Error,
+                    format!("{}: cannot explain: {e}", path.display()),
+                );
+                // Do not retry the same pair every frame.
+                self.wanted = None;
+            }
+            Oneshot::Gone => notes.push(Level::Error, "the explanation job stopped unexpectedly"),
+            Oneshot::Pending => {}
+        }
+        self.start_if_idle(waker);
+        match poll_slot(&mut self.export) {
+            Oneshot::Done(Ok(Some(path))) => {
+                notes.push(Level::Info, format!("saved {}", path.display()))
+            }
+            Oneshot::Done(Ok(None)) | Oneshot::Pending => {}
+            Oneshot::Done(Err(e)) => notes.push(Level::Error, e),
+            Oneshot::Gone => notes.push(Level::Error, "the export stopped unexpectedly"),
+        }
+    }
+
+    /// Draw the inspector; `rank` is the photo's place in the ranked folder, when ranked.
+    pub fn show(&mut self, ui: &mut egui::Ui, rank: Option<(usize, usize)>, waker: &Waker) {
+        ui.horizontal(|ui| {
+            ui.heading("Inspector");
+            if ui
+                .small_button("Close")
+                .on_hover_text("Close the inspector (Enter reopens it)")
+                .clicked()
+            {
+                self.open = false;
+            }
+        });
+        if let Some(why) = &self.unavailable {
+            ui.colored_label(
+                ui.visuals().warn_fg_color,
+                format!("Explanations are unavailable: {why}"),
+            );
+            return;
+        }
+        if self.runtime.is_none() {
+            ui.horizontal(|ui| {
+                ui.spinner();
+                ui.label("loading SHAN…");
+            });
+            return;
+        }
+        let Some(current) = &self.current else {
+            ui.label(if self.wanted.is_some() {
+                "explaining…"
+            } else {
+                "Select a photo and type a caption to see why they match."
+            });
+            return;
+        };
+        let e = &current.explanation;
+        if self.job.is_some() {
+            ui.horizontal(|ui| {
+                ui.spinner();
+                ui.weak("updating…");
+            });
+        }
+        let name = e
+            .image
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        ui.label(egui::RichText::new(name).strong())
+            .on_hover_text(e.image.display().to_string());
+        if let Some((r, n)) = rank {
+            ui.weak(format!(
+                "rank {} of {n} in the folder (first-stage ranking)",
+                r + 1
+            ));
+        }
+        if let Some(w) = &e.warning {
+            ui.colored_label(ui.visuals().warn_fg_color, w);
+        }
+        level_bars(ui, e);
+        ui.separator();
+        word_chips(ui, &e.words, &mut self.word, &mut self.all_words);
+        ui.checkbox(&mut self.all_words, "all words");
+        ui.add_space(4.0);
+        let (lo, hi) = crate::render::explanation::value_range(e);
+        egui::ScrollArea::vertical().auto_shrink([false, false]).show(ui, |ui| {
+            if let Some(texture) = &self.texture {
+                if self.all_words {
+                    self.painted.clear();
+                    let width = ((ui.available_width() - 8.0) / 3.0).max(60.0);
+                    egui::Grid::new("all words").spacing([4.0, 4.0]).show(ui, |ui| {
+                        for (j, w) in e.words.iter().enumerate() {
+                            ui.vertical(|ui| {
+                                ui.label(&w.word);
+                                heat_image(ui, texture, current, &w.attention, (lo, hi), width);
+                            });
+                            if j % 3 == 2 {
+                                ui.end_row();
+                            }
+                        }
+                    });
+                } else if let Some(word) = e.words.get(self.word) {
+                    let response = heat_image(ui, texture, current, &word.attention, (lo, hi), ui.available_width().min(512.0));
+                    self.painted = word.attention.clone();
+                    if let Some(cell) = response.hover_pos().and_then(|p| cell_at(current, response.rect, p)) {
+                        let best = e.words.iter().max_by(|a, b| a.attention[cell].total_cmp(&b.attention[cell]));
+                        let text = match best {
+                            Some(b) => format!("region ({}, {}): most attended by \u{201c}{}\u{201d} ({:.3}); \u{201c}{}\u{201d}: {:.3}", cell / e.grid, cell % e.grid, b.word, b.attention[cell], word.word, word.attention[cell]),
+                            None => String::new(),
+                        };
+                        response.on_hover_text_at_pointer(text);
+                    }
+                }
+            }
+            legend(ui, lo, hi, e.boxes.len());
+            ui.add_space(6.0);
+            if ui.button("Save PNG…").on_hover_text("The explanation as one image: level bars, legend, a panel per word").clicked() && self.export.is_none() {
+                self.export = Some(export(current, waker));
+            }
+        });
+    }
+}
+
+/// The caption's words as chips coloured by R_t; a click shows that word's heatmap.
+fn word_chips(
+    ui: &mut egui::Ui,
+    words: &[crate::engine::explain::WordExplanation],
+    selected: &mut usize,
+    all_words: &mut bool,
+) {
+    let (lo, hi) = words.iter().fold((f32::MAX, f32::MIN), |(lo, hi), w| {
+        (lo.min(w.alignment), hi.max(w.alignment))
+    });
+    ui.horizontal_wrapped(|ui| {
+        ui.spacing_mut().item_spacing.x = 4.0;
+        for (j, w) in words.iter().enumerate() {
+            let t = if hi > lo {
+                (w.alignment - lo) / (hi - lo)
+            } else {
+                1.0
+            };
+            let [r, g, b] = viridis(t);
+            let text_color = if t > 0.55 {
+                egui::Color32::BLACK
+            } else {
+                egui::Color32::WHITE
+            };
+            let mut chip = egui::Button::new(egui::RichText::new(&w.word).color(text_color))
+                .fill(egui::Color32::from_rgb(r, g, b))
+                .corner_radius(8.0);
+            if j == *selected && !*all_words {
+                chip = chip.stroke(egui::Stroke::new(2.0, ui.visuals().selection.stroke.color));
+            }
+            let response = ui.add(chip).on_hover_text(format!(
+                "R_t {:.3} (pieces: {})",
+                w.alignment,
+                w.pieces.join(" ")
+            ));
+            if response.clicked() {
+                *selected = j;
+                *all_words = false;
+            }
+        }
+    });
+    ui.weak(format!(
+        "chip colour: R_t, the word's alignment, from {lo:.2} (dark) to {hi:.2} (bright)"
+    ));
+}
+
+fn explain_pair(runtime: &Runtime, path: &std::path::Path, caption: &str) -> ExplainResult {
+    let explanation = explain(runtime, path, caption).map_err(|e| format!("{e:#}"))?;
+    let photo = crate::data::decode::decode_oriented(path).map_err(|e| e.to_string())?;
+    let original = [photo.width(), photo.height()];
+    let photo = photo.thumbnail(PHOTO_PIXELS, PHOTO_PIXELS).to_rgba8();
+    Ok(Explained {
+        explanation,
+        photo: Arc::new(photo),
+        original,
+    })
+}
+
+/// The photo at `width` with one word's attention over it; returns the image's response.
+fn heat_image(
+    ui: &mut egui::Ui,
+    texture: &egui::TextureHandle,
+    current: &Explained,
+    attention: &[f32],
+    (lo, hi): (f32, f32),
+    width: f32,
+) -> egui::Response {
+    let [w, h] = current.original.map(|v| v.max(1) as f32);
+    let size = egui::vec2(width, width * h / w);
+    let (rect, response) = ui.allocate_exact_size(size, egui::Sense::hover());
+    let painter = ui.painter_at(rect);
+    painter.image(
+        texture.id(),
+        rect,
+        egui::Rect::from_min_max(egui::pos2(0.0, 0.0), egui::pos2(1.0, 1.0)),
+        egui::Color32::WHITE,
+    );
+    let scale = width / w;
+    for (cell, &weight) in current.explanation.boxes.iter().zip(attention) {
+        let [r, g, b] = viridis((weight - lo) / (hi - lo));
+        let cell_rect = egui::Rect::from_min_max(
+            rect.min + egui::vec2(cell[0], cell[1]) * scale,
+            rect.min + egui::vec2(cell[2], cell[3]) * scale,
+        );
+        painter.rect_filled(
+            cell_rect,
+            0.0,
+            egui::Color32::from_rgba_unmultiplied(r, g, b, (HEAT_ALPHA * 255.0) as u8),
+        );
+        painter.rect_stroke(
+            cell_rect,
+            0.0,
+            egui::Stroke::new(1.0, egui::Color32::from_black_alpha(90)),
+            egui::StrokeKind::Inside,
+        );
+    }
+    response
+}
+
+/// The region under `pos` in an image drawn at `rect`.
+fn cell_at(current: &Explained, rect: egui::Rect, pos: egui::Pos2) -> Option<usize> {
+    let scale = rect.width() / current.original[0].max(1) as f32;
+    let p = (pos - rect.min) / scale;
+    current
+        .explanation
+        .boxes
+        .iter()
+        .position(|b| p.x >= b[0] && p.x < b[2] && p.y >= b[1] && p.y < b[3])
+}
+
+fn legend(ui: &mut egui::Ui, lo: f32, hi: f32, cells: usize) {
+    ui.label("attention of the word over the regions");
+    let (rect, _) = ui.allocate_exact_size(
+        egui::vec2(ui.available_width().min(300.0), 12.0),
+        egui::Sense::hover(),
+    );
+    let steps = 64;
+    for i in 0..steps {
+        let [r, g, b] = viridis(i as f32 / (steps - 1) as f32);
+        let x0 = rect.min.x + rect.width() * i as f32 / steps as f32;
+        let x1 = rect.min.x + rect.width() * (i + 1) as f32 / steps as f32;
+        ui.painter().rect_filled(
+            egui::Rect::from_min_max(egui::pos2(x0, rect.min.y), egui::pos2(x1, rect.max.y)),
+            0.0,
+            egui::Color32::from_rgb(r, g, b),
+        );
+    }
+    ui.horizontal(|ui| {
+        ui.set_width(rect.width());
+        ui.small(format!("{lo:.3}"));
+        ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+            ui.small(format!("{hi:.3}"))
+        });
+    });
+    ui.weak(format!(
+        "one scale for all words; each word's weights sum to 1 (uniform: {:.3})",
+        1.0 / cells.max(1) as f32
+    ));
+}
+
+/// Fragment, context and global scores side by side, with their weights and the final score.
+fn level_bars(ui: &mut egui::Ui, e: &Explanation) {
+    let [a, b, c] = e.weights;
+    egui::Grid::new("levels")
+        .num_columns(3)
+        .spacing([8.0, 4.0])
+        .show(ui, |ui| {
+            // (name, score, weight, range: G2L sums two cosines)
+            for (name, value, weight, range, hint) in [
+                (
+                    "fragment L2L",
+                    e.l2l,
+                    a,
+                    1.0,
+                    "region↔word attention, both directions",
+                ),
+                (
+                    "context G2L",
+                    e.g2l,
+                    b,
+                    2.0,
+                    "each modality's global context against the other's fragments",
+                ),
+                ("global G2G", e.g2g, c, 1.0, "the two global vectors"),
+            ] {
+                ui.label(name).on_hover_text(hint);
+                let (rect, _) =
+                    ui.allocate_exact_size(egui::vec2(160.0, 12.0), egui::Sense::hover());
+                let painter = ui.painter();
+                painter.rect_filled(rect, 2.0, ui.visuals().extreme_bg_color);
+                let mid = rect.center().x;
+                let end = mid + (value / range).clamp(-1.0, 1.0) * rect.width() / 2.0;
+                painter.rect_filled(
+                    egui::Rect::from_x_y_ranges(mid.min(end)..=mid.max(end), rect.y_range()),
+                    0.0,
+                    egui::Color32::from_rgb(70, 110, 180),
+                );
+                painter.vline(
+                    mid,
+                    rect.y_range(),
+                    egui::Stroke::new(1.0, ui.visuals().text_color()),
+                );
+                ui.label(format!("{value:.3} × {weight}"));
+                ui.end_row();
+            }
+            ui.strong("final score");
+            ui.label("");
+            ui.strong(format!("{:.3}", e.score));
+            ui.end_row();
+        });
+}
+
+/// Ask where to save (the dialog blocks its own thread, not the UI's), then write the PNG.
+fn export(current: &Explained, waker: &Waker) -> Job<Result<Option<PathBuf>, String>> {
+    let (photo, explanation) = (current.photo.clone(), current.explanation.clone());
+    spawn_oneshot("save explanation", waker.clone(), move |_| {
+        let stem = explanation
+            .image
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "photo".into());
+        let Some(path) = rfd::FileDialog::new()
+            .set_title("Save the explanation")
+            .set_file_name(format!("{stem}-explained.png"))
+            .save_file()
+        else {
+            return Ok(None);
+        };
+        let png = crate::render::explanation::render(
+            &photo,
+            &scaled_boxes(&explanation, &photo),
+            &mut Default::default(),
+        );
+        png.save_with_format(&path, image::ImageFormat::Png)
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        Ok(Some(path))
+    })
+}
+
+/// The explanation with its boxes in the pixels of `photo` (a scaled copy of the original).
+fn scaled_boxes(e: &Explanation, photo: &RgbaImage) -> Explanation {
+    let mut e = e.clone();
+    e.boxes = crate::features::preprocess::region_boxes(photo.width(), photo.height(), e.grid);
+    e
+}
