@@ -37,6 +37,12 @@ enum Command {
         /// Once ranked, select the N-th photo (1 = best) and open the inspector on it.
         #[arg(long)]
         select: Option<usize>,
+        /// Browse a Flickr8k folder (token file, split files, images/) instead of a photo folder.
+        #[arg(long)]
+        dataset: Option<PathBuf>,
+        /// The dataset split to browse: train, dev or test.
+        #[arg(long, default_value = "test")]
+        split: String,
     },
     /// Print the backend, the wgpu adapter and driver, and check that the backend computes.
     Doctor,
@@ -210,9 +216,16 @@ enum BenchWhat {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command.unwrap_or(Command::Gui { folder: None, screenshot: None, query: None, select: None }) {
-        Command::Gui { folder, screenshot, query, select } => {
-            let options = alignscope::app::GuiOptions { folder, backend: cli.backend, screenshot, query, select };
+    match cli.command.unwrap_or(Command::Gui { folder: None, screenshot: None, query: None, select: None, dataset: None, split: "test".into() }) {
+        Command::Gui { folder, screenshot, query, select, dataset, split } => {
+            let split = match split.parse() {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("alignscope: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let options = alignscope::app::GuiOptions { folder, backend: cli.backend, screenshot, query, select, dataset: dataset.map(|d| (d, split)) };
             match alignscope::app::run(options) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {

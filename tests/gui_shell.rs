@@ -180,3 +180,78 @@ fn inspector_heatmap_is_the_models_attention_and_follows_the_clicked_word() {
     assert!(!close(camera, &cli[0].1), "the two words attend differently");
     harness.snapshot("inspector_camera");
 }
+
+/// A Flickr8k-shaped folder of four demo photos with five captions each (test split).
+fn tiny_flickr8k(root: &std::path::Path) -> [(&'static str, [&'static str; 5]); 4] {
+    let data = [
+        ("chelsea.jpg", ["a cat looking at the camera", "a tabby cat with green eyes", "close up of the face of a cat", "an orange and grey cat", "a cat"]),
+        ("coffee.jpg", ["a cup of coffee on a wooden table", "an espresso in a red cup", "a coffee cup on a saucer", "a cup of coffee with a spoon", "coffee"]),
+        ("astronaut.jpg", ["a woman in an orange space suit", "an astronaut smiling in front of a flag", "a female astronaut", "a woman astronaut with a helmet", "an astronaut"]),
+        ("camera.jpg", ["a man with a camera on a tripod", "a photographer in a field", "a man looking through a camera", "a black and white photo of a man with a camera", "a cameraman"]),
+    ];
+    std::fs::create_dir_all(root.join("images")).unwrap();
+    let mut tokens = String::new();
+    let mut split = String::new();
+    for (name, captions) in &data {
+        std::fs::copy(demo_folder().join(name), root.join("images").join(name)).unwrap();
+        for (k, c) in captions.iter().enumerate() {
+            tokens.push_str(&format!("{name}#{k}\t{c}\n"));
+        }
+        split.push_str(&format!("{name}\n"));
+    }
+    std::fs::write(root.join("Flickr8k.token.txt"), tokens).unwrap();
+    std::fs::write(root.join("Flickr_8k.testImages.txt"), split).unwrap();
+    data
+}
+
+#[test]
+fn dataset_browser_shows_captions_ranks_and_recall() {
+    let Some(mut harness) = settled_app() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    // A fixed folder name: the snapshot shows it.
+    let root = tmp.path().join("flickr8k-mini");
+    let data = tiny_flickr8k(&root);
+    harness.state_mut().as_mut().unwrap().open_dataset(root.clone(), alignscope::data::flickr8k::Split::Test);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        harness.step();
+        let app = harness.state().as_ref().unwrap();
+        if app.dataset.as_ref().is_some_and(|d| d.recalls.is_some()) && app.gallery.is_settled() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the dataset was not embedded within 2 minutes");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    {
+        let app = harness.state().as_ref().unwrap();
+        let names: Vec<String> = app.gallery.items.iter().map(|i| i.file_name()).collect();
+        assert_eq!(names, data.map(|(n, _)| n.to_string()), "the gallery shows the split in split-file order");
+        let r = app.dataset.as_ref().unwrap().recalls.unwrap();
+        // Four images: every image is within the top 5 for every caption.
+        assert_eq!(r.t2i[1], 100.0, "{r:?}");
+        assert!(r.rsum > 300.0 && r.rsum <= 600.0, "{r:?}");
+    }
+    // Select the cat: its five captions are listed with their ranks; clicking one makes it the query.
+    harness.state_mut().as_mut().unwrap().gallery.selected = Some(0);
+    harness.run_steps(3);
+    harness.get_by_label_contains("a cat looking at the camera");
+    harness.get_by_label_contains("a tabby cat with green eyes").click();
+    harness.run_steps(2);
+    assert_eq!(harness.state().as_ref().unwrap().query, "a tabby cat with green eyes");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        harness.step();
+        let app = harness.state().as_ref().unwrap();
+        if !app.ranking.is_busy() && app.gallery.items.iter().all(|i| i.score.is_some()) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no ranking within a minute");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    harness.run_steps(3);
+    let app = harness.state().as_ref().unwrap();
+    let top = app.gallery.items[app.gallery.order[0]].file_name();
+    assert_eq!(top, "chelsea.jpg");
+    harness.get_by_label_contains("The query is a caption of chelsea.jpg: ranked #1");
+    harness.snapshot("dataset_browser");
+}

@@ -59,6 +59,13 @@ impl Gallery {
         self.scanning = Some(spawn_oneshot("scan folder", waker, move |_| scan_folder(&dir)));
     }
 
+    /// Show a given list of photos (a dataset split) under the name `label`.
+    pub fn open_files(&mut self, label: &Path, images: Vec<PathBuf>, waker: &Waker, notes: &mut Notifications) {
+        self.cancel();
+        *self = Self { folder: Some(label.to_path_buf()), generation: self.generation + 1, ..Self::default() };
+        self.take_scan(FolderScan { images, problems: Vec::new() }, waker, notes);
+    }
+
     pub fn cancel(&mut self) {
         if let Some(t) = &self.thumbs {
             t.job.cancel();

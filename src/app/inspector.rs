@@ -412,7 +412,7 @@ fn level_bars(ui: &mut egui::Ui, e: &Explanation) {
                     e.l2l,
                     a,
                     1.0,
-                    "region↔word attention, both directions",
+                    "region-word attention, both directions",
                 ),
                 (
                     "context G2L",

@@ -1,5 +1,6 @@
 //! The egui app: gallery, query bar, status bar. Only this module knows about egui.
 
+mod dataset;
 mod gallery;
 mod inspector;
 mod notifications;
@@ -15,6 +16,7 @@ use std::sync::Arc;
 use crate::engine::backend::{self, BackendRequest, Compute};
 use crate::engine::jobs::{Job, Oneshot, Waker, poll_slot, spawn_oneshot};
 
+pub use dataset::Dataset;
 pub use gallery::{Gallery, Thumb};
 pub use inspector::Inspector;
 pub use notifications::{Level, Notifications};
@@ -31,6 +33,8 @@ pub struct GuiOptions {
     pub query: Option<String>,
     /// Once the folder is ranked, select its N-th photo (1 = best) and open the inspector.
     pub select: Option<usize>,
+    /// Open this Flickr8k folder's split in the dataset browser instead of a photo folder.
+    pub dataset: Option<(PathBuf, crate::data::flickr8k::Split)>,
 }
 
 /// The bundled demo photos: next to the working directory in a checkout, else where the crate was built.
@@ -75,6 +79,10 @@ pub struct AlignscopeApp {
     pub notes: Notifications,
     /// `--select N`, applied once the folder is ranked.
     pending_select: Option<usize>,
+    /// The open dataset split (the gallery shows its images), and the jobs that open one.
+    pub dataset: Option<Dataset>,
+    dataset_open: Option<Job<Result<(PathBuf, crate::data::flickr8k::Split, crate::data::flickr8k::SplitData), String>>>,
+    dataset_dialog: Option<Job<Option<PathBuf>>>,
     waker: Waker,
     folder_dialog: Option<Job<Option<PathBuf>>>,
     screenshot: Option<screenshot::Plan>,
@@ -104,7 +112,25 @@ impl AlignscopeApp {
         app.screenshot = options.screenshot.map(screenshot::Plan::new);
         app.query = options.query.unwrap_or_default();
         app.select_when_ranked(options.select);
+        if let Some((root, split)) = options.dataset {
+            app.open_dataset(root, split);
+        }
         app
+    }
+
+    /// Open a Flickr8k folder's split in the dataset browser (read in the background).
+    pub fn open_dataset(&mut self, root: PathBuf, split: crate::data::flickr8k::Split) {
+        if !dataset::is_flickr8k(&root) {
+            self.notes.push(Level::Error, format!("{}: not a Flickr8k folder (no Flickr8k.token.txt)", root.display()));
+            return;
+        }
+        self.dataset_open = Some(dataset::spawn_open(root, split, self.waker.clone()));
+    }
+
+    fn pick_dataset(&mut self) {
+        if self.dataset_dialog.is_none() {
+            self.dataset_dialog = Some(spawn_oneshot("open dataset dialog", self.waker.clone(), |_| rfd::FileDialog::new().set_title("Open a Flickr8k folder (with Flickr8k.token.txt)").pick_folder()));
+        }
     }
 
     /// Select the N-th photo in display order (1 = best) once the folder is loaded and ranked,
@@ -130,6 +156,9 @@ impl AlignscopeApp {
             inspector: Inspector::default(),
             notes,
             pending_select: None,
+            dataset: None,
+            dataset_open: None,
+            dataset_dialog: None,
             waker,
             folder_dialog: None,
             screenshot: None,
@@ -156,6 +185,9 @@ impl AlignscopeApp {
         }
         self.gallery.open(&dir, self.waker.clone());
         self.settings.last_folder = Some(dir);
+        if let Some(d) = self.dataset.take() {
+            d.cancel();
+        }
     }
 
     fn pick_folder(&mut self) {
@@ -178,6 +210,25 @@ impl AlignscopeApp {
         self.gallery.poll(ctx, &self.waker, &mut self.notes);
         self.ranking.set_query(&self.query);
         self.ranking.poll(ctx, &mut self.gallery, &self.waker, &mut self.notes);
+        match poll_slot(&mut self.dataset_open) {
+            Oneshot::Done(Ok((root, split, data))) => {
+                if let Some(d) = self.dataset.take() {
+                    d.cancel();
+                }
+                self.gallery.open_files(&root, data.images.clone(), &self.waker, &mut self.notes);
+                self.dataset = Some(Dataset::new(root, split, data, self.gallery.generation));
+            }
+            Oneshot::Done(Err(e)) => self.notes.push(Level::Error, e),
+            Oneshot::Gone => self.notes.push(Level::Error, "opening the dataset stopped unexpectedly"),
+            Oneshot::Pending => {}
+        }
+        match poll_slot(&mut self.dataset_dialog) {
+            Oneshot::Done(Some(dir)) => self.open_dataset(dir, crate::data::flickr8k::Split::Test),
+            Oneshot::Done(None) | Oneshot::Pending | Oneshot::Gone => {}
+        }
+        if let Some(d) = &mut self.dataset {
+            d.poll(&self.ranking, &self.waker, &mut self.notes);
+        }
         if let Some(n) = self.pending_select
             && self.gallery.is_settled()
             && !self.ranking.is_busy()
@@ -217,6 +268,18 @@ impl AlignscopeApp {
         self.shortcuts(&ctx);
         egui::Panel::top("toolbar").show(ui, |ui| toolbar::show(self, ui));
         egui::Panel::bottom("status").show(ui, |ui| status::show(self, ui));
+        if self.dataset.is_some() {
+            let gt_rank = self.dataset.as_ref().and_then(|d| d.owner_of(&self.query)).filter(|&i| self.gallery.items.get(i).is_some_and(|i| i.score.is_some())).and_then(|i| self.gallery.order.iter().position(|&o| o == i)).map(|r| r + 1);
+            let (selected, query) = (self.gallery.selected, self.query.clone());
+            let mut picked = None;
+            if let Some(d) = &mut self.dataset {
+                let ranking = &self.ranking;
+                egui::Panel::left("dataset").resizable(true).default_size(340.0).min_size(260.0).show(ui, |ui| picked = d.show(ui, selected, &query, gt_rank, ranking));
+            }
+            if let Some(caption) = picked {
+                self.query = caption;
+            }
+        }
         if self.inspector.open && self.gallery.selected.is_some() {
             let rank = self.selected_rank();
             let waker = self.waker.clone();
@@ -288,7 +351,7 @@ impl eframe::App for AlignscopeApp {
     fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
         self.poll(ctx);
         if let Some(plan) = &mut self.screenshot {
-            let settled = self.gallery.is_settled() && self.compute_check.is_none() && !self.ranking.is_busy() && !self.inspector.is_busy() && self.pending_select.is_none();
+            let settled = self.gallery.is_settled() && self.compute_check.is_none() && !self.ranking.is_busy() && !self.inspector.is_busy() && self.pending_select.is_none() && self.dataset_open.is_none() && !self.dataset.as_ref().is_some_and(Dataset::is_busy);
             plan.step(ctx, settled, &mut self.notes);
         }
     }
@@ -306,6 +369,9 @@ impl eframe::App for AlignscopeApp {
     fn on_exit(&mut self) {
         self.gallery.cancel();
         self.ranking.cancel();
+        if let Some(d) = &self.dataset {
+            d.cancel();
+        }
     }
 }
 

@@ -37,6 +37,16 @@ impl Ranking {
         Self { loading: Some(spawn_load(compute.clone(), waker)), ..Self::default() }
     }
 
+    /// The loaded model, once loaded.
+    pub fn ranker(&self) -> Option<Arc<Ranker>> {
+        self.ranker.clone()
+    }
+
+    /// The gallery's photo embeddings (by item index), for the gallery generation they belong to.
+    pub fn embeddings(&self, generation: u64) -> Option<&[Option<Vec<f32>>]> {
+        (self.generation == generation).then_some(self.embeddings.as_slice())
+    }
+
     pub fn embedded(&self) -> usize {
         self.embeddings.iter().filter(|e| e.is_some()).count()
     }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use super::notifications::{Level, Notifications};
 
 /// Give up waiting for thumbnails after this long and capture what is there.
-const PATIENCE: Duration = Duration::from_secs(120);
+const PATIENCE: Duration = Duration::from_secs(400);
 
 pub struct Plan {
     path: PathBuf,

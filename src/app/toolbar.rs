@@ -13,6 +13,9 @@ pub fn show(app: &mut AlignscopeApp, ui: &mut egui::Ui) {
         if ui.button("Demo").on_hover_text("The bundled demo photos").clicked() {
             app.open_folder(super::demo_folder());
         }
+        if ui.button("Dataset…").on_hover_text("Browse a Flickr8k folder's test split with its captions and Recall@K").clicked() {
+            app.pick_dataset();
+        }
         ui.separator();
         let query = egui::TextEdit::singleline(&mut app.query)
             .id(query_id())

@@ -50,11 +50,23 @@ impl Ranker {
 
     /// Unit-norm joint embedding of a caption, and a warning when it was truncated.
     pub fn embed_caption(&self, caption: &str) -> anyhow::Result<(Vec<f32>, Option<String>)> {
-        let features = self.text.encode(&[caption]).pop().ok_or_else(|| anyhow::anyhow!("no features"))?.map_err(|e| anyhow::anyhow!("{e}"))?;
-        let dim = features.sentence.len();
-        let sentence = Tensor::<2>::from_data(TensorData::new(features.sentence.clone(), [1, dim]), &self.device);
-        let embedding = rows(self.global.embed_texts(sentence)).pop().unwrap_or_default();
-        Ok((embedding, features.truncation_warning()))
+        self.embed_captions(&[caption]).pop().ok_or_else(|| anyhow::anyhow!("no features"))?
+    }
+
+    /// Unit-norm joint embeddings of captions encoded as one batch (each with its truncation
+    /// warning, or why it could not be encoded).
+    pub fn embed_captions(&self, captions: &[&str]) -> Vec<anyhow::Result<(Vec<f32>, Option<String>)>> {
+        let features = self.text.encode(captions);
+        let ok: Vec<f32> = features.iter().flatten().flat_map(|f| f.sentence.iter().copied()).collect();
+        let n = features.iter().flatten().count();
+        let mut embedded = if n == 0 { Vec::new() } else { rows(self.global.embed_texts(Tensor::<2>::from_data(TensorData::new(ok, [n, self.text.model.hidden]), &self.device))) }.into_iter();
+        features
+            .into_iter()
+            .map(|f| match f {
+                Ok(f) => Ok((embedded.next().unwrap_or_default(), f.truncation_warning())),
+                Err(e) => Err(anyhow::anyhow!("{e}")),
+            })
+            .collect()
     }
 }
 
@@ -97,6 +109,25 @@ pub fn spawn_embedding(ranker: Arc<Ranker>, paths: Vec<PathBuf>, batch: usize, w
             }
             for (index, embedding) in ok_index.into_iter().zip(ranker.embed_images(&ok)) {
                 if !reporter.send(EmbedMsg::Embedded { index, embedding }) {
+                    return;
+                }
+            }
+        }
+    });
+    job
+}
+
+/// Embed `captions` in batches of 32 on a background thread: (index, embedding or error).
+pub fn spawn_caption_embedding(ranker: Arc<Ranker>, captions: Vec<String>, waker: Waker) -> Job<(usize, Result<Vec<f32>, String>)> {
+    let (job, reporter, cancel) = Job::new("embed captions", waker);
+    std::thread::spawn(move || {
+        for (c, chunk) in captions.chunks(32).enumerate() {
+            if cancel.is_cancelled() {
+                return;
+            }
+            let texts: Vec<&str> = chunk.iter().map(String::as_str).collect();
+            for (k, result) in ranker.embed_captions(&texts).into_iter().enumerate() {
+                if !reporter.send((c * 32 + k, result.map(|(e, _)| e).map_err(|e| format!("{e:#}")))) {
                     return;
                 }
             }
