@@ -1,0 +1,60 @@
+//! UI frame time while the app works: the Flickr8k 1K test split opened in the gallery (1,000
+//! thumbnails decoding, 1,000 photos and 5,000 captions embedding in the background), a caption
+//! typed into the query box, the grid re-ranked. Each frame is the UI thread's whole work (egui
+//! logic, layout, tessellation; kittest's headless backend, so the GPU submit is not included).
+//!
+//! `cargo bench --bench frame_time` (needs ../shared/data/flickr8k).
+
+use std::time::{Duration, Instant};
+
+use alignscope::app::{AlignscopeApp, Settings};
+use alignscope::engine::backend::Compute;
+use egui_kittest::Harness;
+
+fn main() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/flickr8k");
+    if !root.join("Flickr8k.token.txt").is_file() {
+        eprintln!("skipped: {} not found", root.display());
+        return;
+    }
+    let mut harness = Harness::builder().with_size([1280.0, 800.0]).build_ui_state(
+        |ui, app: &mut Option<AlignscopeApp>| {
+            let app = app.get_or_insert_with(|| AlignscopeApp::new(ui.ctx().clone(), Settings::default(), Ok(Compute::flex("bench")), None));
+            app.poll(ui.ctx());
+            app.show(ui);
+        },
+        None,
+    );
+    harness.step();
+    harness.state_mut().as_mut().expect("app").open_dataset(root, alignscope::data::flickr8k::Split::Test);
+    let mut frames: Vec<(f64, bool, usize)> = Vec::new(); // (ms, ranked, photos embedded)
+    let started = Instant::now();
+    let mut typed = false;
+    while started.elapsed() < Duration::from_secs(90) {
+        let t = Instant::now();
+        harness.step();
+        let ms = t.elapsed().as_secs_f64() * 1e3;
+        let app = harness.state().as_ref().expect("app");
+        let embedded = app.ranking.embedded();
+        frames.push((ms, app.gallery.items.iter().any(|i| i.score.is_some()), embedded));
+        if !typed && app.gallery.items.len() == 1000 && embedded >= 200 {
+            typed = true;
+            harness.state_mut().as_mut().expect("app").query = "two dogs playing in the snow".into();
+        }
+        // ~60 frames per second at most, like a window.
+        std::thread::sleep(Duration::from_millis(16).saturating_sub(t.elapsed()));
+    }
+    let app = harness.state().as_ref().expect("app");
+    let mut all: Vec<f64> = frames.iter().map(|f| f.0).collect();
+    let ranked: Vec<f64> = frames.iter().filter(|f| f.1).map(|f| f.0).collect();
+    let q = |v: &mut Vec<f64>, p: f64| {
+        v.sort_by(f64::total_cmp);
+        v.get(((v.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or(f64::NAN)
+    };
+    let mut ranked_sorted = ranked.clone();
+    println!("frame_time: {} frames over 90 s, gallery of {} photos, {} embedded by the end", frames.len(), app.gallery.items.len(), app.ranking.embedded());
+    println!("  all frames:            median {:.1} ms  p95 {:.1} ms  max {:.1} ms", q(&mut all, 0.5), q(&mut all, 0.95), q(&mut all, 1.0));
+    println!("  frames with a ranking: median {:.1} ms  p95 {:.1} ms  max {:.1} ms  ({} frames, while embedding continued)", q(&mut ranked_sorted, 0.5), q(&mut ranked_sorted, 0.95), q(&mut ranked_sorted, 1.0), ranked.len());
+    let over = all.iter().filter(|&&ms| ms > 33.0).count();
+    println!("  frames over 33 ms: {over} of {} ({:.1} %)", all.len(), 100.0 * over as f64 / all.len().max(1) as f64);
+}
