@@ -1,7 +1,9 @@
 //! The photo grid: a folder scanned and thumbnailed in the background, drawn row by row so only
-//! what is on screen costs anything.
+//! what is on screen costs anything. At most `texture_limit` thumbnails are held: the ones seen
+//! least recently are dropped and decoded again when they come back on screen.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::data::folder::{FolderScan, scan_folder};
 use crate::engine::jobs::{Job, Oneshot, Waker, poll_slot, spawn_oneshot};
@@ -11,11 +13,16 @@ use super::notifications::{Level, Notifications};
 
 /// Longest side of a decoded thumbnail, in pixels (tiles show them at up to this size).
 const THUMB_PIXELS: u32 = 256;
+/// Thumbnails held at once (≤ 256 KB each: ~250 MB at most, whatever the folder's size).
+pub const TEXTURE_LIMIT: usize = 1000;
 
 pub enum Thumb {
+    /// Queued for decoding.
     Loading,
     Ready(egui::TextureHandle),
     Failed(String),
+    /// Not in memory (not decoded yet, or dropped by the cache); decoded when it comes on screen.
+    Unloaded,
 }
 
 pub struct Item {
@@ -23,6 +30,8 @@ pub struct Item {
     pub thumb: Thumb,
     /// Score against the current caption, when ranked.
     pub score: Option<f32>,
+    /// The frame this tile was last on screen (0: never).
+    pub last_seen: u64,
 }
 
 impl Item {
@@ -48,13 +57,18 @@ pub struct Gallery {
     pub columns: usize,
     /// Lowest and highest score of the current ranking, set with the scores (not per tile drawn).
     score_range: (f32, f32),
+    paths: Arc<Vec<PathBuf>>,
+    waker: Option<Waker>,
+    frame: u64,
+    /// Most thumbnails held at once (TEXTURE_LIMIT; smaller in tests).
+    pub texture_limit: usize,
 }
 
 impl Gallery {
     /// Start showing `dir`: list it in the background, then decode thumbnails.
     pub fn open(&mut self, dir: &Path, waker: Waker) {
         self.cancel();
-        *self = Self { folder: Some(dir.to_path_buf()), generation: self.generation + 1, ..Self::default() };
+        *self = Self { folder: Some(dir.to_path_buf()), generation: self.generation + 1, texture_limit: self.limit(), ..Self::default() };
         let dir = dir.to_path_buf();
         self.scanning = Some(spawn_oneshot("scan folder", waker, move |_| scan_folder(&dir)));
     }
@@ -62,7 +76,7 @@ impl Gallery {
     /// Show a given list of photos (a dataset split) under the name `label`.
     pub fn open_files(&mut self, label: &Path, images: Vec<PathBuf>, waker: &Waker, notes: &mut Notifications) {
         self.cancel();
-        *self = Self { folder: Some(label.to_path_buf()), generation: self.generation + 1, ..Self::default() };
+        *self = Self { folder: Some(label.to_path_buf()), generation: self.generation + 1, texture_limit: self.limit(), ..Self::default() };
         self.take_scan(FolderScan { images, problems: Vec::new() }, waker, notes);
     }
 
@@ -74,6 +88,15 @@ impl Gallery {
 
     pub fn is_scanning(&self) -> bool {
         self.scanning.is_some()
+    }
+
+    fn limit(&self) -> usize {
+        if self.texture_limit == 0 { TEXTURE_LIMIT } else { self.texture_limit }
+    }
+
+    /// Thumbnails in memory now.
+    pub fn textures_held(&self) -> usize {
+        self.items.iter().filter(|i| matches!(i.thumb, Thumb::Ready(_))).count()
     }
 
     pub fn thumbs_done(&self) -> usize {
@@ -114,6 +137,36 @@ impl Gallery {
                 }
             }
         }
+        self.evict();
+    }
+
+    /// Over the limit: drop the thumbnails seen least recently (never those on screen), down to
+    /// 90 % of the limit so eviction does not run for every new thumbnail.
+    fn evict(&mut self) {
+        let limit = self.limit();
+        let held = self.textures_held();
+        if held <= limit {
+            return;
+        }
+        let on_screen: std::collections::HashSet<usize> = self.last_visible.iter().copied().collect();
+        let mut candidates: Vec<usize> = (0..self.items.len()).filter(|i| matches!(self.items[*i].thumb, Thumb::Ready(_)) && !on_screen.contains(i)).collect();
+        candidates.sort_by_key(|&i| (self.items[i].last_seen, i));
+        for &i in candidates.iter().take(held - limit * 9 / 10) {
+            self.items[i].thumb = Thumb::Unloaded;
+        }
+    }
+
+    /// Decode these (unloaded, now on screen) thumbnails: in the running job, or a new one.
+    fn reload(&mut self, indices: Vec<usize>) {
+        for &i in &indices {
+            self.items[i].thumb = Thumb::Loading;
+        }
+        if self.thumbs.as_ref().is_some_and(|t| t.add(indices.iter().copied())) {
+            return;
+        }
+        let Some(waker) = self.waker.clone() else { return };
+        let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        self.thumbs = Some(ThumbnailJob::spawn_some(self.paths.clone(), indices.into_iter().collect(), THUMB_PIXELS, workers, waker));
     }
 
     fn take_scan(&mut self, scan: FolderScan, waker: &Waker, notes: &mut Notifications) {
@@ -124,11 +177,15 @@ impl Gallery {
             let folder = self.folder.as_deref().map(|f| f.display().to_string()).unwrap_or_default();
             notes.push(Level::Warning, format!("{folder}: no photos found (jpg, png, webp, bmp, gif, tiff)"));
         }
-        self.items = scan.images.iter().map(|p| Item { path: p.clone(), thumb: Thumb::Loading, score: None }).collect();
+        // The first `limit` photos are decoded now; the rest when they come on screen.
+        let limit = self.limit();
+        self.items = scan.images.iter().enumerate().map(|(i, p)| Item { path: p.clone(), thumb: if i < limit { Thumb::Loading } else { Thumb::Unloaded }, score: None, last_seen: 0 }).collect();
         self.order = (0..self.items.len()).collect();
         self.generation += 1;
         let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-        self.thumbs = Some(ThumbnailJob::spawn(scan.images, THUMB_PIXELS, workers, waker.clone()));
+        self.paths = Arc::new(scan.images);
+        self.waker = Some(waker.clone());
+        self.thumbs = Some(ThumbnailJob::spawn_some(self.paths.clone(), (0..limit.min(self.items.len())).collect(), THUMB_PIXELS, workers, waker.clone()));
     }
 
     /// Draw the grid; returns the index of a tile that was double-clicked.
@@ -172,6 +229,14 @@ impl Gallery {
                 ui.add_space(spacing - ui.spacing().item_spacing.y);
             }
         });
+        self.frame += 1;
+        for &i in &visible {
+            self.items[i].last_seen = self.frame;
+        }
+        let unloaded: Vec<usize> = visible.iter().copied().filter(|&i| matches!(self.items[i].thumb, Thumb::Unloaded)).collect();
+        if !unloaded.is_empty() {
+            self.reload(unloaded);
+        }
         if visible != self.last_visible {
             if let Some(thumbs) = &self.thumbs {
                 // Most urgent last: the queue pops from the end.
@@ -239,7 +304,7 @@ impl Gallery {
                 let fitted = egui::Rect::from_center_size(image_rect.center(), size * scale);
                 painter.image(texture.id(), fitted, egui::Rect::from_min_max(egui::pos2(0.0, 0.0), egui::pos2(1.0, 1.0)), egui::Color32::WHITE);
             }
-            Thumb::Loading => {
+            Thumb::Loading | Thumb::Unloaded => {
                 painter.text(image_rect.center(), egui::Align2::CENTER_CENTER, "…", egui::TextStyle::Heading.resolve(ui.style()), visuals.weak_text_color());
             }
             Thumb::Failed(_) => {
@@ -281,7 +346,7 @@ mod tests {
     use super::*;
 
     fn gallery(n: usize) -> Gallery {
-        let items = (0..n).map(|i| Item { path: PathBuf::from(format!("{i}.jpg")), thumb: Thumb::Loading, score: None }).collect();
+        let items = (0..n).map(|i| Item { path: PathBuf::from(format!("{i}.jpg")), thumb: Thumb::Loading, score: None, last_seen: 0 }).collect();
         Gallery { items, order: (0..n).collect(), ..Gallery::default() }
     }
 
@@ -295,6 +360,25 @@ mod tests {
         g.unrank();
         assert_eq!(g.order, vec![0, 1, 2, 3]);
         assert!(g.items.iter().all(|i| i.score.is_none()));
+    }
+
+    #[test]
+    fn the_cache_drops_the_thumbnails_seen_least_recently_never_those_on_screen() {
+        let ctx = egui::Context::default();
+        let mut g = gallery(10);
+        g.texture_limit = 5;
+        for (i, item) in g.items.iter_mut().enumerate() {
+            item.thumb = Thumb::Ready(ctx.load_texture(format!("t{i}"), egui::ColorImage::filled([2, 2], egui::Color32::RED), Default::default()));
+            item.last_seen = [9, 1, 8, 2, 7, 3, 6, 4, 5, 0][i];
+        }
+        g.last_visible = vec![9]; // on screen, though never seen before this frame
+        g.evict();
+        // Down to 90 % of 5 = 4: the 6 oldest off-screen tiles go.
+        let held: Vec<usize> = (0..10).filter(|&i| matches!(g.items[i].thumb, Thumb::Ready(_))).collect();
+        assert_eq!(held, vec![0, 2, 4, 9]);
+        assert!(g.items.iter().all(|i| matches!(i.thumb, Thumb::Ready(_) | Thumb::Unloaded)));
+        g.evict();
+        assert_eq!(g.textures_held(), 4, "under the limit: nothing more is dropped");
     }
 
     #[test]

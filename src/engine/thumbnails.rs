@@ -19,6 +19,8 @@ pub enum ThumbMsg {
 struct Queue {
     pending: BTreeSet<usize>,
     wanted: Vec<usize>,
+    /// Workers still taking from the queue (they leave when it is empty).
+    workers: usize,
 }
 
 impl Queue {
@@ -28,7 +30,12 @@ impl Queue {
                 return Some(i);
             }
         }
-        self.pending.pop_first()
+        let next = self.pending.pop_first();
+        if next.is_none() {
+            // Decided under the lock, so `add` never queues work nobody will take.
+            self.workers = self.workers.saturating_sub(1);
+        }
+        next
     }
 }
 
@@ -40,10 +47,16 @@ pub struct ThumbnailJob {
 impl ThumbnailJob {
     /// Start decoding `paths` into thumbnails of at most `max_side` pixels on `workers` threads.
     pub fn spawn(paths: Vec<PathBuf>, max_side: u32, workers: usize, waker: Waker) -> Self {
+        let pending = (0..paths.len()).collect();
+        Self::spawn_some(Arc::new(paths), pending, max_side, workers, waker)
+    }
+
+    /// Decode only the photos at `pending` (indices into `paths`).
+    pub fn spawn_some(paths: Arc<Vec<PathBuf>>, pending: BTreeSet<usize>, max_side: u32, workers: usize, waker: Waker) -> Self {
         let (job, reporter, cancel) = Job::new("thumbnails", waker);
-        let queue = Arc::new(Mutex::new(Queue { pending: (0..paths.len()).collect(), wanted: Vec::new() }));
-        let paths = Arc::new(paths);
-        for _ in 0..workers.max(1) {
+        let workers = workers.max(1);
+        let queue = Arc::new(Mutex::new(Queue { pending, wanted: Vec::new(), workers }));
+        for _ in 0..workers {
             let (queue, paths, reporter, cancel) = (queue.clone(), paths.clone(), reporter.clone(), cancel.clone());
             std::thread::spawn(move || {
                 while !cancel.is_cancelled() {
@@ -61,6 +74,16 @@ impl ThumbnailJob {
         Self { job, queue }
     }
 
+    /// Queue more photos; false when the workers have already left (start another job).
+    pub fn add(&self, indices: impl IntoIterator<Item = usize>) -> bool {
+        let Ok(mut q) = self.queue.lock() else { return false };
+        if q.workers == 0 {
+            return false;
+        }
+        q.pending.extend(indices);
+        true
+    }
+
     /// Decode these indices next (e.g. the rows on screen), most urgent last.
     pub fn prioritize(&self, indices: impl IntoIterator<Item = usize>) {
         if let Ok(mut q) = self.queue.lock() {
@@ -75,7 +98,7 @@ mod tests {
 
     #[test]
     fn queue_serves_wanted_first_then_in_order_without_repeats() {
-        let mut q = Queue { pending: (0..5).collect(), wanted: vec![4, 3] };
+        let mut q = Queue { pending: (0..5).collect(), wanted: vec![4, 3], workers: 1 };
         assert_eq!(q.next(), Some(3));
         assert_eq!(q.next(), Some(4));
         q.wanted = vec![3, 1];
@@ -83,5 +106,23 @@ mod tests {
         assert_eq!(q.next(), Some(0));
         assert_eq!(q.next(), Some(2));
         assert_eq!(q.next(), None);
+        assert_eq!(q.workers, 0, "the worker that found the queue empty has left");
+    }
+
+    #[test]
+    fn photos_added_to_a_finished_job_are_refused_so_a_new_job_takes_them() {
+        let dir = std::env::temp_dir().join(format!("alignscope-thumbs-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("grey.png");
+        image::RgbImage::from_pixel(40, 20, image::Rgb([90, 90, 90])).save(&path).unwrap();
+        let job = ThumbnailJob::spawn(vec![path.clone(), path], 16, 2, super::super::jobs::no_waker());
+        let mut ready = 0;
+        while let Some(messages) = job.job.drain() {
+            ready += messages.iter().filter(|m| matches!(m, ThumbMsg::Ready { .. })).count();
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert_eq!(ready, 2);
+        assert!(!job.add([0]), "no worker is left to take it");
+        std::fs::remove_dir_all(&dir).ok();
     }
 }
