@@ -158,7 +158,7 @@ fn inspector_heatmap_is_the_models_attention_and_follows_the_clicked_word() {
         harness.step();
         let app = harness.state().as_ref().unwrap();
         assert!(app.inspector.unavailable.is_none(), "{:?}", app.inspector.unavailable);
-        if !app.inspector.is_busy() && !app.ranking.is_busy() && app.inspector.current.as_ref().is_some_and(|c| c.explanation.caption == caption) {
+        if !app.inspector.is_busy() && !app.ranking.is_busy() && app.inspector.current.as_ref().is_some_and(|c| c.explained.explanation.caption == caption) {
             break;
         }
         assert!(Instant::now() < deadline, "no explanation within 2 minutes");
@@ -179,6 +179,30 @@ fn inspector_heatmap_is_the_models_attention_and_follows_the_clicked_word() {
     assert!(close(&painted, camera), "camera: painted {painted:?}\nexplain --json {camera:?}");
     assert!(!close(camera, &cli[0].1), "the two words attend differently");
     harness.snapshot("inspector_camera");
+
+    // Pin it, then change the caption: both explanations side by side.
+    harness.get_by_label("Pin").click();
+    harness.run_steps(2);
+    let other = "a man standing on the grass";
+    harness.state_mut().as_mut().unwrap().query = other.to_string();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        harness.step();
+        let app = harness.state().as_ref().unwrap();
+        if !app.inspector.is_busy() && !app.ranking.is_busy() && app.inspector.current.as_ref().is_some_and(|c| c.explained.explanation.caption == other) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no second explanation within a minute");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    harness.run_steps(3);
+    let app = harness.state().as_ref().unwrap();
+    let pinned = app.inspector.pinned.as_ref().expect("a pinned explanation");
+    assert_eq!(pinned.explained.explanation.caption, caption);
+    assert_eq!(pinned.word, 4, "the pinned view keeps its chosen word");
+    harness.get_by_label("pinned");
+    harness.get_by_label("live");
+    harness.snapshot("inspector_compare");
 }
 
 /// A Flickr8k-shaped folder of four demo photos with five captions each (test split).

@@ -1,7 +1,9 @@
 //! The inspector: why the selected photo matches the caption under SHAN. The photo with the
 //! selected word's attention over the region grid (flat cells, a legend with the value range), the
 //! caption as word chips coloured by their alignment R_t, the three level scores as bars, "all
-//! words" small multiples, and export as PNG. SHAN loads and explains in the background.
+//! words" small multiples, and export as PNG. "Pin" keeps an explanation beside the live one, so
+//! two captions (pin, edit the query) or two photos (pin, select another) can be compared. SHAN
+//! loads and explains in the background.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -29,6 +31,15 @@ pub struct Explained {
     pub original: [u32; 2],
 }
 
+/// An explanation on screen, with the word chosen in it.
+pub struct View {
+    pub explained: Explained,
+    texture: egui::TextureHandle,
+    /// The word whose heatmap is shown (index into the explanation's words).
+    pub word: usize,
+    pub all_words: bool,
+}
+
 type ExplainResult = Result<Explained, String>;
 
 #[derive(Default)]
@@ -39,15 +50,14 @@ pub struct Inspector {
     /// Why explanations are off (no SHAN weights, load error).
     pub unavailable: Option<String>,
     job: Option<Job<(PathBuf, String, ExplainResult)>>,
-    /// The pair last asked for, and the one shown.
+    /// The pair last asked for.
     wanted: Option<(PathBuf, String)>,
-    pub current: Option<Explained>,
-    texture: Option<egui::TextureHandle>,
-    /// The word whose heatmap is shown (index into the explanation's words).
-    pub word: usize,
-    pub all_words: bool,
-    /// The weights painted for the shown word at the last frame, cell by cell (tests compare
-    /// them with `alignscope explain --json`).
+    /// The selected photo and the query, explained.
+    pub current: Option<View>,
+    /// An explanation kept for comparison.
+    pub pinned: Option<View>,
+    /// The weights painted for the live view's word at the last frame, cell by cell (tests
+    /// compare them with `alignscope explain --json`).
     pub painted: Vec<f32>,
     export: Option<Job<Result<Option<PathBuf>, String>>>,
 }
@@ -58,14 +68,9 @@ impl Inspector {
         let compute = compute.clone();
         let loading = spawn_oneshot("load SHAN", waker, move |_| {
             let weights = crate::engine::shan::default_path();
-            Runtime::load(&compute, &weights, "efficientnet-lite0")
-                .map(Arc::new)
-                .map_err(|e| format!("{e:#}"))
+            Runtime::load(&compute, &weights, "efficientnet-lite0").map(Arc::new).map_err(|e| format!("{e:#}"))
         });
-        Self {
-            loading: Some(loading),
-            ..Self::default()
-        }
+        Self { loading: Some(loading), ..Self::default() }
     }
 
     pub fn is_busy(&self) -> bool {
@@ -75,9 +80,7 @@ impl Inspector {
     /// Ask for the explanation of `photo` and `caption`; the latest request wins, one job at a time.
     pub fn request(&mut self, photo: Option<PathBuf>, caption: &str, waker: &Waker) {
         let caption = caption.trim();
-        let wanted = photo
-            .filter(|_| !caption.is_empty())
-            .map(|p| (p, caption.to_string()));
+        let wanted = photo.filter(|_| !caption.is_empty()).map(|p| (p, caption.to_string()));
         if wanted.is_none() {
             self.current = None;
         }
@@ -86,14 +89,8 @@ impl Inspector {
     }
 
     fn start_if_idle(&mut self, waker: &Waker) {
-        let (Some(runtime), None, Some((path, caption))) = (&self.runtime, &self.job, &self.wanted)
-        else {
-            return;
-        };
-        let shown = self
-            .current
-            .as_ref()
-            .map(|c| (&c.explanation.image, &c.explanation.caption));
+        let (Some(runtime), None, Some((path, caption))) = (&self.runtime, &self.job, &self.wanted) else { return };
+        let shown = self.current.as_ref().map(|c| (&c.explained.explanation.image, &c.explained.explanation.caption));
         if shown == Some((path, caption)) {
             return;
         }
@@ -117,29 +114,17 @@ impl Inspector {
         match poll_slot(&mut self.job) {
             Oneshot::Done((path, caption, Ok(explained))) => {
                 let image = &explained.photo;
-                let pixels = egui::ColorImage::from_rgba_unmultiplied(
-                    [image.width() as usize, image.height() as usize],
-                    image.as_raw(),
-                );
-                self.texture = Some(ctx.load_texture(
-                    format!("inspector {}", path.display()),
-                    pixels,
-                    egui::TextureOptions::LINEAR,
-                ));
-                let same_caption = self
-                    .current
-                    .as_ref()
-                    .is_some_and(|c| c.explanation.caption == caption);
-                if !same_caption || self.word >= explained.explanation.words.len() {
-                    self.word = 0;
-                }
-                self.current = Some(explained);
+                let pixels = egui::ColorImage::from_rgba_unmultiplied([image.width() as usize, image.height() as usize], image.as_raw());
+                let texture = ctx.load_texture(format!("inspector {}", path.display()), pixels, egui::TextureOptions::LINEAR);
+                // Same caption (another photo): keep the chosen word.
+                let (word, all_words) = match &self.current {
+                    Some(c) if c.explained.explanation.caption == caption && c.word < explained.explanation.words.len() => (c.word, c.all_words),
+                    _ => (0, false),
+                };
+                self.current = Some(View { explained, texture, word, all_words });
             }
             Oneshot::Done((path, _, Err(e))) => {
-                notes.push(
-                    Level::Error,
-                    format!("{}: cannot explain: {e}", path.display()),
-                );
+                notes.push(Level::Error, format!("{}: cannot explain: {e}", path.display()));
                 // Do not retry the same pair every frame.
                 self.wanted = None;
             }
@@ -148,32 +133,29 @@ impl Inspector {
         }
         self.start_if_idle(waker);
         match poll_slot(&mut self.export) {
-            Oneshot::Done(Ok(Some(path))) => {
-                notes.push(Level::Info, format!("saved {}", path.display()))
-            }
+            Oneshot::Done(Ok(Some(path))) => notes.push(Level::Info, format!("saved {}", path.display())),
             Oneshot::Done(Ok(None)) | Oneshot::Pending => {}
             Oneshot::Done(Err(e)) => notes.push(Level::Error, e),
             Oneshot::Gone => notes.push(Level::Error, "the export stopped unexpectedly"),
         }
     }
 
-    /// Draw the inspector; `rank` is the photo's place in the ranked folder, when ranked.
+    /// Draw the inspector; `rank` is the live photo's place in the ranked folder, when ranked.
     pub fn show(&mut self, ui: &mut egui::Ui, rank: Option<(usize, usize)>, waker: &Waker) {
         ui.horizontal(|ui| {
             ui.heading("Inspector");
-            if ui
-                .small_button("Close")
-                .on_hover_text("Close the inspector (Enter reopens it)")
-                .clicked()
-            {
+            if ui.small_button("Close").on_hover_text("Close the inspector (Enter reopens it)").clicked() {
                 self.open = false;
+            }
+            if self.current.is_some() && ui.small_button("Pin").on_hover_text("Keep this explanation beside the live one: then change the caption or select another photo to compare").clicked() {
+                self.pinned = self.current.as_ref().map(|c| View { explained: c.explained.clone_shared(), texture: c.texture.clone(), word: c.word, all_words: c.all_words });
+            }
+            if self.pinned.is_some() && ui.small_button("Unpin").clicked() {
+                self.pinned = None;
             }
         });
         if let Some(why) = &self.unavailable {
-            ui.colored_label(
-                ui.visuals().warn_fg_color,
-                format!("Explanations are unavailable: {why}"),
-            );
+            ui.colored_label(ui.visuals().warn_fg_color, format!("Explanations are unavailable: {why}"));
             return;
         }
         if self.runtime.is_none() {
@@ -183,79 +165,100 @@ impl Inspector {
             });
             return;
         }
-        let Some(current) = &self.current else {
-            ui.label(if self.wanted.is_some() {
-                "explaining…"
-            } else {
-                "Select a photo and type a caption to see why they match."
-            });
+        if self.current.is_none() {
+            ui.label(if self.wanted.is_some() { "explaining…" } else { "Select a photo and type a caption to see why they match." });
             return;
-        };
-        let e = &current.explanation;
+        }
         if self.job.is_some() {
             ui.horizontal(|ui| {
                 ui.spinner();
                 ui.weak("updating…");
             });
         }
-        let name = e
-            .image
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        ui.label(egui::RichText::new(name).strong())
-            .on_hover_text(e.image.display().to_string());
-        if let Some((r, n)) = rank {
-            ui.weak(format!(
-                "rank {} of {n} in the folder (first-stage ranking)",
-                r + 1
-            ));
+        let mut save = None;
+        egui::ScrollArea::vertical().auto_shrink([false, false]).show(ui, |ui| match (&mut self.current, &mut self.pinned) {
+            (Some(current), Some(pinned)) => {
+                ui.columns(2, |columns| {
+                    columns[0].strong("live");
+                    self.painted = view(&mut columns[0], current, rank, "live", &mut save);
+                    columns[1].strong("pinned");
+                    view(&mut columns[1], pinned, None, "pinned", &mut save);
+                });
+            }
+            (Some(current), None) => self.painted = view(ui, current, rank, "live", &mut save),
+            _ => {}
+        });
+        if let Some(explained) = save
+            && self.export.is_none()
+        {
+            self.export = Some(export(explained, waker));
         }
-        if let Some(w) = &e.warning {
-            ui.colored_label(ui.visuals().warn_fg_color, w);
-        }
-        level_bars(ui, e);
-        ui.separator();
-        word_chips(ui, &e.words, &mut self.word, &mut self.all_words);
-        ui.checkbox(&mut self.all_words, "all words");
-        ui.add_space(4.0);
-        let (lo, hi) = crate::render::explanation::value_range(e);
-        egui::ScrollArea::vertical().auto_shrink([false, false]).show(ui, |ui| {
-            if let Some(texture) = &self.texture {
-                if self.all_words {
-                    self.painted.clear();
-                    let width = ((ui.available_width() - 8.0) / 3.0).max(60.0);
-                    egui::Grid::new("all words").spacing([4.0, 4.0]).show(ui, |ui| {
-                        for (j, w) in e.words.iter().enumerate() {
-                            ui.vertical(|ui| {
-                                ui.label(&w.word);
-                                heat_image(ui, texture, current, &w.attention, (lo, hi), width);
-                            });
-                            if j % 3 == 2 {
-                                ui.end_row();
-                            }
-                        }
-                    });
-                } else if let Some(word) = e.words.get(self.word) {
-                    let response = heat_image(ui, texture, current, &word.attention, (lo, hi), ui.available_width().min(512.0));
-                    self.painted = word.attention.clone();
-                    if let Some(cell) = response.hover_pos().and_then(|p| cell_at(current, response.rect, p)) {
-                        let best = e.words.iter().max_by(|a, b| a.attention[cell].total_cmp(&b.attention[cell]));
-                        let text = match best {
-                            Some(b) => format!("region ({}, {}): most attended by \u{201c}{}\u{201d} ({:.3}); \u{201c}{}\u{201d}: {:.3}", cell / e.grid, cell % e.grid, b.word, b.attention[cell], word.word, word.attention[cell]),
-                            None => String::new(),
-                        };
-                        response.on_hover_text_at_pointer(text);
-                    }
+    }
+}
+
+impl Explained {
+    /// A second handle on the same explanation (the photo is shared, not copied).
+    fn clone_shared(&self) -> Self {
+        Self { explanation: self.explanation.clone(), photo: self.photo.clone(), original: self.original }
+    }
+}
+
+/// One explanation: name, rank, level bars, word chips, heatmap(s), legend, save. Returns the
+/// weights painted for the chosen word (empty in the all-words view); sets `save` when asked to.
+fn view(ui: &mut egui::Ui, v: &mut View, rank: Option<(usize, usize)>, id: &str, save: &mut Option<Explained>) -> Vec<f32> {
+    let e = &v.explained.explanation;
+    let name = e.image.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    ui.label(egui::RichText::new(name).strong()).on_hover_text(e.image.display().to_string());
+    ui.label(format!("\u{201c}{}\u{201d}", e.caption));
+    if let Some((r, n)) = rank {
+        ui.weak(format!("rank {} of {n} in the folder (first-stage ranking)", r + 1));
+    }
+    if let Some(w) = &e.warning {
+        ui.colored_label(ui.visuals().warn_fg_color, w);
+    }
+    level_bars(ui, e, id);
+    ui.separator();
+    word_chips(ui, &e.words, &mut v.word, &mut v.all_words);
+    ui.checkbox(&mut v.all_words, "all words");
+    ui.add_space(4.0);
+    let (lo, hi) = crate::render::explanation::value_range(e);
+    let mut painted = Vec::new();
+    if v.all_words {
+        let width = ((ui.available_width() - 8.0) / 3.0).max(40.0);
+        egui::Grid::new(format!("all words {id}")).spacing([4.0, 4.0]).show(ui, |ui| {
+            for (j, w) in e.words.iter().enumerate() {
+                ui.vertical(|ui| {
+                    ui.label(&w.word);
+                    heat_image(ui, &v.texture, &v.explained, &w.attention, (lo, hi), width);
+                });
+                if j % 3 == 2 {
+                    ui.end_row();
                 }
             }
-            legend(ui, lo, hi, e.boxes.len());
-            ui.add_space(6.0);
-            if ui.button("Save PNG…").on_hover_text("The explanation as one image: level bars, legend, a panel per word").clicked() && self.export.is_none() {
-                self.export = Some(export(current, waker));
-            }
         });
+    } else if let Some(word) = e.words.get(v.word) {
+        let response = heat_image(ui, &v.texture, &v.explained, &word.attention, (lo, hi), ui.available_width().min(512.0));
+        painted = word.attention.clone();
+        if let Some(cell) = response.hover_pos().and_then(|p| cell_at(&v.explained, response.rect, p)) {
+            if let Some(b) = e.words.iter().max_by(|a, b| a.attention[cell].total_cmp(&b.attention[cell])) {
+                response.on_hover_text_at_pointer(format!(
+                    "region ({}, {}): most attended by \u{201c}{}\u{201d} ({:.3}); \u{201c}{}\u{201d}: {:.3}",
+                    cell / e.grid,
+                    cell % e.grid,
+                    b.word,
+                    b.attention[cell],
+                    word.word,
+                    word.attention[cell]
+                ));
+            }
+        }
     }
+    legend(ui, lo, hi, e.boxes.len());
+    ui.add_space(6.0);
+    if ui.button("Save PNG…").on_hover_text("The explanation as one image: level bars, legend, a panel per word").clicked() {
+        *save = Some(v.explained.clone_shared());
+    }
+    painted
 }
 
 /// The caption's words as chips coloured by R_t; a click shows that word's heatmap.
@@ -399,9 +402,9 @@ fn legend(ui: &mut egui::Ui, lo: f32, hi: f32, cells: usize) {
 }
 
 /// Fragment, context and global scores side by side, with their weights and the final score.
-fn level_bars(ui: &mut egui::Ui, e: &Explanation) {
+fn level_bars(ui: &mut egui::Ui, e: &Explanation, id: &str) {
     let [a, b, c] = e.weights;
-    egui::Grid::new("levels")
+    egui::Grid::new(format!("levels {id}"))
         .num_columns(3)
         .spacing([8.0, 4.0])
         .show(ui, |ui| {
@@ -451,8 +454,8 @@ fn level_bars(ui: &mut egui::Ui, e: &Explanation) {
 }
 
 /// Ask where to save (the dialog blocks its own thread, not the UI's), then write the PNG.
-fn export(current: &Explained, waker: &Waker) -> Job<Result<Option<PathBuf>, String>> {
-    let (photo, explanation) = (current.photo.clone(), current.explanation.clone());
+fn export(current: Explained, waker: &Waker) -> Job<Result<Option<PathBuf>, String>> {
+    let Explained { photo, explanation, .. } = current;
     spawn_oneshot("save explanation", waker.clone(), move |_| {
         let stem = explanation
             .image
