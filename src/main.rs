@@ -37,7 +37,9 @@ enum Command {
         /// Once ranked, select the N-th photo (1 = best) and open the inspector on it.
         #[arg(long)]
         select: Option<usize>,
-        /// Browse a Flickr8k folder (token file, split files, images/) instead of a photo folder.
+        /// Browse a dataset instead of a photo folder: a Flickr8k folder (token file, split files,
+        /// images/), a Karpathy-split JSON (Flickr30k, COCO; images beside it or in images/), or
+        /// a folder holding one.
         #[arg(long)]
         dataset: Option<PathBuf>,
         /// The dataset split to browse: train, dev or test.

@@ -1,11 +1,12 @@
-//! The dataset browser: a Flickr8k split shown in the gallery, the selected image's five
+//! The dataset browser: a Flickr8k split (or a Karpathy-split JSON's: Flickr30k, COCO) shown in the gallery, the selected image's five
 //! ground-truth captions with the rank each pair gets both ways, any of them one click away as
 //! the query, and the split's Recall@K under the gallery's ranking model, computed in the
 //! background from the same embeddings the gallery ranks with.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use crate::data::flickr8k::{Split, SplitData, load_split};
+use crate::data::flickr8k::{Split, SplitData};
+use crate::data::karpathy::load_any;
 use crate::engine::jobs::{Job, Oneshot, Waker, poll_slot, spawn_oneshot};
 use crate::engine::rank::{dot, spawn_caption_embedding};
 use crate::engine::recall::{Recalls, recalls};
@@ -30,7 +31,7 @@ pub struct Dataset {
 
 /// Read a split in the background.
 pub fn spawn_open(root: PathBuf, split: Split, waker: Waker) -> Job<Result<(PathBuf, Split, SplitData), String>> {
-    spawn_oneshot("open dataset", waker, move |_| load_split(&root, split).map(|d| (root, split, d)).map_err(|e| e.to_string()))
+    spawn_oneshot("open dataset", waker, move |_| load_any(&root, split).map(|d| (root, split, d)).map_err(|e| e.to_string()))
 }
 
 impl Dataset {
@@ -189,9 +190,4 @@ impl Dataset {
         }
         picked
     }
-}
-
-/// A folder that looks like Flickr8k (its token file is there).
-pub fn is_flickr8k(dir: &Path) -> bool {
-    dir.join("Flickr8k.token.txt").is_file()
 }

@@ -118,18 +118,15 @@ impl AlignscopeApp {
         app
     }
 
-    /// Open a Flickr8k folder's split in the dataset browser (read in the background).
+    /// Open a dataset's split in the dataset browser (read in the background): a Flickr8k folder,
+    /// a Karpathy-split JSON, or a folder holding one.
     pub fn open_dataset(&mut self, root: PathBuf, split: crate::data::flickr8k::Split) {
-        if !dataset::is_flickr8k(&root) {
-            self.notes.push(Level::Error, format!("{}: not a Flickr8k folder (no Flickr8k.token.txt)", root.display()));
-            return;
-        }
         self.dataset_open = Some(dataset::spawn_open(root, split, self.waker.clone()));
     }
 
     fn pick_dataset(&mut self) {
         if self.dataset_dialog.is_none() {
-            self.dataset_dialog = Some(spawn_oneshot("open dataset dialog", self.waker.clone(), |_| rfd::FileDialog::new().set_title("Open a Flickr8k folder (with Flickr8k.token.txt)").pick_folder()));
+            self.dataset_dialog = Some(spawn_oneshot("open dataset dialog", self.waker.clone(), |_| rfd::FileDialog::new().set_title("Open a dataset folder (Flickr8k, or one with a dataset_*.json)").pick_folder()));
         }
     }
 

@@ -13,7 +13,7 @@ pub fn show(app: &mut AlignscopeApp, ui: &mut egui::Ui) {
         if ui.button("Demo").on_hover_text("The bundled demo photos").clicked() {
             app.open_folder(super::demo_folder());
         }
-        if ui.button("Dataset…").on_hover_text("Browse a Flickr8k folder's test split with its captions and Recall@K").clicked() {
+        if ui.button("Dataset…").on_hover_text("Browse a dataset's test split (a Flickr8k folder, or Flickr30k/COCO as a Karpathy-split JSON) with its captions and Recall@K").clicked() {
             app.pick_dataset();
         }
         ui.separator();

@@ -14,6 +14,10 @@ pub enum DatasetError {
     Captions { path: PathBuf, image: String, found: usize },
     #[error("{path}: image {image} is in the split but has no captions")]
     Unknown { path: PathBuf, image: String },
+    #[error("{path}: not a caption file: {message}")]
+    Json { path: PathBuf, message: String },
+    #[error("{path}: not a dataset (no Flickr8k.token.txt, no dataset_*.json)")]
+    NotADataset { path: PathBuf },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
