@@ -103,6 +103,10 @@ enum Command {
         /// SHAN: model selection on the first N dev images.
         #[arg(long, default_value_t = 500)]
         dev_images: usize,
+        /// `infonce` (symmetric, learned temperature) or `hinge` (VSE++ hardest negatives, margin
+        /// 0.2, first epoch over all negatives).
+        #[arg(long, default_value = "infonce")]
+        loss: alignscope::model::loss::Loss,
     },
     /// SHAN: choose the levels' weights in the final score on dev and write them into the weights
     /// file (`train` does this after its best epoch).
@@ -252,13 +256,13 @@ fn main() -> ExitCode {
         Command::Extract { flickr8k, split, out, image_block, text_layer, batch } => {
             report(extract(cli.backend.unwrap_or_default(), &cli.visual, flickr8k, &split, out, image_block, text_layer, batch))
         }
-        Command::Train { flickr8k, model, cache, out, frozen_visual, visual_from_block, frozen_text, max_epochs, dev_images } => {
+        Command::Train { flickr8k, model, cache, out, frozen_visual, visual_from_block, frozen_text, max_epochs, dev_images, loss } => {
             let backend = cli.backend.unwrap_or_default();
             let out = out.unwrap_or_else(|| PathBuf::from(format!("assets/models/{model}.safetensors")));
             match model.as_str() {
-                "global" => report(train(backend, &cli.visual, &flickr8k, &cache, &out)),
+                "global" => report(train(backend, &cli.visual, &flickr8k, &cache, &out, loss)),
                 "shan" => {
-                    let config = alignscope::engine::shan::ShanTrainConfig { finetune_visual: !frozen_visual, visual_first_block: visual_from_block, finetune_text: !frozen_text, max_epochs, dev_images, ..Default::default() };
+                    let config = alignscope::engine::shan::ShanTrainConfig { finetune_visual: !frozen_visual, visual_first_block: visual_from_block, loss, finetune_text: !frozen_text, max_epochs, dev_images, ..Default::default() };
                     report(train_shan(backend, &cli.visual, &flickr8k, &cache, &out, &config))
                 }
                 other => report(Err(unknown_model(other))),
@@ -385,7 +389,7 @@ fn tune_levels(request: BackendRequest, visual: &str, flickr8k: &std::path::Path
     Ok(format!("level weights L2L {}, G2L {}, G2G {}: dev rSum {:.1} on {} images; wrote {}\n", chosen[0], chosen[1], chosen[2], r.rsum, dev.len(), weights.display()))
 }
 
-fn train(request: BackendRequest, visual: &str, flickr8k: &std::path::Path, cache: &std::path::Path, out: &std::path::Path) -> anyhow::Result<String> {
+fn train(request: BackendRequest, visual: &str, flickr8k: &std::path::Path, cache: &std::path::Path, out: &std::path::Path, loss: alignscope::model::loss::Loss) -> anyhow::Result<String> {
     use alignscope::data::flickr8k::Split;
     use alignscope::engine::global::{self, TrainConfig, TrainMsg};
     let compute = compute(request)?;
@@ -395,7 +399,7 @@ fn train(request: BackendRequest, visual: &str, flickr8k: &std::path::Path, cach
     let train_split = source.pooled(Split::Train)?;
     let dev = source.pooled(Split::Dev)?;
     eprintln!("prepared {} train and {} dev images in {:.0} s", train_split.len(), dev.len(), started.elapsed().as_secs_f64());
-    let config = TrainConfig::default();
+    let config = TrainConfig { loss, ..TrainConfig::default() };
     let trained = global::train(&train_split, &dev, &compute.device, &config, &cancel, &|m| match m {
         TrainMsg::Epoch { epoch, loss, dev, seconds, best } => eprintln!(
             "epoch {epoch:2}  loss {loss:.4}  dev rSum {:.1} (i2t {:.1}/{:.1}/{:.1}, t2i {:.1}/{:.1}/{:.1})  {seconds:.1} s{}",
@@ -404,7 +408,7 @@ fn train(request: BackendRequest, visual: &str, flickr8k: &std::path::Path, cach
     })?;
     let metadata = std::collections::HashMap::from([
         ("model".to_string(), "global".to_string()),
-        ("recipe".to_string(), format!("B: batch {}, AdamW lr {} wd {}, InfoNCE learned temperature, best dev epoch {}", config.batch, config.lr, config.weight_decay, trained.best_epoch)),
+        ("recipe".to_string(), format!("B: batch {}, AdamW lr {} wd {}, loss {:?}, best dev epoch {}", config.batch, config.lr, config.weight_decay, config.loss, trained.best_epoch)),
         ("features".to_string(), format!("frozen {visual} pooled (1280), MiniLM mean-pooled (384)")),
         ("dev_rsum".to_string(), format!("{:.1}", trained.best_dev.rsum)),
     ]);

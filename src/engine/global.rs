@@ -19,7 +19,7 @@ use super::recall::{Recalls, recalls};
 use crate::features::values;
 use crate::features::weights::{WeightFile, WeightsError, save_safetensors};
 use crate::model::global::{GlobalConfig, GlobalModel};
-use crate::model::loss::info_nce;
+use crate::model::loss::{Loss, contrastive};
 
 #[derive(Clone, Debug)]
 pub struct TrainConfig {
@@ -29,11 +29,12 @@ pub struct TrainConfig {
     pub max_epochs: usize,
     pub patience: usize,
     pub seed: u64,
+    pub loss: Loss,
 }
 
 impl Default for TrainConfig {
     fn default() -> Self {
-        Self { batch: 128, lr: 2e-4, weight_decay: 1e-4, max_epochs: 30, patience: 4, seed: 7 }
+        Self { batch: 128, lr: 2e-4, weight_decay: 1e-4, max_epochs: 30, patience: 4, seed: 7, loss: Loss::InfoNce }
     }
 }
 
@@ -72,7 +73,7 @@ pub fn train(train: &PooledSplit, dev: &PooledSplit, device: &Device, config: &T
             let captions: Vec<usize> = batch.iter().map(|&i| i * 5 + rng.usize(0..5)).collect();
             let img = model.embed_images(train.image_rows(&batch, &ad));
             let txt = model.embed_texts(train.caption_rows(&captions, &ad));
-            let loss = info_nce(img.matmul(txt.transpose()), model.log_temperature.val());
+            let loss = contrastive(config.loss, img.matmul(txt.transpose()), model.log_temperature.val(), epoch);
             loss_sum += loss.clone().into_scalar::<f32>() as f64;
             steps += 1;
             let grads = GradientsParams::from_grads(loss.backward(), &model);

@@ -19,7 +19,7 @@ use crate::features::efficientnet::{EfficientNetLite, Top};
 use crate::features::minilm::{Layer, MiniLm, additive_mask};
 use crate::features::weights::WeightFile;
 use crate::features::{TEXT_WEIGHTS, models_dir, values};
-use crate::model::loss::info_nce;
+use crate::model::loss::{Loss, contrastive};
 use crate::model::shan::{ImageSide, LevelScores, Shan, ShanConfig, TextSide};
 
 /// Captions scored together in a training step: a step's captions are sorted by length and
@@ -173,6 +173,8 @@ pub struct ShanTrainConfig {
     pub finetune_text: bool,
     /// Model selection on the first `dev_images` dev images (exhaustive scoring is the cost).
     pub dev_images: usize,
+    /// The loss of every term (the final score's, each level's, the embeddings').
+    pub loss: Loss,
 }
 
 impl Default for ShanTrainConfig {
@@ -191,6 +193,7 @@ impl Default for ShanTrainConfig {
             visual_first_block: DEFAULT_FIRST_BLOCK,
             finetune_text: true,
             dev_images: 500,
+            loss: Loss::InfoNce,
         }
     }
 }
@@ -298,8 +301,9 @@ pub fn choose_level_weights(net: &ShanNet, data: &FragmentSplit, device: &Device
     best.context("no weights tried")
 }
 
-fn nce(scores: Tensor<2>, temperatures: &Tensor<1>, which: usize) -> Tensor<1> {
-    info_nce(scores, temperatures.clone().slice([which..which + 1]))
+/// Term `which`'s loss, with its own learned temperature (used by InfoNCE).
+fn term(loss: Loss, epoch: usize, scores: Tensor<2>, temperatures: &Tensor<1>, which: usize) -> Tensor<1> {
+    contrastive(loss, scores, temperatures.clone().slice([which..which + 1]), epoch)
 }
 
 pub fn train(
@@ -343,8 +347,9 @@ pub fn train(
             let scores = LevelScores::cat_captions(parts);
             let text_embedding = Tensor::cat(groups.iter().map(|t| t.embedding.clone()).collect(), 0);
             let temps = net.shan.log_temperature.val();
-            let aux = nce(scores.l2l.clone(), &temps, 1) + nce(scores.g2l.clone(), &temps, 2) + nce(scores.g2g.clone(), &temps, 3) + nce(img.embedding.matmul(text_embedding.transpose()), &temps, 4);
-            let loss = nce(scores.total(net.shan.weights), &temps, 0) + aux * config.aux_weight;
+            let nce = |scores: Tensor<2>, which: usize| term(config.loss, epoch, scores, &temps, which);
+            let aux = nce(scores.l2l.clone(), 1) + nce(scores.g2l.clone(), 2) + nce(scores.g2g.clone(), 3) + nce(img.embedding.matmul(text_embedding.transpose()), 4);
+            let loss = nce(scores.total(net.shan.weights), 0) + aux * config.aux_weight;
             let value = loss.clone().into_scalar::<f32>() as f64;
             anyhow::ensure!(value.is_finite(), "the loss diverged at epoch {epoch}, step {}", steps + 1);
             loss_sum += value;
@@ -393,7 +398,7 @@ pub fn train(
 
 fn describe(config: &ShanTrainConfig, epoch: usize, dev: &ShanRecalls) -> Vec<(String, String)> {
     vec![
-        ("recipe".into(), format!("B: batch {}, AdamW lr {} (backbone {}) wd {}, InfoNCE learned temperatures, aux weight {}", config.batch, config.lr, config.backbone_lr, config.weight_decay, config.aux_weight)),
+        ("recipe".into(), format!("B: batch {}, AdamW lr {} (backbone {}) wd {}, loss {:?} (InfoNCE: learned temperatures), aux weight {}", config.batch, config.lr, config.backbone_lr, config.weight_decay, config.loss, config.aux_weight)),
         ("finetuned".into(), format!("visual blocks {}.. + head: {}; MiniLM layer {TEXT_TOP_LAYER}: {}", config.visual_first_block, config.finetune_visual, config.finetune_text)),
         ("best_epoch".into(), epoch.to_string()),
         ("dev_rsum".into(), format!("{:.1} (first {} dev images)", dev.full.rsum, config.dev_images)),

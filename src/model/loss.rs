@@ -14,6 +14,54 @@ pub fn info_nce(scores: Tensor<2>, log_temperature: Tensor<1>) -> Tensor<1> {
     (i2t + t2i) / (-2.0 * b as f64)
 }
 
+/// Which contrastive loss trains a network.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Loss {
+    /// Symmetric InfoNCE with a learned temperature (recipe B).
+    #[default]
+    InfoNce,
+    /// VSE++'s hinge triplet with the hardest negative in the batch, margin 0.2; the first epoch
+    /// sums over all negatives (VSE∞'s warm-up).
+    Hinge,
+}
+
+impl std::str::FromStr for Loss {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "infonce" => Ok(Self::InfoNce),
+            "hinge" => Ok(Self::Hinge),
+            other => Err(format!("unknown loss `{other}` (infonce, hinge)")),
+        }
+    }
+}
+
+/// VSE++'s margin.
+pub const MARGIN: f64 = 0.2;
+
+/// Hinge triplet loss both ways, [m − S(i,i) + S(i,j)]₊ over captions j and [m − S(j,j) + S(i,j)]₊
+/// over images i, the hardest negative of each row and column (or every negative, summed), per pair.
+pub fn hinge(scores: Tensor<2>, margin: f64, all_negatives: bool) -> Tensor<1> {
+    let [b, _] = scores.dims();
+    let eye = Tensor::<2, Int>::eye(b, &scores.device()).float();
+    let off_diagonal = eye.clone().neg() + 1.0;
+    let positives = scores.clone() * eye;
+    // Row i: the true pair's score S(i,i); column j: S(j,j).
+    let (row_true, column_true) = (positives.clone().sum_dim(1), positives.sum_dim(0));
+    let caption_cost = (scores.clone() - row_true + margin).clamp_min(0.0) * off_diagonal.clone();
+    let image_cost = (scores - column_true + margin).clamp_min(0.0) * off_diagonal;
+    let total = if all_negatives { caption_cost.sum() + image_cost.sum() } else { caption_cost.max_dim(1).sum() + image_cost.max_dim(0).sum() };
+    total / b as f64
+}
+
+/// A batch's loss under `loss` (the hinge warms up over all negatives in epoch 1).
+pub fn contrastive(loss: Loss, scores: Tensor<2>, log_temperature: Tensor<1>, epoch: usize) -> Tensor<1> {
+    match loss {
+        Loss::InfoNce => info_nce(scores, log_temperature),
+        Loss::Hinge => hinge(scores, MARGIN, epoch <= 1),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -30,5 +78,23 @@ mod tests {
         // ln(1 + 2e^-10) ≈ 9.1e-5 for the perfect matrix; ≈ 10 for the shuffled one.
         assert!(lg < 1e-3, "{lg}");
         assert!(lb > 9.0, "{lb}");
+    }
+
+    #[test]
+    fn hinge_matches_a_hand_computed_batch() {
+        let device = Device::flex();
+        // S(1,1) = 0.9, S(2,2) = 0.3. Caption costs: row 1 → [0.2 − 0.9 + 0.5]₊ = 0, row 2 →
+        // [0.2 − 0.3 + 0.8]₊ = 0.7; image costs: column 1 → [0.2 − 0.9 + 0.8]₊ = 0.1, column 2 →
+        // [0.2 − 0.3 + 0.5]₊ = 0.4. Sum 1.2 over 2 pairs.
+        let s = Tensor::<2>::from_data(TensorData::new(vec![0.9f32, 0.5, 0.8, 0.3], [2, 2]), &device);
+        let hardest = hinge(s.clone(), 0.2, false).into_scalar::<f32>();
+        assert!((hardest - 0.6).abs() < 1e-6, "{hardest}");
+        // Three pairs: row 1 has two violating negatives; hardest keeps one, all sums both.
+        let s = Tensor::<2>::from_data(TensorData::new(vec![0.5f32, 0.4, 0.6, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0], [3, 3]), &device);
+        // Rows: [0.1, 0.3] → 0.3 | 0 | 0. Columns: col 1 → [0.2−0.5+0]₊ twice = 0; col 2 → [0.2−1+0.4]₊ = 0; col 3 → [0.2−1+0.6]₊ = 0.
+        let hardest = hinge(s.clone(), 0.2, false).into_scalar::<f32>();
+        let all = hinge(s, 0.2, true).into_scalar::<f32>();
+        assert!((hardest - 0.3 / 3.0).abs() < 1e-6, "{hardest}");
+        assert!((all - 0.4 / 3.0).abs() < 1e-6, "{all}");
     }
 }
