@@ -107,6 +107,9 @@ enum Command {
         /// 0.2, first epoch over all negatives).
         #[arg(long, default_value = "infonce")]
         loss: alignscope::model::loss::Loss,
+        /// SHAN: continue from the checkpoint at --out (its best epoch) instead of starting over.
+        #[arg(long)]
+        resume: bool,
     },
     /// SHAN: choose the levels' weights in the final score on dev and write them into the weights
     /// file (`train` does this after its best epoch).
@@ -256,13 +259,13 @@ fn main() -> ExitCode {
         Command::Extract { flickr8k, split, out, image_block, text_layer, batch } => {
             report(extract(cli.backend.unwrap_or_default(), &cli.visual, flickr8k, &split, out, image_block, text_layer, batch))
         }
-        Command::Train { flickr8k, model, cache, out, frozen_visual, visual_from_block, frozen_text, max_epochs, dev_images, loss } => {
+        Command::Train { flickr8k, model, cache, out, frozen_visual, visual_from_block, frozen_text, max_epochs, dev_images, loss, resume } => {
             let backend = cli.backend.unwrap_or_default();
             let out = out.unwrap_or_else(|| PathBuf::from(format!("assets/models/{model}.safetensors")));
             match model.as_str() {
                 "global" => report(train(backend, &cli.visual, &flickr8k, &cache, &out, loss)),
                 "shan" => {
-                    let config = alignscope::engine::shan::ShanTrainConfig { finetune_visual: !frozen_visual, visual_first_block: visual_from_block, loss, finetune_text: !frozen_text, max_epochs, dev_images, ..Default::default() };
+                    let config = alignscope::engine::shan::ShanTrainConfig { finetune_visual: !frozen_visual, visual_first_block: visual_from_block, loss, resume, finetune_text: !frozen_text, max_epochs, dev_images, ..Default::default() };
                     report(train_shan(backend, &cli.visual, &flickr8k, &cache, &out, &config))
                 }
                 other => report(Err(unknown_model(other))),
@@ -364,6 +367,7 @@ fn train_shan(request: BackendRequest, visual: &str, flickr8k: &std::path::Path,
         ShanTrainMsg::Step { epoch, step, steps, loss, seconds_per_step, phases: [e, s, b, o] } => {
             eprint!("\repoch {epoch:2} step {step}/{steps} loss {loss:.4} ({seconds_per_step:.2} s/step: encode {e:.2}, score {s:.2}, backward {b:.2}, update {o:.2})   ")
         }
+        ShanTrainMsg::Resumed { epoch, dev } => eprintln!("resumed after epoch {epoch}: dev {}", line("full", &dev.full)),
         ShanTrainMsg::Weights { weights: [a, b, c], dev } => eprintln!("level weights chosen on dev: L2L {a}, G2L {b}, G2G {c}: {}", line("full", &dev)),
         ShanTrainMsg::Epoch { epoch, loss, dev, train_seconds, eval_seconds, best } => eprintln!(
             "\nepoch {epoch:2}  loss {loss:.4}  dev {}  {}  {}  {}  {}  train {train_seconds:.0} s, dev {eval_seconds:.0} s{}",

@@ -175,6 +175,8 @@ pub struct ShanTrainConfig {
     pub dev_images: usize,
     /// The loss of every term (the final score's, each level's, the embeddings').
     pub loss: Loss,
+    /// Continue from the checkpoint at `out` (its best epoch) instead of starting over.
+    pub resume: bool,
 }
 
 impl Default for ShanTrainConfig {
@@ -194,6 +196,7 @@ impl Default for ShanTrainConfig {
             finetune_text: true,
             dev_images: 500,
             loss: Loss::InfoNce,
+            resume: false,
         }
     }
 }
@@ -214,6 +217,8 @@ pub enum ShanTrainMsg {
     Epoch { epoch: usize, loss: f64, dev: ShanRecalls, train_seconds: f64, eval_seconds: f64, best: bool },
     /// The level weights chosen on dev for the best epoch, and the full score's dev recalls.
     Weights { weights: [f64; 3], dev: Recalls },
+    /// Training continues after `epoch`, the checkpoint's, whose dev recalls were measured again.
+    Resumed { epoch: usize, dev: ShanRecalls },
 }
 
 pub struct ShanTrained {
@@ -318,7 +323,22 @@ pub fn train(
 ) -> anyhow::Result<ShanTrained> {
     let started = Instant::now();
     let ad = device.clone().autodiff();
-    let mut net = init(&config.model, visual, config.visual_first_block, &ad)?;
+    let training_weights = [config.model.weight_l2l, config.model.weight_g2l, config.model.weight_g2g];
+    // Resuming restarts the optimisers' moments (AdamW rebuilds them within a few steps); the
+    // epochs after the checkpoint's best, which did not improve dev, are run again.
+    let (mut net, first_epoch, mut best) = match out.filter(|p| config.resume && p.is_file()) {
+        Some(path) => {
+            let epoch: usize = WeightFile::open(path)?.metadata_parsed("best_epoch")?;
+            let mut net = load(path, visual, &ad)?;
+            anyhow::ensure!(net.visual.first_block == config.visual_first_block, "{} fine-tuned from block {}, not {}", path.display(), net.visual.first_block, config.visual_first_block);
+            net.shan.weights = training_weights;
+            let dev_recalls = evaluate(&net.valid(), dev, device, cancel)?;
+            report(ShanTrainMsg::Resumed { epoch, dev: dev_recalls });
+            let valid = net.valid();
+            (net, epoch + 1, Some((valid, epoch, dev_recalls)))
+        }
+        None => (init(&config.model, visual, config.visual_first_block, &ad)?, 1, None),
+    };
     if !config.finetune_visual {
         net.visual = net.visual.no_grad();
     }
@@ -326,9 +346,9 @@ pub fn train(
         net.text = net.text.no_grad();
     }
     let (mut optim_shan, mut optim_tops) = (super::recipe::optimizer(config.weight_decay), super::recipe::optimizer(config.weight_decay));
-    let mut rng = fastrand::Rng::with_seed(config.seed);
-    let mut best: Option<(ShanNet, usize, ShanRecalls)> = None;
-    for epoch in 1..=config.max_epochs {
+    // A resumed run draws other batches than the epochs it skips would have.
+    let mut rng = fastrand::Rng::with_seed(config.seed + first_epoch as u64 - 1);
+    for epoch in first_epoch..=config.max_epochs {
         let epoch_start = Instant::now();
         let batches = super::recipe::epoch_batches(&mut rng, train.len(), config.batch);
         let (mut loss_sum, mut steps) = (0.0, 0usize);
