@@ -3,6 +3,7 @@
 pub mod backend;
 pub mod bench;
 pub mod doctor;
+pub mod dsran;
 pub mod explain;
 pub mod extract;
 pub mod global;

@@ -85,7 +85,7 @@ impl FragmentSplit {
         self
     }
 
-    fn image_batch(&self, rows: &[usize], device: &Device) -> Tensor<4> {
+    pub fn image_batch(&self, rows: &[usize], device: &Device) -> Tensor<4> {
         let per = self.image_shape.iter().product::<usize>();
         let v: Vec<f32> = rows.iter().flat_map(|&r| self.images[r * per..(r + 1) * per].iter().copied()).collect();
         let [c, h, w] = self.image_shape;
@@ -93,11 +93,11 @@ impl FragmentSplit {
     }
 
     /// Token counts (with [CLS] and [SEP]) of captions.
-    fn length(&self, caption: usize) -> usize {
+    pub fn length(&self, caption: usize) -> usize {
         self.captions[caption].len() / self.text_dim
     }
 
-    fn caption_batch(&self, rows: &[usize], device: &Device) -> CaptionBatch {
+    pub fn caption_batch(&self, rows: &[usize], device: &Device) -> CaptionBatch {
         let lengths: Vec<usize> = rows.iter().map(|&r| self.length(r)).collect();
         let n = lengths.iter().copied().max().unwrap_or(1).max(3);
         let h = self.text_dim;

@@ -1,5 +1,5 @@
-//! SHAN training on a tiny synthetic split: a checkpoint per dev gain, and `resume` continuing
-//! after the checkpoint's epoch instead of starting over.
+//! Training on tiny synthetic splits: SHAN writes a checkpoint per dev gain and `resume` continues
+//! after its epoch; DSRAN trains, saves and loads.
 
 use std::cell::RefCell;
 
@@ -45,4 +45,29 @@ fn training_writes_a_checkpoint_and_resume_continues_after_its_epoch() {
     let second = train("efficientnet-lite0", &train_split, &dev, &device, &resumed, Some(&out), &cancel, &report).unwrap();
     assert_eq!(epochs.take(), vec![101, 2], "resumed after epoch 1, then ran epoch 2 only");
     assert!((1..=2).contains(&second.best_epoch));
+}
+
+#[test]
+fn dsran_trains_saves_and_loads_to_the_same_recalls() {
+    use alignscope::engine::dsran::{self, DsranSplit, DsranTrainConfig};
+    let mut rng = fastrand::Rng::with_seed(4);
+    let mut data = |n: usize| DsranSplit {
+        regions: (0..n * 49 * 1280).map(|_| rng.f32()).collect(),
+        k: 49,
+        image_dim: 1280,
+        words: (0..n * 5).map(|_| (0..rng.usize(3..7) * 384).map(|_| rng.f32() - 0.5).collect()).collect(),
+        text_dim: 384,
+    };
+    let (train_split, dev) = (data(8), data(4));
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("dsran.safetensors");
+    let device = Device::flex();
+    let config = DsranTrainConfig { batch: 4, max_epochs: 2, ..Default::default() };
+    let (net, epoch, r) = dsran::train(&train_split, &dev, &device, &config, Some(&out), &CancelToken::default(), &|_| {}).unwrap();
+    assert!((1..=2).contains(&epoch));
+    assert!(r.t2i[1] == 100.0, "four dev images: every image within the top 5 ({r:?})");
+    let loaded = dsran::load(&out, &device).unwrap();
+    assert_eq!(dsran::evaluate(&loaded, &dev, &device), dsran::evaluate(&net, &dev, &device), "the file holds the best epoch");
+    std::fs::write(&out, b"not weights").unwrap();
+    assert!(dsran::load(&out, &device).unwrap_err().to_string().contains("dsran.safetensors"));
 }
