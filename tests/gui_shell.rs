@@ -279,3 +279,44 @@ fn dataset_browser_shows_captions_ranks_and_recall() {
     harness.get_by_label_contains("The query is a caption of chelsea.jpg: ranked #1");
     harness.snapshot("dataset_browser");
 }
+
+#[test]
+fn shan_ranks_the_folder_from_its_persistent_index() {
+    if probe_adapter().is_none() {
+        common::skip_or_fail("a wgpu adapter for egui_kittest's renderer");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let folder = tmp.path().join("photos");
+    std::fs::create_dir(&folder).unwrap();
+    for name in ["chelsea.jpg", "camera.jpg", "coffee.jpg", "astronaut.jpg"] {
+        std::fs::copy(demo_folder().join(name), folder.join(name)).unwrap();
+    }
+    let dir = folder.clone();
+    let mut harness = Harness::builder().with_size([1280.0, 800.0]).wgpu().build_ui_state(
+        move |ui, app: &mut Option<AlignscopeApp>| {
+            let app = app.get_or_insert_with(|| {
+                let settings = Settings { rank_model: alignscope::app::RankModel::ShanIndex, ..Settings::default() };
+                AlignscopeApp::new(ui.ctx().clone(), settings, Ok(Compute::flex("test")), Some(&dir))
+            });
+            app.poll(ui.ctx());
+            app.show(ui);
+        },
+        None,
+    );
+    harness.step();
+    harness.state_mut().as_mut().unwrap().query = "a man holding a camera".into();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        harness.step();
+        let app = harness.state().as_ref().unwrap();
+        if app.ranking.uses_index() && !app.ranking.is_busy() && app.gallery.items.len() == 4 && app.gallery.items.iter().all(|i| i.score.is_some()) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no SHAN ranking within 2 minutes");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let app = harness.state().as_ref().unwrap();
+    assert_eq!(app.gallery.items[app.gallery.order[0]].file_name(), "camera.jpg");
+    assert!(folder.join(".alignscope/index.bin").is_file(), "the index persists in the folder");
+}

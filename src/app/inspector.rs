@@ -77,6 +77,11 @@ impl Inspector {
         self.loading.is_some() || self.job.is_some()
     }
 
+    /// SHAN, once loaded.
+    pub fn runtime(&self) -> Option<Arc<Runtime>> {
+        self.runtime.clone()
+    }
+
     /// Ask for the explanation of `photo` and `caption`; the latest request wins, one job at a time.
     pub fn request(&mut self, photo: Option<PathBuf>, caption: &str, waker: &Waker) {
         let caption = caption.trim();

@@ -2,6 +2,7 @@
 
 mod dataset;
 mod gallery;
+mod index_ranking;
 mod inspector;
 mod notifications;
 mod ranking;
@@ -20,7 +21,7 @@ pub use dataset::Dataset;
 pub use gallery::{Gallery, Thumb};
 pub use inspector::Inspector;
 pub use notifications::{Level, Notifications};
-pub use settings::{Settings, ThumbSize};
+pub use settings::{RankModel, Settings, ThumbSize};
 
 /// How the window was asked to start (`alignscope gui …`).
 #[derive(Clone, Debug, Default)]
@@ -206,6 +207,11 @@ impl AlignscopeApp {
     pub fn poll(&mut self, ctx: &egui::Context) {
         self.gallery.poll(ctx, &self.waker, &mut self.notes);
         self.ranking.set_query(&self.query);
+        if self.ranking.runtime.is_none() {
+            self.ranking.runtime = self.inspector.runtime();
+        }
+        // Datasets are lists of files inside a bigger folder: they rank with the global model.
+        self.ranking.set_use_index(self.settings.rank_model == RankModel::ShanIndex && self.dataset.is_none() && self.dataset_open.is_none());
         self.ranking.poll(ctx, &mut self.gallery, &self.waker, &mut self.notes);
         match poll_slot(&mut self.dataset_open) {
             Oneshot::Done(Ok((root, split, data))) => {

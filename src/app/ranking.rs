@@ -1,6 +1,7 @@
 //! Caption ranking in the app: models load in the background, the folder's photos are embedded in
 //! the background, and a typed caption (debounced) is embedded and scored against them. The UI
-//! thread only polls.
+//! thread only polls. Two models: the global dual encoder (photos embedded per session), or SHAN
+//! from the folder's persistent index (`index_ranking`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -10,6 +11,8 @@ use crate::engine::jobs::{Job, Oneshot, Waker, poll_slot};
 use crate::engine::rank::{EmbedMsg, Ranker, dot, spawn_embedding, spawn_load, spawn_query};
 
 use super::gallery::Gallery;
+use super::index_ranking::IndexRanking;
+use crate::engine::runtime::Runtime;
 use super::notifications::{Level, Notifications};
 
 const DEBOUNCE: Duration = Duration::from_millis(300);
@@ -30,6 +33,11 @@ pub struct Ranking {
     query: Option<(String, Vec<f32>)>,
     typed: String,
     typed_at: Option<Instant>,
+    /// Rank with SHAN from the folder's index instead of the global model.
+    use_index: bool,
+    /// SHAN, once loaded (shared with the inspector).
+    pub runtime: Option<Arc<Runtime>>,
+    pub index: IndexRanking,
 }
 
 impl Ranking {
@@ -56,12 +64,64 @@ impl Ranking {
     }
 
     pub fn is_busy(&self) -> bool {
+        if self.use_index {
+            return self.runtime.is_none() || self.index.is_busy() || self.typed_at.is_some();
+        }
         self.loading.is_some() || self.embedding.is_some() || self.query_job.is_some() || self.typed_at.is_some()
     }
 
     pub fn cancel(&mut self) {
         if let Some(job) = self.embedding.take() {
             job.cancel();
+        }
+        self.index.cancel();
+    }
+
+    pub fn uses_index(&self) -> bool {
+        self.use_index
+    }
+
+    /// Switch between the global model and SHAN from the index; the folder is ranked again.
+    pub fn set_use_index(&mut self, on: bool) {
+        if on != self.use_index {
+            self.cancel();
+            self.use_index = on;
+            self.generation = 0;
+            self.query = None;
+            self.index = IndexRanking::default();
+            self.typed_at = Some(Instant::now());
+        }
+    }
+
+    /// The query text once typing has paused (and no query is running), else None.
+    fn settled_text(&mut self, ctx: &egui::Context) -> Option<String> {
+        let at = self.typed_at?;
+        if at.elapsed() >= DEBOUNCE && self.query_job.is_none() {
+            self.typed_at = None;
+            Some(self.typed.trim().to_string())
+        } else {
+            ctx.request_repaint_after(DEBOUNCE);
+            None
+        }
+    }
+
+    fn poll_index(&mut self, ctx: &egui::Context, gallery: &mut Gallery, waker: &Waker, notes: &mut Notifications) {
+        let Some(runtime) = self.runtime.clone() else { return };
+        if self.generation != gallery.generation && !gallery.is_scanning()
+            && let Some(folder) = gallery.folder.clone()
+        {
+            self.generation = gallery.generation;
+            self.index.open(&folder, runtime.clone(), waker);
+            // Rank the current caption once the index is ready.
+            self.typed_at = Some(Instant::now());
+        }
+        match self.settled_text(ctx) {
+            Some(text) if text.is_empty() => gallery.unrank(),
+            Some(text) => self.index.rank(text),
+            None => {}
+        }
+        if let Some(scores) = self.index.poll(&gallery.items, Some(&runtime), waker, notes) {
+            gallery.rank_by(scores);
         }
     }
 
@@ -81,6 +141,10 @@ impl Ranking {
                 self.unavailable = Some(e);
             }
             Oneshot::Pending | Oneshot::Gone => {}
+        }
+        if self.use_index {
+            self.poll_index(ctx, gallery, waker, notes);
+            return;
         }
         let Some(ranker) = self.ranker.clone() else { return };
 
@@ -114,19 +178,13 @@ impl Ranking {
         }
 
         // Typing paused: embed the caption.
-        if let Some(at) = self.typed_at {
-            if at.elapsed() >= DEBOUNCE && self.query_job.is_none() {
-                self.typed_at = None;
-                let text = self.typed.trim().to_string();
-                if text.is_empty() {
-                    self.query = None;
-                    gallery.unrank();
-                } else if self.query.as_ref().is_none_or(|(q, _)| *q != text) {
-                    self.query_job = Some(spawn_query(ranker.clone(), text, waker.clone()));
-                }
-            } else {
-                ctx.request_repaint_after(DEBOUNCE);
+        match self.settled_text(ctx) {
+            Some(text) if text.is_empty() => {
+                self.query = None;
+                gallery.unrank();
             }
+            Some(text) if self.query.as_ref().is_none_or(|(q, _)| *q != text) => self.query_job = Some(spawn_query(ranker.clone(), text, waker.clone())),
+            _ => {}
         }
         match poll_slot(&mut self.query_job) {
             Oneshot::Done(Ok((caption, embedding, warning))) => {

@@ -13,6 +13,17 @@ pub struct Settings {
     /// Applied at the next start: the wgpu device is shared with the window, made once.
     pub backend: BackendRequest,
     pub thumbnail_size: ThumbSize,
+    pub rank_model: RankModel,
+}
+
+/// What ranks the gallery by a caption.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum RankModel {
+    /// The global dual encoder; photos embedded per session.
+    #[default]
+    Global,
+    /// SHAN from the folder's persistent index (photo folders; datasets use the global model).
+    ShanIndex,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -24,6 +24,13 @@ pub fn show(app: &mut AlignscopeApp, ui: &mut egui::Ui) {
                 }
             }
         }
+        if let Some((done, total)) = app.ranking.index.progress {
+            ui.separator();
+            ui.add(egui::ProgressBar::new(done as f32 / total.max(1) as f32).desired_width(120.0).text(format!("indexing {done}/{total}")));
+            if ui.small_button("Stop").on_hover_text("Stop indexing after the batch in flight (what is done is kept)").clicked() {
+                app.ranking.index.cancel();
+            }
+        }
         if app.ranking.is_embedding() {
             ui.separator();
             let (done, total) = (app.ranking.embedded(), app.gallery.items.len());

@@ -23,6 +23,7 @@ pub fn show(app: &mut AlignscopeApp, ui: &mut egui::Ui) {
             .desired_width(ui.available_width() - 230.0);
         let hover = match &app.ranking.unavailable {
             Some(why) => format!("Caption ranking is unavailable: {why}"),
+            None if app.ranking.uses_index() => "Photos are ranked by SHAN from the folder's index".to_string(),
             None => "Photos are ranked by the global dual encoder (cosine in the joint space)".to_string(),
         };
         ui.add(query).on_hover_text(hover);
@@ -44,6 +45,10 @@ fn settings_menu(app: &mut AlignscopeApp, ui: &mut egui::Ui) {
     for size in ThumbSize::ALL {
         ui.radio_value(&mut app.settings.thumbnail_size, size, size.label());
     }
+    ui.separator();
+    ui.label("Ranking model");
+    ui.radio_value(&mut app.settings.rank_model, super::RankModel::Global, "global dual encoder (photos embedded per session)");
+    ui.radio_value(&mut app.settings.rank_model, super::RankModel::ShanIndex, "SHAN from the folder's index (kept in DIR/.alignscope)");
     ui.separator();
     ui.label("Model backend (applies at next start)");
     let before = app.settings.backend;
