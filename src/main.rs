@@ -391,7 +391,8 @@ fn train_dsran(request: BackendRequest, visual: &str, flickr8k: &std::path::Path
     let train_split = DsranSplit::from_fragments(&source.fragments(Split::Train, DEFAULT_FIRST_BLOCK)?, visual, device)?;
     let dev = DsranSplit::from_fragments(&source.fragments(Split::Dev, DEFAULT_FIRST_BLOCK)?, visual, device)?;
     eprintln!("prepared {} train and {} dev images in {:.0} s", train_split.len(), dev.len(), started.elapsed().as_secs_f64());
-    let config = DsranTrainConfig { loss, max_epochs, ..Default::default() };
+    let mut config = DsranTrainConfig::default();
+    (config.recipe.loss, config.recipe.max_epochs) = (loss, max_epochs);
     let (_, epoch, r) = dsran::train(&train_split, &dev, device, &config, Some(out), &cancel, &|m| match m {
         DsranTrainMsg::Step { epoch, step, steps, loss, seconds_per_step } => eprint!("\repoch {epoch:2} step {step}/{steps} loss {loss:.4} ({seconds_per_step:.2} s/step)   "),
         DsranTrainMsg::Epoch { epoch, loss, dev, seconds, best } => eprintln!(

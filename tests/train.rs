@@ -62,7 +62,8 @@ fn dsran_trains_saves_and_loads_to_the_same_recalls() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("dsran.safetensors");
     let device = Device::flex();
-    let config = DsranTrainConfig { batch: 4, max_epochs: 2, ..Default::default() };
+    let mut config = DsranTrainConfig::default();
+    (config.recipe.batch, config.recipe.max_epochs) = (4, 2);
     let (net, epoch, r) = dsran::train(&train_split, &dev, &device, &config, Some(&out), &CancelToken::default(), &|_| {}).unwrap();
     assert!((1..=2).contains(&epoch));
     assert!(r.t2i[1] == 100.0, "four dev images: every image within the top 5 ({r:?})");

@@ -19,7 +19,8 @@ use super::shan::{DEFAULT_FIRST_BLOCK, FragmentSplit};
 use crate::features::values;
 use crate::features::weights::WeightFile;
 use crate::model::dsran::{Dsran, DsranConfig};
-use crate::model::loss::{Loss, contrastive};
+use super::recipe::Recipe;
+use crate::model::loss::contrastive;
 
 /// A split as DSRAN's inputs: per image its region features, per caption its word features.
 pub struct DsranSplit {
@@ -117,18 +118,12 @@ pub fn evaluate(net: &Dsran, data: &DsranSplit, device: &Device) -> Recalls {
 #[derive(Clone, Debug)]
 pub struct DsranTrainConfig {
     pub model: DsranConfig,
-    pub batch: usize,
-    pub lr: f64,
-    pub weight_decay: f32,
-    pub max_epochs: usize,
-    pub patience: usize,
-    pub seed: u64,
-    pub loss: Loss,
+    pub recipe: Recipe,
 }
 
 impl Default for DsranTrainConfig {
     fn default() -> Self {
-        Self { model: DsranConfig::new(), batch: 128, lr: 2e-4, weight_decay: 1e-4, max_epochs: 20, patience: 3, seed: 7, loss: Loss::InfoNce }
+        Self { model: DsranConfig::new(), recipe: Recipe { max_epochs: 20, patience: 3, ..Recipe::default() } }
     }
 }
 
@@ -141,12 +136,13 @@ pub enum DsranTrainMsg {
 pub fn train(train: &DsranSplit, dev: &DsranSplit, device: &Device, config: &DsranTrainConfig, out: Option<&Path>, cancel: &CancelToken, report: &dyn Fn(DsranTrainMsg)) -> anyhow::Result<(Dsran, usize, Recalls)> {
     let ad = device.clone().autodiff();
     let mut net = config.model.init(&ad);
-    let mut optim = super::recipe::optimizer(config.weight_decay);
-    let mut rng = fastrand::Rng::with_seed(config.seed);
+    let recipe = &config.recipe;
+    let mut optim = super::recipe::optimizer(recipe.weight_decay);
+    let mut rng = fastrand::Rng::with_seed(recipe.seed);
     let mut best: Option<(Dsran, usize, Recalls)> = None;
-    for epoch in 1..=config.max_epochs {
+    for epoch in 1..=recipe.max_epochs {
         let started = Instant::now();
-        let batches = super::recipe::epoch_batches(&mut rng, train.len(), config.batch);
+        let batches = super::recipe::epoch_batches(&mut rng, train.len(), recipe.batch);
         let (mut loss_sum, mut steps) = (0.0, 0usize);
         for batch in &batches {
             anyhow::ensure!(!cancel.is_cancelled(), "cancelled");
@@ -155,13 +151,13 @@ pub fn train(train: &DsranSplit, dev: &DsranSplit, device: &Device, config: &Dsr
             let img = net.embed_images(train.image_batch(batch, &ad));
             let (words, mask) = train.caption_batch(&captions, &ad);
             let txt = net.embed_texts(words, mask);
-            let loss = contrastive(config.loss, img.matmul(txt.transpose()), net.log_temperature.val(), epoch);
+            let loss = contrastive(recipe.loss, img.matmul(txt.transpose()), net.log_temperature.val(), epoch);
             let value = loss.clone().into_scalar::<f32>() as f64;
             anyhow::ensure!(value.is_finite(), "the loss diverged at epoch {epoch}, step {}", steps + 1);
             loss_sum += value;
             steps += 1;
             let grads = GradientsParams::from_grads(loss.backward(), &net);
-            net = optim.step(config.lr, net, grads);
+            net = optim.step(recipe.lr, net, grads);
             report(DsranTrainMsg::Step { epoch, step: steps, steps: batches.len(), loss: value, seconds_per_step: step_start.elapsed().as_secs_f64() });
         }
         let valid = net.valid();
@@ -170,10 +166,10 @@ pub fn train(train: &DsranSplit, dev: &DsranSplit, device: &Device, config: &Dsr
         report(DsranTrainMsg::Epoch { epoch, loss: loss_sum / steps.max(1) as f64, dev: dev_recalls, seconds: started.elapsed().as_secs_f64(), best: improved });
         if improved {
             if let Some(path) = out {
-                save(&valid, path, &config.model, &[("best_epoch".into(), epoch.to_string()), ("dev_rsum".into(), format!("{:.1}", dev_recalls.rsum)), ("recipe".into(), format!("B: batch {}, AdamW lr {} wd {}, loss {:?}; frozen backbones", config.batch, config.lr, config.weight_decay, config.loss))])?;
+                save(&valid, path, &config.model, &[("best_epoch".into(), epoch.to_string()), ("dev_rsum".into(), format!("{:.1}", dev_recalls.rsum)), ("recipe".into(), format!("B: batch {}, AdamW lr {} wd {}, loss {:?}; frozen backbones", recipe.batch, recipe.lr, recipe.weight_decay, recipe.loss))])?;
             }
             best = Some((valid, epoch, dev_recalls));
-        } else if best.as_ref().is_some_and(|(_, e, _)| epoch - e >= config.patience) {
+        } else if best.as_ref().is_some_and(|(_, e, _)| epoch - e >= recipe.patience) {
             break;
         }
     }

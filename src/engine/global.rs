@@ -19,24 +19,10 @@ use super::recall::{Recalls, recalls};
 use crate::features::values;
 use crate::features::weights::{WeightFile, WeightsError, save_safetensors};
 use crate::model::global::{GlobalConfig, GlobalModel};
-use crate::model::loss::{Loss, contrastive};
+use crate::model::loss::contrastive;
 
-#[derive(Clone, Debug)]
-pub struct TrainConfig {
-    pub batch: usize,
-    pub lr: f64,
-    pub weight_decay: f32,
-    pub max_epochs: usize,
-    pub patience: usize,
-    pub seed: u64,
-    pub loss: Loss,
-}
-
-impl Default for TrainConfig {
-    fn default() -> Self {
-        Self { batch: 128, lr: 2e-4, weight_decay: 1e-4, max_epochs: 30, patience: 4, seed: 7, loss: Loss::InfoNce }
-    }
-}
+/// The global model trains with recipe B's defaults.
+pub type TrainConfig = super::recipe::Recipe;
 
 pub enum TrainMsg {
     Epoch { epoch: usize, loss: f64, dev: Recalls, seconds: f64, best: bool },

@@ -5,6 +5,27 @@
 use burn::grad_clipping::GradientClippingConfig;
 use burn::optim::{AdamWConfig, ModuleOptimizer};
 
+use crate::model::loss::Loss;
+
+/// Recipe B's knobs for a network trained on its own (the global model, DSRAN).
+#[derive(Clone, Debug)]
+pub struct Recipe {
+    pub batch: usize,
+    pub lr: f64,
+    pub weight_decay: f32,
+    pub max_epochs: usize,
+    /// Stop after this many epochs without a dev gain.
+    pub patience: usize,
+    pub seed: u64,
+    pub loss: Loss,
+}
+
+impl Default for Recipe {
+    fn default() -> Self {
+        Self { batch: 128, lr: 2e-4, weight_decay: 1e-4, max_epochs: 30, patience: 4, seed: 7, loss: Loss::InfoNce }
+    }
+}
+
 /// AdamW with recipe B's weight decay and gradient-norm clipping at 2.
 pub fn optimizer(weight_decay: f32) -> ModuleOptimizer {
     AdamWConfig::new().with_weight_decay(weight_decay).with_grad_clipping(Some(GradientClippingConfig::Norm(2.0))).init()
