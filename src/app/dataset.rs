@@ -96,7 +96,7 @@ impl Dataset {
         let images = ranking.embeddings(self.generation);
         let all_images = images.is_some_and(|e| !e.is_empty() && e.iter().all(Option::is_some));
         if self.recalls.is_none() && self.recall_job.is_none() && all_images && self.caption_embeddings.iter().all(Option::is_some) {
-            let images: Vec<Vec<f32>> = images.unwrap_or_default().iter().flatten().cloned().collect();
+            let images: Vec<Vec<f32>> = images.unwrap_or_default().iter().flatten().map(|e| e.global.clone()).collect();
             let captions: Vec<Vec<f32>> = self.caption_embeddings.iter().flatten().cloned().collect();
             self.recall_job = Some(spawn_oneshot("recall", waker.clone(), move |_| {
                 let scores: Vec<f32> = images.iter().flat_map(|i| captions.iter().map(move |c| dot(i, c))).collect();
@@ -115,7 +115,7 @@ impl Dataset {
     fn pair_ranks(&mut self, image: usize, ranking: &Ranking) -> Option<&[(usize, usize)]> {
         if self.ranks.as_ref().is_none_or(|(i, _)| *i != image) {
             let images = ranking.embeddings(self.generation)?;
-            let mine = images.get(image)?.as_ref()?;
+            let mine = &images.get(image)?.as_ref()?.global;
             if images.iter().any(Option::is_none) || self.caption_embeddings.iter().any(Option::is_none) {
                 return None;
             }
@@ -124,7 +124,7 @@ impl Dataset {
             let ranks = (image * 5..image * 5 + 5)
                 .map(|c| {
                     let gt = to_image[c];
-                    let t2i = 1 + images.iter().enumerate().filter(|&(i, e)| i != image && e.as_ref().is_some_and(|e| dot(e, captions[c]) >= gt)).count();
+                    let t2i = 1 + images.iter().enumerate().filter(|&(i, e)| i != image && e.as_ref().is_some_and(|e| dot(&e.global, captions[c]) >= gt)).count();
                     let i2t = 1 + to_image.iter().enumerate().filter(|&(k, &s)| k != c && s >= gt).count();
                     (t2i, i2t)
                 })
@@ -140,7 +140,7 @@ impl Dataset {
         ui.heading("Dataset");
         ui.label(format!("{name} · {} split · {} images", self.split_name(), self.data.images.len()));
         ui.separator();
-        ui.strong("Recall@K (the gallery's ranking model)");
+        ui.strong("Recall@K (the global model)");
         match &self.recalls {
             Some(r) => {
                 egui::Grid::new("recalls").num_columns(4).show(ui, |ui| {

@@ -13,6 +13,7 @@ use image::RgbaImage;
 use crate::engine::backend::Compute;
 use crate::engine::explain::{Explanation, explain};
 use crate::engine::jobs::{Job, Oneshot, Waker, poll_slot, spawn_oneshot};
+use crate::engine::rank::PairModel;
 use crate::engine::runtime::Runtime;
 use crate::render::colormap::viridis;
 
@@ -145,8 +146,9 @@ impl Inspector {
         }
     }
 
-    /// Draw the inspector; `rank` is the live photo's place in the ranked folder, when ranked.
-    pub fn show(&mut self, ui: &mut egui::Ui, rank: Option<(usize, usize)>, waker: &Waker) {
+    /// Draw the inspector; `rank` is the live photo's place in the folder ranked by `ranked_by`,
+    /// when ranked; `models` its score and rank under each pair-independent model.
+    pub fn show(&mut self, ui: &mut egui::Ui, rank: Option<(usize, usize)>, ranked_by: &str, models: &[(PairModel, f32, usize)], waker: &Waker) {
         ui.horizontal(|ui| {
             ui.heading("Inspector");
             if ui.small_button("Close").on_hover_text("Close the inspector (Enter reopens it)").clicked() {
@@ -181,16 +183,19 @@ impl Inspector {
             });
         }
         let mut save = None;
+        if let (Some(current), false) = (&self.current, models.is_empty()) {
+            model_table(ui, current, rank, ranked_by, models);
+        }
         egui::ScrollArea::vertical().auto_shrink([false, false]).show(ui, |ui| match (&mut self.current, &mut self.pinned) {
             (Some(current), Some(pinned)) => {
                 ui.columns(2, |columns| {
                     columns[0].strong("live");
-                    self.painted = view(&mut columns[0], current, rank, "live", &mut save);
+                    self.painted = view(&mut columns[0], current, rank, ranked_by, "live", &mut save);
                     columns[1].strong("pinned");
-                    view(&mut columns[1], pinned, None, "pinned", &mut save);
+                    view(&mut columns[1], pinned, None, ranked_by, "pinned", &mut save);
                 });
             }
-            (Some(current), None) => self.painted = view(ui, current, rank, "live", &mut save),
+            (Some(current), None) => self.painted = view(ui, current, rank, ranked_by, "live", &mut save),
             _ => {}
         });
         if let Some(explained) = save
@@ -199,6 +204,33 @@ impl Inspector {
             self.export = Some(export(explained, waker));
         }
     }
+}
+
+/// The same photo and caption under each network: score and rank in the folder.
+fn model_table(ui: &mut egui::Ui, current: &View, rank: Option<(usize, usize)>, ranked_by: &str, models: &[(PairModel, f32, usize)]) {
+    let n = rank.map(|(_, n)| n);
+    let of = |r: usize| n.map_or(format!("#{r}"), |n| format!("#{r} of {n}"));
+    egui::CollapsingHeader::new("This pair under each model").default_open(true).show(ui, |ui| {
+        egui::Grid::new("models").num_columns(3).striped(true).show(ui, |ui| {
+            ui.strong("model");
+            ui.strong("score");
+            ui.strong("rank in folder");
+            ui.end_row();
+            ui.label("SHAN (explained below)");
+            ui.label(format!("{:.3}", current.explained.explanation.score));
+            ui.label(match rank {
+                Some((r, _)) if ranked_by == "SHAN" => of(r + 1),
+                _ => "(rank: choose SHAN in Settings → Ranking model)".to_string(),
+            });
+            ui.end_row();
+            for (model, score, r) in models {
+                ui.label(format!("{} (cosine)", model.name()));
+                ui.label(format!("{score:.3}"));
+                ui.label(of(*r));
+                ui.end_row();
+            }
+        });
+    });
 }
 
 impl Explained {
@@ -210,13 +242,13 @@ impl Explained {
 
 /// One explanation: name, rank, level bars, word chips, heatmap(s), legend, save. Returns the
 /// weights painted for the chosen word (empty in the all-words view); sets `save` when asked to.
-fn view(ui: &mut egui::Ui, v: &mut View, rank: Option<(usize, usize)>, id: &str, save: &mut Option<Explained>) -> Vec<f32> {
+fn view(ui: &mut egui::Ui, v: &mut View, rank: Option<(usize, usize)>, ranked_by: &str, id: &str, save: &mut Option<Explained>) -> Vec<f32> {
     let e = &v.explained.explanation;
     let name = e.image.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     ui.label(egui::RichText::new(name).strong()).on_hover_text(e.image.display().to_string());
     ui.label(format!("\u{201c}{}\u{201d}", e.caption));
     if let Some((r, n)) = rank {
-        ui.weak(format!("rank {} of {n} in the folder (first-stage ranking)", r + 1));
+        ui.weak(format!("rank {} of {n} in the folder (ranked by {ranked_by})", r + 1));
     }
     if let Some(w) = &e.warning {
         ui.colored_label(ui.visuals().warn_fg_color, w);

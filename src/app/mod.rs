@@ -212,6 +212,7 @@ impl AlignscopeApp {
         }
         // Datasets are lists of files inside a bigger folder: they rank with the global model.
         self.ranking.set_use_index(self.settings.rank_model == RankModel::ShanIndex && self.dataset.is_none() && self.dataset_open.is_none());
+        self.ranking.set_model(if self.settings.rank_model == RankModel::Dsran { crate::engine::rank::PairModel::Dsran } else { crate::engine::rank::PairModel::Global });
         self.ranking.poll(ctx, &mut self.gallery, &self.waker, &mut self.notes);
         match poll_slot(&mut self.dataset_open) {
             Oneshot::Done(Ok((root, split, data))) => {
@@ -286,7 +287,13 @@ impl AlignscopeApp {
         if self.inspector.open && self.gallery.selected.is_some() {
             let rank = self.selected_rank();
             let waker = self.waker.clone();
-            egui::Panel::right("inspector").resizable(true).default_size(480.0).min_size(320.0).show(ui, |ui| self.inspector.show(ui, rank, &waker));
+            let models = self.gallery.selected.map(|i| self.ranking.compare(i)).unwrap_or_default();
+            let ranked_by = match self.settings.rank_model {
+                _ if self.ranking.uses_index() => "SHAN",
+                RankModel::Dsran => "DSRAN",
+                _ => "global",
+            };
+            egui::Panel::right("inspector").resizable(true).default_size(480.0).min_size(320.0).show(ui, |ui| self.inspector.show(ui, rank, ranked_by, &models, &waker));
         }
         egui::CentralPanel::default().show(ui, |ui| {
             let tile = self.settings.thumbnail_size.pixels();

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::engine::backend::Compute;
 use crate::engine::jobs::{Job, Oneshot, Waker, poll_slot};
-use crate::engine::rank::{EmbedMsg, Ranker, dot, spawn_embedding, spawn_load, spawn_query};
+use crate::engine::rank::{EmbedMsg, Embeddings, PairModel, Ranker, spawn_embedding, spawn_load, spawn_query};
 
 use super::gallery::Gallery;
 use super::index_ranking::IndexRanking;
@@ -17,7 +17,7 @@ use super::notifications::{Level, Notifications};
 
 const DEBOUNCE: Duration = Duration::from_millis(300);
 
-type QueryResult = Result<(String, Vec<f32>, Option<String>), String>;
+type QueryResult = Result<(String, Embeddings, Option<String>), String>;
 
 #[derive(Default)]
 pub struct Ranking {
@@ -26,11 +26,13 @@ pub struct Ranking {
     /// Why ranking is off (no weights, load error).
     pub unavailable: Option<String>,
     embedding: Option<Job<EmbedMsg>>,
-    embeddings: Vec<Option<Vec<f32>>>,
+    embeddings: Vec<Option<Embeddings>>,
     generation: u64,
     query_job: Option<Job<QueryResult>>,
     /// The caption whose embedding is current, and the embedding.
-    query: Option<(String, Vec<f32>)>,
+    query: Option<(String, Embeddings)>,
+    /// The pair-independent model the gallery is ranked with (when not ranking from the index).
+    model: Option<PairModel>,
     typed: String,
     typed_at: Option<Instant>,
     /// Rank with SHAN from the folder's index instead of the global model.
@@ -51,7 +53,7 @@ impl Ranking {
     }
 
     /// The gallery's photo embeddings (by item index), for the gallery generation they belong to.
-    pub fn embeddings(&self, generation: u64) -> Option<&[Option<Vec<f32>>]> {
+    pub fn embeddings(&self, generation: u64) -> Option<&[Option<Embeddings>]> {
         (self.generation == generation).then_some(self.embeddings.as_slice())
     }
 
@@ -75,6 +77,35 @@ impl Ranking {
             job.cancel();
         }
         self.index.cancel();
+    }
+
+    /// Rank with this pair-independent model (the folder is ranked again if it changed).
+    pub fn set_model(&mut self, model: PairModel) {
+        if self.model != Some(model) {
+            self.model = Some(model);
+            // Re-score the current caption with the new model.
+            self.query = None;
+            self.typed_at = Some(Instant::now());
+        }
+    }
+
+    /// Under each loaded pair-independent model: item `index`'s score for the current caption and
+    /// its rank among the embedded photos (1 = best), e.g. to compare models on one pair.
+    pub fn compare(&self, index: usize) -> Vec<(PairModel, f32, usize)> {
+        let (Some((_, q)), Some(Some(mine))) = (&self.query, self.embeddings.get(index)) else { return Vec::new() };
+        PairModel::ALL
+            .into_iter()
+            .filter_map(|m| {
+                let score = m.score(mine, q)?;
+                let above = self.embeddings.iter().enumerate().filter(|&(i, e)| i != index && e.as_ref().and_then(|e| m.score(e, q)).is_some_and(|s| s > score)).count();
+                Some((m, score, above + 1))
+            })
+            .collect()
+    }
+
+    /// Why DSRAN cannot rank (weights absent or unreadable), once the models are loaded.
+    pub fn dsran_missing(&self) -> Option<&str> {
+        self.ranker.as_ref().and_then(|r| r.dsran_missing.as_deref())
     }
 
     pub fn uses_index(&self) -> bool {
@@ -199,9 +230,38 @@ impl Ranking {
         }
         if changed {
             if let Some((_, q)) = &self.query {
-                let scores = self.embeddings.iter().map(|e| e.as_ref().map(|e| dot(e, q))).collect();
+                let model = self.model.unwrap_or(PairModel::Global);
+                let scores = self.embeddings.iter().map(|e| e.as_ref().and_then(|e| model.score(e, q))).collect();
                 gallery.rank_by(scores);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn e(global: [f32; 2], dsran: Option<[f32; 2]>) -> Embeddings {
+        Embeddings { global: global.to_vec(), dsran: dsran.map(|d| d.to_vec()) }
+    }
+
+    #[test]
+    fn compare_gives_each_models_score_and_rank_for_one_photo() {
+        let mut r = Ranking::default();
+        r.embeddings = vec![Some(e([1.0, 0.0], Some([0.0, 1.0]))), Some(e([0.0, 1.0], Some([1.0, 0.0]))), None];
+        r.query = Some(("q".into(), e([0.8, 0.6], Some([0.6, 0.8]))));
+        // Photo 0: global 0.8 (best of two), DSRAN 0.8 (best: photo 1 has 0.6).
+        let c = r.compare(0);
+        assert_eq!(c.len(), 2);
+        assert_eq!((c[0].0, c[0].2), (PairModel::Global, 1));
+        assert!((c[0].1 - 0.8).abs() < 1e-6);
+        assert_eq!((c[1].0, c[1].2), (PairModel::Dsran, 1));
+        // Photo 1: second under both.
+        assert!(r.compare(1).iter().all(|&(_, _, rank)| rank == 2));
+        assert!(r.compare(2).is_empty(), "not embedded");
+        // Without DSRAN weights only the global model answers.
+        r.embeddings[0] = Some(e([1.0, 0.0], None));
+        assert_eq!(r.compare(0).len(), 1);
     }
 }

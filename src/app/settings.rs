@@ -24,6 +24,8 @@ pub enum RankModel {
     Global,
     /// SHAN from the folder's persistent index (photo folders; datasets use the global model).
     ShanIndex,
+    /// DSRAN (graph-attention dual encoder), embedded with the global model's backbone pass.
+    Dsran,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -49,6 +49,14 @@ fn settings_menu(app: &mut AlignscopeApp, ui: &mut egui::Ui) {
     ui.label("Ranking model");
     ui.radio_value(&mut app.settings.rank_model, super::RankModel::Global, "global dual encoder (photos embedded per session)");
     ui.radio_value(&mut app.settings.rank_model, super::RankModel::ShanIndex, "SHAN from the folder's index (kept in DIR/.alignscope)");
+    let dsran = ui.radio_value(&mut app.settings.rank_model, super::RankModel::Dsran, "DSRAN (graph-attention dual encoder)");
+    if let Some(why) = app.ranking.dsran_missing() {
+        dsran.on_hover_text(format!("Unavailable: {why}"));
+        if app.settings.rank_model == super::RankModel::Dsran {
+            app.settings.rank_model = super::RankModel::Global;
+            app.notes.push(super::Level::Warning, format!("DSRAN cannot rank: {why}"));
+        }
+    }
     ui.separator();
     ui.label("Model backend (applies at next start)");
     let before = app.settings.backend;

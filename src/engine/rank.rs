@@ -1,5 +1,6 @@
-//! Ranking a folder by a caption with the global model: photos are embedded once in the
-//! background; a query is one text embedding and a dot product per photo.
+//! Ranking a folder by a caption with the pair-independent models (the global dual encoder, and
+//! DSRAN when its weights are there): photos are embedded once in the background, both models
+//! from the same backbone pass; a query is one text embedding and a dot product per photo.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -8,21 +9,59 @@ use burn::tensor::{Device, Tensor, TensorData};
 use rayon::prelude::*;
 
 use super::backend::Compute;
-use super::global;
+use super::{dsran, global};
 use super::jobs::{Job, Waker, spawn_oneshot};
 use crate::data::decode::decode_oriented;
 use crate::features::efficientnet::EfficientNetLite;
 use crate::features::text::TextEncoder;
 use crate::features::visual::VisualEncoder;
 use crate::features::{TEXT_WEIGHTS, VISUAL_WEIGHTS, VOCAB, models_dir, values};
+use crate::model::dsran::Dsran;
 use crate::model::global::GlobalModel;
 
-/// Everything needed to embed photos and captions in the joint space.
+/// Everything needed to embed photos and captions in the joint spaces.
 pub struct Ranker {
     pub visual: VisualEncoder,
     pub text: TextEncoder,
     pub global: GlobalModel,
+    /// DSRAN on the frozen backbones, when `assets/models/dsran.safetensors` exists.
+    pub dsran: Option<Dsran>,
+    /// Why DSRAN is not there (absent or unreadable weights).
+    pub dsran_missing: Option<String>,
     pub device: Device,
+}
+
+/// A photo's or a caption's unit embeddings, one per pair-independent model.
+#[derive(Clone, Debug, Default)]
+pub struct Embeddings {
+    pub global: Vec<f32>,
+    pub dsran: Option<Vec<f32>>,
+}
+
+/// The pair-independent models a folder can be ranked with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PairModel {
+    Global,
+    Dsran,
+}
+
+impl PairModel {
+    pub const ALL: [PairModel; 2] = [PairModel::Global, PairModel::Dsran];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Global => "global",
+            Self::Dsran => "DSRAN",
+        }
+    }
+
+    /// The cosine of a photo and a caption under this model (None: the model is not loaded).
+    pub fn score(self, photo: &Embeddings, caption: &Embeddings) -> Option<f32> {
+        match self {
+            Self::Global => Some(dot(&photo.global, &caption.global)),
+            Self::Dsran => Some(dot(photo.dsran.as_deref()?, caption.dsran.as_deref()?)),
+        }
+    }
 }
 
 impl Ranker {
@@ -31,43 +70,78 @@ impl Ranker {
         let device = compute.device.clone();
         let global_path = global::default_path();
         anyhow::ensure!(global_path.is_file(), "{}: no trained ranking model (run `alignscope train --model global`)", global_path.display());
+        let dsran_path = dsran::default_path();
+        let (dsran, dsran_missing) = if dsran_path.is_file() {
+            match dsran::load(&dsran_path, &device) {
+                Ok(net) => (Some(net), None),
+                Err(e) => (None, Some(format!("{e:#}"))),
+            }
+        } else {
+            (None, Some(format!("{}: not trained yet (alignscope train --model dsran)", dsran_path.display())))
+        };
         Ok(Self {
             visual: VisualEncoder::load(&dir.join(VISUAL_WEIGHTS), &device)?,
             text: TextEncoder::load(&dir.join(TEXT_WEIGHTS), &dir.join(VOCAB), &device)?,
             global: global::load(&global_path, &device)?,
+            dsran,
+            dsran_missing,
             device,
         })
     }
 
-    /// Unit-norm joint embeddings of decoded photos.
-    pub fn embed_images(&self, images: &[image::DynamicImage]) -> Vec<Vec<f32>> {
+    /// Unit-norm embeddings of decoded photos (one backbone pass serves both models).
+    pub fn embed_images(&self, images: &[image::DynamicImage]) -> Vec<Embeddings> {
         if images.is_empty() {
             return Vec::new();
         }
-        let pooled = EfficientNetLite::pool(self.visual.feature_maps(images));
-        rows(self.global.embed_images(pooled))
+        let maps = self.visual.feature_maps(images);
+        let global = rows(self.global.embed_images(EfficientNetLite::pool(maps.clone())));
+        let mut dsran = self.dsran.as_ref().map(|net| {
+            // Row-major cells, as the network's top produced them in training.
+            let [b, c, h, w] = maps.dims();
+            rows(net.embed_images(maps.reshape([b, c, h * w]).swap_dims(1, 2))).into_iter()
+        });
+        global.into_iter().map(|g| Embeddings { global: g, dsran: dsran.as_mut().and_then(Iterator::next) }).collect()
     }
 
-    /// Unit-norm joint embedding of a caption, and a warning when it was truncated.
-    pub fn embed_caption(&self, caption: &str) -> anyhow::Result<(Vec<f32>, Option<String>)> {
+    /// Unit-norm embeddings of a caption, and a warning when it was truncated.
+    pub fn embed_caption(&self, caption: &str) -> anyhow::Result<(Embeddings, Option<String>)> {
         self.embed_captions(&[caption]).pop().ok_or_else(|| anyhow::anyhow!("no features"))?
     }
 
-    /// Unit-norm joint embeddings of captions encoded as one batch (each with its truncation
-    /// warning, or why it could not be encoded).
-    pub fn embed_captions(&self, captions: &[&str]) -> Vec<anyhow::Result<(Vec<f32>, Option<String>)>> {
+    /// Unit-norm embeddings of captions encoded as one batch (each with its truncation warning,
+    /// or why it could not be encoded).
+    pub fn embed_captions(&self, captions: &[&str]) -> Vec<anyhow::Result<(Embeddings, Option<String>)>> {
         let features = self.text.encode(captions);
-        let ok: Vec<f32> = features.iter().flatten().flat_map(|f| f.sentence.iter().copied()).collect();
-        let n = features.iter().flatten().count();
-        let mut embedded = if n == 0 { Vec::new() } else { rows(self.global.embed_texts(Tensor::<2>::from_data(TensorData::new(ok, [n, self.text.model.hidden]), &self.device))) }.into_iter();
+        let ok: Vec<&crate::features::text::TextFeatures> = features.iter().flatten().collect();
+        let h = self.text.model.hidden;
+        let sentences: Vec<f32> = ok.iter().flat_map(|f| f.sentence.iter().copied()).collect();
+        let mut global = if ok.is_empty() { Vec::new() } else { rows(self.global.embed_texts(Tensor::<2>::from_data(TensorData::new(sentences, [ok.len(), h]), &self.device))) }.into_iter();
+        let mut dsran = match (&self.dsran, ok.is_empty()) {
+            (Some(net), false) => Some(rows(dsran_texts(net, &ok, h, &self.device)).into_iter()),
+            _ => None,
+        };
         features
             .into_iter()
             .map(|f| match f {
-                Ok(f) => Ok((embedded.next().unwrap_or_default(), f.truncation_warning())),
+                Ok(f) => Ok((Embeddings { global: global.next().unwrap_or_default(), dsran: dsran.as_mut().and_then(Iterator::next) }, f.truncation_warning())),
                 Err(e) => Err(anyhow::anyhow!("{e}")),
             })
             .collect()
     }
+}
+
+/// DSRAN's caption embeddings from MiniLM's token features, [CLS] and [SEP] left out as in
+/// training, padded to the longest caption.
+fn dsran_texts(net: &Dsran, features: &[&crate::features::text::TextFeatures], h: usize, device: &Device) -> Tensor<2> {
+    let pieces: Vec<usize> = features.iter().map(|f| (f.tokens.len() / h).saturating_sub(2)).collect();
+    let n = pieces.iter().copied().max().unwrap_or(1).max(1);
+    let (mut x, mut mask) = (vec![0.0f32; features.len() * n * h], vec![0.0f32; features.len() * n]);
+    for (i, (f, &p)) in features.iter().zip(&pieces).enumerate() {
+        x[i * n * h..(i * n + p) * h].copy_from_slice(&f.tokens[h..(p + 1) * h]);
+        mask[i * n..i * n + p].fill(1.0);
+    }
+    net.embed_texts(Tensor::from_data(TensorData::new(x, [features.len(), n, h]), device), Tensor::from_data(TensorData::new(mask, [features.len(), n]), device))
 }
 
 fn rows(t: Tensor<2>) -> Vec<Vec<f32>> {
@@ -80,7 +154,7 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
 }
 
 pub enum EmbedMsg {
-    Embedded { index: usize, embedding: Vec<f32> },
+    Embedded { index: usize, embedding: Embeddings },
     Failed { index: usize, error: String },
 }
 
@@ -117,7 +191,8 @@ pub fn spawn_embedding(ranker: Arc<Ranker>, paths: Vec<PathBuf>, batch: usize, w
     job
 }
 
-/// Embed `captions` in batches of 32 on a background thread: (index, embedding or error).
+/// Embed `captions` with the global model in batches of 32 on a background thread: (index,
+/// embedding or error).
 pub fn spawn_caption_embedding(ranker: Arc<Ranker>, captions: Vec<String>, waker: Waker) -> Job<(usize, Result<Vec<f32>, String>)> {
     let (job, reporter, cancel) = Job::new("embed captions", waker);
     std::thread::spawn(move || {
@@ -127,7 +202,7 @@ pub fn spawn_caption_embedding(ranker: Arc<Ranker>, captions: Vec<String>, waker
             }
             let texts: Vec<&str> = chunk.iter().map(String::as_str).collect();
             for (k, result) in ranker.embed_captions(&texts).into_iter().enumerate() {
-                if !reporter.send((c * 32 + k, result.map(|(e, _)| e).map_err(|e| format!("{e:#}")))) {
+                if !reporter.send((c * 32 + k, result.map(|(e, _)| e.global).map_err(|e| format!("{e:#}")))) {
                     return;
                 }
             }
@@ -142,7 +217,7 @@ pub fn spawn_load(compute: Compute, waker: Waker) -> Job<Result<Arc<Ranker>, Str
 }
 
 /// Embed a caption in the background.
-pub fn spawn_query(ranker: Arc<Ranker>, caption: String, waker: Waker) -> Job<Result<(String, Vec<f32>, Option<String>), String>> {
+pub fn spawn_query(ranker: Arc<Ranker>, caption: String, waker: Waker) -> Job<Result<(String, Embeddings, Option<String>), String>> {
     spawn_oneshot("embed caption", waker, move |_| {
         ranker.embed_caption(&caption).map(|(e, w)| (caption, e, w)).map_err(|e| format!("{e:#}"))
     })
