@@ -13,7 +13,7 @@ use image::RgbaImage;
 use crate::engine::backend::Compute;
 use crate::engine::explain::{Explanation, explain};
 use crate::engine::jobs::{Job, Oneshot, Waker, poll_slot, spawn_oneshot};
-use crate::engine::rank::PairModel;
+use crate::engine::rank::{PairModel, Ranker};
 use crate::engine::runtime::Runtime;
 use crate::render::colormap::viridis;
 
@@ -30,6 +30,8 @@ pub struct Explained {
     /// The photo scaled to at most PHOTO_PIXELS, and its original size (the boxes' pixels).
     pub photo: Arc<RgbaImage>,
     pub original: [u32; 2],
+    /// DSRAN's graph attention over the same regions, when DSRAN is loaded.
+    pub dsran_attention: Option<Vec<f32>>,
 }
 
 /// An explanation on screen, with the word chosen in it.
@@ -61,6 +63,8 @@ pub struct Inspector {
     /// compare them with `alignscope explain --json`).
     pub painted: Vec<f32>,
     export: Option<Job<Result<Option<PathBuf>, String>>>,
+    /// The pair-independent models (DSRAN's explanation comes from there), once loaded.
+    pub ranker: Option<Arc<Ranker>>,
 }
 
 impl Inspector {
@@ -100,9 +104,9 @@ impl Inspector {
         if shown == Some((path, caption)) {
             return;
         }
-        let (runtime, path, caption) = (runtime.clone(), path.clone(), caption.clone());
+        let (runtime, ranker, path, caption) = (runtime.clone(), self.ranker.clone(), path.clone(), caption.clone());
         self.job = Some(spawn_oneshot("explain", waker.clone(), move |_| {
-            let result = explain_pair(&runtime, &path, &caption);
+            let result = explain_pair(&runtime, ranker.as_deref(), &path, &caption);
             (path, caption, result)
         }));
     }
@@ -220,7 +224,7 @@ fn model_table(ui: &mut egui::Ui, current: &View, rank: Option<(usize, usize)>, 
             ui.label(format!("{:.3}", current.explained.explanation.score));
             ui.label(match rank {
                 Some((r, _)) if ranked_by == "SHAN" => of(r + 1),
-                _ => "(rank: choose SHAN in Settings → Ranking model)".to_string(),
+                _ => "(SHAN ranks: Settings > Ranking model)".to_string(),
             });
             ui.end_row();
             for (model, score, r) in models {
@@ -236,7 +240,7 @@ fn model_table(ui: &mut egui::Ui, current: &View, rank: Option<(usize, usize)>, 
 impl Explained {
     /// A second handle on the same explanation (the photo is shared, not copied).
     fn clone_shared(&self) -> Self {
-        Self { explanation: self.explanation.clone(), photo: self.photo.clone(), original: self.original }
+        Self { explanation: self.explanation.clone(), photo: self.photo.clone(), original: self.original, dsran_attention: self.dsran_attention.clone() }
     }
 }
 
@@ -290,7 +294,15 @@ fn view(ui: &mut egui::Ui, v: &mut View, rank: Option<(usize, usize)>, ranked_by
             }
         }
     }
-    legend(ui, lo, hi, e.boxes.len());
+    legend(ui, "attention of the word over the regions", lo, hi, e.boxes.len());
+    if let Some(attention) = &v.explained.dsran_attention {
+        ui.separator();
+        ui.strong("DSRAN: where its global node attends");
+        ui.weak("graph attention over the regions in its joint relation step (heads and branches averaged); its own value range");
+        let hi = attention.iter().copied().fold(f32::EPSILON, f32::max);
+        heat_image(ui, &v.texture, &v.explained, attention, (0.0, hi), (ui.available_width() * 0.6).min(300.0));
+        legend(ui, "DSRAN's attention over the regions", 0.0, hi, attention.len());
+    }
     ui.add_space(6.0);
     if ui.button("Save PNG…").on_hover_text("The explanation as one image: level bars, legend, a panel per word").clicked() {
         *save = Some(v.explained.clone_shared());
@@ -344,15 +356,17 @@ fn word_chips(
     ));
 }
 
-fn explain_pair(runtime: &Runtime, path: &std::path::Path, caption: &str) -> ExplainResult {
+fn explain_pair(runtime: &Runtime, ranker: Option<&Ranker>, path: &std::path::Path, caption: &str) -> ExplainResult {
     let explanation = explain(runtime, path, caption).map_err(|e| format!("{e:#}"))?;
     let photo = crate::data::decode::decode_oriented(path).map_err(|e| e.to_string())?;
     let original = [photo.width(), photo.height()];
+    let dsran_attention = ranker.and_then(|r| r.dsran_attention(&photo));
     let photo = photo.thumbnail(PHOTO_PIXELS, PHOTO_PIXELS).to_rgba8();
     Ok(Explained {
         explanation,
         photo: Arc::new(photo),
         original,
+        dsran_attention,
     })
 }
 
@@ -408,8 +422,8 @@ fn cell_at(current: &Explained, rect: egui::Rect, pos: egui::Pos2) -> Option<usi
         .position(|b| p.x >= b[0] && p.x < b[2] && p.y >= b[1] && p.y < b[3])
 }
 
-fn legend(ui: &mut egui::Ui, lo: f32, hi: f32, cells: usize) {
-    ui.label("attention of the word over the regions");
+fn legend(ui: &mut egui::Ui, title: &str, lo: f32, hi: f32, cells: usize) {
+    ui.label(title);
     let (rect, _) = ui.allocate_exact_size(
         egui::vec2(ui.available_width().min(300.0), 12.0),
         egui::Sense::hover(),

@@ -243,6 +243,9 @@ impl AlignscopeApp {
                 self.inspector.open = true;
             }
         }
+        if self.inspector.ranker.is_none() {
+            self.inspector.ranker = self.ranking.ranker();
+        }
         let selected = self.gallery.selected.filter(|_| self.inspector.open).and_then(|i| self.gallery.items.get(i)).map(|i| i.path.clone());
         self.inspector.request(selected, &self.query, &self.waker);
         self.inspector.poll(ctx, &self.waker, &mut self.notes);

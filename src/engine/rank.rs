@@ -104,6 +104,15 @@ impl Ranker {
         global.into_iter().map(|g| Embeddings { global: g, dsran: dsran.as_mut().and_then(Iterator::next) }).collect()
     }
 
+    /// DSRAN's graph attention of its global node over a photo's regions (row-major cells, sums to
+    /// 1), when DSRAN is loaded.
+    pub fn dsran_attention(&self, photo: &image::DynamicImage) -> Option<Vec<f32>> {
+        let net = self.dsran.as_ref()?;
+        let maps = self.visual.feature_maps(std::slice::from_ref(photo));
+        let [b, c, h, w] = maps.dims();
+        Some(values(net.region_attention(maps.reshape([b, c, h * w]).swap_dims(1, 2))))
+    }
+
     /// Unit-norm embeddings of a caption, and a warning when it was truncated.
     pub fn embed_caption(&self, caption: &str) -> anyhow::Result<(Embeddings, Option<String>)> {
         self.embed_captions(&[caption]).pop().ok_or_else(|| anyhow::anyhow!("no features"))?

@@ -12,6 +12,7 @@
 
 use burn::config::Config;
 use burn::module::{Module, Param};
+use burn::nn::attention::MhaInput;
 use burn::nn::gru::{Gru, GruConfig};
 use burn::nn::transformer::{TransformerEncoder, TransformerEncoderConfig, TransformerEncoderInput};
 use burn::nn::{Linear, LinearConfig};
@@ -93,6 +94,24 @@ impl Dsran {
         l2_normalize(t.clone() * a + (t.neg() + 1.0) * c)
     }
 
+    /// What DSRAN can show of a photo: the graph attention of the global node over the regions in
+    /// the joint relation step, averaged over heads and both branches and renormalised over the
+    /// regions: [B, k], rows sum to 1. (The global node's own share is left out.)
+    pub fn region_attention(&self, regions: Tensor<3>) -> Tensor<2> {
+        let [b, k, _] = regions.dims();
+        let global = self.global_proj.forward(regions.clone().mean_dim(1));
+        let cells = self.region_gat.forward(TransformerEncoderInput::new(self.region_proj.forward(regions)));
+        let nodes = Tensor::cat(vec![global, cells], 1);
+        let branch = |gat: &TransformerEncoder| {
+            // Post-norm blocks: the attention sees the nodes as they are.
+            let weights = gat.layers[0].mha.forward(MhaInput::self_attn(nodes.clone())).weights; // [B, H, k+1, k+1]
+            let heads = weights.dims()[1];
+            weights.slice([0..b, 0..heads, 0..1, 1..k + 1]).mean_dim(1).reshape([b, k])
+        };
+        let a = branch(&self.joint_a) + branch(&self.joint_b);
+        a.clone() / a.sum_dim(1).clamp_min(1e-12)
+    }
+
     /// Word features [B, n, text_dim] with their mask [B, n] (1 = word, 0 = padding; padding at
     /// the end) → unit embeddings [B, d].
     pub fn embed_texts(&self, words: Tensor<3>, mask: Tensor<2>) -> Tensor<2> {
@@ -148,6 +167,22 @@ mod tests {
         // …while changing one region does change it.
         let changed = regions.clone().slice_assign([0..2, 0..1, 0..12], Tensor::zeros([2, 1, 12], &device));
         assert!(!close(&net.embed_images(regions), &net.embed_images(changed)));
+    }
+
+    #[test]
+    fn region_attention_is_a_distribution_that_follows_the_regions() {
+        let (net, device) = small();
+        let regions = Tensor::<3>::random([2, 49, 12], Distribution::Normal(0.0, 1.0), &device);
+        let a = net.region_attention(regions.clone());
+        assert_eq!(a.dims(), [2, 49]);
+        for row in values(a.clone().sum_dim(1)) {
+            assert!((row - 1.0).abs() < 1e-4, "{row}");
+        }
+        // Permuting the regions permutes their weights the same way.
+        let order: Vec<i64> = (0..49).rev().collect();
+        let index = Tensor::from_data(TensorData::new(order, [49]), &device);
+        let permuted = net.region_attention(regions.select(1, index.clone()));
+        assert!(close(&permuted, &a.select(1, index)));
     }
 
     #[test]
