@@ -3,4 +3,5 @@
 pub mod dsran;
 pub mod global;
 pub mod loss;
+pub mod racg;
 pub mod shan;
