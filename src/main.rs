@@ -79,8 +79,8 @@ enum Command {
     Train {
         #[arg(long, default_value = "../shared/data/flickr8k")]
         flickr8k: PathBuf,
-        /// `shan` (the hierarchical network), `dsran` (graph-attention dual encoder) or `global` (the
-        /// dual-encoder baseline).
+        /// `shan` (the hierarchical network), `dsran` (graph-attention dual encoder), `racg`
+        /// (cross-graph relations) or `global` (the dual-encoder baseline).
         #[arg(long, default_value = "shan")]
         model: String,
         #[arg(long, default_value = "target/feature-cache")]
@@ -265,7 +265,7 @@ fn main() -> ExitCode {
             let out = out.unwrap_or_else(|| PathBuf::from(format!("assets/models/{model}.safetensors")));
             match model.as_str() {
                 "global" => report(train(backend, &cli.visual, &flickr8k, &cache, &out, loss)),
-                "dsran" => report(train_dsran(backend, &cli.visual, &flickr8k, &cache, &out, loss, max_epochs)),
+                "dsran" | "racg" => report(train_frozen(backend, &cli.visual, &flickr8k, &cache, &out, &model, loss, max_epochs)),
                 "shan" => {
                     let config = alignscope::engine::shan::ShanTrainConfig { finetune_visual: !frozen_visual, visual_first_block: visual_from_block, loss, resume, finetune_text: !frozen_text, max_epochs, dev_images, ..Default::default() };
                     report(train_shan(backend, &cli.visual, &flickr8k, &cache, &out, &config))
@@ -351,7 +351,7 @@ fn progress(m: alignscope::engine::extract::ExtractMsg) {
 }
 
 fn unknown_model(model: &str) -> anyhow::Error {
-    anyhow::anyhow!("model `{model}` is not built yet (available: shan, dsran, global)")
+    anyhow::anyhow!("model `{model}` is not built yet (available: shan, dsran, racg, global)")
 }
 
 fn train_shan(request: BackendRequest, visual: &str, flickr8k: &std::path::Path, cache: &std::path::Path, out: &std::path::Path, config: &alignscope::engine::shan::ShanTrainConfig) -> anyhow::Result<String> {
@@ -379,28 +379,45 @@ fn train_shan(request: BackendRequest, visual: &str, flickr8k: &std::path::Path,
     Ok(format!("best dev epoch {} (full rSum {:.1} on {} dev images); trained in {:.0} s; wrote {}\n", trained.best_epoch, trained.best_dev.full.rsum, dev.len(), trained.seconds, out.display()))
 }
 
-fn train_dsran(request: BackendRequest, visual: &str, flickr8k: &std::path::Path, cache: &std::path::Path, out: &std::path::Path, loss: alignscope::model::loss::Loss, max_epochs: usize) -> anyhow::Result<String> {
+/// Train DSRAN or RACG (the networks on the frozen backbones) with the shared loop.
+#[allow(clippy::too_many_arguments)]
+fn train_frozen(request: BackendRequest, visual: &str, flickr8k: &std::path::Path, cache: &std::path::Path, out: &std::path::Path, model: &str, loss: alignscope::model::loss::Loss, max_epochs: usize) -> anyhow::Result<String> {
     use alignscope::data::flickr8k::Split;
-    use alignscope::engine::dsran::{self, DsranSplit, DsranTrainConfig, DsranTrainMsg};
+    use alignscope::engine::frozen::{self, FrozenSplit, FrozenTrainMsg};
+    use alignscope::engine::recipe::Recipe;
     use alignscope::engine::shan::DEFAULT_FIRST_BLOCK;
     let compute = compute(request)?;
     let cancel = alignscope::engine::jobs::CancelToken::default();
     let started = std::time::Instant::now();
     let source = Source { compute: &compute, flickr8k, cache_dir: cache, visual, cancel: &cancel, report: &progress };
     let device = &compute.device;
-    let train_split = DsranSplit::from_fragments(&source.fragments(Split::Train, DEFAULT_FIRST_BLOCK)?, visual, device)?;
-    let dev = DsranSplit::from_fragments(&source.fragments(Split::Dev, DEFAULT_FIRST_BLOCK)?, visual, device)?;
+    let train_split = FrozenSplit::from_fragments(&source.fragments(Split::Train, DEFAULT_FIRST_BLOCK)?, visual, device)?;
+    let dev = FrozenSplit::from_fragments(&source.fragments(Split::Dev, DEFAULT_FIRST_BLOCK)?, visual, device)?;
     eprintln!("prepared {} train and {} dev images in {:.0} s", train_split.len(), dev.len(), started.elapsed().as_secs_f64());
-    let mut config = DsranTrainConfig::default();
-    (config.recipe.loss, config.recipe.max_epochs) = (loss, max_epochs);
-    let (_, epoch, r) = dsran::train(&train_split, &dev, device, &config, Some(out), &cancel, &|m| match m {
-        DsranTrainMsg::Step { epoch, step, steps, loss, seconds_per_step } => eprint!("\repoch {epoch:2} step {step}/{steps} loss {loss:.4} ({seconds_per_step:.2} s/step)   "),
-        DsranTrainMsg::Epoch { epoch, loss, dev, seconds, best } => eprintln!(
+    let recipe = Recipe { loss, max_epochs, patience: 3, ..Recipe::default() };
+    let report = |m: FrozenTrainMsg| match m {
+        FrozenTrainMsg::Step { epoch, step, steps, loss, seconds_per_step } => eprint!("\repoch {epoch:2} step {step}/{steps} loss {loss:.4} ({seconds_per_step:.2} s/step)   "),
+        FrozenTrainMsg::Epoch { epoch, loss, dev, seconds, best } => eprintln!(
             "\nepoch {epoch:2}  loss {loss:.4}  dev rSum {:.1} (i2t {:.1}/{:.1}/{:.1}, t2i {:.1}/{:.1}/{:.1})  {seconds:.0} s{}",
             dev.rsum, dev.i2t[0], dev.i2t[1], dev.i2t[2], dev.t2i[0], dev.t2i[1], dev.t2i[2], if best { "  *" } else { "" }
         ),
-    })?;
-    Ok(format!("best dev epoch {epoch} (rSum {:.1}); trained in {:.0} s; wrote {}\n", r.rsum, started.elapsed().as_secs_f64(), out.display()))
+    };
+    let ad = device.clone().autodiff();
+    let (epoch, rsum) = match model {
+        "dsran" => {
+            use alignscope::engine::dsran;
+            let config = alignscope::model::dsran::DsranConfig::new();
+            let (_, epoch, r) = frozen::train(config.init(&ad), &train_split, &dev, device, &recipe, &|net, e, r| dsran::save(net, out, &config, &frozen::notes(&recipe, e, r)), &cancel, &report)?;
+            (epoch, r.rsum)
+        }
+        _ => {
+            use alignscope::engine::racg;
+            let config = alignscope::model::racg::RacgConfig::new();
+            let (_, epoch, r) = frozen::train(config.init(&ad), &train_split, &dev, device, &recipe, &|net, e, r| racg::save(net, out, &config, &frozen::notes(&recipe, e, r)), &cancel, &report)?;
+            (epoch, r.rsum)
+        }
+    };
+    Ok(format!("best dev epoch {epoch} (rSum {rsum:.1}); trained in {:.0} s; wrote {}\n", started.elapsed().as_secs_f64(), out.display()))
 }
 
 fn tune_levels(request: BackendRequest, visual: &str, flickr8k: &std::path::Path, cache: &std::path::Path, weights: &std::path::Path, dev_images: usize) -> anyhow::Result<String> {
@@ -470,12 +487,16 @@ fn eval(request: BackendRequest, visual: &str, flickr8k: &std::path::Path, model
             let r = shan::evaluate(&net, &data, &compute.device, &cancel)?;
             (vec![("full", r.full), ("l2l", r.l2l), ("g2l", r.g2l), ("g2g", r.g2g), ("embedding", r.embedding)], data.len(), started.elapsed().as_secs_f64())
         }
-        "dsran" => {
-            use alignscope::engine::dsran::{self, DsranSplit};
-            let net = dsran::load(&weights.unwrap_or_else(dsran::default_path), &compute.device)?;
-            let data = DsranSplit::from_fragments(&source.fragments(which, alignscope::engine::shan::DEFAULT_FIRST_BLOCK)?, visual, &compute.device)?;
+        "dsran" | "racg" => {
+            use alignscope::engine::frozen::{FrozenSplit, evaluate};
+            use alignscope::engine::{dsran, racg};
+            let data = FrozenSplit::from_fragments(&source.fragments(which, alignscope::engine::shan::DEFAULT_FIRST_BLOCK)?, visual, &compute.device)?;
             let started = std::time::Instant::now();
-            let r = dsran::evaluate(&net, &data, &compute.device);
+            let r = if model == "dsran" {
+                evaluate(&dsran::load(&weights.unwrap_or_else(dsran::default_path), &compute.device)?, &data, &compute.device)
+            } else {
+                evaluate(&racg::load(&weights.unwrap_or_else(racg::default_path), &compute.device)?, &data, &compute.device)
+            };
             (vec![("full", r)], data.len(), started.elapsed().as_secs_f64())
         }
         other => return Err(unknown_model(other)),

@@ -1,5 +1,5 @@
 //! Training on tiny synthetic splits: SHAN writes a checkpoint per dev gain and `resume` continues
-//! after its epoch; DSRAN trains, saves and loads.
+//! after its epoch; DSRAN and RACG train through the shared loop, save and load.
 
 use std::cell::RefCell;
 
@@ -49,9 +49,11 @@ fn training_writes_a_checkpoint_and_resume_continues_after_its_epoch() {
 
 #[test]
 fn dsran_trains_saves_and_loads_to_the_same_recalls() {
-    use alignscope::engine::dsran::{self, DsranSplit, DsranTrainConfig};
+    use alignscope::engine::dsran;
+    use alignscope::engine::frozen::{self, FrozenSplit};
+    use alignscope::engine::recipe::Recipe;
     let mut rng = fastrand::Rng::with_seed(4);
-    let mut data = |n: usize| DsranSplit {
+    let mut data = |n: usize| FrozenSplit {
         regions: (0..n * 49 * 1280).map(|_| rng.f32()).collect(),
         k: 49,
         image_dim: 1280,
@@ -62,13 +64,40 @@ fn dsran_trains_saves_and_loads_to_the_same_recalls() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("dsran.safetensors");
     let device = Device::flex();
-    let mut config = DsranTrainConfig::default();
-    (config.recipe.batch, config.recipe.max_epochs) = (4, 2);
-    let (net, epoch, r) = dsran::train(&train_split, &dev, &device, &config, Some(&out), &CancelToken::default(), &|_| {}).unwrap();
+    let recipe = Recipe { batch: 4, max_epochs: 2, ..Recipe::default() };
+    let config = alignscope::model::dsran::DsranConfig::new();
+    let save = |net: &alignscope::model::dsran::Dsran, e: usize, r: &alignscope::engine::recall::Recalls| dsran::save(net, &out, &config, &frozen::notes(&recipe, e, r));
+    let (net, epoch, r) = frozen::train(config.init(&device.clone().autodiff()), &train_split, &dev, &device, &recipe, &save, &CancelToken::default(), &|_| {}).unwrap();
     assert!((1..=2).contains(&epoch));
     assert!(r.t2i[1] == 100.0, "four dev images: every image within the top 5 ({r:?})");
     let loaded = dsran::load(&out, &device).unwrap();
-    assert_eq!(dsran::evaluate(&loaded, &dev, &device), dsran::evaluate(&net, &dev, &device), "the file holds the best epoch");
+    assert_eq!(frozen::evaluate(&loaded, &dev, &device), frozen::evaluate(&net, &dev, &device), "the file holds the best epoch");
     std::fs::write(&out, b"not weights").unwrap();
     assert!(dsran::load(&out, &device).unwrap_err().to_string().contains("dsran.safetensors"));
+}
+
+#[test]
+fn racg_trains_saves_and_loads_to_the_same_recalls() {
+    use alignscope::engine::frozen::{self, FrozenSplit};
+    use alignscope::engine::racg;
+    use alignscope::engine::recipe::Recipe;
+    let mut rng = fastrand::Rng::with_seed(9);
+    let mut data = |n: usize| FrozenSplit {
+        regions: (0..n * 49 * 1280).map(|_| rng.f32()).collect(),
+        k: 49,
+        image_dim: 1280,
+        words: (0..n * 5).map(|_| (0..rng.usize(3..7) * 384).map(|_| rng.f32() - 0.5).collect()).collect(),
+        text_dim: 384,
+    };
+    let (train_split, dev) = (data(8), data(4));
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("racg.safetensors");
+    let device = Device::flex();
+    let recipe = Recipe { batch: 4, max_epochs: 2, ..Recipe::default() };
+    let config = alignscope::model::racg::RacgConfig::new();
+    let save = |net: &alignscope::model::racg::Racg, e: usize, r: &alignscope::engine::recall::Recalls| racg::save(net, &out, &config, &frozen::notes(&recipe, e, r));
+    let (net, epoch, _) = frozen::train(config.init(&device.clone().autodiff()), &train_split, &dev, &device, &recipe, &save, &CancelToken::default(), &|_| {}).unwrap();
+    assert!((1..=2).contains(&epoch));
+    let loaded = racg::load(&out, &device).unwrap();
+    assert_eq!(frozen::evaluate(&loaded, &dev, &device), frozen::evaluate(&net, &dev, &device));
 }

@@ -12,6 +12,7 @@ use burn::optim::GradientsParams;
 use burn::store::{ModuleSnapshot, SafetensorsStore};
 use burn::tensor::{Device, Tensor, TensorData};
 
+use super::frozen::scatter;
 use super::jobs::CancelToken;
 use super::recall::{Recalls, recalls};
 use crate::data::feature_cache::FeatureCache;
@@ -271,14 +272,6 @@ pub fn score_split(net: &ShanNet, data: &FragmentSplit, device: &Device, cancel:
     Ok(levels)
 }
 
-/// Write a [rows, caps.len()] block into the [images, n_cap] matrix.
-fn scatter(matrix: &mut [f32], block: &[f32], first: usize, rows: usize, caps: &[usize], n_cap: usize) {
-    for r in 0..rows {
-        for (k, &c) in caps.iter().enumerate() {
-            matrix[(first + r) * n_cap + c] = block[r * caps.len() + k];
-        }
-    }
-}
 
 pub fn evaluate(net: &ShanNet, data: &FragmentSplit, device: &Device, cancel: &CancelToken) -> anyhow::Result<ShanRecalls> {
     let [l2l, g2l, g2g, embedding] = score_split(net, data, device, cancel)?;

@@ -61,6 +61,7 @@ pub struct Racg {
     pub word_decoder: Linear,
     pub heads: usize,
     pub lambda: f64,
+    pub reconstruction_weight: f64,
     pub log_temperature: Param<Tensor<1>>,
 }
 
@@ -85,6 +86,7 @@ impl RacgConfig {
             word_decoder: LinearConfig::new(self.dim, self.text_dim).init(device),
             heads: self.heads,
             lambda: self.lambda,
+            reconstruction_weight: self.reconstruction_weight,
             log_temperature: Param::from_tensor(Tensor::from_floats([self.init_temperature.ln() as f32], device)),
         }
     }
