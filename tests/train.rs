@@ -47,57 +47,56 @@ fn training_writes_a_checkpoint_and_resume_continues_after_its_epoch() {
     assert!((1..=2).contains(&second.best_epoch));
 }
 
-#[test]
-fn dsran_trains_saves_and_loads_to_the_same_recalls() {
-    use alignscope::engine::dsran;
-    use alignscope::engine::frozen::{self, FrozenSplit};
-    use alignscope::engine::recipe::Recipe;
-    let mut rng = fastrand::Rng::with_seed(4);
-    let mut data = |n: usize| FrozenSplit {
+/// `n` images of pseudo-random region features with five captions of 3 to 6 word pieces each.
+fn frozen_split(n: usize, rng: &mut fastrand::Rng) -> alignscope::engine::frozen::FrozenSplit {
+    alignscope::engine::frozen::FrozenSplit {
         regions: (0..n * 49 * 1280).map(|_| rng.f32()).collect(),
         k: 49,
         image_dim: 1280,
         words: (0..n * 5).map(|_| (0..rng.usize(3..7) * 384).map(|_| rng.f32() - 0.5).collect()).collect(),
         text_dim: 384,
-    };
-    let (train_split, dev) = (data(8), data(4));
+    }
+}
+
+/// Train `net` two epochs through the shared loop (checkpoint to `file` in a temporary folder),
+/// then load the file with `load` and check it scores the dev split as the best network does.
+fn trains_saves_and_loads<N: alignscope::engine::frozen::FrozenNet>(
+    net: N,
+    file: &str,
+    save: impl Fn(&N, &std::path::Path, &[(String, String)]) -> anyhow::Result<()>,
+    load: impl Fn(&std::path::Path) -> anyhow::Result<N>,
+) -> alignscope::engine::recall::Recalls {
+    use alignscope::engine::frozen;
+    use alignscope::engine::recipe::Recipe;
+    let mut rng = fastrand::Rng::with_seed(4);
+    let (train_split, dev) = (frozen_split(8, &mut rng), frozen_split(4, &mut rng));
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("dsran.safetensors");
+    let out = dir.path().join(file);
     let device = Device::flex();
     let recipe = Recipe { batch: 4, max_epochs: 2, ..Recipe::default() };
-    let config = alignscope::model::dsran::DsranConfig::new();
-    let save = |net: &alignscope::model::dsran::Dsran, e: usize, r: &alignscope::engine::recall::Recalls| dsran::save(net, &out, &config, &frozen::notes(&recipe, e, r));
-    let (net, epoch, r) = frozen::train(config.init(&device.clone().autodiff()), &train_split, &dev, &device, &recipe, &save, &CancelToken::default(), &|_| {}).unwrap();
+    let (best, epoch, r) = frozen::train(net, &train_split, &dev, &device, &recipe, &|n, e, r| save(n, &out, &frozen::notes(&recipe, e, r)), &CancelToken::default(), &|_| {}).unwrap();
     assert!((1..=2).contains(&epoch));
-    assert!(r.t2i[1] == 100.0, "four dev images: every image within the top 5 ({r:?})");
-    let loaded = dsran::load(&out, &device).unwrap();
-    assert_eq!(frozen::evaluate(&loaded, &dev, &device), frozen::evaluate(&net, &dev, &device), "the file holds the best epoch");
+    let loaded = load(&out).unwrap();
+    assert_eq!(frozen::evaluate(&loaded, &dev, &device), frozen::evaluate(&best, &dev, &device), "the file holds the best epoch");
     std::fs::write(&out, b"not weights").unwrap();
-    assert!(dsran::load(&out, &device).unwrap_err().to_string().contains("dsran.safetensors"));
+    assert!(load(&out).err().unwrap().to_string().contains(file), "a damaged file is named");
+    r
+}
+
+#[test]
+fn dsran_trains_saves_and_loads_to_the_same_recalls() {
+    use alignscope::engine::dsran;
+    let config = alignscope::model::dsran::DsranConfig::new();
+    let device = Device::flex().autodiff();
+    let r = trains_saves_and_loads(config.init(&device), "dsran.safetensors", |n, p, notes| dsran::save(n, p, &config, notes), |p| dsran::load(p, &Device::flex()));
+    assert_eq!(r.t2i[1], 100.0, "four dev images: every image within the top 5 ({r:?})");
 }
 
 #[test]
 fn racg_trains_saves_and_loads_to_the_same_recalls() {
-    use alignscope::engine::frozen::{self, FrozenSplit};
     use alignscope::engine::racg;
-    use alignscope::engine::recipe::Recipe;
-    let mut rng = fastrand::Rng::with_seed(9);
-    let mut data = |n: usize| FrozenSplit {
-        regions: (0..n * 49 * 1280).map(|_| rng.f32()).collect(),
-        k: 49,
-        image_dim: 1280,
-        words: (0..n * 5).map(|_| (0..rng.usize(3..7) * 384).map(|_| rng.f32() - 0.5).collect()).collect(),
-        text_dim: 384,
-    };
-    let (train_split, dev) = (data(8), data(4));
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("racg.safetensors");
-    let device = Device::flex();
-    let recipe = Recipe { batch: 4, max_epochs: 2, ..Recipe::default() };
     let config = alignscope::model::racg::RacgConfig::new();
-    let save = |net: &alignscope::model::racg::Racg, e: usize, r: &alignscope::engine::recall::Recalls| racg::save(net, &out, &config, &frozen::notes(&recipe, e, r));
-    let (net, epoch, _) = frozen::train(config.init(&device.clone().autodiff()), &train_split, &dev, &device, &recipe, &save, &CancelToken::default(), &|_| {}).unwrap();
-    assert!((1..=2).contains(&epoch));
-    let loaded = racg::load(&out, &device).unwrap();
-    assert_eq!(frozen::evaluate(&loaded, &dev, &device), frozen::evaluate(&net, &dev, &device));
+    let device = Device::flex().autodiff();
+    let r = trains_saves_and_loads(config.init(&device), "racg.safetensors", |n, p, notes| racg::save(n, p, &config, notes), |p| racg::load(p, &Device::flex()));
+    assert_eq!(r.t2i[1], 100.0, "{r:?}");
 }

@@ -2,13 +2,10 @@
 
 use std::path::{Path, PathBuf};
 
-use burn::config::Config as _;
-use burn::store::{ModuleSnapshot, SafetensorsStore};
 use burn::tensor::{Device, Tensor};
 
 use super::frozen::{FrozenNet, FrozenSplit, scatter};
 use crate::features::values;
-use crate::features::weights::WeightFile;
 use crate::model::dsran::{Dsran, DsranConfig};
 use crate::model::loss::{Loss, contrastive};
 
@@ -44,12 +41,7 @@ pub fn save(net: &Dsran, path: &Path, config: &DsranConfig, notes: &[(String, St
 /// A saved DSRAN: its config from the file, then every tensor (missing or misshapen: an error
 /// naming the file).
 pub fn load(path: &Path, device: &Device) -> anyhow::Result<Dsran> {
-    let file = WeightFile::open(path)?;
-    let json = file.metadata("dsran_config")?;
-    let config = DsranConfig::load_binary(json.as_bytes()).map_err(|e| anyhow::anyhow!("{}: dsran_config metadata: {e}", path.display()))?;
-    let mut net = config.init(device);
-    net.load_from(&mut SafetensorsStore::from_file(path)).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    Ok(net)
+    super::frozen::load(path, "dsran_config", |c: &DsranConfig| c.init(device))
 }
 
 /// Where the committed DSRAN lives.

@@ -160,6 +160,17 @@ pub fn save<N: Module>(net: &N, path: &Path, model: &str, config_key: &str, conf
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644)).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
+/// A saved network: its config from the file's `config_key` metadata, the network built from it,
+/// then every tensor (a missing or misshapen one is an error naming the file).
+pub fn load<C: burn::config::Config, N: Module>(path: &Path, config_key: &str, init: impl FnOnce(&C) -> N) -> anyhow::Result<N> {
+    let file = crate::features::weights::WeightFile::open(path)?;
+    let json = file.metadata(config_key)?;
+    let config = C::load_binary(json.as_bytes()).map_err(|e| anyhow::anyhow!("{}: {config_key} metadata: {e}", path.display()))?;
+    let mut net = init(&config);
+    net.load_from(&mut SafetensorsStore::from_file(path)).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    Ok(net)
+}
+
 /// The notes a checkpoint carries.
 pub fn notes(recipe: &Recipe, epoch: usize, dev: &Recalls) -> Vec<(String, String)> {
     vec![

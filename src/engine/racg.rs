@@ -2,13 +2,10 @@
 
 use std::path::{Path, PathBuf};
 
-use burn::config::Config as _;
-use burn::store::{ModuleSnapshot, SafetensorsStore};
 use burn::tensor::{Device, Tensor};
 
 use super::frozen::{FrozenNet, FrozenSplit, scatter};
 use crate::features::values;
-use crate::features::weights::WeightFile;
 use crate::model::loss::{Loss, contrastive};
 use crate::model::racg::{Graph, Racg, RacgConfig};
 
@@ -67,12 +64,7 @@ pub fn save(net: &Racg, path: &Path, config: &RacgConfig, notes: &[(String, Stri
 }
 
 pub fn load(path: &Path, device: &Device) -> anyhow::Result<Racg> {
-    let file = WeightFile::open(path)?;
-    let json = file.metadata("racg_config")?;
-    let config = RacgConfig::load_binary(json.as_bytes()).map_err(|e| anyhow::anyhow!("{}: racg_config metadata: {e}", path.display()))?;
-    let mut net = config.init(device);
-    net.load_from(&mut SafetensorsStore::from_file(path)).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    Ok(net)
+    super::frozen::load(path, "racg_config", |c: &RacgConfig| c.init(device))
 }
 
 /// Where the committed RACG lives.
