@@ -1,5 +1,5 @@
 //! The committed models, evaluated like the papers on the Flickr8k 1K test split: the global
-//! baseline and SHAN (full score and each level), from one shared feature cache.
+//! baseline, SHAN (full score and each level) and DSRAN.
 
 mod common;
 
@@ -59,6 +59,17 @@ fn committed_models_recall_on_flickr8k_test() {
     // Measured 290.1 vs 280.2 for the committed pair. Issue 10 asks for ≥ 300 and ≥ global + 10:
     // not reached yet (see README); this guards what was reached.
     assert!(full >= 285.0 && full >= global + 5.0, "SHAN {full} vs global {global}");
+}
+
+#[test]
+fn committed_dsran_reaches_its_bar_on_flickr8k_test() {
+    let Some(flickr8k) = flickr8k() else { return };
+    let cache = tempfile::tempdir().unwrap();
+    let dsran = eval("dsran", &flickr8k, cache.path());
+    assert!(dsran.get("l2l").is_none(), "levels the network lacks are absent: {dsran}");
+    // Issue 7's bar; measured 250.6 for the committed weights.
+    let full = rsum(&dsran, "full");
+    assert!(full >= 250.0, "DSRAN rSum {full}");
 }
 
 #[test]
