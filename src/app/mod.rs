@@ -80,6 +80,9 @@ pub struct AlignscopeApp {
     pub notes: Notifications,
     /// `--select N`, applied once the folder is ranked.
     pending_select: Option<usize>,
+    /// The inspector's per-model scores and ranks, kept while the photo, the caption and the
+    /// embeddings are unchanged (ranking every photo per frame costs with 10,000 photos).
+    comparison: Option<((usize, String, usize), Vec<(crate::engine::rank::PairModel, f32, usize)>)>,
     /// The open dataset split (the gallery shows its images), and the jobs that open one.
     pub dataset: Option<Dataset>,
     dataset_open: Option<Job<Result<(PathBuf, crate::data::flickr8k::Split, crate::data::flickr8k::SplitData), String>>>,
@@ -154,6 +157,7 @@ impl AlignscopeApp {
             inspector: Inspector::default(),
             notes,
             pending_select: None,
+            comparison: None,
             dataset: None,
             dataset_open: None,
             dataset_dialog: None,
@@ -290,7 +294,7 @@ impl AlignscopeApp {
         if self.inspector.open && self.gallery.selected.is_some() {
             let rank = self.selected_rank();
             let waker = self.waker.clone();
-            let models = self.gallery.selected.map(|i| self.ranking.compare(i)).unwrap_or_default();
+            let models = self.model_comparison();
             let ranked_by = match self.settings.rank_model {
                 _ if self.ranking.uses_index() => "SHAN",
                 RankModel::Dsran => "DSRAN",
@@ -317,6 +321,19 @@ impl AlignscopeApp {
         let selected = self.gallery.selected?;
         self.gallery.items.get(selected)?.score?;
         Some((self.gallery.order.iter().position(|&i| i == selected)?, self.gallery.items.len()))
+    }
+
+    fn model_comparison(&mut self) -> Vec<(crate::engine::rank::PairModel, f32, usize)> {
+        let Some(selected) = self.gallery.selected else { return Vec::new() };
+        let key = (selected, self.ranking.caption().unwrap_or_default().to_string(), self.ranking.embedded());
+        match &self.comparison {
+            Some((k, rows)) if *k == key => rows.clone(),
+            _ => {
+                let rows = self.ranking.compare(selected);
+                self.comparison = Some((key, rows.clone()));
+                rows
+            }
+        }
     }
 
     /// The ranked folder's paths, best first, one per line (for the clipboard).

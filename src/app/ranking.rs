@@ -103,6 +103,11 @@ impl Ranking {
             .collect()
     }
 
+    /// The caption the current scores are for.
+    pub fn caption(&self) -> Option<&str> {
+        self.query.as_ref().map(|(q, _)| q.as_str())
+    }
+
     /// Why DSRAN cannot rank (weights absent or unreadable), once the models are loaded.
     pub fn dsran_missing(&self) -> Option<&str> {
         self.ranker.as_ref().and_then(|r| r.dsran_missing.as_deref())
