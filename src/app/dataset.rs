@@ -40,13 +40,6 @@ impl Dataset {
         Self { root, split, data, generation, captions_job: None, caption_embeddings: vec![None; n], recall_job: None, recalls: None, ranks: None }
     }
 
-    pub fn split_name(&self) -> &'static str {
-        match self.split {
-            Split::Train => "train",
-            Split::Dev => "dev",
-            Split::Test => "test",
-        }
-    }
 
     pub fn captions_embedded(&self) -> usize {
         self.caption_embeddings.iter().filter(|e| e.is_some()).count()
@@ -138,7 +131,7 @@ impl Dataset {
     pub fn show(&mut self, ui: &mut egui::Ui, selected: Option<usize>, query: &str, gt_rank: Option<usize>, ranking: &Ranking) -> Option<String> {
         let name = self.root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         ui.heading("Dataset");
-        ui.label(format!("{name} · {} split · {} images", self.split_name(), self.data.images.len()));
+        ui.label(format!("{name} · {} split · {} images", self.split.name(), self.data.images.len()));
         ui.separator();
         ui.strong("Recall@K (the global model)");
         match &self.recalls {

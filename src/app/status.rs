@@ -5,7 +5,7 @@ use super::{AlignscopeApp, Level};
 pub fn show(app: &mut AlignscopeApp, ui: &mut egui::Ui) {
     ui.horizontal(|ui| {
         match (&app.dataset, &app.gallery.folder) {
-            (Some(d), _) => ui.label(format!("Dataset: {} ({})", d.root.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(), d.split_name())).on_hover_text(d.root.display().to_string()),
+            (Some(d), _) => ui.label(format!("Dataset: {} ({})", d.root.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(), d.split.name())).on_hover_text(d.root.display().to_string()),
             (None, Some(folder)) => ui.label(format!("Folder: {}", folder.display())),
             (None, None) => ui.label("no folder"),
         };

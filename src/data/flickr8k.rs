@@ -28,6 +28,15 @@ pub enum Split {
 }
 
 impl Split {
+    /// "train", "dev" or "test", as the command line and file names spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Train => "train",
+            Self::Dev => "dev",
+            Self::Test => "test",
+        }
+    }
+
     pub fn file_name(self) -> &'static str {
         match self {
             Self::Train => "Flickr_8k.trainImages.txt",

@@ -36,20 +36,12 @@ pub struct ExtractOptions {
     pub batch: usize,
 }
 
-pub fn split_name(split: Split) -> &'static str {
-    match split {
-        Split::Train => "train",
-        Split::Dev => "dev",
-        Split::Test => "test",
-    }
-}
-
 pub fn image_cache_path(o: &ExtractOptions) -> PathBuf {
-    o.out_dir.join(format!("{}-{}-block{}.feat", split_name(o.split), o.visual, o.image_block))
+    o.out_dir.join(format!("{}-{}-block{}.feat", o.split.name(), o.visual, o.image_block))
 }
 
 pub fn text_cache_path(o: &ExtractOptions) -> PathBuf {
-    o.out_dir.join(format!("{}-captions-layer{}.feat", split_name(o.split), o.text_layer))
+    o.out_dir.join(format!("{}-captions-layer{}.feat", o.split.name(), o.text_layer))
 }
 
 pub fn image_key(weights: &Path, size: usize, block: usize) -> std::io::Result<CacheKey> {
@@ -90,7 +82,7 @@ pub fn extract(compute: &Compute, o: &ExtractOptions, cancel: &CancelToken, repo
     } else {
         let mut cache = FeatureCache::new(key);
         let total = data.images.len();
-        report(ExtractMsg::Progress { stage: format!("{} images", split_name(o.split)), done: 0, total });
+        report(ExtractMsg::Progress { stage: format!("{} images", o.split.name()), done: 0, total });
         for (i, chunk) in data.images.chunks(o.batch.max(1)).enumerate() {
             if cancel.is_cancelled() {
                 anyhow::bail!("cancelled; nothing written");
@@ -118,7 +110,7 @@ pub fn extract(compute: &Compute, o: &ExtractOptions, cancel: &CancelToken, repo
                     cache.push(name, &[c, h, w], &v[k * per..(k + 1) * per]);
                 }
             }
-            report(ExtractMsg::Progress { stage: format!("{} images", split_name(o.split)), done: ((i + 1) * o.batch).min(total), total });
+            report(ExtractMsg::Progress { stage: format!("{} images", o.split.name()), done: ((i + 1) * o.batch).min(total), total });
         }
         cache.save(&path)?;
         report(ExtractMsg::Saved(path));
@@ -143,7 +135,7 @@ pub fn extract(compute: &Compute, o: &ExtractOptions, cancel: &CancelToken, repo
         .flat_map(|(p, caps)| caps.iter().enumerate().map(move |(k, c)| (format!("{}#{k}", file_name(p)), c.as_str())))
         .collect();
     let total = captions.len();
-    report(ExtractMsg::Progress { stage: format!("{} captions", split_name(o.split)), done: 0, total });
+    report(ExtractMsg::Progress { stage: format!("{} captions", o.split.name()), done: 0, total });
     let text_batch = o.batch.max(1) * 4;
     for (i, chunk) in captions.chunks(text_batch).enumerate() {
         if cancel.is_cancelled() {
@@ -171,7 +163,7 @@ pub fn extract(compute: &Compute, o: &ExtractOptions, cancel: &CancelToken, repo
                 cache.push(name, &[len, h], &v[k * n * h..(k * n + len) * h]);
             }
         }
-        report(ExtractMsg::Progress { stage: format!("{} captions", split_name(o.split)), done: ((i + 1) * text_batch).min(total), total });
+        report(ExtractMsg::Progress { stage: format!("{} captions", o.split.name()), done: ((i + 1) * text_batch).min(total), total });
     }
     cache.save(&path)?;
     report(ExtractMsg::Saved(path));

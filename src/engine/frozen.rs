@@ -149,13 +149,15 @@ pub fn train<N: FrozenNet>(mut net: N, train: &FrozenSplit, dev: &FrozenSplit, d
     best.context("no epoch finished")
 }
 
-/// Weights + metadata (`model`, the config under `config_key`, notes), written atomically, 0644.
+/// Weights + metadata (`model`, the config under `config_key`, notes), written atomically, 0644
+/// (every trained network here: SHAN, DSRAN, RACG).
 pub fn save<N: Module>(net: &N, path: &Path, model: &str, config_key: &str, config_json: String, notes: &[(String, String)]) -> anyhow::Result<()> {
     let mut store = SafetensorsStore::from_file(path).overwrite(true).metadata("model", model).metadata(config_key, config_json);
     for (k, v) in notes {
         store = store.metadata(k.clone(), v.clone());
     }
     net.save_into(&mut store).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+    // The store writes through a private (0600) temporary file; weights are meant to be shared.
     use std::os::unix::fs::PermissionsExt as _;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644)).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }

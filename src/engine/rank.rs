@@ -12,7 +12,7 @@ use super::backend::Compute;
 use super::{dsran, global};
 use super::jobs::{Job, Waker, spawn_oneshot};
 use crate::data::decode::decode_oriented;
-use crate::features::efficientnet::EfficientNetLite;
+use crate::features::efficientnet::{EfficientNetLite, regions_of};
 use crate::features::text::TextEncoder;
 use crate::features::visual::VisualEncoder;
 use crate::features::{TEXT_WEIGHTS, VISUAL_WEIGHTS, VOCAB, models_dir, values};
@@ -97,9 +97,7 @@ impl Ranker {
         let maps = self.visual.feature_maps(images);
         let global = rows(self.global.embed_images(EfficientNetLite::pool(maps.clone())));
         let mut dsran = self.dsran.as_ref().map(|net| {
-            // Row-major cells, as the network's top produced them in training.
-            let [b, c, h, w] = maps.dims();
-            rows(net.embed_images(maps.reshape([b, c, h * w]).swap_dims(1, 2))).into_iter()
+            rows(net.embed_images(regions_of(maps.clone()))).into_iter()
         });
         global.into_iter().map(|g| Embeddings { global: g, dsran: dsran.as_mut().and_then(Iterator::next) }).collect()
     }
@@ -108,9 +106,7 @@ impl Ranker {
     /// 1), when DSRAN is loaded.
     pub fn dsran_attention(&self, photo: &image::DynamicImage) -> Option<Vec<f32>> {
         let net = self.dsran.as_ref()?;
-        let maps = self.visual.feature_maps(std::slice::from_ref(photo));
-        let [b, c, h, w] = maps.dims();
-        Some(values(net.region_attention(maps.reshape([b, c, h * w]).swap_dims(1, 2))))
+        Some(values(net.region_attention(regions_of(self.visual.feature_maps(std::slice::from_ref(photo))))))
     }
 
     /// Unit-norm embeddings of a caption, and a warning when it was truncated.

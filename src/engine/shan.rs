@@ -430,14 +430,9 @@ pub fn save(net: &ShanNet, path: &Path, config: &ShanConfig, notes: &[(String, S
     // carries them so a loaded network scores the same.
     let [w1, w2, w3] = net.shan.weights;
     let config = config.clone().with_weight_l2l(w1).with_weight_g2l(w2).with_weight_g2g(w3);
-    let mut store = SafetensorsStore::from_file(path).overwrite(true).metadata("model", "shan").metadata("shan_config", config.to_string()).metadata("visual_first_block", net.visual.first_block.to_string());
-    for (k, v) in notes {
-        store = store.metadata(k.clone(), v.clone());
-    }
-    net.save_into(&mut store).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
-    // The store writes through a private (0600) temporary file; weights are meant to be shared.
-    use std::os::unix::fs::PermissionsExt as _;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644)).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    let mut notes = notes.to_vec();
+    notes.push(("visual_first_block".into(), net.visual.first_block.to_string()));
+    super::frozen::save(net, path, "shan", "shan_config", config.to_string(), &notes)
 }
 
 /// A saved SHAN: its config from the file's metadata, the backbone tops rebuilt, then every

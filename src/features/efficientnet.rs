@@ -98,10 +98,15 @@ pub struct Top {
 impl Top {
     /// [B, C, h, w] entering `first_block` → region features [B, h·w, 1280] (row-major cells).
     pub fn regions(&self, x: Tensor<4>) -> Tensor<3> {
-        let f = top_forward(&self.blocks, &self.head, x);
-        let [b, c, h, w] = f.dims();
-        f.reshape([b, c, h * w]).swap_dims(1, 2)
+        regions_of(top_forward(&self.blocks, &self.head, x))
     }
+}
+
+/// Feature maps [B, C, h, w] as region features [B, h·w, C], cells row-major (the order every
+/// network here was trained on and every heatmap is drawn in).
+pub fn regions_of(maps: Tensor<4>) -> Tensor<3> {
+    let [b, c, h, w] = maps.dims();
+    maps.reshape([b, c, h * w]).swap_dims(1, 2)
 }
 
 #[derive(Module, Debug)]
