@@ -98,12 +98,13 @@ enum Command {
         /// SHAN: keep MiniLM's last layer frozen instead of fine-tuning it.
         #[arg(long)]
         frozen_text: bool,
-        /// SHAN: epochs at most (training stops earlier after 3 without a dev gain).
+        /// SHAN, DSRAN, RACG: epochs at most (training stops earlier after 3 without a dev gain).
         #[arg(long, default_value_t = 20)]
         max_epochs: usize,
-        /// SHAN: model selection on the first N dev images.
-        #[arg(long, default_value_t = 500)]
-        dev_images: usize,
+        /// Model selection on the first N dev images (default: 500 for SHAN, all 1,000 for DSRAN
+        /// and RACG).
+        #[arg(long)]
+        dev_images: Option<usize>,
         /// `infonce` (symmetric, learned temperature) or `hinge` (VSE++ hardest negatives, margin
         /// 0.2, first epoch over all negatives).
         #[arg(long, default_value = "infonce")]
@@ -208,6 +209,15 @@ enum BenchWhat {
         #[arg(long)]
         python: Option<PathBuf>,
     },
+    /// Query latency of global, DSRAN and RACG over a synthetic folder, and their parameter counts.
+    Networks {
+        #[arg(long, default_value = "../shared/data/flickr8k")]
+        flickr8k: PathBuf,
+        #[arg(long, default_value_t = 10_000)]
+        photos: usize,
+        #[arg(long, default_value_t = 20)]
+        queries: usize,
+    },
     /// Search latency over a synthetic index (two-stage vs exhaustive), indexing throughput, and the
     /// recall two-stage search keeps on the Flickr8k 1K test as a folder.
     Search {
@@ -257,6 +267,11 @@ fn main() -> ExitCode {
             let bench = alignscope::engine::search_bench::SearchBench { photos, queries: queries.max(1), candidates, flickr8k };
             report(shan_runtime(cli.backend.unwrap_or_default(), &cli.visual, weights).and_then(|runtime| bench.run(&runtime)))
         }
+        Command::Bench { what: BenchWhat::Networks { flickr8k, photos, queries } } => {
+            let captions = alignscope::data::flickr8k::load_split(&flickr8k, alignscope::data::flickr8k::Split::Test).map(|d| d.captions.into_iter().map(|c| c[0].clone()).collect()).unwrap_or_else(|_| vec!["a dog runs through the grass".to_string()]);
+            let bench = alignscope::engine::networks_bench::NetworksBench { photos: photos.max(1), queries: queries.max(1), captions };
+            report(compute(cli.backend.unwrap_or_default()).and_then(|compute| alignscope::engine::rank::Ranker::load(&compute)).and_then(|ranker| bench.run(&ranker)))
+        }
         Command::Extract { flickr8k, split, out, image_block, text_layer, batch } => {
             report(extract(cli.backend.unwrap_or_default(), &cli.visual, flickr8k, &split, out, image_block, text_layer, batch))
         }
@@ -265,9 +280,9 @@ fn main() -> ExitCode {
             let out = out.unwrap_or_else(|| PathBuf::from(format!("assets/models/{model}.safetensors")));
             match model.as_str() {
                 "global" => report(train(backend, &cli.visual, &flickr8k, &cache, &out, loss)),
-                "dsran" | "racg" => report(train_frozen(backend, &cli.visual, &flickr8k, &cache, &out, &model, loss, max_epochs)),
+                "dsran" | "racg" => report(train_frozen(backend, &cli.visual, &flickr8k, &cache, &out, &model, loss, max_epochs, dev_images.unwrap_or(usize::MAX))),
                 "shan" => {
-                    let config = alignscope::engine::shan::ShanTrainConfig { finetune_visual: !frozen_visual, visual_first_block: visual_from_block, loss, resume, finetune_text: !frozen_text, max_epochs, dev_images, ..Default::default() };
+                    let config = alignscope::engine::shan::ShanTrainConfig { finetune_visual: !frozen_visual, visual_first_block: visual_from_block, loss, resume, finetune_text: !frozen_text, max_epochs, dev_images: dev_images.unwrap_or(500), ..Default::default() };
                     report(train_shan(backend, &cli.visual, &flickr8k, &cache, &out, &config))
                 }
                 other => report(Err(unknown_model(other))),
@@ -381,7 +396,8 @@ fn train_shan(request: BackendRequest, visual: &str, flickr8k: &std::path::Path,
 
 /// Train DSRAN or RACG (the networks on the frozen backbones) with the shared loop.
 #[allow(clippy::too_many_arguments)]
-fn train_frozen(request: BackendRequest, visual: &str, flickr8k: &std::path::Path, cache: &std::path::Path, out: &std::path::Path, model: &str, loss: alignscope::model::loss::Loss, max_epochs: usize) -> anyhow::Result<String> {
+#[allow(clippy::too_many_arguments)]
+fn train_frozen(request: BackendRequest, visual: &str, flickr8k: &std::path::Path, cache: &std::path::Path, out: &std::path::Path, model: &str, loss: alignscope::model::loss::Loss, max_epochs: usize, dev_images: usize) -> anyhow::Result<String> {
     use alignscope::data::flickr8k::Split;
     use alignscope::engine::frozen::{self, FrozenSplit, FrozenTrainMsg};
     use alignscope::engine::recipe::Recipe;
@@ -392,7 +408,7 @@ fn train_frozen(request: BackendRequest, visual: &str, flickr8k: &std::path::Pat
     let source = Source { compute: &compute, flickr8k, cache_dir: cache, visual, cancel: &cancel, report: &progress };
     let device = &compute.device;
     let train_split = FrozenSplit::from_fragments(&source.fragments(Split::Train, DEFAULT_FIRST_BLOCK)?, visual, device)?;
-    let dev = FrozenSplit::from_fragments(&source.fragments(Split::Dev, DEFAULT_FIRST_BLOCK)?, visual, device)?;
+    let dev = FrozenSplit::from_fragments(&source.fragments(Split::Dev, DEFAULT_FIRST_BLOCK)?.truncated(dev_images), visual, device)?;
     eprintln!("prepared {} train and {} dev images in {:.0} s", train_split.len(), dev.len(), started.elapsed().as_secs_f64());
     let recipe = Recipe { loss, max_epochs, patience: 3, ..Recipe::default() };
     let report = |m: FrozenTrainMsg| match m {

@@ -165,6 +165,22 @@ fn inspector_heatmap_is_the_models_attention_and_follows_the_clicked_word() {
         std::thread::sleep(Duration::from_millis(20));
     }
     harness.run_steps(3);
+    // The same pair under the other networks, side by side: RACG's attention per word (the same
+    // words as SHAN's), DSRAN's map, and each network's score and rank.
+    {
+        let app = harness.state().as_ref().unwrap();
+        let explained = &app.inspector.current.as_ref().unwrap().explained;
+        let racg = explained.racg_attention.as_ref().expect("RACG is loaded").as_ref().expect("RACG explains the pair");
+        let words = |w: &[(String, Vec<f32>)]| w.iter().map(|(w, _)| w.clone()).collect::<Vec<_>>();
+        assert_eq!(words(racg), explained.explanation.words.iter().map(|w| w.word.clone()).collect::<Vec<_>>());
+        assert!(racg.iter().all(|(_, a)| a.len() == 49 && (a.iter().sum::<f32>() - 1.0).abs() < 1e-3), "attention rows sum to 1");
+        assert!(explained.dsran_attention.as_ref().is_some_and(|a| a.len() == 49));
+        let selected = app.gallery.selected.unwrap();
+        let models: Vec<_> = app.ranking.compare(selected).into_iter().map(|(m, _, rank)| (m.name(), rank)).collect();
+        assert_eq!(models.iter().map(|m| m.0).collect::<Vec<_>>(), ["global", "DSRAN", "RACG"], "{models:?}");
+        assert!(models.iter().all(|&(_, rank)| (1..=app.gallery.items.len()).contains(&rank)), "{models:?}");
+    }
+    harness.get_by_label("Side by side: this pair under each network");
     let cli = cli_attention(&photo, caption);
     let close = |a: &[f32], b: &[f32]| a.len() == 49 && a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-4);
     let painted = harness.state().as_ref().unwrap().inspector.painted.clone();
@@ -280,11 +296,12 @@ fn dataset_browser_shows_captions_ranks_and_recall() {
     harness.snapshot("dataset_browser");
 }
 
-#[test]
-fn shan_ranks_the_folder_from_its_persistent_index() {
+/// A 4-photo folder ranked by `model` for "a man holding a camera": camera.jpg comes first.
+/// Returns the folder (its temporary directory lives as long as the result).
+fn camera_first_under(model: alignscope::app::RankModel) -> Option<(tempfile::TempDir, std::path::PathBuf)> {
     if probe_adapter().is_none() {
         common::skip_or_fail("a wgpu adapter for egui_kittest's renderer");
-        return;
+        return None;
     }
     let tmp = tempfile::tempdir().unwrap();
     let folder = tmp.path().join("photos");
@@ -296,7 +313,7 @@ fn shan_ranks_the_folder_from_its_persistent_index() {
     let mut harness = Harness::builder().with_size([1280.0, 800.0]).wgpu().build_ui_state(
         move |ui, app: &mut Option<AlignscopeApp>| {
             let app = app.get_or_insert_with(|| {
-                let settings = Settings { rank_model: alignscope::app::RankModel::ShanIndex, ..Settings::default() };
+                let settings = Settings { rank_model: model, ..Settings::default() };
                 AlignscopeApp::new(ui.ctx().clone(), settings, Ok(Compute::flex("test")), Some(&dir))
             });
             app.poll(ui.ctx());
@@ -310,13 +327,28 @@ fn shan_ranks_the_folder_from_its_persistent_index() {
     loop {
         harness.step();
         let app = harness.state().as_ref().unwrap();
-        if app.ranking.uses_index() && !app.ranking.is_busy() && app.gallery.items.len() == 4 && app.gallery.items.iter().all(|i| i.score.is_some()) {
+        assert_eq!(app.settings.rank_model, model, "the model stays chosen (its weights load)");
+        if !app.ranking.is_busy() && app.gallery.items.len() == 4 && app.gallery.items.iter().all(|i| i.score.is_some()) {
             break;
         }
-        assert!(Instant::now() < deadline, "no SHAN ranking within 2 minutes");
+        assert!(Instant::now() < deadline, "no {model:?} ranking within 2 minutes");
         std::thread::sleep(Duration::from_millis(20));
     }
     let app = harness.state().as_ref().unwrap();
-    assert_eq!(app.gallery.items[app.gallery.order[0]].file_name(), "camera.jpg");
+    assert_eq!(app.gallery.items[app.gallery.order[0]].file_name(), "camera.jpg", "{model:?}");
+    Some((tmp, folder))
+}
+
+#[test]
+fn shan_ranks_the_folder_from_its_persistent_index() {
+    let Some((_tmp, folder)) = camera_first_under(alignscope::app::RankModel::ShanIndex) else { return };
     assert!(folder.join(".alignscope/index.bin").is_file(), "the index persists in the folder");
+}
+
+#[test]
+fn racg_and_dsran_rank_the_folder() {
+    for model in [alignscope::app::RankModel::Racg, alignscope::app::RankModel::Dsran] {
+        let Some((_tmp, folder)) = camera_first_under(model) else { return };
+        assert!(!folder.join(".alignscope").exists(), "{model:?} keeps nothing in the folder");
+    }
 }

@@ -2,8 +2,10 @@
 //! selected word's attention over the region grid (flat cells, a legend with the value range), the
 //! caption as word chips coloured by their alignment R_t, the three level scores as bars, "all
 //! words" small multiples, and export as PNG. "Pin" keeps an explanation beside the live one, so
-//! two captions (pin, edit the query) or two photos (pin, select another) can be compared. SHAN
-//! loads and explains in the background.
+//! two captions (pin, edit the query) or two photos (pin, select another) can be compared. The
+//! same pair under the three networks side by side: SHAN's word attention, DSRAN's graph
+//! attention, RACG's cross-graph attention for the same word, each with its score and folder
+//! rank. SHAN loads and explains in the background.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -13,7 +15,7 @@ use image::RgbaImage;
 use crate::engine::backend::Compute;
 use crate::engine::explain::{Explanation, explain};
 use crate::engine::jobs::{Job, Oneshot, Waker, poll_slot, spawn_oneshot};
-use crate::engine::rank::{PairModel, Ranker};
+use crate::engine::rank::{FrozenModel, Ranker};
 use crate::engine::runtime::Runtime;
 use crate::render::colormap::viridis;
 
@@ -32,6 +34,9 @@ pub struct Explained {
     pub original: [u32; 2],
     /// DSRAN's graph attention over the same regions, when DSRAN is loaded.
     pub dsran_attention: Option<Vec<f32>>,
+    /// RACG's cross-graph attention of each word over the same regions, when RACG is loaded (or
+    /// why it could not be computed).
+    pub racg_attention: Option<Result<Vec<(String, Vec<f32>)>, String>>,
 }
 
 /// An explanation on screen, with the word chosen in it.
@@ -152,7 +157,7 @@ impl Inspector {
 
     /// Draw the inspector; `rank` is the live photo's place in the folder ranked by `ranked_by`,
     /// when ranked; `models` its score and rank under each pair-independent model.
-    pub fn show(&mut self, ui: &mut egui::Ui, rank: Option<(usize, usize)>, ranked_by: &str, models: &[(PairModel, f32, usize)], waker: &Waker) {
+    pub fn show(&mut self, ui: &mut egui::Ui, rank: Option<(usize, usize)>, ranked_by: &str, models: &[(FrozenModel, f32, usize)], waker: &Waker) {
         ui.horizontal(|ui| {
             ui.heading("Inspector");
             if ui.small_button("Close").on_hover_text("Close the inspector (Enter reopens it)").clicked() {
@@ -187,7 +192,7 @@ impl Inspector {
             });
         }
         let mut save = None;
-        if let (Some(current), false) = (&self.current, models.is_empty()) {
+        if let Some(current) = &self.current {
             model_table(ui, current, rank, ranked_by, models);
         }
         egui::ScrollArea::vertical().auto_shrink([false, false]).show(ui, |ui| match (&mut self.current, &mut self.pinned) {
@@ -211,7 +216,7 @@ impl Inspector {
 }
 
 /// The same photo and caption under each network: score and rank in the folder.
-fn model_table(ui: &mut egui::Ui, current: &View, rank: Option<(usize, usize)>, ranked_by: &str, models: &[(PairModel, f32, usize)]) {
+fn model_table(ui: &mut egui::Ui, current: &View, rank: Option<(usize, usize)>, ranked_by: &str, models: &[(FrozenModel, f32, usize)]) {
     let n = rank.map(|(_, n)| n);
     let of = |r: usize| n.map_or(format!("#{r}"), |n| format!("#{r} of {n}"));
     egui::CollapsingHeader::new("This pair under each model").default_open(true).show(ui, |ui| {
@@ -228,19 +233,29 @@ fn model_table(ui: &mut egui::Ui, current: &View, rank: Option<(usize, usize)>, 
             });
             ui.end_row();
             for (model, score, r) in models {
-                ui.label(format!("{} (cosine)", model.name()));
+                ui.label(match model {
+                    FrozenModel::Racg => "RACG (cross-graph)".to_string(),
+                    m => format!("{} (cosine)", m.name()),
+                });
                 ui.label(format!("{score:.3}"));
                 ui.label(of(*r));
                 ui.end_row();
             }
         });
+        side_by_side(ui, current, rank, ranked_by, models);
     });
 }
 
 impl Explained {
     /// A second handle on the same explanation (the photo is shared, not copied).
     fn clone_shared(&self) -> Self {
-        Self { explanation: self.explanation.clone(), photo: self.photo.clone(), original: self.original, dsran_attention: self.dsran_attention.clone() }
+        Self {
+            explanation: self.explanation.clone(),
+            photo: self.photo.clone(),
+            original: self.original,
+            dsran_attention: self.dsran_attention.clone(),
+            racg_attention: self.racg_attention.clone(),
+        }
     }
 }
 
@@ -295,14 +310,6 @@ fn view(ui: &mut egui::Ui, v: &mut View, rank: Option<(usize, usize)>, ranked_by
         }
     }
     legend(ui, "attention of the word over the regions", lo, hi, e.boxes.len());
-    if let Some(attention) = &v.explained.dsran_attention {
-        ui.separator();
-        ui.strong("DSRAN: where its global node attends");
-        ui.weak("graph attention over the regions in its joint relation step (heads and branches averaged); its own value range");
-        let hi = attention.iter().copied().fold(f32::EPSILON, f32::max);
-        heat_image(ui, &v.texture, &v.explained, attention, (0.0, hi), (ui.available_width() * 0.6).min(300.0));
-        legend(ui, "DSRAN's attention over the regions", 0.0, hi, attention.len());
-    }
     ui.add_space(6.0);
     if ui.button("Save PNG…").on_hover_text("The explanation as one image: level bars, legend, a panel per word").clicked() {
         *save = Some(v.explained.clone_shared());
@@ -361,13 +368,81 @@ fn explain_pair(runtime: &Runtime, ranker: Option<&Ranker>, path: &std::path::Pa
     let photo = crate::data::decode::decode_oriented(path).map_err(|e| e.to_string())?;
     let original = [photo.width(), photo.height()];
     let dsran_attention = ranker.and_then(|r| r.dsran_attention(&photo));
+    let racg_attention = ranker.and_then(|r| r.racg_attention(&photo, caption)).map(|r| r.map_err(|e| format!("{e:#}")));
     let photo = photo.thumbnail(PHOTO_PIXELS, PHOTO_PIXELS).to_rgba8();
     Ok(Explained {
         explanation,
         photo: Arc::new(photo),
         original,
         dsran_attention,
+        racg_attention,
     })
+}
+
+/// The pair under each explaining network, side by side: SHAN's and RACG's attention of the
+/// chosen word over the regions, DSRAN's global node's graph attention; each panel with the
+/// network's score and folder rank, and its own value range (the networks' weights are not on
+/// one scale).
+fn side_by_side(ui: &mut egui::Ui, v: &View, rank: Option<(usize, usize)>, ranked_by: &str, models: &[(FrozenModel, f32, usize)]) {
+    let e = &v.explained;
+    let word = e.explanation.words.get(v.word);
+    let racg_word = match (&e.racg_attention, word) {
+        (Some(Ok(words)), Some(w)) => words.get(v.word).filter(|(name, _)| *name == w.word).map(|(_, a)| a.clone()),
+        _ => None,
+    };
+    let shan_rank = rank.filter(|_| ranked_by == "SHAN").map(|(r, _)| r + 1);
+    let of = |m: FrozenModel| models.iter().find(|(x, _, _)| *x == m).map(|&(_, s, r)| (s, Some(r)));
+    let panels: Vec<(&str, Option<(f32, Option<usize>)>, Option<Vec<f32>>, String)> = vec![
+        ("SHAN", Some((e.explanation.score, shan_rank)), word.map(|w| w.attention.clone()), word.map_or(String::new(), |w| format!("\u{201c}{}\u{201d} over the regions", w.word))),
+        ("DSRAN", of(FrozenModel::Dsran), e.dsran_attention.clone(), "its global node's graph attention".into()),
+        (
+            "RACG",
+            of(FrozenModel::Racg),
+            racg_word,
+            match &e.racg_attention {
+                Some(Err(why)) => format!("unavailable: {why}"),
+                None => "not loaded".into(),
+                Some(Ok(_)) => word.map_or(String::new(), |w| format!("\u{201c}{}\u{201d}'s cross-graph attention", w.word)),
+            },
+        ),
+    ];
+    if panels[1].2.is_none() && panels[2].2.is_none() {
+        return;
+    }
+    ui.add_space(4.0);
+    ui.strong("Side by side: this pair under each network");
+    let width = ((ui.available_width() - 16.0) / 3.0).max(60.0);
+    egui::Grid::new("side by side").num_columns(3).spacing([8.0, 4.0]).show(ui, |ui| {
+        for (name, _, _, _) in &panels {
+            ui.strong(*name);
+        }
+        ui.end_row();
+        for (_, scored, _, _) in &panels {
+            ui.label(match scored {
+                Some((s, Some(r))) => format!("score {s:.3}, rank #{r}"),
+                Some((s, None)) => format!("score {s:.3}"),
+                None => "not scored yet".into(),
+            });
+        }
+        ui.end_row();
+        for (_, _, attention, _) in &panels {
+            match attention {
+                Some(a) => {
+                    let hi = a.iter().copied().fold(f32::EPSILON, f32::max);
+                    heat_image(ui, &v.texture, e, a, (0.0, hi), width).on_hover_text(format!("0 (dark) to {hi:.3} (bright), this panel's own range"));
+                }
+                None => {
+                    ui.weak("-");
+                }
+            }
+        }
+        ui.end_row();
+        for (_, _, attention, what) in &panels {
+            let range = attention.as_ref().map_or(String::new(), |a| format!(", 0 to {:.3}", a.iter().copied().fold(0.0, f32::max)));
+            ui.add_sized([width, 0.0], egui::Label::new(egui::RichText::new(format!("{what}{range}")).weak().small()).wrap());
+        }
+        ui.end_row();
+    });
 }
 
 /// The photo at `width` with one word's attention over it; returns the image's response.

@@ -1,14 +1,15 @@
 //! Caption ranking in the app: models load in the background, the folder's photos are embedded in
 //! the background, and a typed caption (debounced) is embedded and scored against them. The UI
-//! thread only polls. Two models: the global dual encoder (photos embedded per session), or SHAN
-//! from the folder's persistent index (`index_ranking`).
+//! thread only polls. The networks on the frozen backbones (global, DSRAN, RACG: photos embedded
+//! per session; RACG's folder scores computed in the background per caption), or SHAN from the
+//! folder's persistent index (`index_ranking`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::engine::backend::Compute;
-use crate::engine::jobs::{Job, Oneshot, Waker, poll_slot};
-use crate::engine::rank::{EmbedMsg, Embeddings, PairModel, Ranker, spawn_embedding, spawn_load, spawn_query};
+use crate::engine::jobs::{Job, Oneshot, Waker, poll_slot, spawn_oneshot};
+use crate::engine::rank::{EmbedMsg, Embeddings, FrozenModel, Ranker, spawn_embedding, spawn_load, spawn_query};
 
 use super::gallery::Gallery;
 use super::index_ranking::IndexRanking;
@@ -18,6 +19,16 @@ use super::notifications::{Level, Notifications};
 const DEBOUNCE: Duration = Duration::from_millis(300);
 
 type QueryResult = Result<(String, Embeddings, Option<String>), String>;
+
+/// RACG's scores of the folder's photos for one caption (by item index; None: not embedded when
+/// they were computed), and how many photos were embedded then.
+#[derive(Clone)]
+struct RacgScores {
+    caption: String,
+    generation: u64,
+    embedded: usize,
+    scores: Vec<Option<f32>>,
+}
 
 #[derive(Default)]
 pub struct Ranking {
@@ -31,8 +42,12 @@ pub struct Ranking {
     query_job: Option<Job<QueryResult>>,
     /// The caption whose embedding is current, and the embedding.
     query: Option<(String, Embeddings)>,
-    /// The pair-independent model the gallery is ranked with (when not ranking from the index).
-    model: Option<PairModel>,
+    /// The network the gallery is ranked with (when not ranking from the index).
+    model: Option<FrozenModel>,
+    racg_job: Option<Job<RacgScores>>,
+    racg: Option<RacgScores>,
+    /// Bumped whenever scores arrive that `compare` would answer differently for.
+    pub version: u64,
     typed: String,
     typed_at: Option<Instant>,
     /// Rank with SHAN from the folder's index instead of the global model.
@@ -69,18 +84,21 @@ impl Ranking {
         if self.use_index {
             return self.runtime.is_none() || self.index.is_busy() || self.typed_at.is_some();
         }
-        self.loading.is_some() || self.embedding.is_some() || self.query_job.is_some() || self.typed_at.is_some()
+        self.loading.is_some() || self.embedding.is_some() || self.query_job.is_some() || self.racg_job.is_some() || self.typed_at.is_some()
     }
 
     pub fn cancel(&mut self) {
         if let Some(job) = self.embedding.take() {
             job.cancel();
         }
+        if let Some(job) = self.racg_job.take() {
+            job.cancel();
+        }
         self.index.cancel();
     }
 
-    /// Rank with this pair-independent model (the folder is ranked again if it changed).
-    pub fn set_model(&mut self, model: PairModel) {
+    /// Rank with this network (the folder is ranked again if it changed).
+    pub fn set_model(&mut self, model: FrozenModel) {
         if self.model != Some(model) {
             self.model = Some(model);
             // Re-score the current caption with the new model.
@@ -89,15 +107,26 @@ impl Ranking {
         }
     }
 
-    /// Under each loaded pair-independent model: item `index`'s score for the current caption and
-    /// its rank among the embedded photos (1 = best), e.g. to compare models on one pair.
-    pub fn compare(&self, index: usize) -> Vec<(PairModel, f32, usize)> {
-        let (Some((_, q)), Some(Some(mine))) = (&self.query, self.embeddings.get(index)) else { return Vec::new() };
-        PairModel::ALL
+    /// Every photo's score for the current caption under `model` (by item index; None: not
+    /// embedded, or the model is not loaded); None when there is no caption or RACG's scores
+    /// for it are not computed yet.
+    fn scores(&self, model: FrozenModel) -> Option<Vec<Option<f32>>> {
+        let (caption, q) = self.query.as_ref()?;
+        match model {
+            FrozenModel::Racg => self.racg.as_ref().filter(|r| r.caption == *caption && r.generation == self.generation).map(|r| r.scores.clone()),
+            m => Some(self.embeddings.iter().map(|e| e.as_ref().and_then(|e| m.cosine(e, q))).collect()),
+        }
+    }
+
+    /// Under each loaded network: item `index`'s score for the current caption and its rank among
+    /// the scored photos (1 = best), e.g. to compare models on one pair.
+    pub fn compare(&self, index: usize) -> Vec<(FrozenModel, f32, usize)> {
+        FrozenModel::ALL
             .into_iter()
             .filter_map(|m| {
-                let score = m.score(mine, q)?;
-                let above = self.embeddings.iter().enumerate().filter(|&(i, e)| i != index && e.as_ref().and_then(|e| m.score(e, q)).is_some_and(|s| s > score)).count();
+                let scores = self.scores(m)?;
+                let score = (*scores.get(index)?)?;
+                let above = scores.iter().enumerate().filter(|&(i, s)| i != index && s.is_some_and(|s| s > score)).count();
                 Some((m, score, above + 1))
             })
             .collect()
@@ -108,9 +137,14 @@ impl Ranking {
         self.query.as_ref().map(|(q, _)| q.as_str())
     }
 
-    /// Why DSRAN cannot rank (weights absent or unreadable), once the models are loaded.
-    pub fn dsran_missing(&self) -> Option<&str> {
-        self.ranker.as_ref().and_then(|r| r.dsran_missing.as_deref())
+    /// Why DSRAN or RACG cannot rank (weights absent or unreadable), once the models are loaded.
+    pub fn missing(&self, model: FrozenModel) -> Option<&str> {
+        let r = self.ranker.as_ref()?;
+        match model {
+            FrozenModel::Global => None,
+            FrozenModel::Dsran => r.dsran_missing.as_deref(),
+            FrozenModel::Racg => r.racg_missing.as_deref(),
+        }
     }
 
     pub fn uses_index(&self) -> bool {
@@ -233,13 +267,50 @@ impl Ranking {
             Oneshot::Done(Err(e)) => notes.push(Level::Error, format!("query: {e}")),
             Oneshot::Pending | Oneshot::Gone => {}
         }
+        if self.poll_racg(&ranker, waker) {
+            changed = true;
+        }
         if changed {
-            if let Some((_, q)) = &self.query {
-                let model = self.model.unwrap_or(PairModel::Global);
-                let scores = self.embeddings.iter().map(|e| e.as_ref().and_then(|e| model.score(e, q))).collect();
+            self.version += 1;
+            if let Some(scores) = self.scores(self.model.unwrap_or(FrozenModel::Global)) {
                 gallery.rank_by(scores);
             }
         }
+    }
+
+    /// RACG scores the whole folder per caption, on a background thread: again when the caption
+    /// changes, and as photos are embedded (when embedding ends, or the embedded count doubled).
+    /// Returns whether new scores arrived.
+    fn poll_racg(&mut self, ranker: &Arc<Ranker>, waker: &Waker) -> bool {
+        let mut arrived = false;
+        match poll_slot(&mut self.racg_job) {
+            Oneshot::Done(scores) => {
+                self.racg = Some(scores);
+                arrived = true;
+            }
+            Oneshot::Pending if self.racg_job.is_some() => return false,
+            Oneshot::Pending | Oneshot::Gone => {}
+        }
+        let (Some((caption, q)), true) = (&self.query, ranker.racg.is_some()) else { return arrived };
+        let Some(query) = q.racg.clone() else { return arrived };
+        let embedded = self.embedded();
+        let stale = match &self.racg {
+            Some(r) if r.caption == *caption && r.generation == self.generation => r.embedded != embedded && (self.embedding.is_none() || embedded >= 2 * r.embedded),
+            _ => true,
+        };
+        if stale && embedded > 0 {
+            let photos: Vec<(usize, Arc<[f32]>)> = self.embeddings.iter().enumerate().filter_map(|(i, e)| Some((i, e.as_ref()?.racg.clone()?))).collect();
+            let (ranker, caption, generation, n) = (ranker.clone(), caption.clone(), self.generation, self.embeddings.len());
+            self.racg_job = Some(spawn_oneshot("RACG scores", waker.clone(), move |_| {
+                let graphs: Vec<&[f32]> = photos.iter().map(|(_, g)| &g[..]).collect();
+                let mut scores = vec![None; n];
+                for ((i, _), s) in photos.iter().zip(ranker.racg_scores(&graphs, &query)) {
+                    scores[*i] = Some(s);
+                }
+                RacgScores { caption, generation, embedded, scores }
+            }));
+        }
+        arrived
     }
 }
 
@@ -248,7 +319,7 @@ mod tests {
     use super::*;
 
     fn e(global: [f32; 2], dsran: Option<[f32; 2]>) -> Embeddings {
-        Embeddings { global: global.to_vec(), dsran: dsran.map(|d| d.to_vec()) }
+        Embeddings { global: global.to_vec(), dsran: dsran.map(|d| d.to_vec()), racg: None }
     }
 
     #[test]
@@ -259,12 +330,20 @@ mod tests {
         // Photo 0: global 0.8 (best of two), DSRAN 0.8 (best: photo 1 has 0.6).
         let c = r.compare(0);
         assert_eq!(c.len(), 2);
-        assert_eq!((c[0].0, c[0].2), (PairModel::Global, 1));
+        assert_eq!((c[0].0, c[0].2), (FrozenModel::Global, 1));
         assert!((c[0].1 - 0.8).abs() < 1e-6);
-        assert_eq!((c[1].0, c[1].2), (PairModel::Dsran, 1));
+        assert_eq!((c[1].0, c[1].2), (FrozenModel::Dsran, 1));
         // Photo 1: second under both.
         assert!(r.compare(1).iter().all(|&(_, _, rank)| rank == 2));
         assert!(r.compare(2).is_empty(), "not embedded");
+        // RACG's folder scores count once they are for this caption and folder.
+        r.racg = Some(RacgScores { caption: "q".into(), generation: r.generation, embedded: 2, scores: vec![Some(0.1), Some(0.3), None] });
+        let c = r.compare(0);
+        assert_eq!(c.len(), 3);
+        assert_eq!((c[2].0, c[2].2), (FrozenModel::Racg, 2));
+        assert_eq!(r.compare(1)[2].2, 1);
+        r.racg.as_mut().unwrap().caption = "another caption".into();
+        assert_eq!(r.compare(0).len(), 2, "stale RACG scores are not shown");
         // Without DSRAN weights only the global model answers.
         r.embeddings[0] = Some(e([1.0, 0.0], None));
         assert_eq!(r.compare(0).len(), 1);

@@ -26,6 +26,8 @@ pub enum RankModel {
     ShanIndex,
     /// DSRAN (graph-attention dual encoder), embedded with the global model's backbone pass.
     Dsran,
+    /// RACG (cross-graph relations): photo graphs kept per session, the folder scored per caption.
+    Racg,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

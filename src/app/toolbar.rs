@@ -1,5 +1,6 @@
 //! The top bar: open folder, caption query, settings.
 
+use crate::engine::rank::FrozenModel;
 use super::{AlignscopeApp, ThumbSize};
 use crate::engine::backend::BackendRequest;
 
@@ -49,12 +50,17 @@ fn settings_menu(app: &mut AlignscopeApp, ui: &mut egui::Ui) {
     ui.label("Ranking model");
     ui.radio_value(&mut app.settings.rank_model, super::RankModel::Global, "global dual encoder (photos embedded per session)");
     ui.radio_value(&mut app.settings.rank_model, super::RankModel::ShanIndex, "SHAN from the folder's index (kept in DIR/.alignscope)");
-    let dsran = ui.radio_value(&mut app.settings.rank_model, super::RankModel::Dsran, "DSRAN (graph-attention dual encoder)");
-    if let Some(why) = app.ranking.dsran_missing() {
-        dsran.on_hover_text(format!("Unavailable: {why}"));
-        if app.settings.rank_model == super::RankModel::Dsran {
-            app.settings.rank_model = super::RankModel::Global;
-            app.notes.push(super::Level::Warning, format!("DSRAN cannot rank: {why}"));
+    for (choice, model, label) in [
+        (super::RankModel::Dsran, FrozenModel::Dsran, "DSRAN (graph-attention dual encoder)"),
+        (super::RankModel::Racg, FrozenModel::Racg, "RACG (cross-graph relations; the folder scored per caption)"),
+    ] {
+        let radio = ui.radio_value(&mut app.settings.rank_model, choice, label);
+        if let Some(why) = app.ranking.missing(model) {
+            radio.on_hover_text(format!("Unavailable: {why}"));
+            if app.settings.rank_model == choice {
+                app.settings.rank_model = super::RankModel::Global;
+                app.notes.push(super::Level::Warning, format!("{} cannot rank: {why}", model.name()));
+            }
         }
     }
     ui.separator();

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use super::runtime::Runtime;
 use crate::data::decode::decode_oriented;
+use crate::features::tokenizer::Tokenized;
 use crate::features::{preprocess, values};
 
 #[derive(Clone, Debug, serde::Serialize)]
@@ -51,22 +52,16 @@ pub fn explain(runtime: &Runtime, image: &Path, caption: &str) -> anyhow::Result
     let pieces = tokenized.ids.len() - 2;
     let beta = values(attention.beta); // [1, 1, k, pieces]
     let alignment = values(attention.word_alignment); // [1, 1, pieces]
-    let words = tokenized
-        .words
-        .iter()
-        .enumerate()
-        .filter_map(|(w, word)| {
-            // Piece p of the words tensor is token p + 1 ([CLS] is token 0).
-            let mine: Vec<usize> = (0..pieces).filter(|&p| tokenized.piece_word[p + 1] == Some(w)).collect();
-            (!mine.is_empty()).then(|| {
-                let share = 1.0 / mine.len() as f32;
-                WordExplanation {
-                    word: word.clone(),
-                    pieces: mine.iter().map(|&p| tokenized.pieces[p + 1].clone()).collect(),
-                    alignment: mine.iter().map(|&p| alignment[p]).sum::<f32>() * share,
-                    attention: (0..k).map(|i| mine.iter().map(|&p| beta[i * pieces + p]).sum::<f32>() * share).collect(),
-                }
-            })
+    let words = word_pieces(&tokenized)
+        .into_iter()
+        .map(|(word, mine)| {
+            let share = 1.0 / mine.len() as f32;
+            WordExplanation {
+                word,
+                pieces: mine.iter().map(|&p| tokenized.pieces[p + 1].clone()).collect(),
+                alignment: mine.iter().map(|&p| alignment[p]).sum::<f32>() * share,
+                attention: (0..k).map(|i| mine.iter().map(|&p| beta[i * pieces + p]).sum::<f32>() * share).collect(),
+            }
         })
         .collect();
     let grid = (k as f64).sqrt().round() as usize;
@@ -83,4 +78,20 @@ pub fn explain(runtime: &Runtime, image: &Path, caption: &str) -> anyhow::Result
         words,
         warning: tokenized.truncation_warning(),
     })
+}
+
+/// Each word of a caption with the indices of its pieces among the word features (piece p is
+/// token p + 1: [CLS] and [SEP] are not word features); words whose pieces were truncated away
+/// are left out.
+pub fn word_pieces(tokenized: &Tokenized) -> Vec<(String, Vec<usize>)> {
+    let pieces = tokenized.ids.len().saturating_sub(2);
+    tokenized
+        .words
+        .iter()
+        .enumerate()
+        .filter_map(|(w, word)| {
+            let mine: Vec<usize> = (0..pieces).filter(|&p| tokenized.piece_word[p + 1] == Some(w)).collect();
+            (!mine.is_empty()).then(|| (word.clone(), mine))
+        })
+        .collect()
 }

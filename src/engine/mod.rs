@@ -19,5 +19,6 @@ pub mod recipe;
 pub mod runtime;
 pub mod search;
 pub mod search_bench;
+pub mod networks_bench;
 pub mod shan;
 pub mod thumbnails;

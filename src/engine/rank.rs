@@ -1,6 +1,8 @@
-//! Ranking a folder by a caption with the pair-independent models (the global dual encoder, and
-//! DSRAN when its weights are there): photos are embedded once in the background, both models
-//! from the same backbone pass; a query is one text embedding and a dot product per photo.
+//! Ranking a folder by a caption with the models that run on the frozen backbones: the global
+//! dual encoder, DSRAN and RACG when their weights are there. Photos are embedded once in the
+//! background, every model from the same backbone pass. Global and DSRAN are pair-independent (a
+//! query is one text embedding and a dot product per photo); RACG keeps each photo's region graph
+//! and scores a caption's graph against them (`racg_scores`, on the compute device).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -9,7 +11,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use rayon::prelude::*;
 
 use super::backend::Compute;
-use super::{dsran, global};
+use super::{dsran, global, racg};
 use super::jobs::{Job, Waker, spawn_oneshot};
 use crate::data::decode::decode_oriented;
 use crate::features::efficientnet::{EfficientNetLite, regions_of};
@@ -18,6 +20,7 @@ use crate::features::visual::VisualEncoder;
 use crate::features::{TEXT_WEIGHTS, VISUAL_WEIGHTS, VOCAB, models_dir, values};
 use crate::model::dsran::Dsran;
 use crate::model::global::GlobalModel;
+use crate::model::racg::Racg;
 
 /// Everything needed to embed photos and captions in the joint spaces.
 pub struct Ranker {
@@ -28,38 +31,48 @@ pub struct Ranker {
     pub dsran: Option<Dsran>,
     /// Why DSRAN is not there (absent or unreadable weights).
     pub dsran_missing: Option<String>,
+    /// RACG on the frozen backbones, when `assets/models/racg.safetensors` exists.
+    pub racg: Option<Racg>,
+    pub racg_missing: Option<String>,
     pub device: Device,
 }
 
-/// A photo's or a caption's unit embeddings, one per pair-independent model.
+/// A photo's or a caption's unit embeddings, one per pair-independent model, and its RACG graph.
 #[derive(Clone, Debug, Default)]
 pub struct Embeddings {
     pub global: Vec<f32>,
     pub dsran: Option<Vec<f32>>,
+    /// RACG's graph nodes in its alignment space as unit heads, row-major [nodes, heads, d/heads]
+    /// (49 regions for a photo, the word pieces for a caption).
+    pub racg: Option<Arc<[f32]>>,
 }
 
-/// The pair-independent models a folder can be ranked with.
+/// The networks on the frozen backbones a folder can be ranked with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PairModel {
+pub enum FrozenModel {
     Global,
     Dsran,
+    Racg,
 }
 
-impl PairModel {
-    pub const ALL: [PairModel; 2] = [PairModel::Global, PairModel::Dsran];
+impl FrozenModel {
+    pub const ALL: [FrozenModel; 3] = [FrozenModel::Global, FrozenModel::Dsran, FrozenModel::Racg];
 
     pub fn name(self) -> &'static str {
         match self {
             Self::Global => "global",
             Self::Dsran => "DSRAN",
+            Self::Racg => "RACG",
         }
     }
 
-    /// The cosine of a photo and a caption under this model (None: the model is not loaded).
-    pub fn score(self, photo: &Embeddings, caption: &Embeddings) -> Option<f32> {
+    /// The cosine of a photo and a caption under a pair-independent model (None: the model is
+    /// not loaded, or it is RACG, whose scores need `Ranker::racg_scores`).
+    pub fn cosine(self, photo: &Embeddings, caption: &Embeddings) -> Option<f32> {
         match self {
             Self::Global => Some(dot(&photo.global, &caption.global)),
             Self::Dsran => Some(dot(photo.dsran.as_deref()?, caption.dsran.as_deref()?)),
+            Self::Racg => None,
         }
     }
 }
@@ -70,21 +83,16 @@ impl Ranker {
         let device = compute.device.clone();
         let global_path = global::default_path();
         anyhow::ensure!(global_path.is_file(), "{}: no trained ranking model (run `alignscope train --model global`)", global_path.display());
-        let dsran_path = dsran::default_path();
-        let (dsran, dsran_missing) = if dsran_path.is_file() {
-            match dsran::load(&dsran_path, &device) {
-                Ok(net) => (Some(net), None),
-                Err(e) => (None, Some(format!("{e:#}"))),
-            }
-        } else {
-            (None, Some(format!("{}: not trained yet (alignscope train --model dsran)", dsran_path.display())))
-        };
+        let (dsran, dsran_missing) = optional(&dsran::default_path(), "dsran", |p| dsran::load(p, &device));
+        let (racg, racg_missing) = optional(&racg::default_path(), "racg", |p| racg::load(p, &device));
         Ok(Self {
             visual: VisualEncoder::load(&dir.join(VISUAL_WEIGHTS), &device)?,
             text: TextEncoder::load(&dir.join(TEXT_WEIGHTS), &dir.join(VOCAB), &device)?,
             global: global::load(&global_path, &device)?,
             dsran,
             dsran_missing,
+            racg,
+            racg_missing,
             device,
         })
     }
@@ -96,10 +104,53 @@ impl Ranker {
         }
         let maps = self.visual.feature_maps(images);
         let global = rows(self.global.embed_images(EfficientNetLite::pool(maps.clone())));
-        let mut dsran = self.dsran.as_ref().map(|net| {
-            rows(net.embed_images(regions_of(maps.clone()))).into_iter()
-        });
-        global.into_iter().map(|g| Embeddings { global: g, dsran: dsran.as_mut().and_then(Iterator::next) }).collect()
+        let mut dsran = self.dsran.as_ref().map(|net| rows(net.embed_images(regions_of(maps.clone()))).into_iter());
+        let mut racg = self.racg.as_ref().map(|net| rows(net.encode_images(regions_of(maps.clone())).heads.flatten(1, 3)).into_iter().map(Arc::from));
+        global
+            .into_iter()
+            .map(|g| Embeddings { global: g, dsran: dsran.as_mut().and_then(Iterator::next), racg: racg.as_mut().and_then(Iterator::next) })
+            .collect()
+    }
+
+    /// RACG's score of each photo graph with a caption graph (both from `Embeddings::racg`), in
+    /// batches of 256 photos. Empty when RACG is not loaded.
+    pub fn racg_scores(&self, photos: &[&[f32]], caption: &[f32]) -> Vec<f32> {
+        let Some(net) = &self.racg else { return Vec::new() };
+        let (heads, dim) = (net.heads, net.align.weight.dims()[1]);
+        let unit = dim / heads;
+        let graph = |rows: &[&[f32]]| {
+            let n = rows.first().map_or(0, |r| r.len() / dim);
+            let flat: Vec<f32> = rows.iter().flat_map(|r| r.iter().copied()).collect();
+            let t = Tensor::<4>::from_data(TensorData::new(flat, [rows.len(), n, heads, unit]), &self.device);
+            (t, Tensor::<2>::ones([rows.len(), n], &self.device))
+        };
+        if caption.len() < dim {
+            return vec![0.0; photos.len()];
+        }
+        let txt = graph(&[caption]);
+        photos.chunks(256).flat_map(|chunk| values(net.score_heads(graph(chunk), txt.clone()).0)).collect()
+    }
+
+    /// RACG's cross-graph attention of each word of `caption` over the photo's regions (heads
+    /// averaged, a word's pieces averaged; each row sums to 1), when RACG is loaded.
+    pub fn racg_attention(&self, photo: &image::DynamicImage, caption: &str) -> Option<anyhow::Result<Vec<(String, Vec<f32>)>>> {
+        let net = self.racg.as_ref()?;
+        Some((|| {
+            let features = self.text.encode(&[caption]).pop().ok_or_else(|| anyhow::anyhow!("no features"))??;
+            let img = net.encode_images(regions_of(self.visual.feature_maps(std::slice::from_ref(photo))));
+            let (words, mask) = piece_batch(&[&features], self.text.model.hidden, &self.device);
+            let (_, attention) = net.score(&img, &net.encode_texts(words, mask));
+            let [_, _, n, k] = attention.dims();
+            let a = values(attention); // [1, 1, n, k]
+            Ok(super::explain::word_pieces(&features.tokenized)
+                .into_iter()
+                .filter(|(_, pieces)| pieces.iter().all(|&p| p < n))
+                .map(|(word, pieces)| {
+                    let share = 1.0 / pieces.len() as f32;
+                    (word, (0..k).map(|i| pieces.iter().map(|&p| a[p * k + i]).sum::<f32>() * share).collect())
+                })
+                .collect())
+        })())
     }
 
     /// DSRAN's graph attention of its global node over a photo's regions (row-major cells, sums to
@@ -122,23 +173,37 @@ impl Ranker {
         let h = self.text.model.hidden;
         let sentences: Vec<f32> = ok.iter().flat_map(|f| f.sentence.iter().copied()).collect();
         let mut global = if ok.is_empty() { Vec::new() } else { rows(self.global.embed_texts(Tensor::<2>::from_data(TensorData::new(sentences, [ok.len(), h]), &self.device))) }.into_iter();
-        let mut dsran = match (&self.dsran, ok.is_empty()) {
-            (Some(net), false) => Some(rows(dsran_texts(net, &ok, h, &self.device)).into_iter()),
+        let batch = (!ok.is_empty()).then(|| piece_batch(&ok, h, &self.device));
+        let mut dsran = match (&self.dsran, &batch) {
+            (Some(net), Some((pieces, mask))) => Some(rows(net.embed_texts(pieces.clone(), mask.clone())).into_iter()),
+            _ => None,
+        };
+        // Each caption's graph without its padding nodes.
+        let mut racg = match (&self.racg, batch) {
+            (Some(net), Some((pieces, mask))) => {
+                let counts: Vec<usize> = values(mask.clone().sum_dim(1)).into_iter().map(|c| c.round() as usize).collect();
+                let graphs = rows(net.encode_texts(pieces, mask).heads.flatten(1, 3));
+                let per_node = graphs.first().map_or(0, Vec::len) / counts.iter().copied().max().unwrap_or(1).max(1);
+                Some(graphs.into_iter().zip(counts).map(move |(g, c)| Arc::from(&g[..c * per_node])))
+            }
             _ => None,
         };
         features
             .into_iter()
             .map(|f| match f {
-                Ok(f) => Ok((Embeddings { global: global.next().unwrap_or_default(), dsran: dsran.as_mut().and_then(Iterator::next) }, f.truncation_warning())),
+                Ok(f) => {
+                    let embedding = Embeddings { global: global.next().unwrap_or_default(), dsran: dsran.as_mut().and_then(Iterator::next), racg: racg.as_mut().and_then(Iterator::next) };
+                    Ok((embedding, f.truncation_warning()))
+                }
                 Err(e) => Err(anyhow::anyhow!("{e}")),
             })
             .collect()
     }
 }
 
-/// DSRAN's caption embeddings from MiniLM's token features, [CLS] and [SEP] left out as in
-/// training, padded to the longest caption.
-fn dsran_texts(net: &Dsran, features: &[&crate::features::text::TextFeatures], h: usize, device: &Device) -> Tensor<2> {
+/// The word-piece features of captions as the frozen-backbone networks were trained on them
+/// ([CLS] and [SEP] left out), padded to the longest caption: [B, n, h] and the mask [B, n].
+fn piece_batch(features: &[&crate::features::text::TextFeatures], h: usize, device: &Device) -> (Tensor<3>, Tensor<2>) {
     let pieces: Vec<usize> = features.iter().map(|f| (f.tokens.len() / h).saturating_sub(2)).collect();
     let n = pieces.iter().copied().max().unwrap_or(1).max(1);
     let (mut x, mut mask) = (vec![0.0f32; features.len() * n * h], vec![0.0f32; features.len() * n]);
@@ -146,7 +211,18 @@ fn dsran_texts(net: &Dsran, features: &[&crate::features::text::TextFeatures], h
         x[i * n * h..(i * n + p) * h].copy_from_slice(&f.tokens[h..(p + 1) * h]);
         mask[i * n..i * n + p].fill(1.0);
     }
-    net.embed_texts(Tensor::from_data(TensorData::new(x, [features.len(), n, h]), device), Tensor::from_data(TensorData::new(mask, [features.len(), n]), device))
+    (Tensor::from_data(TensorData::new(x, [features.len(), n, h]), device), Tensor::from_data(TensorData::new(mask, [features.len(), n]), device))
+}
+
+/// A network whose weights may be absent: loaded, or why not.
+fn optional<T>(path: &std::path::Path, name: &str, load: impl FnOnce(&std::path::Path) -> anyhow::Result<T>) -> (Option<T>, Option<String>) {
+    if !path.is_file() {
+        return (None, Some(format!("{}: not trained yet (alignscope train --model {name})", path.display())));
+    }
+    match load(path) {
+        Ok(net) => (Some(net), None),
+        Err(e) => (None, Some(format!("{e:#}"))),
+    }
 }
 
 fn rows(t: Tensor<2>) -> Vec<Vec<f32>> {

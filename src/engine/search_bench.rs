@@ -25,11 +25,11 @@ pub struct SearchBench {
     pub flickr8k: std::path::PathBuf,
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-fn unit(rng: &mut fastrand::Rng, n: usize) -> Vec<f32> {
+pub(crate) fn unit(rng: &mut fastrand::Rng, n: usize) -> Vec<f32> {
     let v: Vec<f32> = (0..n).map(|_| rng.f32() * 2.0 - 1.0).collect();
     let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-8);
     v.into_iter().map(|x| x / norm).collect()

@@ -10,10 +10,14 @@
 //!   graph, with H heads: nodes are mapped by one shared linear layer into the alignment space,
 //!   split into heads and normalised per head; attention is softmax(λ · cosine) as in SCAN.
 //! - **Multi-head similarity at node level.** Each node's similarity is the cosine between it and
-//!   its message, per head, averaged over heads; the pair's score is the mean over words plus the
-//!   mean over regions, halved. The message is never formed: its cosine comes from Σ a·cos over
-//!   the attention and the sending graph's Gram matrix (SHAN's trick), so a batch of pairs stays
-//!   affordable.
+//!   its message, per head, averaged over heads; the node-level score is the mean over words plus
+//!   the mean over regions, halved. The message is never formed: its cosine comes from Σ a·cos
+//!   over the attention and the sending graph's Gram matrix (SHAN's trick), so a batch of pairs
+//!   stays affordable.
+//! - **Graph-level similarity.** The cosine of the two graphs' pooled nodes (masked mean of the
+//!   unit heads, concatenated, normalised) is averaged with the node-level score. Node level alone
+//!   learned slowly here (Flickr8k dev rSum 153.8 after the first epoch, DSRAN 193.8); the pooled
+//!   term is a dual-encoder path that trains fast while the cross-graph term refines it.
 //! - **Feature reconstruction.** Linear decoders map each graph node back to the backbone feature
 //!   it came from; their mean squared error is an auxiliary loss, so relation aggregation keeps
 //!   each node's own content.
@@ -127,10 +131,25 @@ impl Racg {
     /// Every image × caption score [Bi, Bc], and the head-averaged attention of each word over
     /// the regions [Bi, Bc, n, k].
     pub fn score(&self, img: &Graph, txt: &Graph) -> (Tensor<2>, Tensor<4>) {
-        let (words, attention) = cross(txt.heads.clone(), img.heads.clone(), img.mask.clone(), txt.mask.clone(), self.lambda);
-        let (regions, _) = cross(img.heads.clone(), txt.heads.clone(), txt.mask.clone(), img.mask.clone(), self.lambda);
-        ((words.swap_dims(0, 1) + regions) / 2.0, attention.swap_dims(0, 1))
+        self.score_heads((img.heads.clone(), img.mask.clone()), (txt.heads.clone(), txt.mask.clone()))
     }
+
+    /// `score` from the graphs' unit heads [B, n, H, d/H] and node masks [B, n] alone (what the
+    /// app keeps per photo and per caption).
+    pub fn score_heads(&self, (img, img_mask): (Tensor<4>, Tensor<2>), (txt, txt_mask): (Tensor<4>, Tensor<2>)) -> (Tensor<2>, Tensor<4>) {
+        let (words, attention) = cross(txt.clone(), img.clone(), img_mask.clone(), txt_mask.clone(), self.lambda);
+        let (regions, _) = cross(img.clone(), txt.clone(), txt_mask.clone(), img_mask.clone(), self.lambda);
+        let graphs = pooled(img, img_mask).matmul(pooled(txt, txt_mask).transpose());
+        (((words.swap_dims(0, 1) + regions) / 2.0 + graphs) / 2.0, attention.swap_dims(0, 1))
+    }
+}
+
+/// Each graph's masked mean of its unit heads [B, n, H, h], concatenated and L2-normalised: [B, H·h].
+fn pooled(heads: Tensor<4>, mask: Tensor<2>) -> Tensor<2> {
+    let [b, n, hh, h] = heads.dims();
+    let mask = mask.reshape([b, n, 1]);
+    let sum = (heads.reshape([b, n, hh * h]) * mask.clone()).sum_dim(1).reshape([b, hh * h]);
+    normalize_last(sum / mask.sum_dim(1).reshape([b, 1]).clamp_min(1.0))
 }
 
 /// Receiving nodes `q` [R, n, H, h] (R graphs) get messages from sending nodes `k` [S, m, H, h]
@@ -202,7 +221,14 @@ mod tests {
         };
         let (iv, tv) = (heads(img, i), heads(txt, c));
         let (im, tm) = (mask(img, i), mask(txt, c));
-        (direction(&tv, &tm, &iv, &im) + direction(&iv, &im, &tv, &tm)) / 2.0
+        let pool = |g: &[Vec<Vec<f32>>], m: &[f32]| -> Vec<f32> {
+            let flat: Vec<Vec<f32>> = g.iter().map(|node| node.concat()).collect();
+            let v: Vec<f32> = (0..flat[0].len()).map(|d| flat.iter().zip(m).filter(|(_, m)| **m > 0.5).map(|(f, _)| f[d]).sum()).collect();
+            let norm = dot(&v, &v).sqrt();
+            v.iter().map(|x| x / norm).collect()
+        };
+        let graph = dot(&pool(&iv, &im), &pool(&tv, &tm));
+        ((direction(&tv, &tm, &iv, &im) + direction(&iv, &im, &tv, &tm)) / 2.0 + graph) / 2.0
     }
 
     #[test]
