@@ -8,13 +8,12 @@ use super::frozen::{FrozenNet, FrozenSplit, scatter};
 use crate::features::values;
 use crate::model::dsran::{Dsran, DsranConfig};
 use crate::model::loss::{Loss, contrastive};
+use crate::model::matcher::Matcher;
 
 impl FrozenNet for Dsran {
     fn batch_loss(&self, data: &FrozenSplit, images: &[usize], captions: &[usize], loss: Loss, epoch: usize, device: &Device) -> Tensor<1> {
-        let img = self.embed_images(data.image_batch(images, device));
-        let (words, mask) = data.caption_batch(captions, device);
-        let txt = self.embed_texts(words, mask);
-        contrastive(loss, img.matmul(txt.transpose()), self.log_temperature.val(), epoch)
+        let scores = self.score_batch(&data.image_batch(images, device), &data.caption_batch(captions, device)).total;
+        contrastive(loss, scores, self.log_temperature.val(), epoch)
     }
 
     /// Cosines of the pair-independent embeddings (captions in length-sorted groups).

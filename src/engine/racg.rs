@@ -7,6 +7,7 @@ use burn::tensor::{Device, Tensor};
 use super::frozen::{FrozenNet, FrozenSplit, scatter};
 use crate::features::values;
 use crate::model::loss::{Loss, contrastive};
+use crate::model::matcher::Matcher;
 use crate::model::racg::{Graph, Racg, RacgConfig};
 
 /// Captions scored together (the per-pair attention is [images, captions, words, regions]).
@@ -27,7 +28,7 @@ impl FrozenNet for Racg {
             let (words, mask) = data.caption_batch(&rows, device);
             let txt = self.encode_texts(words.clone(), mask);
             reconstruction = reconstruction + self.reconstruction(&img, regions.clone(), &txt, words) * (group.len() as f64 / captions.len() as f64);
-            columns.push(self.score(&img, &txt).0);
+            columns.push(self.score_batch(&img, &txt).total);
         }
         let scores = Tensor::cat(columns, 1);
         // Column k of `scores` is caption order[k]: invert the permutation.
@@ -51,7 +52,7 @@ impl FrozenNet for Racg {
             let txt = self.encode_texts(words, mask);
             for (chunk, img) in graphs.iter().enumerate() {
                 let rows = img.mask.dims()[0];
-                scatter(&mut scores, &values(self.score(img, &txt).0), chunk * 16, rows, caps, n_cap);
+                scatter(&mut scores, &values(self.score_batch(img, &txt).total), chunk * 16, rows, caps, n_cap);
             }
         }
         scores

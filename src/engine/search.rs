@@ -3,6 +3,7 @@
 //! `candidates`; `exhaustive` scores every photo with SHAN instead. Search by example photo
 //! compares embeddings only.
 
+use crate::model::matcher::Matcher;
 use std::path::{Path, PathBuf};
 
 use burn::tensor::{Tensor, TensorData};
@@ -139,8 +140,7 @@ pub fn shan_scores(runtime: &Runtime, index: &LoadedIndex, photos: &[usize], cap
 
 /// SHAN's final score of already built image sides with the caption(s), in their order.
 pub fn score_sides(runtime: &Runtime, sides: &[ImageSide], caption: &TextSide) -> Vec<f32> {
-    let shan = &runtime.net.shan;
-    sides.iter().flat_map(|img| values(shan.score(img, caption).total(shan.weights))).collect()
+    sides.iter().flat_map(|img| values(runtime.net.shan.score_batch(img, caption).total)).collect()
 }
 
 /// Rank the index by a caption.
