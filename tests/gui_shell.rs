@@ -183,17 +183,26 @@ fn inspector_heatmap_is_the_models_attention_and_follows_the_clicked_word() {
     harness.get_by_label("Side by side: this pair under each network");
     let cli = cli_attention(&photo, caption);
     let close = |a: &[f32], b: &[f32]| a.len() == 49 && a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-4);
-    let painted = harness.state().as_ref().unwrap().inspector.painted.clone();
-    assert_eq!(cli[0].0, "a");
-    assert!(close(&painted, &cli[0].1), "first word: painted {painted:?}\nexplain --json {:?}", cli[0].1);
+    // The inspector starts on the word that aligns best.
+    let (painted, best) = {
+        let app = harness.state().as_ref().unwrap();
+        let words = &app.inspector.current.as_ref().unwrap().explained.explanation.words;
+        let best = (0..words.len()).max_by(|&a, &b| words[a].alignment.total_cmp(&words[b].alignment)).unwrap();
+        (app.inspector.painted.clone(), best)
+    };
+    assert_eq!(app_word(&harness), best);
+    assert!(close(&painted, &cli[best].1), "{}: painted {painted:?}\nexplain --json {:?}", cli[best].0, cli[best].1);
 
-    // Clicking the word chip "camera" shows that word's attention instead.
-    harness.get_by_label("camera").click();
-    harness.run_steps(3);
-    let painted = harness.state().as_ref().unwrap().inspector.painted.clone();
-    let camera = &cli.iter().find(|(w, _)| w == "camera").unwrap().1;
-    assert!(close(&painted, camera), "camera: painted {painted:?}\nexplain --json {camera:?}");
-    assert!(!close(camera, &cli[0].1), "the two words attend differently");
+    // Clicking a word chip shows that word's attention instead.
+    for word in ["tripod", "camera"] {
+        harness.get_by_label(word).click();
+        harness.run_steps(3);
+        let painted = harness.state().as_ref().unwrap().inspector.painted.clone();
+        let want = &cli.iter().find(|(w, _)| w == word).unwrap().1;
+        assert!(close(&painted, want), "{word}: painted {painted:?}\nexplain --json {want:?}");
+    }
+    let attention = |w: &str| &cli.iter().find(|(x, _)| x == w).unwrap().1;
+    assert!(!close(attention("camera"), attention("tripod")), "the two words attend differently");
     harness.snapshot("inspector_camera");
 
     // Pin it, then change the caption: both explanations side by side.
@@ -219,6 +228,10 @@ fn inspector_heatmap_is_the_models_attention_and_follows_the_clicked_word() {
     harness.get_by_label("pinned");
     harness.get_by_label("live");
     harness.snapshot("inspector_compare");
+}
+
+fn app_word(harness: &Harness<'static, Option<AlignscopeApp>>) -> usize {
+    harness.state().as_ref().unwrap().inspector.current.as_ref().unwrap().word
 }
 
 /// A Flickr8k-shaped folder of four demo photos with five captions each (test split).
