@@ -109,7 +109,7 @@ enum Command {
         /// 0.2, first epoch over all negatives).
         #[arg(long, default_value = "infonce")]
         loss: alignscope::model::loss::Loss,
-        /// SHAN: continue from the checkpoint at --out (its best epoch) instead of starting over.
+        /// SHAN, DSRAN, RACG: continue from the checkpoint at --out (its best epoch) instead of starting over.
         #[arg(long)]
         resume: bool,
     },
@@ -140,6 +140,10 @@ enum Command {
         /// Model weights (default: the committed assets/models/MODEL.safetensors).
         #[arg(long)]
         weights: Option<PathBuf>,
+        /// SHAN, DSRAN, RACG: only the split's first N images (e.g. the 500 dev images training
+        /// selects on); the papers' protocol is the whole 1K test.
+        #[arg(long)]
+        images: Option<usize>,
     },
     /// Index a folder of photos (recursively) for search; incremental, resumable, Ctrl-C safe.
     /// Exit status 2 when some photos could not be indexed.
@@ -270,7 +274,11 @@ fn main() -> ExitCode {
         Command::Bench { what: BenchWhat::Networks { flickr8k, photos, queries } } => {
             let captions = alignscope::data::flickr8k::load_split(&flickr8k, alignscope::data::flickr8k::Split::Test).map(|d| d.captions.into_iter().map(|c| c[0].clone()).collect()).unwrap_or_else(|_| vec!["a dog runs through the grass".to_string()]);
             let bench = alignscope::engine::networks_bench::NetworksBench { photos: photos.max(1), queries: queries.max(1), captions };
-            report(compute(cli.backend.unwrap_or_default()).and_then(|compute| alignscope::engine::rank::Ranker::load(&compute)).and_then(|ranker| bench.run(&ranker)))
+            report(compute(cli.backend.unwrap_or_default()).and_then(|compute| {
+                let ranker = alignscope::engine::rank::Ranker::load(&compute)?;
+                let shan = alignscope::engine::shan::load(&alignscope::engine::shan::default_path(), &cli.visual, &compute.device).ok();
+                bench.run(&ranker, shan.as_ref())
+            }))
         }
         Command::Extract { flickr8k, split, out, image_block, text_layer, batch } => {
             report(extract(cli.backend.unwrap_or_default(), &cli.visual, flickr8k, &split, out, image_block, text_layer, batch))
@@ -280,7 +288,7 @@ fn main() -> ExitCode {
             let out = out.unwrap_or_else(|| PathBuf::from(format!("assets/models/{model}.safetensors")));
             match model.as_str() {
                 "global" => report(train(backend, &cli.visual, &flickr8k, &cache, &out, loss)),
-                "dsran" | "racg" => report(train_frozen(backend, &cli.visual, &flickr8k, &cache, &out, &model, loss, max_epochs, dev_images.unwrap_or(usize::MAX))),
+                "dsran" | "racg" => report(train_frozen(backend, &cli.visual, &flickr8k, &cache, &out, &model, loss, max_epochs, dev_images.unwrap_or(usize::MAX), resume)),
                 "shan" => {
                     let config = alignscope::engine::shan::ShanTrainConfig { finetune_visual: !frozen_visual, visual_first_block: visual_from_block, loss, resume, finetune_text: !frozen_text, max_epochs, dev_images: dev_images.unwrap_or(500), ..Default::default() };
                     report(train_shan(backend, &cli.visual, &flickr8k, &cache, &out, &config))
@@ -288,8 +296,8 @@ fn main() -> ExitCode {
                 other => report(Err(unknown_model(other))),
             }
         }
-        Command::Eval { flickr8k, model, split, cache, json, weights } => {
-            report(eval(cli.backend.unwrap_or_default(), &cli.visual, &flickr8k, &model, &split, &cache, json, weights))
+        Command::Eval { flickr8k, model, split, cache, json, weights, images } => {
+            report(eval(cli.backend.unwrap_or_default(), &cli.visual, &flickr8k, &model, &split, &cache, json, weights, images.unwrap_or(usize::MAX)))
         }
         Command::Index { dir, weights } => match index_command(cli.backend.unwrap_or_default(), &cli.visual, &dir, weights) {
             Ok((out, failed)) => {
@@ -397,7 +405,7 @@ fn train_shan(request: BackendRequest, visual: &str, flickr8k: &std::path::Path,
 /// Train DSRAN or RACG (the networks on the frozen backbones) with the shared loop.
 #[allow(clippy::too_many_arguments)]
 #[allow(clippy::too_many_arguments)]
-fn train_frozen(request: BackendRequest, visual: &str, flickr8k: &std::path::Path, cache: &std::path::Path, out: &std::path::Path, model: &str, loss: alignscope::model::loss::Loss, max_epochs: usize, dev_images: usize) -> anyhow::Result<String> {
+fn train_frozen(request: BackendRequest, visual: &str, flickr8k: &std::path::Path, cache: &std::path::Path, out: &std::path::Path, model: &str, loss: alignscope::model::loss::Loss, max_epochs: usize, dev_images: usize, resume: bool) -> anyhow::Result<String> {
     use alignscope::data::flickr8k::Split;
     use alignscope::engine::frozen::{self, FrozenSplit, FrozenTrainMsg};
     use alignscope::engine::recipe::Recipe;
@@ -423,17 +431,36 @@ fn train_frozen(request: BackendRequest, visual: &str, flickr8k: &std::path::Pat
         "dsran" => {
             use alignscope::engine::dsran;
             let config = alignscope::model::dsran::DsranConfig::new();
-            let (_, epoch, r) = frozen::train(config.init(&ad), &train_split, &dev, device, &recipe, &|net, e, r| dsran::save(net, out, &config, &frozen::notes(&recipe, e, r)), &cancel, &report)?;
+            let (net, resumed) = match resumed_from(resume, out)? {
+                Some(epoch) => (dsran::load(out, &ad)?, Some(epoch)),
+                None => (config.init(&ad), None),
+            };
+            let (_, epoch, r) = frozen::train(net, resumed, &train_split, &dev, device, &recipe, &|net, e, r| dsran::save(net, out, &config, &frozen::notes(&recipe, e, r)), &cancel, &report)?;
             (epoch, r.rsum)
         }
         _ => {
             use alignscope::engine::racg;
             let config = alignscope::model::racg::RacgConfig::new();
-            let (_, epoch, r) = frozen::train(config.init(&ad), &train_split, &dev, device, &recipe, &|net, e, r| racg::save(net, out, &config, &frozen::notes(&recipe, e, r)), &cancel, &report)?;
+            let (net, resumed) = match resumed_from(resume, out)? {
+                Some(epoch) => (racg::load(out, &ad)?, Some(epoch)),
+                None => (config.init(&ad), None),
+            };
+            let (_, epoch, r) = frozen::train(net, resumed, &train_split, &dev, device, &recipe, &|net, e, r| racg::save(net, out, &config, &frozen::notes(&recipe, e, r)), &cancel, &report)?;
             (epoch, r.rsum)
         }
     };
     Ok(format!("best dev epoch {epoch} (rSum {rsum:.1}); trained in {:.0} s; wrote {}\n", started.elapsed().as_secs_f64(), out.display()))
+}
+
+/// With `--resume` and a checkpoint at `out`: the epoch it holds (its `best_epoch` note).
+fn resumed_from(resume: bool, out: &std::path::Path) -> anyhow::Result<Option<usize>> {
+    if !resume || !out.is_file() {
+        return Ok(None);
+    }
+    let note = alignscope::features::weights::WeightFile::open(out)?.metadata("best_epoch")?;
+    let epoch = note.trim().parse().map_err(|e| anyhow::anyhow!("{}: best_epoch `{note}`: {e}", out.display()))?;
+    eprintln!("resuming from {} (epoch {epoch})", out.display());
+    Ok(Some(epoch))
 }
 
 fn tune_levels(request: BackendRequest, visual: &str, flickr8k: &std::path::Path, cache: &std::path::Path, weights: &std::path::Path, dev_images: usize) -> anyhow::Result<String> {
@@ -480,7 +507,8 @@ fn train(request: BackendRequest, visual: &str, flickr8k: &std::path::Path, cach
 }
 
 #[allow(clippy::too_many_arguments)]
-fn eval(request: BackendRequest, visual: &str, flickr8k: &std::path::Path, model: &str, split: &str, cache: &std::path::Path, json: bool, weights: Option<PathBuf>) -> anyhow::Result<String> {
+#[allow(clippy::too_many_arguments)]
+fn eval(request: BackendRequest, visual: &str, flickr8k: &std::path::Path, model: &str, split: &str, cache: &std::path::Path, json: bool, weights: Option<PathBuf>, first: usize) -> anyhow::Result<String> {
     use alignscope::engine::recall::Recalls;
     use alignscope::engine::{global, shan};
     let which: alignscope::data::flickr8k::Split = split.parse().map_err(anyhow::Error::msg)?;
@@ -490,6 +518,7 @@ fn eval(request: BackendRequest, visual: &str, flickr8k: &std::path::Path, model
     // (level name, recalls) in the order they are reported; "full" first.
     let (levels, images, seconds): (Vec<(&str, Recalls)>, usize, f64) = match model {
         "global" => {
+            anyhow::ensure!(first == usize::MAX, "--images is for shan, dsran and racg");
             let data = source.pooled(which)?;
             let net = global::load(&weights.unwrap_or_else(global::default_path), &compute.device)?;
             let started = std::time::Instant::now();
@@ -498,7 +527,7 @@ fn eval(request: BackendRequest, visual: &str, flickr8k: &std::path::Path, model
         }
         "shan" => {
             let net = shan::load(&weights.unwrap_or_else(shan::default_path), visual, &compute.device)?;
-            let data = source.fragments(which, net.visual.first_block)?;
+            let data = source.fragments(which, net.visual.first_block)?.truncated(first);
             let started = std::time::Instant::now();
             let r = shan::evaluate(&net, &data, &compute.device, &cancel)?;
             (vec![("full", r.full), ("l2l", r.l2l), ("g2l", r.g2l), ("g2g", r.g2g), ("embedding", r.embedding)], data.len(), started.elapsed().as_secs_f64())
@@ -506,7 +535,7 @@ fn eval(request: BackendRequest, visual: &str, flickr8k: &std::path::Path, model
         "dsran" | "racg" => {
             use alignscope::engine::frozen::{FrozenSplit, evaluate};
             use alignscope::engine::{dsran, racg};
-            let data = FrozenSplit::from_fragments(&source.fragments(which, alignscope::engine::shan::DEFAULT_FIRST_BLOCK)?, visual, &compute.device)?;
+            let data = FrozenSplit::from_fragments(&source.fragments(which, alignscope::engine::shan::DEFAULT_FIRST_BLOCK)?.truncated(first), visual, &compute.device)?;
             let started = std::time::Instant::now();
             let r = if model == "dsran" {
                 evaluate(&dsran::load(&weights.unwrap_or_else(dsran::default_path), &compute.device)?, &data, &compute.device)

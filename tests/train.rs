@@ -65,6 +65,7 @@ fn trains_saves_and_loads<N: alignscope::engine::frozen::FrozenNet>(
     file: &str,
     save: impl Fn(&N, &std::path::Path, &[(String, String)]) -> anyhow::Result<()>,
     load: impl Fn(&std::path::Path) -> anyhow::Result<N>,
+    resume: impl Fn(&std::path::Path) -> N,
 ) -> alignscope::engine::recall::Recalls {
     use alignscope::engine::frozen;
     use alignscope::engine::recipe::Recipe;
@@ -74,10 +75,22 @@ fn trains_saves_and_loads<N: alignscope::engine::frozen::FrozenNet>(
     let out = dir.path().join(file);
     let device = Device::flex();
     let recipe = Recipe { batch: 4, max_epochs: 2, ..Recipe::default() };
-    let (best, epoch, r) = frozen::train(net, &train_split, &dev, &device, &recipe, &|n, e, r| save(n, &out, &frozen::notes(&recipe, e, r)), &CancelToken::default(), &|_| {}).unwrap();
+    let (best, epoch, r) = frozen::train(net, None, &train_split, &dev, &device, &recipe, &|n, e, r| save(n, &out, &frozen::notes(&recipe, e, r)), &CancelToken::default(), &|_| {}).unwrap();
     assert!((1..=2).contains(&epoch));
     let loaded = load(&out).unwrap();
     assert_eq!(frozen::evaluate(&loaded, &dev, &device), frozen::evaluate(&best, &dev, &device), "the file holds the best epoch");
+
+    // Resumed from the checkpoint: epochs continue after it, and it stays the best unless beaten.
+    let epochs = std::cell::RefCell::new(Vec::new());
+    let more = Recipe { max_epochs: epoch + 1, ..recipe.clone() };
+    let (_, resumed_epoch, resumed) = frozen::train(resume(&out), Some(epoch), &train_split, &dev, &device, &more, &|n, e, r| save(n, &out, &frozen::notes(&more, e, r)), &CancelToken::default(), &|m| {
+        if let frozen::FrozenTrainMsg::Epoch { epoch, .. } = m {
+            epochs.borrow_mut().push(epoch);
+        }
+    })
+    .unwrap();
+    assert_eq!(*epochs.borrow(), [epoch + 1]);
+    assert!(resumed.rsum >= r.rsum && resumed_epoch >= epoch, "{resumed:?} at {resumed_epoch} vs {r:?} at {epoch}");
     std::fs::write(&out, b"not weights").unwrap();
     assert!(load(&out).err().unwrap().to_string().contains(file), "a damaged file is named");
     r
@@ -88,7 +101,7 @@ fn dsran_trains_saves_and_loads_to_the_same_recalls() {
     use alignscope::engine::dsran;
     let config = alignscope::model::dsran::DsranConfig::new();
     let device = Device::flex().autodiff();
-    let r = trains_saves_and_loads(config.init(&device), "dsran.safetensors", |n, p, notes| dsran::save(n, p, &config, notes), |p| dsran::load(p, &Device::flex()));
+    let r = trains_saves_and_loads(config.init(&device), "dsran.safetensors", |n, p, notes| dsran::save(n, p, &config, notes), |p| dsran::load(p, &Device::flex()), |p| dsran::load(p, &Device::flex().autodiff()).unwrap());
     assert_eq!(r.t2i[1], 100.0, "four dev images: every image within the top 5 ({r:?})");
 }
 
@@ -97,6 +110,6 @@ fn racg_trains_saves_and_loads_to_the_same_recalls() {
     use alignscope::engine::racg;
     let config = alignscope::model::racg::RacgConfig::new();
     let device = Device::flex().autodiff();
-    let r = trains_saves_and_loads(config.init(&device), "racg.safetensors", |n, p, notes| racg::save(n, p, &config, notes), |p| racg::load(p, &Device::flex()));
+    let r = trains_saves_and_loads(config.init(&device), "racg.safetensors", |n, p, notes| racg::save(n, p, &config, notes), |p| racg::load(p, &Device::flex()), |p| racg::load(p, &Device::flex().autodiff()).unwrap());
     assert_eq!(r.t2i[1], 100.0, "{r:?}");
 }

@@ -111,14 +111,21 @@ pub enum FrozenTrainMsg {
 }
 
 /// Recipe B from `net` (built on `device.autodiff()`); `checkpoint` is called at every dev gain
-/// (so an interrupted run keeps its best epoch). Returns the best network, its epoch and recalls.
+/// (so an interrupted run keeps its best epoch). `resumed`: `net` is a checkpoint of that best
+/// epoch; its dev recalls are measured again and training continues after it (up to
+/// `max_epochs` in all; AdamW's moments start afresh, and the batches differ from the ones an
+/// uninterrupted run would have drawn). Returns the best network, its epoch and recalls.
 #[allow(clippy::too_many_arguments)]
-pub fn train<N: FrozenNet>(mut net: N, train: &FrozenSplit, dev: &FrozenSplit, device: &Device, recipe: &Recipe, checkpoint: &dyn Fn(&N, usize, &Recalls) -> anyhow::Result<()>, cancel: &CancelToken, report: &dyn Fn(FrozenTrainMsg)) -> anyhow::Result<(N, usize, Recalls)> {
+pub fn train<N: FrozenNet>(mut net: N, resumed: Option<usize>, train: &FrozenSplit, dev: &FrozenSplit, device: &Device, recipe: &Recipe, checkpoint: &dyn Fn(&N, usize, &Recalls) -> anyhow::Result<()>, cancel: &CancelToken, report: &dyn Fn(FrozenTrainMsg)) -> anyhow::Result<(N, usize, Recalls)> {
     let ad = device.clone().autodiff();
     let mut optim = super::recipe::optimizer(recipe.weight_decay);
-    let mut rng = fastrand::Rng::with_seed(recipe.seed);
-    let mut best: Option<(N, usize, Recalls)> = None;
-    for epoch in 1..=recipe.max_epochs {
+    let mut rng = fastrand::Rng::with_seed(recipe.seed + resumed.unwrap_or(0) as u64);
+    let mut best: Option<(N, usize, Recalls)> = resumed.map(|epoch| {
+        let valid = net.valid();
+        let r = evaluate(&valid, dev, device);
+        (valid, epoch, r)
+    });
+    for epoch in resumed.unwrap_or(0) + 1..=recipe.max_epochs {
         let started = Instant::now();
         let batches = super::recipe::epoch_batches(&mut rng, train.len(), recipe.batch);
         let (mut loss_sum, mut steps) = (0.0, 0usize);

@@ -19,7 +19,8 @@ pub struct NetworksBench {
 }
 
 impl NetworksBench {
-    pub fn run(&self, ranker: &Ranker) -> anyhow::Result<String> {
+    /// `shan`: SHAN's trained network (its parameters are counted; its latency is `bench search`'s).
+    pub fn run(&self, ranker: &Ranker, shan: Option<&super::shan::ShanNet>) -> anyhow::Result<String> {
         let mut out = String::new();
         let mut rng = fastrand::Rng::with_seed(2);
         // A real photo's shapes: one embedding per network, RACG's region graph.
@@ -63,6 +64,10 @@ impl NetworksBench {
             let how = if model == FrozenModel::Racg { "every photo's graph against the caption's" } else { "one dot product per photo" };
             writeln!(out, "  {:7} median {:8.1} ms, p95 {:8.1} ms over {} queries ({how}); {:.1} M parameters", model.name(), percentile(&times, 0.5), percentile(&times, 0.95), times.len(), params as f64 / 1e6)?;
         }
+        if let Some(net) = shan {
+            writeln!(out, "  SHAN    {:.1} M parameters (the network and the fine-tuned backbone tops); latency: `alignscope bench search`", net.num_params() as f64 / 1e6)?;
+        }
+        writeln!(out, "(each query embeds the caption for every loaded network, as the app does)")?;
         Ok(out)
     }
 }
