@@ -7,8 +7,18 @@ use std::path::Path;
 use std::process::Command;
 
 fn eval(model: &str, flickr8k: &Path, cache: &Path) -> serde_json::Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_alignscope"))
-        .args(["--backend", "flex", "eval", "--model", model, "--split", "test", "--json", "--flickr8k"])
+    eval_images(model, flickr8k, cache, 1000)
+}
+
+/// `eval --json` on the first `images` test images.
+fn eval_images(model: &str, flickr8k: &Path, cache: &Path, images: usize) -> serde_json::Value {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_alignscope"));
+    command.args(["--backend", "flex", "eval", "--model", model, "--split", "test", "--json"]);
+    if images < 1000 {
+        command.args(["--images", &images.to_string()]);
+    }
+    let out = command
+        .arg("--flickr8k")
         .arg(flickr8k)
         .arg("--cache")
         .arg(cache)
@@ -20,7 +30,7 @@ fn eval(model: &str, flickr8k: &Path, cache: &Path) -> serde_json::Value {
     eprintln!("{stdout}");
     let json: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON object");
     assert_eq!(json["model"], model);
-    assert_eq!(json["images"], 1000);
+    assert_eq!(json["images"], images);
     json
 }
 
@@ -70,6 +80,19 @@ fn committed_dsran_reaches_its_bar_on_flickr8k_test() {
     // Issue 7's bar; measured 250.6 for the committed weights.
     let full = rsum(&dsran, "full");
     assert!(full >= 250.0, "DSRAN rSum {full}");
+}
+
+#[test]
+fn committed_racg_holds_its_measured_recall_on_flickr8k_test() {
+    let Some(flickr8k) = flickr8k() else { return };
+    let cache = tempfile::tempdir().unwrap();
+    // RACG scores every pair through its cross-graph attention: the whole 1K test takes ~14 min
+    // here (244.9 measured: below issue 7's bar of 250, see README), so the suite checks the first
+    // 200 images (measured 390.0 in 27 s).
+    let racg = eval_images("racg", &flickr8k, cache.path(), 200);
+    assert!(racg.get("l2l").is_none(), "levels the network lacks are absent: {racg}");
+    let full = rsum(&racg, "full");
+    assert!(full >= 385.0, "RACG rSum on the first 200 test images {full}");
 }
 
 #[test]

@@ -183,13 +183,13 @@ fn inspector_heatmap_is_the_models_attention_and_follows_the_clicked_word() {
     harness.get_by_label("Side by side: this pair under each network");
     let cli = cli_attention(&photo, caption);
     let close = |a: &[f32], b: &[f32]| a.len() == 49 && a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-4);
-    // The inspector starts on the word that aligns best.
+    // The inspector starts on the content word that aligns best.
     let (painted, best) = {
         let app = harness.state().as_ref().unwrap();
-        let words = &app.inspector.current.as_ref().unwrap().explained.explanation.words;
-        let best = (0..words.len()).max_by(|&a, &b| words[a].alignment.total_cmp(&words[b].alignment)).unwrap();
-        (app.inspector.painted.clone(), best)
+        let explanation = &app.inspector.current.as_ref().unwrap().explained.explanation;
+        (app.inspector.painted.clone(), explanation.first_word())
     };
+    assert!(!["a", "with", "on"].contains(&cli[best].0.as_str()), "starts on a content word, not {}", cli[best].0);
     assert_eq!(app_word(&harness), best);
     assert!(close(&painted, &cli[best].1), "{}: painted {painted:?}\nexplain --json {:?}", cli[best].0, cli[best].1);
 

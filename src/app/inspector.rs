@@ -131,9 +131,9 @@ impl Inspector {
                 let image = &explained.photo;
                 let pixels = egui::ColorImage::from_rgba_unmultiplied([image.width() as usize, image.height() as usize], image.as_raw());
                 let texture = ctx.load_texture(format!("inspector {}", path.display()), pixels, egui::TextureOptions::LINEAR);
-                // Same caption (another photo): keep the chosen word; else start on the word that
-                // aligns best (R_t), not on "a".
-                let best = explained.explanation.words.iter().enumerate().max_by(|a, b| a.1.alignment.total_cmp(&b.1.alignment)).map_or(0, |(j, _)| j);
+                // Same caption (another photo): keep the chosen word; else start on the content
+                // word that aligns best, not on "a".
+                let best = explained.explanation.first_word();
                 let (word, all_words) = match &self.current {
                     Some(c) if c.explained.explanation.caption == caption && c.word < explained.explanation.words.len() => (c.word, c.all_words),
                     _ => (best, false),

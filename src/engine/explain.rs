@@ -38,6 +38,24 @@ pub struct Explanation {
     pub warning: Option<String>,
 }
 
+/// Words that carry little to look at in a heatmap.
+const FUNCTION_WORDS: &[&str] = &["a", "an", "the", "on", "in", "of", "with", "and", "is", "are", "at", "to", "by", "for", "from", "its", "his", "her", "their", "into", "while", "near"];
+
+impl Explanation {
+    /// The word to show first: the best-aligned (R_t) content word, else the best-aligned word.
+    pub fn first_word(&self) -> usize {
+        let best = |content: bool| {
+            self.words
+                .iter()
+                .enumerate()
+                .filter(|(_, w)| !content || !FUNCTION_WORDS.contains(&w.word.to_lowercase().as_str()))
+                .max_by(|a, b| a.1.alignment.total_cmp(&b.1.alignment))
+                .map(|(j, _)| j)
+        };
+        best(true).or_else(|| best(false)).unwrap_or(0)
+    }
+}
+
 /// Explain one pair with the loaded models.
 pub fn explain(runtime: &Runtime, image: &Path, caption: &str) -> anyhow::Result<Explanation> {
     let photo = decode_oriented(image)?;
