@@ -103,7 +103,7 @@ enum Command {
         max_epochs: usize,
         /// Model selection on the first N dev images (default: 500 for SHAN, all 1,000 for DSRAN
         /// and RACG).
-        #[arg(long)]
+        #[arg(long, value_parser = at_least_one())]
         dev_images: Option<usize>,
         /// `infonce` (symmetric, learned temperature) or `hinge` (VSE++ hardest negatives, margin
         /// 0.2, first epoch over all negatives).
@@ -122,7 +122,7 @@ enum Command {
         cache: PathBuf,
         #[arg(long, default_value = "assets/models/shan.safetensors")]
         weights: PathBuf,
-        #[arg(long, default_value_t = 500)]
+        #[arg(long, default_value_t = 500, value_parser = at_least_one())]
         dev_images: usize,
     },
     /// Recall@K on a Flickr8k split, the papers' protocol.
@@ -142,7 +142,7 @@ enum Command {
         weights: Option<PathBuf>,
         /// SHAN, DSRAN, RACG: only the split's first N images (e.g. the 500 dev images training
         /// selects on); the papers' protocol is the whole 1K test.
-        #[arg(long)]
+        #[arg(long, value_parser = at_least_one())]
         images: Option<usize>,
     },
     /// Index a folder of photos (recursively) for search; incremental, resumable, Ctrl-C safe.
@@ -236,6 +236,11 @@ enum BenchWhat {
         #[arg(long)]
         weights: Option<PathBuf>,
     },
+}
+
+/// A count of images: 0 would leave nothing to rank.
+fn at_least_one() -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
 }
 
 fn main() -> ExitCode {
@@ -404,12 +409,13 @@ fn train_shan(request: BackendRequest, visual: &str, flickr8k: &std::path::Path,
 
 /// Train DSRAN or RACG (the networks on the frozen backbones) with the shared loop.
 #[allow(clippy::too_many_arguments)]
-#[allow(clippy::too_many_arguments)]
 fn train_frozen(request: BackendRequest, visual: &str, flickr8k: &std::path::Path, cache: &std::path::Path, out: &std::path::Path, model: &str, loss: alignscope::model::loss::Loss, max_epochs: usize, dev_images: usize, resume: bool) -> anyhow::Result<String> {
     use alignscope::data::flickr8k::Split;
     use alignscope::engine::frozen::{self, FrozenSplit, FrozenTrainMsg};
     use alignscope::engine::recipe::Recipe;
     use alignscope::engine::shan::DEFAULT_FIRST_BLOCK;
+    // A bad checkpoint is named before minutes of data preparation.
+    let resumed = resumed_from(resume, out)?;
     let compute = compute(request)?;
     let cancel = alignscope::engine::jobs::CancelToken::default();
     let started = std::time::Instant::now();
@@ -431,20 +437,14 @@ fn train_frozen(request: BackendRequest, visual: &str, flickr8k: &std::path::Pat
         "dsran" => {
             use alignscope::engine::dsran;
             let config = alignscope::model::dsran::DsranConfig::new();
-            let (net, resumed) = match resumed_from(resume, out)? {
-                Some(epoch) => (dsran::load(out, &ad)?, Some(epoch)),
-                None => (config.init(&ad), None),
-            };
+            let net = if resumed.is_some() { dsran::load(out, &ad)? } else { config.init(&ad) };
             let (_, epoch, r) = frozen::train(net, resumed, &train_split, &dev, device, &recipe, &|net, e, r| dsran::save(net, out, &config, &frozen::notes(&recipe, e, r)), &cancel, &report)?;
             (epoch, r.rsum)
         }
         _ => {
             use alignscope::engine::racg;
             let config = alignscope::model::racg::RacgConfig::new();
-            let (net, resumed) = match resumed_from(resume, out)? {
-                Some(epoch) => (racg::load(out, &ad)?, Some(epoch)),
-                None => (config.init(&ad), None),
-            };
+            let net = if resumed.is_some() { racg::load(out, &ad)? } else { config.init(&ad) };
             let (_, epoch, r) = frozen::train(net, resumed, &train_split, &dev, device, &recipe, &|net, e, r| racg::save(net, out, &config, &frozen::notes(&recipe, e, r)), &cancel, &report)?;
             (epoch, r.rsum)
         }
@@ -457,8 +457,7 @@ fn resumed_from(resume: bool, out: &std::path::Path) -> anyhow::Result<Option<us
     if !resume || !out.is_file() {
         return Ok(None);
     }
-    let note = alignscope::features::weights::WeightFile::open(out)?.metadata("best_epoch")?;
-    let epoch = note.trim().parse().map_err(|e| anyhow::anyhow!("{}: best_epoch `{note}`: {e}", out.display()))?;
+    let epoch: usize = alignscope::features::weights::WeightFile::open(out)?.metadata_parsed("best_epoch")?;
     eprintln!("resuming from {} (epoch {epoch})", out.display());
     Ok(Some(epoch))
 }

@@ -369,8 +369,10 @@ fn explain_pair(runtime: &Runtime, ranker: Option<&Ranker>, path: &std::path::Pa
     let explanation = explain(runtime, path, caption).map_err(|e| format!("{e:#}"))?;
     let photo = crate::data::decode::decode_oriented(path).map_err(|e| e.to_string())?;
     let original = [photo.width(), photo.height()];
-    let dsran_attention = ranker.and_then(|r| r.dsran_attention(&photo));
-    let racg_attention = ranker.and_then(|r| r.racg_attention(&photo, caption)).map(|r| r.map_err(|e| format!("{e:#}")));
+    // One backbone pass serves both networks' explanations.
+    let regions = ranker.filter(|r| r.dsran.is_some() || r.racg.is_some()).map(|r| (r, r.regions(&photo)));
+    let dsran_attention = regions.as_ref().and_then(|(r, regions)| r.dsran_attention(regions.clone()));
+    let racg_attention = regions.and_then(|(r, regions)| r.racg_attention(regions, caption)).map(|r| r.map_err(|e| format!("{e:#}")));
     let photo = photo.thumbnail(PHOTO_PIXELS, PHOTO_PIXELS).to_rgba8();
     Ok(Explained {
         explanation,
@@ -394,7 +396,7 @@ fn side_by_side(ui: &mut egui::Ui, v: &View, rank: Option<(usize, usize)>, ranke
     };
     let shan_rank = rank.filter(|_| ranked_by == "SHAN").map(|(r, _)| r + 1);
     let of = |m: FrozenModel| models.iter().find(|(x, _, _)| *x == m).map(|&(_, s, r)| (s, Some(r)));
-    let panels: Vec<(&str, Option<(f32, Option<usize>)>, Option<Vec<f32>>, String)> = vec![
+    let panels: [(&str, Option<(f32, Option<usize>)>, Option<Vec<f32>>, String); 3] = [
         ("SHAN", Some((e.explanation.score, shan_rank)), word.map(|w| w.attention.clone()), word.map_or(String::new(), |w| format!("\u{201c}{}\u{201d} over the regions", w.word))),
         ("DSRAN", of(FrozenModel::Dsran), e.dsran_attention.clone(), "its global node's graph attention".into()),
         (
@@ -408,6 +410,14 @@ fn side_by_side(ui: &mut egui::Ui, v: &View, rank: Option<(usize, usize)>, ranke
             },
         ),
     ];
+    // Each panel's own top of the value range.
+    let panels = panels.map(|(name, scored, attention, what)| {
+        let attention = attention.map(|a| {
+            let hi = a.iter().copied().fold(f32::EPSILON, f32::max);
+            (a, hi)
+        });
+        (name, scored, attention, what)
+    });
     if panels[1].2.is_none() && panels[2].2.is_none() {
         return;
     }
@@ -429,9 +439,8 @@ fn side_by_side(ui: &mut egui::Ui, v: &View, rank: Option<(usize, usize)>, ranke
         ui.end_row();
         for (_, _, attention, _) in &panels {
             match attention {
-                Some(a) => {
-                    let hi = a.iter().copied().fold(f32::EPSILON, f32::max);
-                    heat_image(ui, &v.texture, e, a, (0.0, hi), width).on_hover_text(format!("0 (dark) to {hi:.3} (bright), this panel's own range"));
+                Some((a, hi)) => {
+                    heat_image(ui, &v.texture, e, a, (0.0, *hi), width).on_hover_text(format!("0 (dark) to {hi:.3} (bright), this panel's own range"));
                 }
                 None => {
                     ui.weak("-");
@@ -440,7 +449,7 @@ fn side_by_side(ui: &mut egui::Ui, v: &View, rank: Option<(usize, usize)>, ranke
         }
         ui.end_row();
         for (_, _, attention, what) in &panels {
-            let range = attention.as_ref().map_or(String::new(), |a| format!(", 0 to {:.3}", a.iter().copied().fold(0.0, f32::max)));
+            let range = attention.as_ref().map_or(String::new(), |(_, hi)| format!(", 0 to {hi:.3}"));
             ui.add_sized([width, 0.0], egui::Label::new(egui::RichText::new(format!("{what}{range}")).weak().small()).wrap());
         }
         ui.end_row();

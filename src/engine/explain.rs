@@ -78,7 +78,7 @@ pub fn explain(runtime: &Runtime, image: &Path, caption: &str) -> anyhow::Result
                 word,
                 pieces: mine.iter().map(|&p| tokenized.pieces[p + 1].clone()).collect(),
                 alignment: mine.iter().map(|&p| alignment[p]).sum::<f32>() * share,
-                attention: (0..k).map(|i| mine.iter().map(|&p| beta[i * pieces + p]).sum::<f32>() * share).collect(),
+                attention: piece_mean(&mine, k, |p, i| beta[i * pieces + p]),
             }
         })
         .collect();
@@ -96,6 +96,12 @@ pub fn explain(runtime: &Runtime, image: &Path, caption: &str) -> anyhow::Result
         words,
         warning: tokenized.truncation_warning(),
     })
+}
+
+/// A word's attention over `k` regions: the mean of its pieces' (`at(piece, region)`).
+pub fn piece_mean(pieces: &[usize], k: usize, at: impl Fn(usize, usize) -> f32) -> Vec<f32> {
+    let share = 1.0 / pieces.len().max(1) as f32;
+    (0..k).map(|i| pieces.iter().map(|&p| at(p, i)).sum::<f32>() * share).collect()
 }
 
 /// Each word of a caption with the indices of its pieces among the word features (piece p is

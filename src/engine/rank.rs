@@ -131,13 +131,18 @@ impl Ranker {
         photos.chunks(256).flat_map(|chunk| values(net.score_heads(graph(chunk), txt.clone()).0)).collect()
     }
 
-    /// RACG's cross-graph attention of each word of `caption` over the photo's regions (heads
+    /// A photo's region features [1, k, 1280] (row-major cells), what DSRAN and RACG explain.
+    pub fn regions(&self, photo: &image::DynamicImage) -> Tensor<3> {
+        regions_of(self.visual.feature_maps(std::slice::from_ref(photo)))
+    }
+
+    /// RACG's cross-graph attention of each word of `caption` over a photo's `regions` (heads
     /// averaged, a word's pieces averaged; each row sums to 1), when RACG is loaded.
-    pub fn racg_attention(&self, photo: &image::DynamicImage, caption: &str) -> Option<anyhow::Result<Vec<(String, Vec<f32>)>>> {
+    pub fn racg_attention(&self, regions: Tensor<3>, caption: &str) -> Option<anyhow::Result<Vec<(String, Vec<f32>)>>> {
         let net = self.racg.as_ref()?;
         Some((|| {
             let features = self.text.encode(&[caption]).pop().ok_or_else(|| anyhow::anyhow!("no features"))??;
-            let img = net.encode_images(regions_of(self.visual.feature_maps(std::slice::from_ref(photo))));
+            let img = net.encode_images(regions);
             let (words, mask) = piece_batch(&[&features], self.text.model.hidden, &self.device);
             let (_, attention) = net.score(&img, &net.encode_texts(words, mask));
             let [_, _, n, k] = attention.dims();
@@ -146,18 +151,17 @@ impl Ranker {
                 .into_iter()
                 .filter(|(_, pieces)| pieces.iter().all(|&p| p < n))
                 .map(|(word, pieces)| {
-                    let share = 1.0 / pieces.len() as f32;
-                    (word, (0..k).map(|i| pieces.iter().map(|&p| a[p * k + i]).sum::<f32>() * share).collect())
+                    let attention = super::explain::piece_mean(&pieces, k, |p, i| a[p * k + i]);
+                    (word, attention)
                 })
                 .collect())
         })())
     }
 
-    /// DSRAN's graph attention of its global node over a photo's regions (row-major cells, sums to
-    /// 1), when DSRAN is loaded.
-    pub fn dsran_attention(&self, photo: &image::DynamicImage) -> Option<Vec<f32>> {
-        let net = self.dsran.as_ref()?;
-        Some(values(net.region_attention(regions_of(self.visual.feature_maps(std::slice::from_ref(photo))))))
+    /// DSRAN's graph attention of its global node over a photo's `regions` (row-major cells, sums
+    /// to 1), when DSRAN is loaded.
+    pub fn dsran_attention(&self, regions: Tensor<3>) -> Option<Vec<f32>> {
+        Some(values(self.dsran.as_ref()?.region_attention(regions)))
     }
 
     /// Unit-norm embeddings of a caption, and a warning when it was truncated.
