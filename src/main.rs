@@ -112,16 +112,25 @@ enum Command {
         /// SHAN, DSRAN, RACG: continue from the checkpoint at --out (its best epoch) instead of starting over.
         #[arg(long)]
         resume: bool,
+        /// SHAN, DSRAN, RACG: multiply the recipe's learning rates by this factor (e.g. 0.1
+        /// with --resume: the papers' step decay once dev stops rising).
+        #[arg(long, default_value_t = 1.0, value_parser = positive_factor)]
+        lr_factor: f64,
     },
-    /// SHAN: choose the levels' weights in the final score on dev and write them into the weights
-    /// file (`train` does this after its best epoch).
+    /// Choose the levels' weights in the final score on dev and write them into the weights file
+    /// (SHAN: L2L, G2L, G2G, which `train` does after its best epoch; RACG: the graph level's
+    /// share beside the node level).
     TuneLevels {
         #[arg(long, default_value = "../shared/data/flickr8k")]
         flickr8k: PathBuf,
         #[arg(long, default_value = "target/feature-cache")]
         cache: PathBuf,
-        #[arg(long, default_value = "assets/models/shan.safetensors")]
-        weights: PathBuf,
+        /// `shan` or `racg`.
+        #[arg(long, default_value = "shan")]
+        model: String,
+        /// Default: the committed weights of --model.
+        #[arg(long)]
+        weights: Option<PathBuf>,
         #[arg(long, default_value_t = 500, value_parser = at_least_one())]
         dev_images: usize,
     },
@@ -243,6 +252,13 @@ fn at_least_one() -> clap::builder::RangedU64ValueParser<usize> {
     clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
 }
 
+fn positive_factor(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(f) if f.is_finite() && f > 0.0 => Ok(f),
+        _ => Err(format!("{s:?} is not a positive number")),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Gui { folder: None, screenshot: None, query: None, select: None, dataset: None, split: "test".into() }) {
@@ -288,14 +304,16 @@ fn main() -> ExitCode {
         Command::Extract { flickr8k, split, out, image_block, text_layer, batch } => {
             report(extract(cli.backend.unwrap_or_default(), &cli.visual, flickr8k, &split, out, image_block, text_layer, batch))
         }
-        Command::Train { flickr8k, model, cache, out, frozen_visual, visual_from_block, frozen_text, max_epochs, dev_images, loss, resume } => {
+        Command::Train { flickr8k, model, cache, out, frozen_visual, visual_from_block, frozen_text, max_epochs, dev_images, loss, resume, lr_factor } => {
             let backend = cli.backend.unwrap_or_default();
             let out = out.unwrap_or_else(|| PathBuf::from(format!("assets/models/{model}.safetensors")));
             match model.as_str() {
                 "global" => report(train(backend, &cli.visual, &flickr8k, &cache, &out, loss)),
-                "dsran" | "racg" => report(train_frozen(backend, &cli.visual, &flickr8k, &cache, &out, &model, loss, max_epochs, dev_images.unwrap_or(usize::MAX), resume)),
+                "dsran" | "racg" => report(train_frozen(backend, &cli.visual, &flickr8k, &cache, &out, &model, loss, max_epochs, dev_images.unwrap_or(usize::MAX), resume, lr_factor)),
                 "shan" => {
-                    let config = alignscope::engine::shan::ShanTrainConfig { finetune_visual: !frozen_visual, visual_first_block: visual_from_block, loss, resume, finetune_text: !frozen_text, max_epochs, dev_images: dev_images.unwrap_or(500), ..Default::default() };
+                    let defaults = alignscope::engine::shan::ShanTrainConfig::default();
+                    let (lr, backbone_lr) = (defaults.lr * lr_factor, defaults.backbone_lr * lr_factor);
+                    let config = alignscope::engine::shan::ShanTrainConfig { finetune_visual: !frozen_visual, visual_first_block: visual_from_block, loss, resume, finetune_text: !frozen_text, max_epochs, dev_images: dev_images.unwrap_or(500), lr, backbone_lr, ..defaults };
                     report(train_shan(backend, &cli.visual, &flickr8k, &cache, &out, &config))
                 }
                 other => report(Err(unknown_model(other))),
@@ -315,7 +333,7 @@ fn main() -> ExitCode {
             let options = alignscope::engine::search::SearchOptions { top, candidates, exhaustive };
             report(search_command(cli.backend.unwrap_or_default(), &cli.visual, &dir, caption, image, options, json, weights))
         }
-        Command::TuneLevels { flickr8k, cache, weights, dev_images } => report(tune_levels(cli.backend.unwrap_or_default(), &cli.visual, &flickr8k, &cache, &weights, dev_images)),
+        Command::TuneLevels { flickr8k, cache, model, weights, dev_images } => report(tune_levels(cli.backend.unwrap_or_default(), &cli.visual, &flickr8k, &cache, &model, weights, dev_images)),
         Command::Explain { image, caption, json, out, weights } => report(explain(cli.backend.unwrap_or_default(), &cli.visual, &image, &caption, json, out.as_deref(), weights)),
         Command::Features { image, text } => report(features(cli.backend.unwrap_or_default(), &cli.visual, image, text)),
     }
@@ -409,7 +427,7 @@ fn train_shan(request: BackendRequest, visual: &str, flickr8k: &std::path::Path,
 
 /// Train DSRAN or RACG (the networks on the frozen backbones) with the shared loop.
 #[allow(clippy::too_many_arguments)]
-fn train_frozen(request: BackendRequest, visual: &str, flickr8k: &std::path::Path, cache: &std::path::Path, out: &std::path::Path, model: &str, loss: alignscope::model::loss::Loss, max_epochs: usize, dev_images: usize, resume: bool) -> anyhow::Result<String> {
+fn train_frozen(request: BackendRequest, visual: &str, flickr8k: &std::path::Path, cache: &std::path::Path, out: &std::path::Path, model: &str, loss: alignscope::model::loss::Loss, max_epochs: usize, dev_images: usize, resume: bool, lr_factor: f64) -> anyhow::Result<String> {
     use alignscope::data::flickr8k::Split;
     use alignscope::engine::frozen::{self, FrozenSplit, FrozenTrainMsg};
     use alignscope::engine::recipe::Recipe;
@@ -424,7 +442,8 @@ fn train_frozen(request: BackendRequest, visual: &str, flickr8k: &std::path::Pat
     let train_split = FrozenSplit::from_fragments(&source.fragments(Split::Train, DEFAULT_FIRST_BLOCK)?, visual, device)?;
     let dev = FrozenSplit::from_fragments(&source.fragments(Split::Dev, DEFAULT_FIRST_BLOCK)?.truncated(dev_images), visual, device)?;
     eprintln!("prepared {} train and {} dev images in {:.0} s", train_split.len(), dev.len(), started.elapsed().as_secs_f64());
-    let recipe = Recipe { loss, max_epochs, patience: 3, ..Recipe::default() };
+    let defaults = Recipe::default();
+    let recipe = Recipe { loss, max_epochs, patience: 3, lr: defaults.lr * lr_factor, ..defaults };
     let report = |m: FrozenTrainMsg| match m {
         FrozenTrainMsg::Step { epoch, step, steps, loss, seconds_per_step } => eprint!("\repoch {epoch:2} step {step}/{steps} loss {loss:.4} ({seconds_per_step:.2} s/step)   "),
         FrozenTrainMsg::Epoch { epoch, loss, dev, seconds, best } => eprintln!(
@@ -462,11 +481,27 @@ fn resumed_from(resume: bool, out: &std::path::Path) -> anyhow::Result<Option<us
     Ok(Some(epoch))
 }
 
-fn tune_levels(request: BackendRequest, visual: &str, flickr8k: &std::path::Path, cache: &std::path::Path, weights: &std::path::Path, dev_images: usize) -> anyhow::Result<String> {
-    use alignscope::engine::shan;
+fn tune_levels(request: BackendRequest, visual: &str, flickr8k: &std::path::Path, cache: &std::path::Path, model: &str, weights: Option<PathBuf>, dev_images: usize) -> anyhow::Result<String> {
+    use alignscope::engine::{racg, shan};
     let compute = compute(request)?;
     let cancel = alignscope::engine::jobs::CancelToken::default();
     let source = Source { compute: &compute, flickr8k, cache_dir: cache, visual, cancel: &cancel, report: &progress };
+    match model {
+        "shan" => {}
+        "racg" => {
+            let weights = weights.unwrap_or_else(racg::default_path);
+            let dev = alignscope::engine::frozen::FrozenSplit::from_fragments(&source.fragments(alignscope::data::flickr8k::Split::Dev, shan::DEFAULT_FIRST_BLOCK)?.truncated(dev_images), visual, &compute.device)?;
+            let (share, grid) = racg::tune_graph_share(&weights, &dev, &compute.device)?;
+            let mut out = format!("dev rSum on {} images by the graph level's share (0: node level alone, 1: graph level alone):\n", dev.len());
+            for (s, r) in &grid {
+                out.push_str(&format!("  {s:.1}  {:.1}{}\n", r.rsum, if *s == share { "  chosen" } else { "" }));
+            }
+            out.push_str(&format!("wrote {}\n", weights.display()));
+            return Ok(out);
+        }
+        other => anyhow::bail!("tune-levels is for shan and racg, not `{other}`"),
+    }
+    let weights = &weights.unwrap_or_else(shan::default_path);
     let mut net = shan::load(weights, visual, &compute.device)?;
     let dev = source.fragments(alignscope::data::flickr8k::Split::Dev, net.visual.first_block)?.truncated(dev_images);
     let (chosen, r) = shan::choose_level_weights(&net, &dev, &compute.device, &cancel)?;
@@ -536,12 +571,12 @@ fn eval(request: BackendRequest, visual: &str, flickr8k: &std::path::Path, model
             use alignscope::engine::{dsran, racg};
             let data = FrozenSplit::from_fragments(&source.fragments(which, alignscope::engine::shan::DEFAULT_FIRST_BLOCK)?.truncated(first), visual, &compute.device)?;
             let started = std::time::Instant::now();
-            let r = if model == "dsran" {
-                evaluate(&dsran::load(&weights.unwrap_or_else(dsran::default_path), &compute.device)?, &data, &compute.device)
+            let levels = if model == "dsran" {
+                vec![("full", evaluate(&dsran::load(&weights.unwrap_or_else(dsran::default_path), &compute.device)?, &data, &compute.device))]
             } else {
-                evaluate(&racg::load(&weights.unwrap_or_else(racg::default_path), &compute.device)?, &data, &compute.device)
+                racg::evaluate_levels(&racg::load(&weights.unwrap_or_else(racg::default_path), &compute.device)?, &data, &compute.device).to_vec()
             };
-            (vec![("full", r)], data.len(), started.elapsed().as_secs_f64())
+            (levels, data.len(), started.elapsed().as_secs_f64())
         }
         other => return Err(unknown_model(other)),
     };

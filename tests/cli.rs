@@ -59,4 +59,10 @@ fn bad_input_fails_with_a_clear_message() {
     let (ok, out, err) = run(&["--backend", "flex", "features", "--text", &long]);
     assert!(ok, "{err}");
     assert!(out.starts_with("warning: caption too long"), "{out}");
+    for factor in ["0", "-1", "nan", "fast"] {
+        let (ok, _, err) = run(&["train", "--model", "racg", &format!("--lr-factor={factor}")]);
+        assert!(!ok && err.contains("is not a positive number"), "--lr-factor {factor}: {err}");
+    }
+    let (ok, _, err) = run(&["tune-levels", "--model", "dsran", "--flickr8k", "/nonexistent"]);
+    assert!(!ok && err.contains("tune-levels is for shan and racg"), "{err}");
 }

@@ -113,3 +113,30 @@ fn racg_trains_saves_and_loads_to_the_same_recalls() {
     let r = trains_saves_and_loads(config.init(&device), "racg.safetensors", |n, p, notes| racg::save(n, p, &config, notes), |p| racg::load(p, &Device::flex()), |p| racg::load(p, &Device::flex().autodiff()).unwrap());
     assert_eq!(r.t2i[1], 100.0, "{r:?}");
 }
+
+#[test]
+fn racg_graph_share_is_chosen_on_dev_and_written_into_the_weights() {
+    use alignscope::engine::{frozen, racg};
+    let mut rng = fastrand::Rng::with_seed(9);
+    let dev = frozen_split(6, &mut rng);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("racg.safetensors");
+    let device = Device::flex();
+    let config = alignscope::model::racg::RacgConfig::new();
+    let notes = vec![("best_epoch".to_string(), "3".to_string()), ("recipe".to_string(), "B".to_string())];
+    racg::save(&config.init(&device), &out, &config, &notes).unwrap();
+    assert_eq!(racg::load(&out, &device).unwrap().graph_share, 0.5, "the training mix until tuned");
+
+    let (share, grid) = racg::tune_graph_share(&out, &dev, &device).unwrap();
+    assert_eq!(grid.iter().map(|(s, _)| (s * 10.0).round() as i32).collect::<Vec<_>>(), (0..=10).collect::<Vec<_>>());
+    let chosen = grid.iter().find(|(s, _)| *s == share).unwrap().1;
+    assert!(grid.iter().all(|(_, r)| r.rsum <= chosen.rsum), "{share}: {grid:?}");
+    let loaded = racg::load(&out, &device).unwrap();
+    assert_eq!(loaded.graph_share, share);
+    assert_eq!(frozen::evaluate(&loaded, &dev, &device), chosen, "the file scores as the chosen mix");
+    let [full, node, graph] = racg::evaluate_levels(&loaded, &dev, &device);
+    assert_eq!((full.0, full.1, node.1, graph.1), ("full", chosen, grid[0].1, grid[10].1));
+    let file = alignscope::features::weights::WeightFile::open(&out).unwrap();
+    assert_eq!(file.metadata("best_epoch").unwrap(), "3", "training notes kept");
+    assert!(file.metadata("dev_rsum").unwrap().contains("graph share"));
+}

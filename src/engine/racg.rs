@@ -5,10 +5,13 @@ use std::path::{Path, PathBuf};
 use burn::tensor::{Device, Tensor};
 
 use super::frozen::{FrozenNet, FrozenSplit, scatter};
+use super::recall::{Recalls, recalls};
 use crate::features::values;
 use crate::model::loss::{Loss, contrastive};
 use crate::model::matcher::Matcher;
 use crate::model::racg::{Graph, Racg, RacgConfig};
+
+const CONFIG_KEY: &str = "racg_config";
 
 /// Captions scored together (the per-pair attention is [images, captions, words, regions]).
 const CAPTION_GROUP: usize = 32;
@@ -41,31 +44,79 @@ impl FrozenNet for Racg {
     }
 
     fn score_split(&self, data: &FrozenSplit, device: &Device) -> Vec<f32> {
-        let (n_img, n_cap) = (data.len(), data.len() * 5);
-        let images: Vec<usize> = (0..n_img).collect();
-        let graphs: Vec<Graph> = images.chunks(16).map(|rows| self.encode_images(data.image_batch(rows, device))).collect();
-        let mut order: Vec<usize> = (0..n_cap).collect();
-        order.sort_by_key(|&c| data.words[c].len());
-        let mut scores = vec![0.0f32; n_img * n_cap];
-        for caps in order.chunks(64) {
-            let (words, mask) = data.caption_batch(caps, device);
-            let txt = self.encode_texts(words, mask);
-            for (chunk, img) in graphs.iter().enumerate() {
-                let rows = img.mask.dims()[0];
-                scatter(&mut scores, &values(self.score_batch(img, &txt).total), chunk * 16, rows, caps, n_cap);
+        let [node, graph] = score_levels(self, data, device);
+        mix(&node, &graph, self.graph_share)
+    }
+}
+
+/// Every image × caption score of a split at each level, row-major [images, captions]: node, graph.
+pub fn score_levels(net: &Racg, data: &FrozenSplit, device: &Device) -> [Vec<f32>; 2] {
+    let (n_img, n_cap) = (data.len(), data.len() * 5);
+    let images: Vec<usize> = (0..n_img).collect();
+    let graphs: Vec<Graph> = images.chunks(16).map(|rows| net.encode_images(data.image_batch(rows, device))).collect();
+    let mut order: Vec<usize> = (0..n_cap).collect();
+    order.sort_by_key(|&c| data.words[c].len());
+    let mut levels = [vec![0.0f32; n_img * n_cap], vec![0.0f32; n_img * n_cap]];
+    for caps in order.chunks(64) {
+        let (words, mask) = data.caption_batch(caps, device);
+        let txt = net.encode_texts(words, mask);
+        for (chunk, img) in graphs.iter().enumerate() {
+            let rows = img.mask.dims()[0];
+            let scored = net.score_batch(img, &txt);
+            for (level, (_, s)) in levels.iter_mut().zip(scored.levels) {
+                scatter(level, &values(s), chunk * 16, rows, caps, n_cap);
             }
         }
-        scores
     }
+    levels
+}
+
+/// Recall@K of a split: the final score, then each level alone.
+pub fn evaluate_levels(net: &Racg, data: &FrozenSplit, device: &Device) -> [(&'static str, Recalls); 3] {
+    let [node, graph] = score_levels(net, data, device);
+    let full = mix(&node, &graph, net.graph_share);
+    [("full", recalls(&full, data.len(), 5)), ("node", recalls(&node, data.len(), 5)), ("graph", recalls(&graph, data.len(), 5))]
+}
+
+/// The graph level's share of the final score that maximises rSum on `data` (a dev split), on a
+/// grid from 0 (node level alone) to 1 (graph level alone); with every share's recalls, in order.
+pub fn choose_graph_share(net: &Racg, data: &FrozenSplit, device: &Device) -> (f64, Vec<(f64, Recalls)>) {
+    let [node, graph] = score_levels(net, data, device);
+    let grid: Vec<(f64, Recalls)> = (0..=10).map(|i| i as f64 / 10.0).map(|share| (share, recalls(&mix(&node, &graph, share), data.len(), 5))).collect();
+    // Ties go to the training mix, then to the lower share.
+    let best = grid.iter().fold((0.5, grid[5].1), |best, &(share, r)| if r.rsum > best.1.rsum { (share, r) } else { best });
+    (best.0, grid)
+}
+
+/// Choose the graph level's share on `dev` and write it into the weights file's config (its
+/// training notes kept, its dev rSum replaced by the one with the chosen share).
+pub fn tune_graph_share(path: &Path, dev: &FrozenSplit, device: &Device) -> anyhow::Result<(f64, Vec<(f64, Recalls)>)> {
+    let mut config: RacgConfig = super::frozen::saved_config(path, CONFIG_KEY)?;
+    let mut net = load(path, device)?;
+    let (share, grid) = choose_graph_share(&net, dev, device);
+    let r = grid.iter().find(|(s, _)| *s == share).map_or(grid[5].1, |g| g.1);
+    config.graph_share = Some(share);
+    net.graph_share = share;
+    let file = crate::features::weights::WeightFile::open(path)?;
+    let kept = ["best_epoch", "recipe"].iter().filter_map(|k| file.metadata(k).ok().map(|v| (k.to_string(), v)));
+    let notes: Vec<(String, String)> = kept.chain([("dev_rsum".to_string(), format!("{:.1} (first {} dev images, graph share {share} chosen there)", r.rsum, dev.len()))]).collect();
+    drop(file);
+    save(&net, path, &config, &notes)?;
+    Ok((share, grid))
+}
+
+fn mix(node: &[f32], graph: &[f32], share: f64) -> Vec<f32> {
+    let w = share as f32;
+    node.iter().zip(graph).map(|(n, g)| n * (1.0 - w) + g * w).collect()
 }
 
 /// Weights + the config that built them (metadata `racg_config`), written atomically.
 pub fn save(net: &Racg, path: &Path, config: &RacgConfig, notes: &[(String, String)]) -> anyhow::Result<()> {
-    super::frozen::save(net, path, "racg", "racg_config", config.to_string(), notes)
+    super::frozen::save(net, path, "racg", CONFIG_KEY, config.to_string(), notes)
 }
 
 pub fn load(path: &Path, device: &Device) -> anyhow::Result<Racg> {
-    super::frozen::load(path, "racg_config", |c: &RacgConfig| c.init(device))
+    super::frozen::load(path, CONFIG_KEY, |c: &RacgConfig| c.init(device))
 }
 
 /// Where the committed RACG lives.

@@ -66,10 +66,14 @@ impl Matcher for Racg {
     type Images = Graph;
     type Captions = Graph;
     const NAME: &'static str = "racg";
-    const EXPLAINS: &'static [Explains] = &[Explains::WordRegions];
+    const EXPLAINS: &'static [Explains] = &[Explains::WordRegions, Explains::Levels];
     fn score_batch(&self, images: &Graph, captions: &Graph) -> Scored {
-        let (total, attention) = self.score(images, captions);
-        Scored { word_regions: Some(attention), ..Scored::total(total) }
+        let (levels, attention) = self.levels((images.heads.clone(), images.mask.clone()), (captions.heads.clone(), captions.mask.clone()));
+        Scored {
+            total: levels.total(self.graph_share),
+            levels: vec![("node", levels.node), ("graph", levels.graph)],
+            word_regions: Some(attention),
+        }
     }
 }
 

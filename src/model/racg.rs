@@ -18,6 +18,9 @@
 //!   unit heads, concatenated, normalised) is averaged with the node-level score. Node level alone
 //!   learned slowly here (Flickr8k dev rSum 153.8 after the first epoch, DSRAN 193.8); the pooled
 //!   term is a dual-encoder path that trains fast while the cross-graph term refines it.
+//!   Training weighs the two levels equally; the final score's share of the graph level
+//!   (`graph_share`) is then chosen on dev (`alignscope tune-levels --model racg`), as SHAN's
+//!   level weights are.
 //! - **Feature reconstruction.** Linear decoders map each graph node back to the backbone feature
 //!   it came from; their mean squared error is an auxiliary loss, so relation aggregation keeps
 //!   each node's own content.
@@ -51,6 +54,9 @@ pub struct RacgConfig {
     pub reconstruction_weight: f64,
     #[config(default = 0.05)]
     pub init_temperature: f64,
+    /// Share of the graph-level cosine in the final score, the node level having the rest (None:
+    /// 0.5, the equal mix training uses; configs written before it existed have none).
+    pub graph_share: Option<f64>,
 }
 
 #[derive(Module, Debug)]
@@ -66,6 +72,7 @@ pub struct Racg {
     pub heads: usize,
     pub lambda: f64,
     pub reconstruction_weight: f64,
+    pub graph_share: f64,
     pub log_temperature: Param<Tensor<1>>,
 }
 
@@ -91,6 +98,7 @@ impl RacgConfig {
             heads: self.heads,
             lambda: self.lambda,
             reconstruction_weight: self.reconstruction_weight,
+            graph_share: self.graph_share.unwrap_or(0.5),
             log_temperature: Param::from_tensor(Tensor::from_floats([self.init_temperature.ln() as f32], device)),
         }
     }
@@ -136,11 +144,31 @@ impl Racg {
 
     /// `score` from the graphs' unit heads [B, n, H, d/H] and node masks [B, n] alone (what the
     /// app keeps per photo and per caption).
-    pub fn score_heads(&self, (img, img_mask): (Tensor<4>, Tensor<2>), (txt, txt_mask): (Tensor<4>, Tensor<2>)) -> (Tensor<2>, Tensor<4>) {
+    pub fn score_heads(&self, img: (Tensor<4>, Tensor<2>), txt: (Tensor<4>, Tensor<2>)) -> (Tensor<2>, Tensor<4>) {
+        let (levels, attention) = self.levels(img, txt);
+        (levels.total(self.graph_share), attention)
+    }
+
+    /// Both levels' scores [Bi, Bc] and the head-averaged word attention [Bi, Bc, n, k].
+    pub fn levels(&self, (img, img_mask): (Tensor<4>, Tensor<2>), (txt, txt_mask): (Tensor<4>, Tensor<2>)) -> (RacgLevels, Tensor<4>) {
         let (words, attention) = cross(txt.clone(), img.clone(), img_mask.clone(), txt_mask.clone(), self.lambda);
         let (regions, _) = cross(img.clone(), txt.clone(), txt_mask.clone(), img_mask.clone(), self.lambda);
-        let graphs = pooled(img, img_mask).matmul(pooled(txt, txt_mask).transpose());
-        (((words.swap_dims(0, 1) + regions) / 2.0 + graphs) / 2.0, attention.swap_dims(0, 1))
+        let graph = pooled(img, img_mask).matmul(pooled(txt, txt_mask).transpose());
+        (RacgLevels { node: (words.swap_dims(0, 1) + regions) / 2.0, graph }, attention.swap_dims(0, 1))
+    }
+}
+
+/// RACG's two levels for every image × caption [Bi, Bc].
+pub struct RacgLevels {
+    /// Multi-head node-level similarity (cross-graph messages), both directions averaged.
+    pub node: Tensor<2>,
+    /// Cosine of the pooled graphs.
+    pub graph: Tensor<2>,
+}
+
+impl RacgLevels {
+    pub fn total(&self, graph_share: f64) -> Tensor<2> {
+        self.node.clone() * (1.0 - graph_share) + self.graph.clone() * graph_share
     }
 }
 
@@ -262,6 +290,25 @@ mod tests {
         let padded = net.encode_texts(padded_words, Tensor::from_data(TensorData::new(vec![1.0f32, 1.0, 1.0, 0.0, 0.0], [1, 5]), &device));
         let (a, b) = (values(net.score(&img, &alone).0), values(net.score(&img, &padded).0));
         assert!(a.iter().zip(&b).all(|(x, y)| (x - y).abs() < 1e-5), "{a:?} vs {b:?}");
+    }
+
+    #[test]
+    fn graph_share_mixes_the_levels_and_old_configs_get_the_training_mix() {
+        let (mut net, device) = small();
+        let img = net.encode_images(Tensor::random([2, 49, 12], Distribution::Normal(0.0, 1.0), &device));
+        let txt = net.encode_texts(Tensor::random([3, 4, 10], Distribution::Normal(0.0, 1.0), &device), Tensor::ones([3, 4], &device));
+        let (levels, _) = net.levels((img.heads.clone(), img.mask.clone()), (txt.heads.clone(), txt.mask.clone()));
+        let (node, graph) = (values(levels.node.clone()), values(levels.graph.clone()));
+        assert_ne!(node, graph);
+        for (share, want) in [(0.0, node.clone()), (1.0, graph.clone())] {
+            net.graph_share = share;
+            let got = values(net.score(&img, &txt).0);
+            assert!(got.iter().zip(&want).all(|(a, b)| (a - b).abs() < 1e-6), "share {share}: {got:?} vs {want:?}");
+        }
+        let mut json: serde_json::Value = serde_json::from_str(&RacgConfig::new().to_string()).unwrap();
+        json.as_object_mut().unwrap().remove("graph_share");
+        let old: RacgConfig = serde_json::from_value(json).unwrap();
+        assert_eq!(old.init(&device).graph_share, 0.5);
     }
 
     #[test]
