@@ -116,6 +116,10 @@ enum Command {
         /// with --resume: the papers' step decay once dev stops rising).
         #[arg(long, default_value_t = 1.0, value_parser = positive_factor)]
         lr_factor: f64,
+        /// Global model: once dev stops rising, go on from the best epoch at a tenth of the
+        /// learning rate for up to N epochs (the step decay; 0: none).
+        #[arg(long, default_value_t = 0)]
+        decay_epochs: usize,
     },
     /// Choose the levels' weights in the final score on dev and write them into the weights file
     /// (SHAN: L2L, G2L, G2G, which `train` does after its best epoch; RACG: the graph level's
@@ -304,11 +308,11 @@ fn main() -> ExitCode {
         Command::Extract { flickr8k, split, out, image_block, text_layer, batch } => {
             report(extract(cli.backend.unwrap_or_default(), &cli.visual, flickr8k, &split, out, image_block, text_layer, batch))
         }
-        Command::Train { flickr8k, model, cache, out, frozen_visual, visual_from_block, frozen_text, max_epochs, dev_images, loss, resume, lr_factor } => {
+        Command::Train { flickr8k, model, cache, out, frozen_visual, visual_from_block, frozen_text, max_epochs, dev_images, loss, resume, lr_factor, decay_epochs } => {
             let backend = cli.backend.unwrap_or_default();
             let out = out.unwrap_or_else(|| PathBuf::from(format!("assets/models/{model}.safetensors")));
             match model.as_str() {
-                "global" => report(train(backend, &cli.visual, &flickr8k, &cache, &out, loss)),
+                "global" => report(train(backend, &cli.visual, &flickr8k, &cache, &out, loss, decay_epochs)),
                 "dsran" | "racg" => report(train_frozen(backend, &cli.visual, &flickr8k, &cache, &out, &model, loss, max_epochs, dev_images.unwrap_or(usize::MAX), resume, lr_factor)),
                 "shan" => {
                     let defaults = alignscope::engine::shan::ShanTrainConfig::default();
@@ -513,7 +517,7 @@ fn tune_levels(request: BackendRequest, visual: &str, flickr8k: &std::path::Path
     Ok(format!("level weights L2L {}, G2L {}, G2G {}: dev rSum {:.1} on {} images; wrote {}\n", chosen[0], chosen[1], chosen[2], r.rsum, dev.len(), weights.display()))
 }
 
-fn train(request: BackendRequest, visual: &str, flickr8k: &std::path::Path, cache: &std::path::Path, out: &std::path::Path, loss: alignscope::model::loss::Loss) -> anyhow::Result<String> {
+fn train(request: BackendRequest, visual: &str, flickr8k: &std::path::Path, cache: &std::path::Path, out: &std::path::Path, loss: alignscope::model::loss::Loss, decay_epochs: usize) -> anyhow::Result<String> {
     use alignscope::data::flickr8k::Split;
     use alignscope::engine::global::{self, TrainConfig, TrainMsg};
     let compute = compute(request)?;
@@ -523,16 +527,16 @@ fn train(request: BackendRequest, visual: &str, flickr8k: &std::path::Path, cach
     let train_split = source.pooled(Split::Train)?;
     let dev = source.pooled(Split::Dev)?;
     eprintln!("prepared {} train and {} dev images in {:.0} s", train_split.len(), dev.len(), started.elapsed().as_secs_f64());
-    let config = TrainConfig { loss, ..TrainConfig::default() };
+    let config = TrainConfig { loss, decay_epochs, ..TrainConfig::default() };
     let trained = global::train(&train_split, &dev, &compute.device, &config, &cancel, &|m| match m {
-        TrainMsg::Epoch { epoch, loss, dev, seconds, best } => eprintln!(
-            "epoch {epoch:2}  loss {loss:.4}  dev rSum {:.1} (i2t {:.1}/{:.1}/{:.1}, t2i {:.1}/{:.1}/{:.1})  {seconds:.1} s{}",
+        TrainMsg::Epoch { epoch, lr, loss, dev, seconds, best } => eprintln!(
+            "epoch {epoch:2}  lr {lr:.0e}  loss {loss:.4}  dev rSum {:.1} (i2t {:.1}/{:.1}/{:.1}, t2i {:.1}/{:.1}/{:.1})  {seconds:.1} s{}",
             dev.rsum, dev.i2t[0], dev.i2t[1], dev.i2t[2], dev.t2i[0], dev.t2i[1], dev.t2i[2], if best { "  *" } else { "" }
         ),
     })?;
     let metadata = std::collections::HashMap::from([
         ("model".to_string(), "global".to_string()),
-        ("recipe".to_string(), format!("B: batch {}, AdamW lr {} wd {}, loss {:?}, best dev epoch {}", config.batch, config.lr, config.weight_decay, config.loss, trained.best_epoch)),
+        ("recipe".to_string(), format!("B: batch {}, AdamW lr {} wd {}, loss {:?}, then lr ×0.1 for up to {} epochs; best dev epoch {}", config.batch, config.lr, config.weight_decay, config.loss, config.decay_epochs, trained.best_epoch)),
         ("features".to_string(), format!("frozen {visual} pooled (1280), MiniLM mean-pooled (384)")),
         ("dev_rsum".to_string(), format!("{:.1}", trained.best_dev.rsum)),
     ]);

@@ -1,8 +1,8 @@
 //! Training, evaluating, saving and loading the global dual encoder ("recipe B", MODELS.md):
 //! every epoch visits each training image once with one of its five captions drawn at random (so
 //! a batch never holds an image twice), symmetric InfoNCE with a learned temperature, AdamW,
-//! gradient clipping 2; the best dev epoch is kept, training stops after `patience` epochs
-//! without a dev gain.
+//! gradient clipping 2; the best dev epoch is kept; after `patience` epochs without a dev gain
+//! training goes on from the best epoch at a tenth of the learning rate (`decay_epochs`).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -25,7 +25,7 @@ use crate::model::loss::contrastive;
 pub type TrainConfig = super::recipe::Recipe;
 
 pub enum TrainMsg {
-    Epoch { epoch: usize, loss: f64, dev: Recalls, seconds: f64, best: bool },
+    Epoch { epoch: usize, lr: f64, loss: f64, dev: Recalls, seconds: f64, best: bool },
 }
 
 pub struct Trained {
@@ -47,35 +47,45 @@ pub fn evaluate(model: &GlobalModel, split: &PooledSplit, device: &Device) -> Re
 pub fn train(train: &PooledSplit, dev: &PooledSplit, device: &Device, config: &TrainConfig, cancel: &CancelToken, report: &dyn Fn(TrainMsg)) -> anyhow::Result<Trained> {
     let started = Instant::now();
     let ad = device.clone().autodiff();
-    let mut model = GlobalConfig::new().init(&ad);
-    let mut optim = super::recipe::optimizer(config.weight_decay);
     let mut rng = fastrand::Rng::with_seed(config.seed);
+    // The best epoch's network (still on the autodiff device, so the decay phase can start from it).
     let mut best: Option<(GlobalModel, usize, Recalls)> = None;
-    for epoch in 1..=config.max_epochs {
-        let epoch_start = Instant::now();
-        let (mut loss_sum, mut steps) = (0.0, 0usize);
-        for batch in super::recipe::epoch_batches(&mut rng, train.len(), config.batch) {
-            anyhow::ensure!(!cancel.is_cancelled(), "cancelled");
-            let captions: Vec<usize> = batch.iter().map(|&i| i * 5 + rng.usize(0..5)).collect();
-            let img = model.embed_images(train.image_rows(&batch, &ad));
-            let txt = model.embed_texts(train.caption_rows(&captions, &ad));
-            let loss = contrastive(config.loss, img.matmul(txt.transpose()), model.log_temperature.val(), epoch);
-            loss_sum += loss.clone().into_scalar::<f32>() as f64;
-            steps += 1;
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optim.step(config.lr, model, grads);
-        }
-        let dev_recalls = evaluate(&model.valid(), dev, device);
-        let improved = best.as_ref().is_none_or(|(_, _, b)| dev_recalls.rsum > b.rsum);
-        report(TrainMsg::Epoch { epoch, loss: loss_sum / steps.max(1) as f64, dev: dev_recalls, seconds: epoch_start.elapsed().as_secs_f64(), best: improved });
-        if improved {
-            best = Some((model.valid(), epoch, dev_recalls));
-        } else if best.as_ref().is_some_and(|(_, e, _)| epoch - e >= config.patience) {
-            break;
+    let mut epoch = 0;
+    for (lr, epochs) in [(config.lr, config.max_epochs), (config.lr * 0.1, config.decay_epochs)] {
+        let mut model = best.as_ref().map_or_else(|| GlobalConfig::new().init(&ad), |(m, _, _)| m.clone());
+        let mut optim = super::recipe::optimizer(config.weight_decay);
+        let mut stale = 0;
+        for _ in 0..epochs {
+            epoch += 1;
+            let epoch_start = Instant::now();
+            let (mut loss_sum, mut steps) = (0.0, 0usize);
+            for batch in super::recipe::epoch_batches(&mut rng, train.len(), config.batch) {
+                anyhow::ensure!(!cancel.is_cancelled(), "cancelled");
+                let captions: Vec<usize> = batch.iter().map(|&i| i * 5 + rng.usize(0..5)).collect();
+                let img = model.embed_images(train.image_rows(&batch, &ad));
+                let txt = model.embed_texts(train.caption_rows(&captions, &ad));
+                let loss = contrastive(config.loss, img.matmul(txt.transpose()), model.log_temperature.val(), epoch);
+                loss_sum += loss.clone().into_scalar::<f32>() as f64;
+                steps += 1;
+                let grads = GradientsParams::from_grads(loss.backward(), &model);
+                model = optim.step(lr, model, grads);
+            }
+            let dev_recalls = evaluate(&model.valid(), dev, device);
+            let improved = best.as_ref().is_none_or(|(_, _, b)| dev_recalls.rsum > b.rsum);
+            report(TrainMsg::Epoch { epoch, lr, loss: loss_sum / steps.max(1) as f64, dev: dev_recalls, seconds: epoch_start.elapsed().as_secs_f64(), best: improved });
+            if improved {
+                best = Some((model.clone(), epoch, dev_recalls));
+                stale = 0;
+            } else {
+                stale += 1;
+                if stale >= config.patience {
+                    break;
+                }
+            }
         }
     }
     let (model, best_epoch, best_dev) = best.ok_or_else(|| anyhow::anyhow!("no epoch finished"))?;
-    Ok(Trained { model, best_epoch, best_dev, seconds: started.elapsed().as_secs_f64() })
+    Ok(Trained { model: model.valid(), best_epoch, best_dev, seconds: started.elapsed().as_secs_f64() })
 }
 
 fn linear_tensors(name: &str, l: &Linear) -> Vec<(String, Vec<usize>, Vec<f32>)> {
@@ -112,4 +122,40 @@ pub fn load(path: &Path, device: &Device) -> Result<GlobalModel, WeightsError> {
 /// Where the committed global model lives.
 pub fn default_path() -> PathBuf {
     crate::features::models_dir().join("global.safetensors")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `n` images with five captions each, pseudo-random features of the model's widths.
+    fn split(n: usize, rng: &mut fastrand::Rng) -> PooledSplit {
+        let c = GlobalConfig::new();
+        PooledSplit {
+            names: (0..n).map(|i| format!("{i}.jpg")).collect(),
+            images: (0..n * c.image_dim).map(|_| rng.f32() - 0.5).collect(),
+            image_dim: c.image_dim,
+            captions: (0..n * 5 * c.text_dim).map(|_| rng.f32() - 0.5).collect(),
+            text_dim: c.text_dim,
+        }
+    }
+
+    #[test]
+    fn after_dev_stops_rising_training_goes_on_from_the_best_epoch_at_a_tenth_of_the_rate() {
+        let mut rng = fastrand::Rng::with_seed(5);
+        let (train_split, dev) = (split(16, &mut rng), split(8, &mut rng));
+        let device = Device::flex();
+        let config = TrainConfig { batch: 8, max_epochs: 3, patience: 1, decay_epochs: 2, ..TrainConfig::default() };
+        let epochs = std::cell::RefCell::new(Vec::new());
+        let trained = train(&train_split, &dev, &device, &config, &CancelToken::default(), &|TrainMsg::Epoch { epoch, lr, dev, best, .. }| epochs.borrow_mut().push((epoch, lr, dev.rsum, best))).unwrap();
+        let epochs = epochs.into_inner();
+        let first_phase = epochs.iter().take_while(|e| e.1 == config.lr).count();
+        assert!((1..=3).contains(&first_phase), "{epochs:?}");
+        let decayed = &epochs[first_phase..];
+        assert!(!decayed.is_empty() && decayed.len() <= 2 && decayed.iter().all(|e| (e.1 - config.lr * 0.1).abs() < 1e-12), "{epochs:?}");
+        assert_eq!(decayed[0].0, first_phase + 1, "epochs are numbered on");
+        let best = epochs.iter().filter(|e| e.3).last().unwrap();
+        assert_eq!((trained.best_epoch, trained.best_dev.rsum), (best.0, best.2));
+        assert_eq!(evaluate(&trained.model, &dev, &device).rsum, best.2, "the returned model is the best epoch's");
+    }
 }

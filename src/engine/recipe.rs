@@ -18,11 +18,17 @@ pub struct Recipe {
     pub patience: usize,
     pub seed: u64,
     pub loss: Loss,
+    /// The step decay ("×0.1 decay late", MODELS.md): once dev stops rising, training goes on
+    /// from the best epoch at a tenth of the learning rate for up to this many epochs (same
+    /// patience). The global model's loop runs it (`train --model global --decay-epochs N`; off by
+    /// default: it measured no gain there); SHAN, DSRAN and RACG, whose epochs take minutes, get
+    /// it as a second run: `train --resume --lr-factor 0.1`.
+    pub decay_epochs: usize,
 }
 
 impl Default for Recipe {
     fn default() -> Self {
-        Self { batch: 128, lr: 2e-4, weight_decay: 1e-4, max_epochs: 30, patience: 4, seed: 7, loss: Loss::InfoNce }
+        Self { batch: 128, lr: 2e-4, weight_decay: 1e-4, max_epochs: 30, patience: 4, seed: 7, loss: Loss::InfoNce, decay_epochs: 0 }
     }
 }
 
