@@ -467,7 +467,9 @@ fn train_frozen(request: BackendRequest, visual: &str, flickr8k: &std::path::Pat
         _ => {
             use alignscope::engine::racg;
             let config = alignscope::model::racg::RacgConfig::new();
-            let net = if resumed.is_some() { racg::load(out, &ad)? } else { config.init(&ad) };
+            let mut net = if resumed.is_some() { racg::load(out, &ad)? } else { config.init(&ad) };
+            // A tuned checkpoint trains on with the training mix (tune-levels again afterwards).
+            net.graph_share = alignscope::model::racg::TRAINING_GRAPH_SHARE;
             let (_, epoch, r) = frozen::train(net, resumed, &train_split, &dev, device, &recipe, &|net, e, r| racg::save(net, out, &config, &frozen::notes(&recipe, e, r)), &cancel, &report)?;
             (epoch, r.rsum)
         }

@@ -66,9 +66,9 @@ fn committed_models_recall_on_flickr8k_test() {
     for level in ["l2l", "g2l", "g2g"] {
         assert!(rsum(&shan, level) > 100.0, "{level} alone retrieves far above chance: {shan}");
     }
-    // Measured 290.1 vs 280.2 for the committed pair. Issue 10 asks for ≥ 300 and ≥ global + 10:
-    // not reached yet (see README); this guards what was reached.
-    assert!(full >= 285.0 && full >= global + 5.0, "SHAN {full} vs global {global}");
+    // Measured 294.2 vs 280.2 for the committed pair. Issue 10 asks for ≥ 300 and ≥ global + 10:
+    // the margin is reached, 300 not yet (see README); this guards what was reached.
+    assert!(full >= 290.0 && full >= global + 10.0, "SHAN {full} vs global {global}");
 }
 
 #[test]
@@ -87,12 +87,13 @@ fn committed_racg_holds_its_measured_recall_on_flickr8k_test() {
     let Some(flickr8k) = flickr8k() else { return };
     let cache = tempfile::tempdir().unwrap();
     // RACG scores every pair through its cross-graph attention: the whole 1K test takes ~14 min
-    // here (244.9 measured: below issue 7's bar of 250, see README), so the suite checks the first
-    // 200 images (measured 390.0 in 27 s).
+    // here (254.8 measured, issue 7's bar is 250; see README), so the suite checks the first 200
+    // images (measured 398.1 in 33 s; the weights' graph share is 0, so full = node level).
     let racg = eval_images("racg", &flickr8k, cache.path(), 200);
     assert!(racg.get("l2l").is_none(), "levels the network lacks are absent: {racg}");
-    let full = rsum(&racg, "full");
-    assert!(full >= 385.0, "RACG rSum on the first 200 test images {full}");
+    let (full, node, graph) = (rsum(&racg, "full"), rsum(&racg, "node"), rsum(&racg, "graph"));
+    assert!(full >= 393.0, "RACG rSum on the first 200 test images {full}");
+    assert!((full - node).abs() < 0.05 && graph > 300.0 && graph < full, "levels {racg}");
 }
 
 #[test]

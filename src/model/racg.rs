@@ -59,6 +59,9 @@ pub struct RacgConfig {
     pub graph_share: Option<f64>,
 }
 
+/// The graph level's share while training (loss and dev selection); tuned on dev afterwards.
+pub const TRAINING_GRAPH_SHARE: f64 = 0.5;
+
 #[derive(Module, Debug)]
 pub struct Racg {
     pub region_proj: Linear,
@@ -98,7 +101,7 @@ impl RacgConfig {
             heads: self.heads,
             lambda: self.lambda,
             reconstruction_weight: self.reconstruction_weight,
-            graph_share: self.graph_share.unwrap_or(0.5),
+            graph_share: self.graph_share.unwrap_or(TRAINING_GRAPH_SHARE),
             log_temperature: Param::from_tensor(Tensor::from_floats([self.init_temperature.ln() as f32], device)),
         }
     }
