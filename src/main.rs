@@ -489,23 +489,20 @@ fn resumed_from(resume: bool, out: &std::path::Path) -> anyhow::Result<Option<us
 
 fn tune_levels(request: BackendRequest, visual: &str, flickr8k: &std::path::Path, cache: &std::path::Path, model: &str, weights: Option<PathBuf>, dev_images: usize) -> anyhow::Result<String> {
     use alignscope::engine::{racg, shan};
+    anyhow::ensure!(matches!(model, "shan" | "racg"), "tune-levels is for shan and racg, not `{model}`");
     let compute = compute(request)?;
     let cancel = alignscope::engine::jobs::CancelToken::default();
     let source = Source { compute: &compute, flickr8k, cache_dir: cache, visual, cancel: &cancel, report: &progress };
-    match model {
-        "shan" => {}
-        "racg" => {
-            let weights = weights.unwrap_or_else(racg::default_path);
-            let dev = alignscope::engine::frozen::FrozenSplit::from_fragments(&source.fragments(alignscope::data::flickr8k::Split::Dev, shan::DEFAULT_FIRST_BLOCK)?.truncated(dev_images), visual, &compute.device)?;
-            let (share, grid) = racg::tune_graph_share(&weights, &dev, &compute.device)?;
-            let mut out = format!("dev rSum on {} images by the graph level's share (0: node level alone, 1: graph level alone):\n", dev.len());
-            for (s, r) in &grid {
-                out.push_str(&format!("  {s:.1}  {:.1}{}\n", r.rsum, if *s == share { "  chosen" } else { "" }));
-            }
-            out.push_str(&format!("wrote {}\n", weights.display()));
-            return Ok(out);
+    if model == "racg" {
+        let weights = weights.unwrap_or_else(racg::default_path);
+        let dev = alignscope::engine::frozen::FrozenSplit::from_fragments(&source.fragments(alignscope::data::flickr8k::Split::Dev, shan::DEFAULT_FIRST_BLOCK)?.truncated(dev_images), visual, &compute.device)?;
+        let (share, grid) = racg::tune_graph_share(&weights, &dev, &compute.device)?;
+        let mut out = format!("dev rSum on {} images by the graph level's share (0: node level alone, 1: graph level alone):\n", dev.len());
+        for (s, r) in &grid {
+            out.push_str(&format!("  {s:.1}  {:.1}{}\n", r.rsum, if *s == share { "  chosen" } else { "" }));
         }
-        other => anyhow::bail!("tune-levels is for shan and racg, not `{other}`"),
+        out.push_str(&format!("wrote {}\n", weights.display()));
+        return Ok(out);
     }
     let weights = &weights.unwrap_or_else(shan::default_path);
     let mut net = shan::load(weights, visual, &compute.device)?;
