@@ -433,9 +433,8 @@ fn train_shan(request: BackendRequest, visual: &str, flickr8k: &std::path::Path,
 #[allow(clippy::too_many_arguments)]
 fn train_frozen(request: BackendRequest, visual: &str, flickr8k: &std::path::Path, cache: &std::path::Path, out: &std::path::Path, model: &str, loss: alignscope::model::loss::Loss, max_epochs: usize, dev_images: usize, resume: bool, lr_factor: f64) -> anyhow::Result<String> {
     use alignscope::data::flickr8k::Split;
-    use alignscope::engine::frozen::{self, FrozenSplit, FrozenTrainMsg};
+    use alignscope::engine::frozen::{self, FrozenTrainMsg};
     use alignscope::engine::recipe::Recipe;
-    use alignscope::engine::shan::DEFAULT_FIRST_BLOCK;
     // A bad checkpoint is named before minutes of data preparation.
     let resumed = resumed_from(resume, out)?;
     let compute = compute(request)?;
@@ -443,8 +442,8 @@ fn train_frozen(request: BackendRequest, visual: &str, flickr8k: &std::path::Pat
     let started = std::time::Instant::now();
     let source = Source { compute: &compute, flickr8k, cache_dir: cache, visual, cancel: &cancel, report: &progress };
     let device = &compute.device;
-    let train_split = FrozenSplit::from_fragments(&source.fragments(Split::Train, DEFAULT_FIRST_BLOCK)?, visual, device)?;
-    let dev = FrozenSplit::from_fragments(&source.fragments(Split::Dev, DEFAULT_FIRST_BLOCK)?.truncated(dev_images), visual, device)?;
+    let train_split = source.frozen(Split::Train, usize::MAX)?;
+    let dev = source.frozen(Split::Dev, dev_images)?;
     eprintln!("prepared {} train and {} dev images in {:.0} s", train_split.len(), dev.len(), started.elapsed().as_secs_f64());
     let defaults = Recipe::default();
     let recipe = Recipe { loss, max_epochs, patience: 3, lr: defaults.lr * lr_factor, ..defaults };
@@ -495,11 +494,13 @@ fn tune_levels(request: BackendRequest, visual: &str, flickr8k: &std::path::Path
     let source = Source { compute: &compute, flickr8k, cache_dir: cache, visual, cancel: &cancel, report: &progress };
     if model == "racg" {
         let weights = weights.unwrap_or_else(racg::default_path);
-        let dev = alignscope::engine::frozen::FrozenSplit::from_fragments(&source.fragments(alignscope::data::flickr8k::Split::Dev, shan::DEFAULT_FIRST_BLOCK)?.truncated(dev_images), visual, &compute.device)?;
-        let (share, grid) = racg::tune_graph_share(&weights, &dev, &compute.device)?;
+        // A bad weights file is named before the dev split is prepared.
+        let net = racg::load(&weights, &compute.device)?;
+        let dev = source.frozen(alignscope::data::flickr8k::Split::Dev, dev_images)?;
+        let (chosen, grid) = racg::tune_graph_share(net, &weights, &dev, &compute.device)?;
         let mut out = format!("dev rSum on {} images by the graph level's share (0: node level alone, 1: graph level alone):\n", dev.len());
-        for (s, r) in &grid {
-            out.push_str(&format!("  {s:.1}  {:.1}{}\n", r.rsum, if *s == share { "  chosen" } else { "" }));
+        for (i, (s, r)) in grid.iter().enumerate() {
+            out.push_str(&format!("  {s:.1}  {:.1}{}\n", r.rsum, if i == chosen { "  chosen" } else { "" }));
         }
         out.push_str(&format!("wrote {}\n", weights.display()));
         return Ok(out);
@@ -544,7 +545,6 @@ fn train(request: BackendRequest, visual: &str, flickr8k: &std::path::Path, cach
 }
 
 #[allow(clippy::too_many_arguments)]
-#[allow(clippy::too_many_arguments)]
 fn eval(request: BackendRequest, visual: &str, flickr8k: &std::path::Path, model: &str, split: &str, cache: &std::path::Path, json: bool, weights: Option<PathBuf>, first: usize) -> anyhow::Result<String> {
     use alignscope::engine::recall::Recalls;
     use alignscope::engine::{global, shan};
@@ -570,9 +570,9 @@ fn eval(request: BackendRequest, visual: &str, flickr8k: &std::path::Path, model
             (vec![("full", r.full), ("l2l", r.l2l), ("g2l", r.g2l), ("g2g", r.g2g), ("embedding", r.embedding)], data.len(), started.elapsed().as_secs_f64())
         }
         "dsran" | "racg" => {
-            use alignscope::engine::frozen::{FrozenSplit, evaluate};
+            use alignscope::engine::frozen::evaluate;
             use alignscope::engine::{dsran, racg};
-            let data = FrozenSplit::from_fragments(&source.fragments(which, alignscope::engine::shan::DEFAULT_FIRST_BLOCK)?.truncated(first), visual, &compute.device)?;
+            let data = source.frozen(which, first)?;
             let started = std::time::Instant::now();
             let levels = if model == "dsran" {
                 vec![("full", evaluate(&dsran::load(&weights.unwrap_or_else(dsran::default_path), &compute.device)?, &data, &compute.device))]

@@ -127,9 +127,9 @@ fn racg_graph_share_is_chosen_on_dev_and_written_into_the_weights() {
     racg::save(&config.init(&device), &out, &config, &notes).unwrap();
     assert_eq!(racg::load(&out, &device).unwrap().graph_share, 0.5, "the training mix until tuned");
 
-    let (share, grid) = racg::tune_graph_share(&out, &dev, &device).unwrap();
+    let (index, grid) = racg::tune_graph_share(racg::load(&out, &device).unwrap(), &out, &dev, &device).unwrap();
     assert_eq!(grid.iter().map(|(s, _)| (s * 10.0).round() as i32).collect::<Vec<_>>(), (0..=10).collect::<Vec<_>>());
-    let chosen = grid.iter().find(|(s, _)| *s == share).unwrap().1;
+    let (share, chosen) = grid[index];
     assert!(grid.iter().all(|(_, r)| r.rsum <= chosen.rsum), "{share}: {grid:?}");
     let loaded = racg::load(&out, &device).unwrap();
     assert_eq!(loaded.graph_share, share);

@@ -172,14 +172,13 @@ pub fn save<N: Module>(net: &N, path: &Path, model: &str, config_key: &str, conf
 /// A saved network: its config from the file's `config_key` metadata, the network built from it,
 /// then every tensor (a missing or misshapen one is an error naming the file).
 pub fn load<C: burn::config::Config, N: Module>(path: &Path, config_key: &str, init: impl FnOnce(&C) -> N) -> anyhow::Result<N> {
-    let mut net = init(&saved_config(path, config_key)?);
+    let mut net = init(&saved_config(&crate::features::weights::WeightFile::open(path)?, path, config_key)?);
     net.load_from(&mut SafetensorsStore::from_file(path)).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     Ok(net)
 }
 
-/// The config a saved network was built from (its file's `config_key` metadata).
-pub fn saved_config<C: burn::config::Config>(path: &Path, config_key: &str) -> anyhow::Result<C> {
-    let file = crate::features::weights::WeightFile::open(path)?;
+/// The config a saved network was built from (the `config_key` metadata of `file`, opened from `path`).
+pub fn saved_config<C: burn::config::Config>(file: &crate::features::weights::WeightFile, path: &Path, config_key: &str) -> anyhow::Result<C> {
     let json = file.metadata(config_key)?;
     C::load_binary(json.as_bytes()).map_err(|e| anyhow::anyhow!("{}: {config_key} metadata: {e}", path.display()))
 }

@@ -154,7 +154,7 @@ mod tests {
         let decayed = &epochs[first_phase..];
         assert!(!decayed.is_empty() && decayed.len() <= 2 && decayed.iter().all(|e| (e.1 - config.lr * 0.1).abs() < 1e-12), "{epochs:?}");
         assert_eq!(decayed[0].0, first_phase + 1, "epochs are numbered on");
-        let best = epochs.iter().filter(|e| e.3).last().unwrap();
+        let best = epochs.iter().rfind(|e| e.3).unwrap();
         assert_eq!((trained.best_epoch, trained.best_dev.rsum), (best.0, best.2));
         assert_eq!(evaluate(&trained.model, &dev, &device).rsum, best.2, "the returned model is the best epoch's");
     }

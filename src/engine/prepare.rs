@@ -164,4 +164,11 @@ impl Source<'_> {
         let (_, extracted) = self.extract(split, Some(first_block))?;
         super::shan::FragmentSplit::from_caches(&extracted.images, &extracted.captions)
     }
+
+    /// The first `images` photos of the split (with their captions) as the inputs of the networks
+    /// on the frozen backbones (DSRAN, RACG).
+    pub fn frozen(&self, split: crate::data::flickr8k::Split, images: usize) -> anyhow::Result<super::frozen::FrozenSplit> {
+        let fragments = self.fragments(split, super::shan::DEFAULT_FIRST_BLOCK)?.truncated(images);
+        super::frozen::FrozenSplit::from_fragments(&fragments, self.visual, &self.compute.device)
+    }
 }

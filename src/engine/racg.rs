@@ -79,30 +79,31 @@ pub fn evaluate_levels(net: &Racg, data: &FrozenSplit, device: &Device) -> [(&'s
 }
 
 /// The graph level's share of the final score that maximises rSum on `data` (a dev split), on a
-/// grid from 0 (node level alone) to 1 (graph level alone); with every share's recalls, in order.
-pub fn choose_graph_share(net: &Racg, data: &FrozenSplit, device: &Device) -> (f64, Vec<(f64, Recalls)>) {
+/// grid from 0 (node level alone) to 1 (graph level alone): every share with its recalls, in
+/// order, and the index of the chosen one.
+pub fn choose_graph_share(net: &Racg, data: &FrozenSplit, device: &Device) -> (usize, Vec<(f64, Recalls)>) {
     let [node, graph] = score_levels(net, data, device);
     let grid: Vec<(f64, Recalls)> = (0..=10).map(|i| i as f64 / 10.0).map(|share| (share, recalls(&mix(&node, &graph, share), data.len(), 5))).collect();
-    // Ties go to the training mix, then to the lower share.
-    let best = grid.iter().fold((0.5, grid[5].1), |best, &(share, r)| if r.rsum > best.1.rsum { (share, r) } else { best });
-    (best.0, grid)
+    // Ties go to the training mix (share 0.5, index 5), then to the lower share.
+    let chosen = (0..grid.len()).fold(5, |best, i| if grid[i].1.rsum > grid[best].1.rsum { i } else { best });
+    (chosen, grid)
 }
 
-/// Choose the graph level's share on `dev` and write it into the weights file's config (its
-/// training notes kept, its dev rSum replaced by the one with the chosen share).
-pub fn tune_graph_share(path: &Path, dev: &FrozenSplit, device: &Device) -> anyhow::Result<(f64, Vec<(f64, Recalls)>)> {
-    let mut config: RacgConfig = super::frozen::saved_config(path, CONFIG_KEY)?;
-    let mut net = load(path, device)?;
-    let (share, grid) = choose_graph_share(&net, dev, device);
-    let r = grid.iter().find(|(s, _)| *s == share).map_or(grid[5].1, |g| g.1);
+/// Choose the graph level's share of `net` (loaded from `path`) on `dev` and write it into the
+/// weights file's config (its training notes kept, its dev rSum replaced by the one with the
+/// chosen share). Returns `choose_graph_share`'s answer.
+pub fn tune_graph_share(mut net: Racg, path: &Path, dev: &FrozenSplit, device: &Device) -> anyhow::Result<(usize, Vec<(f64, Recalls)>)> {
+    let file = crate::features::weights::WeightFile::open(path)?;
+    let mut config: RacgConfig = super::frozen::saved_config(&file, path, CONFIG_KEY)?;
+    let (chosen, grid) = choose_graph_share(&net, dev, device);
+    let (share, r) = grid[chosen];
     config.graph_share = Some(share);
     net.graph_share = share;
-    let file = crate::features::weights::WeightFile::open(path)?;
     let kept = ["best_epoch", "recipe"].iter().filter_map(|k| file.metadata(k).ok().map(|v| (k.to_string(), v)));
     let notes: Vec<(String, String)> = kept.chain([("dev_rsum".to_string(), format!("{:.1} (first {} dev images, graph share {share} chosen there)", r.rsum, dev.len()))]).collect();
     drop(file);
     save(&net, path, &config, &notes)?;
-    Ok((share, grid))
+    Ok((chosen, grid))
 }
 
 fn mix(node: &[f32], graph: &[f32], share: f64) -> Vec<f32> {
