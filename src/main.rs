@@ -88,14 +88,19 @@ enum Command {
         /// Default: assets/models/MODEL.safetensors (written at every dev improvement for shan).
         #[arg(long)]
         out: Option<PathBuf>,
-        /// SHAN: keep EfficientNet's last block + head frozen instead of fine-tuning it.
+        /// Global model: fine-tune EfficientNet's last block + head and MiniLM's last layer with
+        /// the heads, as SHAN does (the baseline with SHAN's lifts; --frozen-visual and
+        /// --frozen-text turn each off).
+        #[arg(long)]
+        tuned: bool,
+        /// SHAN, tuned global: keep EfficientNet's last block + head frozen instead of fine-tuning it.
         #[arg(long)]
         frozen_visual: bool,
         /// SHAN: the first EfficientNet block of the fine-tuned top (15: the last block; 11: the
         /// last two stages).
         #[arg(long, default_value_t = alignscope::engine::shan::DEFAULT_FIRST_BLOCK)]
         visual_from_block: usize,
-        /// SHAN: keep MiniLM's last layer frozen instead of fine-tuning it.
+        /// SHAN, tuned global: keep MiniLM's last layer frozen instead of fine-tuning it.
         #[arg(long)]
         frozen_text: bool,
         /// SHAN, DSRAN, RACG: epochs at most (training stops earlier after 3 without a dev gain).
@@ -116,8 +121,8 @@ enum Command {
         /// with --resume: the papers' step decay once dev stops rising).
         #[arg(long, default_value_t = 1.0, value_parser = positive_factor)]
         lr_factor: f64,
-        /// Global model: once dev stops rising, go on from the best epoch at a tenth of the
-        /// learning rate for up to N epochs (the step decay; 0: none).
+        /// Global model, SHAN: once dev stops rising (or after --max-epochs for SHAN), go on from
+        /// the best epoch at a tenth of the learning rates for up to N epochs (the step decay; 0: none).
         #[arg(long, default_value_t = 0)]
         decay_epochs: usize,
     },
@@ -308,16 +313,20 @@ fn main() -> ExitCode {
         Command::Extract { flickr8k, split, out, image_block, text_layer, batch } => {
             report(extract(cli.backend.unwrap_or_default(), &cli.visual, flickr8k, &split, out, image_block, text_layer, batch))
         }
-        Command::Train { flickr8k, model, cache, out, frozen_visual, visual_from_block, frozen_text, max_epochs, dev_images, loss, resume, lr_factor, decay_epochs } => {
+        Command::Train { flickr8k, model, cache, out, tuned, frozen_visual, visual_from_block, frozen_text, max_epochs, dev_images, loss, resume, lr_factor, decay_epochs } => {
             let backend = cli.backend.unwrap_or_default();
             let out = out.unwrap_or_else(|| PathBuf::from(format!("assets/models/{model}.safetensors")));
+            let lifts = alignscope::engine::global_tuned::Lifts { visual: !frozen_visual, text: !frozen_text };
+            if tuned && model != "global" {
+                return report(Err(anyhow::anyhow!("--tuned is for --model global (SHAN fine-tunes its backbone tops unless told --frozen-visual / --frozen-text)")));
+            }
             match model.as_str() {
-                "global" => report(train(backend, &cli.visual, &flickr8k, &cache, &out, loss, decay_epochs)),
+                "global" => report(train(backend, &cli.visual, &flickr8k, &cache, &out, loss, decay_epochs, tuned.then_some(lifts))),
                 "dsran" | "racg" => report(train_frozen(backend, &cli.visual, &flickr8k, &cache, &out, &model, loss, max_epochs, dev_images.unwrap_or(usize::MAX), resume, lr_factor)),
                 "shan" => {
                     let defaults = alignscope::engine::shan::ShanTrainConfig::default();
                     let (lr, backbone_lr) = (defaults.lr * lr_factor, defaults.backbone_lr * lr_factor);
-                    let config = alignscope::engine::shan::ShanTrainConfig { finetune_visual: !frozen_visual, visual_first_block: visual_from_block, loss, resume, finetune_text: !frozen_text, max_epochs, dev_images: dev_images.unwrap_or(500), lr, backbone_lr, ..defaults };
+                    let config = alignscope::engine::shan::ShanTrainConfig { finetune_visual: !frozen_visual, visual_first_block: visual_from_block, loss, resume, finetune_text: !frozen_text, max_epochs, dev_images: dev_images.unwrap_or(500), lr, backbone_lr, decay_epochs, ..defaults };
                     report(train_shan(backend, &cli.visual, &flickr8k, &cache, &out, &config))
                 }
                 other => report(Err(unknown_model(other))),
@@ -421,8 +430,8 @@ fn train_shan(request: BackendRequest, visual: &str, flickr8k: &std::path::Path,
         }
         ShanTrainMsg::Resumed { epoch, dev } => eprintln!("resumed after epoch {epoch}: dev {}", line("full", &dev.full)),
         ShanTrainMsg::Weights { weights: [a, b, c], dev } => eprintln!("level weights chosen on dev: L2L {a}, G2L {b}, G2G {c}: {}", line("full", &dev)),
-        ShanTrainMsg::Epoch { epoch, loss, dev, train_seconds, eval_seconds, best } => eprintln!(
-            "\nepoch {epoch:2}  loss {loss:.4}  dev {}  {}  {}  {}  {}  train {train_seconds:.0} s, dev {eval_seconds:.0} s{}",
+        ShanTrainMsg::Epoch { epoch, lr, loss, dev, train_seconds, eval_seconds, best } => eprintln!(
+            "\nepoch {epoch:2}  lr {lr:.0e}  loss {loss:.4}  dev {}  {}  {}  {}  {}  train {train_seconds:.0} s, dev {eval_seconds:.0} s{}",
             line("full", &dev.full), line("l2l", &dev.l2l), line("g2l", &dev.g2l), line("g2g", &dev.g2g), line("emb", &dev.embedding), if best { "  *" } else { "" }
         ),
     })?;
@@ -517,31 +526,56 @@ fn tune_levels(request: BackendRequest, visual: &str, flickr8k: &std::path::Path
     Ok(format!("level weights L2L {}, G2L {}, G2G {}: dev rSum {:.1} on {} images; wrote {}\n", chosen[0], chosen[1], chosen[2], r.rsum, dev.len(), weights.display()))
 }
 
-fn train(request: BackendRequest, visual: &str, flickr8k: &std::path::Path, cache: &std::path::Path, out: &std::path::Path, loss: alignscope::model::loss::Loss, decay_epochs: usize) -> anyhow::Result<String> {
+/// The global model on frozen pooled features, or with `lifts` (the backbone tops SHAN fine-tunes).
+#[allow(clippy::too_many_arguments)]
+fn train(request: BackendRequest, visual: &str, flickr8k: &std::path::Path, cache: &std::path::Path, out: &std::path::Path, loss: alignscope::model::loss::Loss, decay_epochs: usize, lifts: Option<alignscope::engine::global_tuned::Lifts>) -> anyhow::Result<String> {
     use alignscope::data::flickr8k::Split;
     use alignscope::engine::global::{self, TrainConfig, TrainMsg};
+    use alignscope::engine::global_tuned;
+    use alignscope::engine::shan::DEFAULT_FIRST_BLOCK;
     let compute = compute(request)?;
     let cancel = alignscope::engine::jobs::CancelToken::default();
     let started = std::time::Instant::now();
     let source = Source { compute: &compute, flickr8k, cache_dir: cache, visual, cancel: &cancel, report: &progress };
-    let train_split = source.pooled(Split::Train)?;
-    let dev = source.pooled(Split::Dev)?;
-    eprintln!("prepared {} train and {} dev images in {:.0} s", train_split.len(), dev.len(), started.elapsed().as_secs_f64());
     let config = TrainConfig { loss, decay_epochs, ..TrainConfig::default() };
-    let trained = global::train(&train_split, &dev, &compute.device, &config, &cancel, &|m| match m {
+    let on_epoch = |m| match m {
         TrainMsg::Epoch { epoch, lr, loss, dev, seconds, best } => eprintln!(
             "epoch {epoch:2}  lr {lr:.0e}  loss {loss:.4}  dev rSum {:.1} (i2t {:.1}/{:.1}/{:.1}, t2i {:.1}/{:.1}/{:.1})  {seconds:.1} s{}",
             dev.rsum, dev.i2t[0], dev.i2t[1], dev.i2t[2], dev.t2i[0], dev.t2i[1], dev.t2i[2], if best { "  *" } else { "" }
         ),
-    })?;
-    let metadata = std::collections::HashMap::from([
-        ("model".to_string(), "global".to_string()),
-        ("recipe".to_string(), format!("B: batch {}, AdamW lr {} wd {}, loss {:?}, then lr ×0.1 for up to {} epochs; best dev epoch {}", config.batch, config.lr, config.weight_decay, config.loss, config.decay_epochs, trained.best_epoch)),
-        ("features".to_string(), format!("frozen {visual} pooled (1280), MiniLM mean-pooled (384)")),
-        ("dev_rsum".to_string(), format!("{:.1}", trained.best_dev.rsum)),
-    ]);
-    global::save(&trained.model, out, metadata)?;
-    Ok(format!("best dev epoch {} (rSum {:.1}); trained in {:.0} s; wrote {}\n", trained.best_epoch, trained.best_dev.rsum, trained.seconds, out.display()))
+    };
+    let recipe = |best_epoch: usize| format!("B: batch {}, AdamW lr {} wd {}, loss {:?}, then lr ×0.1 for up to {} epochs; best dev epoch {}", config.batch, config.lr, config.weight_decay, config.loss, config.decay_epochs, best_epoch);
+    let prepared = |n: usize, d: usize| eprintln!("prepared {n} train and {d} dev images in {:.0} s", started.elapsed().as_secs_f64());
+    let (best_epoch, best_dev, seconds) = match lifts {
+        None => {
+            let (train_split, dev) = (source.pooled(Split::Train)?, source.pooled(Split::Dev)?);
+            prepared(train_split.len(), dev.len());
+            let init = |d: &burn::tensor::Device| Ok(alignscope::model::global::GlobalConfig::new().init(d));
+            let trained = global::train(init, &train_split, &dev, &compute.device, &config, &cancel, &on_epoch)?;
+            let metadata = std::collections::HashMap::from([
+                ("model".to_string(), "global".to_string()),
+                ("recipe".to_string(), recipe(trained.best_epoch)),
+                ("features".to_string(), format!("frozen {visual} pooled (1280), MiniLM mean-pooled (384)")),
+                ("dev_rsum".to_string(), format!("{:.1}", trained.best_dev.rsum)),
+            ]);
+            global::save(&trained.model, out, metadata)?;
+            (trained.best_epoch, trained.best_dev, trained.seconds)
+        }
+        Some(lifts) => {
+            let (train_split, dev) = (source.fragments(Split::Train, DEFAULT_FIRST_BLOCK)?, source.fragments(Split::Dev, DEFAULT_FIRST_BLOCK)?);
+            prepared(train_split.len(), dev.len());
+            let init = |d: &burn::tensor::Device| global_tuned::init(visual, DEFAULT_FIRST_BLOCK, lifts, d);
+            let trained = global::train(init, &train_split, &dev, &compute.device, &config, &cancel, &on_epoch)?;
+            let notes = [
+                ("recipe".to_string(), format!("{} (fine-tuned layers at lr × {})", recipe(trained.best_epoch), global_tuned::BACKBONE_LR_SHARE)),
+                ("finetuned".to_string(), format!("visual blocks {DEFAULT_FIRST_BLOCK}.. + head: {}; MiniLM layer {}: {}", lifts.visual, alignscope::engine::shan::TEXT_TOP_LAYER, lifts.text)),
+                ("dev_rsum".to_string(), format!("{:.1}", trained.best_dev.rsum)),
+            ];
+            global_tuned::save(&trained.model, out, &notes)?;
+            (trained.best_epoch, trained.best_dev, trained.seconds)
+        }
+    };
+    Ok(format!("best dev epoch {best_epoch} (rSum {:.1}); trained in {seconds:.0} s; wrote {}\n", best_dev.rsum, out.display()))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -556,11 +590,23 @@ fn eval(request: BackendRequest, visual: &str, flickr8k: &std::path::Path, model
     let (levels, images, seconds): (Vec<(&str, Recalls)>, usize, f64) = match model {
         "global" => {
             anyhow::ensure!(first == usize::MAX, "--images is for shan, dsran and racg");
-            let data = source.pooled(which)?;
-            let net = global::load(&weights.unwrap_or_else(global::default_path), &compute.device)?;
-            let started = std::time::Instant::now();
-            let r = global::evaluate(&net, &data, &compute.device);
-            (vec![("full", r)], data.len(), started.elapsed().as_secs_f64())
+            use alignscope::engine::global_tuned;
+            let path = weights.unwrap_or_else(global::default_path);
+            // Timed from the cached activations: the frozen layers' pass is the pooled model's input.
+            let timed = |evaluate: &dyn Fn() -> Recalls| {
+                let started = std::time::Instant::now();
+                (evaluate(), started.elapsed().as_secs_f64())
+            };
+            let ((r, seconds), images) = if global_tuned::is_tuned(&alignscope::features::weights::WeightFile::open(&path)?) {
+                let net = global_tuned::load(&path, visual, &compute.device)?;
+                let data = source.fragments(which, net.visual.first_block)?;
+                (timed(&|| global::evaluate(&net, &data, &compute.device)), data.len())
+            } else {
+                let net = global::load(&path, &compute.device)?;
+                let data = source.pooled(which)?;
+                (timed(&|| global::evaluate(&net, &data, &compute.device)), data.len())
+            };
+            (vec![("full", r)], images, seconds)
         }
         "shan" => {
             let net = shan::load(&weights.unwrap_or_else(shan::default_path), visual, &compute.device)?;

@@ -63,6 +63,8 @@ fn bad_input_fails_with_a_clear_message() {
         let (ok, _, err) = run(&["train", "--model", "racg", &format!("--lr-factor={factor}")]);
         assert!(!ok && err.contains("is not a positive number"), "--lr-factor {factor}: {err}");
     }
+    let (ok, _, err) = run(&["train", "--model", "racg", "--tuned", "--flickr8k", "/nonexistent"]);
+    assert!(!ok && err.contains("--tuned is for --model global"), "{err}");
     let (ok, _, err) = run(&["tune-levels", "--model", "dsran", "--flickr8k", "/nonexistent"]);
     assert!(!ok && err.contains("tune-levels is for shan and racg"), "{err}");
 }

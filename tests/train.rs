@@ -47,6 +47,25 @@ fn training_writes_a_checkpoint_and_resume_continues_after_its_epoch() {
     assert!((1..=2).contains(&second.best_epoch));
 }
 
+#[test]
+fn shan_decay_phase_goes_on_from_the_best_epoch_at_a_tenth_of_the_rates() {
+    let (train_split, dev) = (split(8, 3), split(4, 4));
+    let device = Device::flex();
+    let epochs = RefCell::new(Vec::new());
+    let report = |m: ShanTrainMsg| {
+        if let ShanTrainMsg::Epoch { epoch, lr, .. } = m {
+            epochs.borrow_mut().push((epoch, lr));
+        }
+    };
+    let config = ShanTrainConfig { batch: 4, max_epochs: 1, decay_epochs: 2, dev_images: 4, ..Default::default() };
+    let trained = train("efficientnet-lite0", &train_split, &dev, &device, &config, None, &CancelToken::default(), &report).unwrap();
+    let epochs = epochs.take();
+    assert_eq!(epochs.iter().map(|e| e.0).collect::<Vec<_>>(), [1, 2, 3], "epochs are numbered on through the decay");
+    assert_eq!(epochs[0].1, config.lr);
+    assert!(epochs[1..].iter().all(|e| (e.1 - config.lr * 0.1).abs() < 1e-15), "{epochs:?}");
+    assert!((1..=3).contains(&trained.best_epoch));
+}
+
 /// `n` images of pseudo-random region features with five captions of 3 to 6 word pieces each.
 fn frozen_split(n: usize, rng: &mut fastrand::Rng) -> alignscope::engine::frozen::FrozenSplit {
     alignscope::engine::frozen::FrozenSplit {
@@ -139,4 +158,65 @@ fn racg_graph_share_is_chosen_on_dev_and_written_into_the_weights() {
     let file = alignscope::features::weights::WeightFile::open(&out).unwrap();
     assert_eq!(file.metadata("best_epoch").unwrap(), "3", "training notes kept");
     assert!(file.metadata("dev_rsum").unwrap().contains("graph share"));
+}
+
+fn max_difference(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+#[test]
+fn tuned_global_with_frozen_tops_embeds_as_the_frozen_feature_global_model() {
+    use alignscope::engine::global::DualEncoder;
+    use alignscope::engine::global_tuned::{Lifts, init};
+    use alignscope::features::efficientnet::EfficientNetLite;
+    use alignscope::features::minilm::{MiniLm, TokenBatch};
+    use burn::tensor::{Int, Tensor, TensorData};
+    let device = Device::flex();
+    let data = split(3, 5);
+    let net = init("efficientnet-lite0", 15, Lifts { visual: false, text: false }, &device).unwrap();
+    let models = alignscope::features::models_dir();
+    // The frozen global model's input: the cached activation through the rest of the backbone,
+    // average-pooled; the hidden states through MiniLM's last layer, mean-pooled with the mask.
+    let backbone = EfficientNetLite::load(&models.join("efficientnet-lite0.safetensors"), &device).unwrap();
+    let pooled = EfficientNetLite::pool(backbone.features_from(data.image_batch(&[0, 1, 2], &device), 15));
+    let expected = net.head.embed_images(pooled);
+    let got = DualEncoder::embed_images(&net, &data, &[0, 1, 2], &device);
+    assert!(max_difference(&alignscope::features::values(got), &alignscope::features::values(expected)) < 1e-4);
+
+    let text = MiniLm::load(&models.join(alignscope::features::TEXT_WEIGHTS), &device).unwrap();
+    let rows = [0, 4, 7, 11];
+    let batch = data.caption_batch(&rows, &device);
+    let lengths = batch.lengths.clone();
+    let n = batch.tokens;
+    let mask: Vec<f32> = lengths.iter().flat_map(|&l| (0..n).map(move |j| if j < l { 1.0 } else { 0.0 })).collect();
+    let tokens = TokenBatch { ids: Tensor::<2, Int>::zeros([rows.len(), n], &device), mask: Tensor::from_data(TensorData::new(mask, [rows.len(), n]), &device), lengths };
+    let hidden = text.hidden_from(batch.hidden, &tokens, alignscope::engine::shan::TEXT_TOP_LAYER).reshape([rows.len(), n, text.hidden]);
+    let expected = net.head.embed_texts(MiniLm::mean_pool(hidden, tokens.mask));
+    let got = DualEncoder::embed_texts(&net, &data, &rows, &device);
+    assert!(max_difference(&alignscope::features::values(got), &alignscope::features::values(expected)) < 1e-4);
+}
+
+#[test]
+fn tuned_global_trains_only_the_lifted_layers_saves_and_loads() {
+    use alignscope::engine::global::{self, TrainConfig, evaluate};
+    use alignscope::engine::global_tuned::{self, Lifts};
+    let (train_split, dev) = (split(8, 1), split(4, 2));
+    let device = Device::flex();
+    let lifts = Lifts { visual: false, text: true };
+    let config = TrainConfig { batch: 4, max_epochs: 2, ..TrainConfig::default() };
+    let init = |d: &Device| global_tuned::init("efficientnet-lite0", 15, lifts, d);
+    let trained = global::train(init, &train_split, &dev, &device, &config, &CancelToken::default(), &|_| {}).unwrap();
+    let fresh = init(&device).unwrap();
+    assert_eq!(alignscope::features::values(trained.model.visual.head.weight.val()), alignscope::features::values(fresh.visual.head.weight.val()), "a frozen top keeps its pretrained weights");
+    assert!(max_difference(&alignscope::features::values(trained.model.text.output.weight.val()), &alignscope::features::values(fresh.text.output.weight.val())) > 0.0, "a lifted layer trains");
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("global-tuned.safetensors");
+    global_tuned::save(&trained.model, &out, &[("dev_rsum".into(), "1".into())]).unwrap();
+    assert!(global_tuned::is_tuned(&alignscope::features::weights::WeightFile::open(&out).unwrap()));
+    let loaded = global_tuned::load(&out, "efficientnet-lite0", &device).unwrap();
+    assert_eq!(evaluate(&loaded, &dev, &device), evaluate(&trained.model, &dev, &device), "the file holds the trained network");
+    std::fs::write(&out, b"not weights").unwrap();
+    assert!(global_tuned::load(&out, "efficientnet-lite0", &device).err().unwrap().to_string().contains("global-tuned.safetensors"), "a damaged file is named");
 }

@@ -10,8 +10,8 @@ use std::time::Instant;
 
 use burn::module::{Module, Param};
 use burn::nn::Linear;
-use burn::optim::GradientsParams;
-use burn::tensor::Device;
+use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::tensor::{Device, Tensor};
 
 use super::jobs::CancelToken;
 use super::prepare::PooledSplit;
@@ -28,47 +28,103 @@ pub enum TrainMsg {
     Epoch { epoch: usize, lr: f64, loss: f64, dev: Recalls, seconds: f64, best: bool },
 }
 
-pub struct Trained {
-    pub model: GlobalModel,
+pub struct Trained<E> {
+    pub model: E,
     pub best_epoch: usize,
     pub best_dev: Recalls,
     pub seconds: f64,
 }
 
-/// Joint embeddings of all images and all captions, then Recall@K.
-pub fn evaluate(model: &GlobalModel, split: &PooledSplit, device: &Device) -> Recalls {
-    let n = split.len();
-    let images = model.embed_images(split.image_rows(&(0..n).collect::<Vec<_>>(), device));
-    let texts = model.embed_texts(split.caption_rows(&(0..n * 5).collect::<Vec<_>>(), device));
-    let scores = values(images.matmul(texts.transpose()));
-    recalls(&scores, n, 5)
+/// The two AdamW optimisers of a dual encoder: the heads', and the fine-tuned backbone layers'.
+pub struct Optimizers {
+    pub heads: ModuleOptimizer,
+    pub tops: ModuleOptimizer,
 }
 
-pub fn train(train: &PooledSplit, dev: &PooledSplit, device: &Device, config: &TrainConfig, cancel: &CancelToken, report: &dyn Fn(TrainMsg)) -> anyhow::Result<Trained> {
+/// What the global training loop needs of a dual encoder: the heads on frozen pooled features
+/// ([`GlobalModel`]), or the same heads over fine-tuned backbone tops (`global_tuned`).
+pub trait DualEncoder: Module + Clone + Sized {
+    type Split;
+    /// Images of a split (captions i·5..i·5+5 are image i's).
+    fn images(split: &Self::Split) -> usize;
+    /// Unit-norm joint embeddings [rows, d].
+    fn embed_images(&self, split: &Self::Split, rows: &[usize], device: &Device) -> Tensor<2>;
+    fn embed_texts(&self, split: &Self::Split, rows: &[usize], device: &Device) -> Tensor<2>;
+    fn log_temperature(&self) -> Tensor<1>;
+    /// Back-propagate `loss` and take one optimiser step (the heads at `lr`).
+    fn step(self, optim: &mut Optimizers, lr: f64, loss: Tensor<1>) -> Self;
+}
+
+impl DualEncoder for GlobalModel {
+    type Split = PooledSplit;
+
+    fn images(split: &PooledSplit) -> usize {
+        split.len()
+    }
+
+    fn embed_images(&self, split: &PooledSplit, rows: &[usize], device: &Device) -> Tensor<2> {
+        GlobalModel::embed_images(self, split.image_rows(rows, device))
+    }
+
+    fn embed_texts(&self, split: &PooledSplit, rows: &[usize], device: &Device) -> Tensor<2> {
+        GlobalModel::embed_texts(self, split.caption_rows(rows, device))
+    }
+
+    fn log_temperature(&self) -> Tensor<1> {
+        self.log_temperature.val()
+    }
+
+    fn step(self, optim: &mut Optimizers, lr: f64, loss: Tensor<1>) -> Self {
+        let grads = GradientsParams::from_grads(loss.backward(), &self);
+        optim.heads.step(lr, self, grads)
+    }
+}
+
+/// Embeddings of rows `0..n`, a chunk at a time (memory stays bounded with backbone layers).
+fn embed_all(n: usize, embed: impl Fn(&[usize]) -> Tensor<2>) -> Tensor<2> {
+    let rows: Vec<usize> = (0..n).collect();
+    Tensor::cat(rows.chunks(256).map(embed).collect(), 0)
+}
+
+/// Joint embeddings of all images and all captions, then Recall@K.
+pub fn evaluate<E: DualEncoder>(model: &E, split: &E::Split, device: &Device) -> Recalls {
+    let n = E::images(split);
+    let images = embed_all(n, |rows| model.embed_images(split, rows, device));
+    let texts = embed_all(n * 5, |rows| model.embed_texts(split, rows, device));
+    recalls(&values(images.matmul(texts.transpose())), n, 5)
+}
+
+/// Recipe B from `init` (built on the autodiff device it is given), then the step decay.
+pub fn train<E: DualEncoder>(init: impl Fn(&Device) -> anyhow::Result<E>, train: &E::Split, dev: &E::Split, device: &Device, config: &TrainConfig, cancel: &CancelToken, report: &dyn Fn(TrainMsg)) -> anyhow::Result<Trained<E>> {
     let started = Instant::now();
     let ad = device.clone().autodiff();
     let mut rng = fastrand::Rng::with_seed(config.seed);
     // The best epoch's network (still on the autodiff device, so the decay phase can start from it).
-    let mut best: Option<(GlobalModel, usize, Recalls)> = None;
+    let mut best: Option<(E, usize, Recalls)> = None;
     let mut epoch = 0;
     for (lr, epochs) in [(config.lr, config.max_epochs), (config.lr * 0.1, config.decay_epochs)] {
-        let mut model = best.as_ref().map_or_else(|| GlobalConfig::new().init(&ad), |(m, _, _)| m.clone());
-        let mut optim = super::recipe::optimizer(config.weight_decay);
+        let mut model = match &best {
+            Some((m, _, _)) => m.clone(),
+            None => init(&ad)?,
+        };
+        let optimizer = || super::recipe::optimizer(config.weight_decay);
+        let mut optim = Optimizers { heads: optimizer(), tops: optimizer() };
         let mut stale = 0;
         for _ in 0..epochs {
             epoch += 1;
             let epoch_start = Instant::now();
             let (mut loss_sum, mut steps) = (0.0, 0usize);
-            for batch in super::recipe::epoch_batches(&mut rng, train.len(), config.batch) {
+            for batch in super::recipe::epoch_batches(&mut rng, E::images(train), config.batch) {
                 anyhow::ensure!(!cancel.is_cancelled(), "cancelled");
                 let captions: Vec<usize> = batch.iter().map(|&i| i * 5 + rng.usize(0..5)).collect();
-                let img = model.embed_images(train.image_rows(&batch, &ad));
-                let txt = model.embed_texts(train.caption_rows(&captions, &ad));
-                let loss = contrastive(config.loss, img.matmul(txt.transpose()), model.log_temperature.val(), epoch);
-                loss_sum += loss.clone().into_scalar::<f32>() as f64;
+                let img = model.embed_images(train, &batch, &ad);
+                let txt = model.embed_texts(train, &captions, &ad);
+                let loss = contrastive(config.loss, img.matmul(txt.transpose()), model.log_temperature(), epoch);
+                let value = loss.clone().into_scalar::<f32>() as f64;
+                anyhow::ensure!(value.is_finite(), "the loss diverged at epoch {epoch}, step {}", steps + 1);
+                loss_sum += value;
                 steps += 1;
-                let grads = GradientsParams::from_grads(loss.backward(), &model);
-                model = optim.step(lr, model, grads);
+                model = model.step(&mut optim, lr, loss);
             }
             let dev_recalls = evaluate(&model.valid(), dev, device);
             let improved = best.as_ref().is_none_or(|(_, _, b)| dev_recalls.rsum > b.rsum);
@@ -147,7 +203,7 @@ mod tests {
         let device = Device::flex();
         let config = TrainConfig { batch: 8, max_epochs: 3, patience: 1, decay_epochs: 2, ..TrainConfig::default() };
         let epochs = std::cell::RefCell::new(Vec::new());
-        let trained = train(&train_split, &dev, &device, &config, &CancelToken::default(), &|TrainMsg::Epoch { epoch, lr, dev, best, .. }| epochs.borrow_mut().push((epoch, lr, dev.rsum, best))).unwrap();
+        let trained = train(|d| Ok(GlobalConfig::new().init(d)), &train_split, &dev, &device, &config, &CancelToken::default(), &|TrainMsg::Epoch { epoch, lr, dev, best, .. }| epochs.borrow_mut().push((epoch, lr, dev.rsum, best))).unwrap();
         let epochs = epochs.into_inner();
         let first_phase = epochs.iter().take_while(|e| e.1 == config.lr).count();
         assert!((1..=3).contains(&first_phase), "{epochs:?}");

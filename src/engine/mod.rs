@@ -8,6 +8,7 @@ pub mod explain;
 pub mod extract;
 pub mod frozen;
 pub mod global;
+pub mod global_tuned;
 pub mod index;
 pub mod prepare;
 pub mod racg;

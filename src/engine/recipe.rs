@@ -20,9 +20,8 @@ pub struct Recipe {
     pub loss: Loss,
     /// The step decay ("×0.1 decay late", MODELS.md): once dev stops rising, training goes on
     /// from the best epoch at a tenth of the learning rate for up to this many epochs (same
-    /// patience). The global model's loop runs it (`train --model global --decay-epochs N`; off by
-    /// default: it measured no gain there); SHAN, DSRAN and RACG, whose epochs take minutes, get
-    /// it as a second run: `train --resume --lr-factor 0.1`.
+    /// patience). The global model's and SHAN's loops run it (`train --decay-epochs N`; off by
+    /// default); DSRAN and RACG get it as a second run: `train --resume --lr-factor 0.1`.
     pub decay_epochs: usize,
 }
 

@@ -124,6 +124,17 @@ fn length_mask(lengths: &[usize], n: usize, device: &Device) -> Tensor<2> {
     Tensor::from_data(TensorData::new(m, [lengths.len(), n]), device)
 }
 
+/// Every token's features after MiniLM's last layer [B, n, 384] ([CLS] and [SEP] included) and
+/// the mask of real tokens [B, n].
+pub fn tokens(layer: &Layer, batch: CaptionBatch) -> (Tensor<3>, Tensor<2>) {
+    let CaptionBatch { hidden, lengths, tokens: n } = batch;
+    let b = lengths.len();
+    let mask = length_mask(&lengths, n, &hidden.device());
+    let out = layer.forward(hidden, additive_mask(mask.clone()), b);
+    let h = out.dims()[1];
+    (out.reshape([b, n, h]), mask)
+}
+
 impl ShanNet {
     /// Region features [B, k, 1280] from cached activations.
     pub fn regions(&self, x: Tensor<4>) -> Tensor<3> {
@@ -132,14 +143,11 @@ impl ShanNet {
 
     /// Word (piece) features [B, n−2, 384] and their mask, without [CLS] and [SEP].
     pub fn words(&self, batch: CaptionBatch) -> (Tensor<3>, Tensor<2>) {
-        let CaptionBatch { hidden, lengths, tokens: n } = batch;
-        let b = lengths.len();
-        let device = hidden.device();
-        let out = self.text.forward(hidden, additive_mask(length_mask(&lengths, n, &device)), b);
-        let h = out.dims()[1];
-        let words = out.reshape([b, n, h]).slice([0..b, 1..n - 1]);
-        let pieces: Vec<usize> = lengths.iter().map(|l| l.saturating_sub(2)).collect();
-        (words, length_mask(&pieces, n - 2, &device))
+        let pieces: Vec<usize> = batch.lengths.iter().map(|l| l.saturating_sub(2)).collect();
+        let (tokens, _) = tokens(&self.text, batch);
+        let [b, n, _] = tokens.dims();
+        let device = tokens.device();
+        (tokens.slice([0..b, 1..n - 1]), length_mask(&pieces, n - 2, &device))
     }
 
     fn image_side(&self, data: &FragmentSplit, rows: &[usize], device: &Device) -> ImageSide {
@@ -178,6 +186,10 @@ pub struct ShanTrainConfig {
     pub loss: Loss,
     /// Continue from the checkpoint at `out` (its best epoch) instead of starting over.
     pub resume: bool,
+    /// The step decay ("×0.1 decay late", MODELS.md): once dev stops rising (or after
+    /// `max_epochs`), training goes on from the best epoch at a tenth of both learning rates for up
+    /// to this many epochs (same patience; 0: none).
+    pub decay_epochs: usize,
 }
 
 impl Default for ShanTrainConfig {
@@ -198,6 +210,7 @@ impl Default for ShanTrainConfig {
             dev_images: 500,
             loss: Loss::InfoNce,
             resume: false,
+            decay_epochs: 0,
         }
     }
 }
@@ -215,7 +228,8 @@ pub struct ShanRecalls {
 pub enum ShanTrainMsg {
     /// `phases`: seconds spent encoding both sides, scoring + loss, backward, optimiser step.
     Step { epoch: usize, step: usize, steps: usize, loss: f64, seconds_per_step: f64, phases: [f64; 4] },
-    Epoch { epoch: usize, loss: f64, dev: ShanRecalls, train_seconds: f64, eval_seconds: f64, best: bool },
+    /// `lr`: the matching network's learning rate in this epoch (a tenth of it in the decay phase).
+    Epoch { epoch: usize, lr: f64, loss: f64, dev: ShanRecalls, train_seconds: f64, eval_seconds: f64, best: bool },
     /// The level weights chosen on dev for the best epoch, and the full score's dev recalls.
     Weights { weights: [f64; 3], dev: Recalls },
     /// Training continues after `epoch`, the checkpoint's, whose dev recalls were measured again.
@@ -338,63 +352,86 @@ pub fn train(
     if !config.finetune_text {
         net.text = net.text.no_grad();
     }
-    let (mut optim_shan, mut optim_tops) = (super::recipe::optimizer(config.weight_decay), super::recipe::optimizer(config.weight_decay));
     // A resumed run draws other batches than the epochs it skips would have.
     let mut rng = fastrand::Rng::with_seed(config.seed + first_epoch as u64 - 1);
-    for epoch in first_epoch..=config.max_epochs {
-        let epoch_start = Instant::now();
-        let batches = super::recipe::epoch_batches(&mut rng, train.len(), config.batch);
-        let (mut loss_sum, mut steps) = (0.0, 0usize);
-        for batch in &batches {
-            anyhow::ensure!(!cancel.is_cancelled(), "cancelled");
-            let step_start = Instant::now();
-            // Pairs ordered by caption length, so each group of captions pads little; the
-            // diagonal stays the true pairs.
-            let mut pairs: Vec<(usize, usize)> = batch.iter().map(|&i| (i, i * 5 + rng.usize(0..5))).collect();
-            pairs.sort_by_key(|&(_, c)| train.length(c));
-            let (images, captions): (Vec<usize>, Vec<usize>) = pairs.into_iter().unzip();
-            let img = net.image_side(train, &images, &ad);
-            let groups: Vec<TextSide> = captions.chunks(CAPTION_GROUP).map(|g| net.text_side(train, g, &ad)).collect();
-            let encoded = step_start.elapsed().as_secs_f64();
-            let parts: Vec<LevelScores> = groups.iter().map(|txt| net.shan.score(&img, txt)).collect();
-            let scores = LevelScores::cat_captions(parts);
-            let text_embedding = Tensor::cat(groups.iter().map(|t| t.embedding.clone()).collect(), 0);
-            let temps = net.shan.log_temperature.val();
-            let nce = |scores: Tensor<2>, which: usize| term(config.loss, epoch, scores, &temps, which);
-            let aux = nce(scores.l2l.clone(), 1) + nce(scores.g2l.clone(), 2) + nce(scores.g2g.clone(), 3) + nce(img.embedding.matmul(text_embedding.transpose()), 4);
-            let loss = nce(scores.total(net.shan.weights), 0) + aux * config.aux_weight;
-            let value = loss.clone().into_scalar::<f32>() as f64;
-            anyhow::ensure!(value.is_finite(), "the loss diverged at epoch {epoch}, step {}", steps + 1);
-            loss_sum += value;
-            steps += 1;
-            let scored = step_start.elapsed().as_secs_f64();
-            let mut grads = loss.backward();
-            let backward = step_start.elapsed().as_secs_f64();
-            let ShanNet { visual, text, shan } = net;
-            let shan_grads = GradientsParams::from_module(&mut grads, &shan);
-            let tops = (visual, text);
-            let top_grads = GradientsParams::from_module(&mut grads, &tops);
-            let shan = optim_shan.step(config.lr, shan, shan_grads);
-            let (visual, text) = optim_tops.step(config.backbone_lr, tops, top_grads);
-            net = ShanNet { visual, text, shan };
-            let total = step_start.elapsed().as_secs_f64();
-            let phases = [encoded, scored - encoded, backward - scored, total - backward];
-            report(ShanTrainMsg::Step { epoch, step: steps, steps: batches.len(), loss: value, seconds_per_step: total, phases });
-        }
-        let train_seconds = epoch_start.elapsed().as_secs_f64();
-        let eval_start = Instant::now();
-        let valid = net.valid();
-        let dev_recalls = evaluate(&valid, dev, device, cancel)?;
-        let improved = best.as_ref().is_none_or(|(_, _, b)| dev_recalls.full.rsum > b.full.rsum);
-        report(ShanTrainMsg::Epoch { epoch, loss: loss_sum / steps.max(1) as f64, dev: dev_recalls, train_seconds, eval_seconds: eval_start.elapsed().as_secs_f64(), best: improved });
-        if improved {
-            if let Some(path) = out {
-                // A checkpoint per improvement: an interrupted run keeps its best epoch so far.
-                save(&valid, path, &config.model, &describe(config, epoch, &dev_recalls))?;
+    // The best epoch's network on the autodiff device, where the decay phase starts from.
+    let mut best_train = best.as_ref().map(|_| net.clone());
+    let mut epoch = first_epoch - 1;
+    // Recipe B at the configured rates, then (the step decay) from the best epoch at a tenth.
+    for factor in [1.0, 0.1] {
+        let last = if factor == 1.0 {
+            config.max_epochs
+        } else {
+            match (&best_train, config.decay_epochs) {
+                (Some(b), 1..) => net = b.clone(),
+                _ => break,
             }
-            best = Some((valid, epoch, dev_recalls));
-        } else if best.as_ref().is_some_and(|(_, e, _)| epoch - e >= config.patience) {
-            break;
+            epoch + config.decay_epochs
+        };
+        let (mut optim_shan, mut optim_tops) = (super::recipe::optimizer(config.weight_decay), super::recipe::optimizer(config.weight_decay));
+        let mut stale = 0;
+        while epoch < last {
+            epoch += 1;
+            let epoch_start = Instant::now();
+            let batches = super::recipe::epoch_batches(&mut rng, train.len(), config.batch);
+            let (mut loss_sum, mut steps) = (0.0, 0usize);
+            for batch in &batches {
+                anyhow::ensure!(!cancel.is_cancelled(), "cancelled");
+                let step_start = Instant::now();
+                // Pairs ordered by caption length, so each group of captions pads little; the
+                // diagonal stays the true pairs.
+                let mut pairs: Vec<(usize, usize)> = batch.iter().map(|&i| (i, i * 5 + rng.usize(0..5))).collect();
+                pairs.sort_by_key(|&(_, c)| train.length(c));
+                let (images, captions): (Vec<usize>, Vec<usize>) = pairs.into_iter().unzip();
+                let img = net.image_side(train, &images, &ad);
+                let groups: Vec<TextSide> = captions.chunks(CAPTION_GROUP).map(|g| net.text_side(train, g, &ad)).collect();
+                let encoded = step_start.elapsed().as_secs_f64();
+                let parts: Vec<LevelScores> = groups.iter().map(|txt| net.shan.score(&img, txt)).collect();
+                let scores = LevelScores::cat_captions(parts);
+                let text_embedding = Tensor::cat(groups.iter().map(|t| t.embedding.clone()).collect(), 0);
+                let temps = net.shan.log_temperature.val();
+                let nce = |scores: Tensor<2>, which: usize| term(config.loss, epoch, scores, &temps, which);
+                let aux = nce(scores.l2l.clone(), 1) + nce(scores.g2l.clone(), 2) + nce(scores.g2g.clone(), 3) + nce(img.embedding.matmul(text_embedding.transpose()), 4);
+                let loss = nce(scores.total(net.shan.weights), 0) + aux * config.aux_weight;
+                let value = loss.clone().into_scalar::<f32>() as f64;
+                anyhow::ensure!(value.is_finite(), "the loss diverged at epoch {epoch}, step {}", steps + 1);
+                loss_sum += value;
+                steps += 1;
+                let scored = step_start.elapsed().as_secs_f64();
+                let mut grads = loss.backward();
+                let backward = step_start.elapsed().as_secs_f64();
+                let ShanNet { visual, text, shan } = net;
+                let shan_grads = GradientsParams::from_module(&mut grads, &shan);
+                let tops = (visual, text);
+                let top_grads = GradientsParams::from_module(&mut grads, &tops);
+                let shan = optim_shan.step(config.lr * factor, shan, shan_grads);
+                let (visual, text) = optim_tops.step(config.backbone_lr * factor, tops, top_grads);
+                net = ShanNet { visual, text, shan };
+                let total = step_start.elapsed().as_secs_f64();
+                let phases = [encoded, scored - encoded, backward - scored, total - backward];
+                report(ShanTrainMsg::Step { epoch, step: steps, steps: batches.len(), loss: value, seconds_per_step: total, phases });
+            }
+            let train_seconds = epoch_start.elapsed().as_secs_f64();
+            let eval_start = Instant::now();
+            let valid = net.valid();
+            let dev_recalls = evaluate(&valid, dev, device, cancel)?;
+            let improved = best.as_ref().is_none_or(|(_, _, b)| dev_recalls.full.rsum > b.full.rsum);
+            let lr = config.lr * factor;
+            report(ShanTrainMsg::Epoch { epoch, lr, loss: loss_sum / steps.max(1) as f64, dev: dev_recalls, train_seconds, eval_seconds: eval_start.elapsed().as_secs_f64(), best: improved });
+            if improved {
+                if let Some(path) = out {
+                    // A checkpoint per improvement: an interrupted run keeps its best epoch so far.
+                    save(&valid, path, &config.model, &describe(config, epoch, &dev_recalls))?;
+                }
+                best = Some((valid, epoch, dev_recalls));
+                best_train = Some(net.clone());
+                stale = 0;
+            } else {
+                stale += 1;
+                if stale >= config.patience {
+                    break;
+                }
+            }
         }
     }
     let (mut net, best_epoch, mut best_dev) = best.context("no epoch finished")?;
@@ -411,7 +448,7 @@ pub fn train(
 
 fn describe(config: &ShanTrainConfig, epoch: usize, dev: &ShanRecalls) -> Vec<(String, String)> {
     vec![
-        ("recipe".into(), format!("B: batch {}, AdamW lr {} (backbone {}) wd {}, loss {:?} (InfoNCE: learned temperatures), aux weight {}", config.batch, config.lr, config.backbone_lr, config.weight_decay, config.loss, config.aux_weight)),
+        ("recipe".into(), format!("B: batch {}, AdamW lr {} (backbone {}) wd {}, loss {:?} (InfoNCE: learned temperatures), aux weight {}; then lr ×0.1 for up to {} epochs", config.batch, config.lr, config.backbone_lr, config.weight_decay, config.loss, config.aux_weight, config.decay_epochs)),
         ("finetuned".into(), format!("visual blocks {}.. + head: {}; MiniLM layer {TEXT_TOP_LAYER}: {}", config.visual_first_block, config.finetune_visual, config.finetune_text)),
         ("best_epoch".into(), epoch.to_string()),
         ("dev_rsum".into(), format!("{:.1} (first {} dev images)", dev.full.rsum, config.dev_images)),

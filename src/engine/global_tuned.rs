@@ -1,0 +1,111 @@
+//! The global dual encoder with SHAN's backbone lifts (issue 10's baseline "same features, same
+//! recipe and same lifts"): EfficientNet's last MBConv block + head and MiniLM's last layer are
+//! fine-tuned with the linear heads, from the same caches SHAN trains on. The image vector is the
+//! mean of the 49 regions (= the frozen model's average pool), the sentence vector the masked
+//! mean of every token ([CLS] and [SEP] included, as sentence-transformers pools), so with the
+//! tops frozen this is exactly the frozen-feature global model.
+
+use std::path::Path;
+
+use burn::module::Module;
+use burn::optim::GradientsParams;
+use burn::store::{ModuleSnapshot, SafetensorsStore};
+use burn::tensor::{Device, Tensor};
+
+use super::global::{DualEncoder, Optimizers};
+use super::shan::{FragmentSplit, TEXT_TOP_LAYER, tokens};
+use crate::features::efficientnet::{EfficientNetLite, Top};
+use crate::features::minilm::{Layer, MiniLm};
+use crate::features::weights::WeightFile;
+use crate::features::{TEXT_WEIGHTS, models_dir};
+use crate::model::global::{GlobalConfig, GlobalModel};
+
+/// The fine-tuned layers' learning rate as a share of the heads' (MODELS.md: 5e-5 beside 2e-4).
+pub const BACKBONE_LR_SHARE: f64 = 0.25;
+
+#[derive(Module, Debug)]
+pub struct TunedGlobal {
+    pub visual: Top,
+    pub text: Layer,
+    pub head: GlobalModel,
+}
+
+/// Which backbone layers train (a frozen one keeps its pretrained weights).
+#[derive(Clone, Copy, Debug)]
+pub struct Lifts {
+    pub visual: bool,
+    pub text: bool,
+}
+
+/// The starting point: the backbone tops (EfficientNet from `first_block`) from the committed
+/// backbone weights, fresh heads.
+pub fn init(visual: &str, first_block: usize, lifts: Lifts, device: &Device) -> anyhow::Result<TunedGlobal> {
+    let backbone = EfficientNetLite::load(&models_dir().join(format!("{visual}.safetensors")), device)?;
+    anyhow::ensure!(first_block < backbone.blocks.len(), "{visual} has {} blocks; cannot fine-tune from block {first_block}", backbone.blocks.len());
+    let text = MiniLm::load(&models_dir().join(TEXT_WEIGHTS), device)?;
+    let layer = text.layers.into_iter().nth(TEXT_TOP_LAYER).ok_or_else(|| anyhow::anyhow!("MiniLM has fewer layers than expected"))?;
+    let mut net = TunedGlobal { visual: backbone.top(first_block), text: layer, head: GlobalConfig::new().init(device) };
+    if !lifts.visual {
+        net.visual = net.visual.no_grad();
+    }
+    if !lifts.text {
+        net.text = net.text.no_grad();
+    }
+    Ok(net)
+}
+
+impl DualEncoder for TunedGlobal {
+    type Split = FragmentSplit;
+
+    fn images(split: &FragmentSplit) -> usize {
+        split.len()
+    }
+
+    fn embed_images(&self, split: &FragmentSplit, rows: &[usize], device: &Device) -> Tensor<2> {
+        let regions = self.visual.regions(split.image_batch(rows, device));
+        let [b, _, d] = regions.dims();
+        self.head.embed_images(regions.mean_dim(1).reshape([b, d]))
+    }
+
+    fn embed_texts(&self, split: &FragmentSplit, rows: &[usize], device: &Device) -> Tensor<2> {
+        let (tokens, mask) = tokens(&self.text, split.caption_batch(rows, device));
+        self.head.embed_texts(MiniLm::mean_pool(tokens, mask))
+    }
+
+    fn log_temperature(&self) -> Tensor<1> {
+        self.head.log_temperature.val()
+    }
+
+    fn step(self, optim: &mut Optimizers, lr: f64, loss: Tensor<1>) -> Self {
+        let mut grads = loss.backward();
+        let TunedGlobal { visual, text, head } = self;
+        let head_grads = GradientsParams::from_module(&mut grads, &head);
+        let tops = (visual, text);
+        let top_grads = GradientsParams::from_module(&mut grads, &tops);
+        let head = optim.heads.step(lr, head, head_grads);
+        let (visual, text) = optim.tops.step(lr * BACKBONE_LR_SHARE, tops, top_grads);
+        TunedGlobal { visual, text, head }
+    }
+}
+
+/// Weights + metadata (the heads' config, the first fine-tuned block, notes), written atomically.
+pub fn save(net: &TunedGlobal, path: &Path, notes: &[(String, String)]) -> anyhow::Result<()> {
+    let mut notes = notes.to_vec();
+    notes.push(("visual_first_block".into(), net.visual.first_block.to_string()));
+    super::frozen::save(net, path, "global", "global_config", GlobalConfig::new().to_string(), &notes)
+}
+
+/// Whether a global model's file holds fine-tuned backbone layers (else: heads only).
+pub fn is_tuned(file: &WeightFile) -> bool {
+    file.metadata("visual_first_block").is_ok()
+}
+
+/// A saved tuned global model (every tensor from the file; a missing or misshapen one is an
+/// error naming the file).
+pub fn load(path: &Path, visual: &str, device: &Device) -> anyhow::Result<TunedGlobal> {
+    let file = WeightFile::open(path)?;
+    let first: usize = file.metadata_parsed("visual_first_block")?;
+    let mut net = init(visual, first, Lifts { visual: true, text: true }, device)?;
+    net.load_from(&mut SafetensorsStore::from_file(path)).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    Ok(net)
+}
