@@ -125,6 +125,10 @@ enum Command {
         /// the best epoch at a tenth of the learning rates for up to N epochs (the step decay; 0: none).
         #[arg(long, default_value_t = 0)]
         decay_epochs: usize,
+        /// SHAN: start the backbone tops from a tuned global model's weights file (`train
+        /// --model global --tuned`) instead of the pretrained backbones.
+        #[arg(long)]
+        init_tops: Option<PathBuf>,
     },
     /// Choose the levels' weights in the final score on dev and write them into the weights file
     /// (SHAN: L2L, G2L, G2G, which `train` does after its best epoch; RACG: the graph level's
@@ -313,12 +317,15 @@ fn main() -> ExitCode {
         Command::Extract { flickr8k, split, out, image_block, text_layer, batch } => {
             report(extract(cli.backend.unwrap_or_default(), &cli.visual, flickr8k, &split, out, image_block, text_layer, batch))
         }
-        Command::Train { flickr8k, model, cache, out, tuned, frozen_visual, visual_from_block, frozen_text, max_epochs, dev_images, loss, resume, lr_factor, decay_epochs } => {
+        Command::Train { flickr8k, model, cache, out, tuned, frozen_visual, visual_from_block, frozen_text, max_epochs, dev_images, loss, resume, lr_factor, decay_epochs, init_tops } => {
             let backend = cli.backend.unwrap_or_default();
             let out = out.unwrap_or_else(|| PathBuf::from(format!("assets/models/{model}.safetensors")));
             let lifts = alignscope::engine::global_tuned::Lifts { visual: !frozen_visual, text: !frozen_text };
             if tuned && model != "global" {
                 return report(Err(anyhow::anyhow!("--tuned is for --model global (SHAN fine-tunes its backbone tops unless told --frozen-visual / --frozen-text)")));
+            }
+            if init_tops.is_some() && model != "shan" {
+                return report(Err(anyhow::anyhow!("--init-tops is for --model shan")));
             }
             match model.as_str() {
                 "global" => report(train(backend, &cli.visual, &flickr8k, &cache, &out, loss, decay_epochs, tuned.then_some(lifts))),
@@ -326,7 +333,7 @@ fn main() -> ExitCode {
                 "shan" => {
                     let defaults = alignscope::engine::shan::ShanTrainConfig::default();
                     let (lr, backbone_lr) = (defaults.lr * lr_factor, defaults.backbone_lr * lr_factor);
-                    let config = alignscope::engine::shan::ShanTrainConfig { finetune_visual: !frozen_visual, visual_first_block: visual_from_block, loss, resume, finetune_text: !frozen_text, max_epochs, dev_images: dev_images.unwrap_or(500), lr, backbone_lr, decay_epochs, ..defaults };
+                    let config = alignscope::engine::shan::ShanTrainConfig { finetune_visual: !frozen_visual, visual_first_block: visual_from_block, loss, resume, finetune_text: !frozen_text, max_epochs, dev_images: dev_images.unwrap_or(500), lr, backbone_lr, decay_epochs, init_tops, ..defaults };
                     report(train_shan(backend, &cli.visual, &flickr8k, &cache, &out, &config))
                 }
                 other => report(Err(unknown_model(other))),

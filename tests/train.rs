@@ -220,3 +220,29 @@ fn tuned_global_trains_only_the_lifted_layers_saves_and_loads() {
     std::fs::write(&out, b"not weights").unwrap();
     assert!(global_tuned::load(&out, "efficientnet-lite0", &device).err().unwrap().to_string().contains("global-tuned.safetensors"), "a damaged file is named");
 }
+
+#[test]
+fn shan_starts_its_backbone_tops_from_a_tuned_global_model() {
+    use alignscope::engine::global::{self, TrainConfig};
+    use alignscope::engine::global_tuned::{self, Lifts};
+    use alignscope::features::values;
+    let (train_split, dev) = (split(8, 6), split(4, 7));
+    let device = Device::flex();
+    let init = |d: &Device| global_tuned::init("efficientnet-lite0", 15, Lifts { visual: true, text: true }, d);
+    let tuned = global::train(init, &train_split, &dev, &device, &TrainConfig { batch: 4, max_epochs: 1, ..TrainConfig::default() }, &CancelToken::default(), &|_| {}).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let tops = dir.path().join("global-tuned.safetensors");
+    global_tuned::save(&tuned.model, &tops, &[]).unwrap();
+
+    // Tops frozen in SHAN's run: they must come out as the global model's, not the pretrained ones.
+    let config = ShanTrainConfig { batch: 4, max_epochs: 1, dev_images: 4, finetune_visual: false, finetune_text: false, init_tops: Some(tops.clone()), ..Default::default() };
+    let shan = train("efficientnet-lite0", &train_split, &dev, &device, &config, None, &CancelToken::default(), &|_| {}).unwrap();
+    assert_eq!(values(shan.net.visual.head.weight.val()), values(tuned.model.visual.head.weight.val()));
+    assert_eq!(values(shan.net.text.output.weight.val()), values(tuned.model.text.output.weight.val()));
+    let pretrained = init(&device).unwrap();
+    assert!(max_difference(&values(shan.net.text.output.weight.val()), &values(pretrained.text.output.weight.val())) > 0.0, "the global model's tops differ from the pretrained ones");
+
+    let other_block = ShanTrainConfig { visual_first_block: 14, ..config };
+    let err = train("efficientnet-lite0", &train_split, &dev, &device, &other_block, None, &CancelToken::default(), &|_| {}).err().unwrap().to_string();
+    assert!(err.contains("global-tuned.safetensors") && err.contains("block 15"), "{err}");
+}

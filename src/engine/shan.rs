@@ -190,6 +190,9 @@ pub struct ShanTrainConfig {
     /// `max_epochs`), training goes on from the best epoch at a tenth of both learning rates for up
     /// to this many epochs (same patience; 0: none).
     pub decay_epochs: usize,
+    /// Start the backbone tops from a tuned global model's (`train --model global --tuned`)
+    /// instead of the pretrained backbone's: the tops arrive already adapted to retrieval.
+    pub init_tops: Option<PathBuf>,
 }
 
 impl Default for ShanTrainConfig {
@@ -211,6 +214,7 @@ impl Default for ShanTrainConfig {
             loss: Loss::InfoNce,
             resume: false,
             decay_epochs: 0,
+            init_tops: None,
         }
     }
 }
@@ -344,7 +348,15 @@ pub fn train(
             let valid = net.valid();
             (net, epoch + 1, Some((valid, epoch, dev_recalls)))
         }
-        None => (init(&config.model, visual, config.visual_first_block, &ad)?, 1, None),
+        None => {
+            let mut net = init(&config.model, visual, config.visual_first_block, &ad)?;
+            if let Some(path) = &config.init_tops {
+                let global = super::global_tuned::load(path, visual, &ad)?;
+                anyhow::ensure!(global.visual.first_block == config.visual_first_block, "{} fine-tuned from block {}, not {}", path.display(), global.visual.first_block, config.visual_first_block);
+                (net.visual, net.text) = (global.visual, global.text);
+            }
+            (net, 1, None)
+        }
     };
     if !config.finetune_visual {
         net.visual = net.visual.no_grad();
@@ -451,6 +463,7 @@ fn describe(config: &ShanTrainConfig, epoch: usize, dev: &ShanRecalls) -> Vec<(S
         ("recipe".into(), format!("B: batch {}, AdamW lr {} (backbone {}) wd {}, loss {:?} (InfoNCE: learned temperatures), aux weight {}; then lr ×0.1 for up to {} epochs", config.batch, config.lr, config.backbone_lr, config.weight_decay, config.loss, config.aux_weight, config.decay_epochs)),
         ("finetuned".into(), format!("visual blocks {}.. + head: {}; MiniLM layer {TEXT_TOP_LAYER}: {}", config.visual_first_block, config.finetune_visual, config.finetune_text)),
         ("best_epoch".into(), epoch.to_string()),
+        ("tops_from".into(), config.init_tops.as_ref().map_or("the pretrained backbones".into(), |p| p.display().to_string())),
         ("dev_rsum".into(), format!("{:.1} (first {} dev images)", dev.full.rsum, config.dev_images)),
     ]
 }
