@@ -66,10 +66,10 @@ fn committed_models_recall_on_flickr8k_test() {
     for level in ["l2l", "g2l", "g2g"] {
         assert!(rsum(&shan, level) > 100.0, "{level} alone retrieves far above chance: {shan}");
     }
-    // Measured 294.8 vs 280.2 for the committed pair. Issue 10 asks for ≥ 300 and ≥ global + 10:
-    // the margin over this (frozen-feature) global is reached, 300 not yet, and the global model
-    // with SHAN's lifts scores 309.6 (see README); this guards what was reached.
-    assert!(full >= 290.0 && full >= global + 10.0, "SHAN {full} vs global {global}");
+    // Measured 300.1 vs 280.2 for the committed pair: issue 10's ≥ 300 and ≥ global + 10 against
+    // this (frozen-feature) global, while the global model with SHAN's lifts scores 309.6 (see
+    // README). A little slack under 300 for summation order on other CPUs.
+    assert!(full >= 299.0 && full >= global + 10.0, "SHAN {full} vs global {global}");
 }
 
 #[test]
