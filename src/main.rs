@@ -129,6 +129,10 @@ enum Command {
         /// --model global --tuned`) instead of the pretrained backbones.
         #[arg(long)]
         init_tops: Option<PathBuf>,
+        /// SHAN: weight of each level's and the embeddings' own InfoNCE terms beside the final
+        /// score's (default 0.25).
+        #[arg(long, value_parser = positive_factor)]
+        aux_weight: Option<f64>,
     },
     /// Choose the levels' weights in the final score on dev and write them into the weights file
     /// (SHAN: L2L, G2L, G2G, which `train` does after its best epoch; RACG: the graph level's
@@ -146,6 +150,21 @@ enum Command {
         weights: Option<PathBuf>,
         #[arg(long, default_value_t = 500, value_parser = at_least_one())]
         dev_images: usize,
+    },
+    /// Fuse SHAN's scores with a tuned global model's (`train --model global --tuned`): weights
+    /// chosen on the dev split, Recall@K on test, beside the control (SHAN's own embedding fused
+    /// with the same global model).
+    Fuse {
+        #[arg(long, default_value = "../shared/data/flickr8k")]
+        flickr8k: PathBuf,
+        #[arg(long, default_value = "target/feature-cache")]
+        cache: PathBuf,
+        /// The tuned global model's weights.
+        #[arg(long)]
+        global: PathBuf,
+        /// Default: the committed SHAN weights.
+        #[arg(long)]
+        shan: Option<PathBuf>,
     },
     /// Recall@K on a Flickr8k split, the papers' protocol.
     Eval {
@@ -317,15 +336,15 @@ fn main() -> ExitCode {
         Command::Extract { flickr8k, split, out, image_block, text_layer, batch } => {
             report(extract(cli.backend.unwrap_or_default(), &cli.visual, flickr8k, &split, out, image_block, text_layer, batch))
         }
-        Command::Train { flickr8k, model, cache, out, tuned, frozen_visual, visual_from_block, frozen_text, max_epochs, dev_images, loss, resume, lr_factor, decay_epochs, init_tops } => {
+        Command::Train { flickr8k, model, cache, out, tuned, frozen_visual, visual_from_block, frozen_text, max_epochs, dev_images, loss, resume, lr_factor, decay_epochs, init_tops, aux_weight } => {
             let backend = cli.backend.unwrap_or_default();
             let out = out.unwrap_or_else(|| PathBuf::from(format!("assets/models/{model}.safetensors")));
             let lifts = alignscope::engine::global_tuned::Lifts { visual: !frozen_visual, text: !frozen_text };
             if tuned && model != "global" {
                 return report(Err(anyhow::anyhow!("--tuned is for --model global (SHAN fine-tunes its backbone tops unless told --frozen-visual / --frozen-text)")));
             }
-            if init_tops.is_some() && model != "shan" {
-                return report(Err(anyhow::anyhow!("--init-tops is for --model shan")));
+            if (init_tops.is_some() || aux_weight.is_some()) && model != "shan" {
+                return report(Err(anyhow::anyhow!("--init-tops and --aux-weight are for --model shan")));
             }
             match model.as_str() {
                 "global" => report(train(backend, &cli.visual, &flickr8k, &cache, &out, loss, decay_epochs, tuned.then_some(lifts))),
@@ -333,12 +352,13 @@ fn main() -> ExitCode {
                 "shan" => {
                     let defaults = alignscope::engine::shan::ShanTrainConfig::default();
                     let (lr, backbone_lr) = (defaults.lr * lr_factor, defaults.backbone_lr * lr_factor);
-                    let config = alignscope::engine::shan::ShanTrainConfig { finetune_visual: !frozen_visual, visual_first_block: visual_from_block, loss, resume, finetune_text: !frozen_text, max_epochs, dev_images: dev_images.unwrap_or(500), lr, backbone_lr, decay_epochs, init_tops, ..defaults };
+                    let config = alignscope::engine::shan::ShanTrainConfig { finetune_visual: !frozen_visual, visual_first_block: visual_from_block, loss, resume, finetune_text: !frozen_text, max_epochs, dev_images: dev_images.unwrap_or(500), lr, backbone_lr, decay_epochs, init_tops, aux_weight: aux_weight.unwrap_or(defaults.aux_weight), ..defaults };
                     report(train_shan(backend, &cli.visual, &flickr8k, &cache, &out, &config))
                 }
                 other => report(Err(unknown_model(other))),
             }
         }
+        Command::Fuse { flickr8k, cache, global, shan } => report(fuse(cli.backend.unwrap_or_default(), &cli.visual, &flickr8k, &cache, &global, shan)),
         Command::Eval { flickr8k, model, split, cache, json, weights, images } => {
             report(eval(cli.backend.unwrap_or_default(), &cli.visual, &flickr8k, &model, &split, &cache, json, weights, images.unwrap_or(usize::MAX)))
         }
@@ -583,6 +603,35 @@ fn train(request: BackendRequest, visual: &str, flickr8k: &std::path::Path, cach
         }
     };
     Ok(format!("best dev epoch {best_epoch} (rSum {:.1}); trained in {seconds:.0} s; wrote {}\n", best_dev.rsum, out.display()))
+}
+
+fn fuse(request: BackendRequest, visual: &str, flickr8k: &std::path::Path, cache: &std::path::Path, global: &std::path::Path, shan_weights: Option<PathBuf>) -> anyhow::Result<String> {
+    use alignscope::data::flickr8k::Split;
+    use alignscope::engine::{fusion, global_tuned, shan};
+    let compute = compute(request)?;
+    let cancel = alignscope::engine::jobs::CancelToken::default();
+    let source = Source { compute: &compute, flickr8k, cache_dir: cache, visual, cancel: &cancel, report: &progress };
+    // Both weights files are checked before any split is prepared.
+    let net = shan::load(&shan_weights.unwrap_or_else(shan::default_path), visual, &compute.device)?;
+    anyhow::ensure!(global_tuned::is_tuned(&alignscope::features::weights::WeightFile::open(global)?), "{}: not a tuned global model (train it with `train --model global --tuned`)", global.display());
+    let global_net = global_tuned::load(global, visual, &compute.device)?;
+    let [dev, test] = [Split::Dev, Split::Test].map(|split| -> anyhow::Result<fusion::SplitScores> {
+        let data = source.fragments(split, net.visual.first_block)?;
+        anyhow::ensure!(global_net.visual.first_block == net.visual.first_block, "{}: fine-tuned from block {}, SHAN from block {}", global.display(), global_net.visual.first_block, net.visual.first_block);
+        eprintln!("scoring {split:?} ({} photos)…", data.len());
+        fusion::split_scores(&net, &global_net, &data, &compute.device, &cancel)
+    });
+    let (dev, test) = (dev?, test?);
+    let row = |label: &str, dev: &Recalls, test: &Recalls| format!("{label:<55} dev {:6.1}  test {:6.1}  (i2t {:.1}/{:.1}/{:.1}, t2i {:.1}/{:.1}/{:.1})\n", dev.rsum, test.rsum, test.i2t[0], test.i2t[1], test.i2t[2], test.t2i[0], test.t2i[1], test.t2i[2]);
+    use alignscope::engine::recall::{Recalls, recalls};
+    let mut out = format!("rSum on all {} dev and {} test photos; fusion weights chosen on dev\n", dev.images, test.images);
+    for (k, name) in fusion::SCORE_NAMES.iter().enumerate() {
+        out.push_str(&row(name, &recalls(&dev.scores[k], dev.images, 5), &recalls(&test.scores[k], test.images, 5)));
+    }
+    for f in fusion::fusions(&dev, &test) {
+        out.push_str(&row(&f.label, &f.dev, &f.test));
+    }
+    Ok(out)
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -67,4 +67,11 @@ fn bad_input_fails_with_a_clear_message() {
     assert!(!ok && err.contains("--tuned is for --model global"), "{err}");
     let (ok, _, err) = run(&["tune-levels", "--model", "dsran", "--flickr8k", "/nonexistent"]);
     assert!(!ok && err.contains("tune-levels is for shan and racg"), "{err}");
+    let (ok, _, err) = run(&["train", "--model", "global", "--aux-weight", "1", "--flickr8k", "/nonexistent"]);
+    assert!(!ok && err.contains("--aux-weight are for --model shan"), "{err}");
+    // A fusion partner that is not a tuned global model is named before any split is prepared.
+    let (ok, _, err) = run(&["--backend", "flex", "fuse", "--global", "assets/models/global.safetensors", "--flickr8k", "/nonexistent"]);
+    assert!(!ok && err.contains("global.safetensors") && err.contains("not a tuned global model"), "{err}");
+    let (ok, _, err) = run(&["--backend", "flex", "fuse", "--global", "Cargo.toml", "--flickr8k", "/nonexistent"]);
+    assert!(!ok && err.contains("Cargo.toml"), "{err}");
 }

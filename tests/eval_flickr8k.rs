@@ -66,10 +66,10 @@ fn committed_models_recall_on_flickr8k_test() {
     for level in ["l2l", "g2l", "g2g"] {
         assert!(rsum(&shan, level) > 100.0, "{level} alone retrieves far above chance: {shan}");
     }
-    // Measured 300.1 vs 280.2 for the committed pair: issue 10's ≥ 300 and ≥ global + 10 against
+    // Measured 305.1 vs 280.2 for the committed pair: issue 10's ≥ 300 and ≥ global + 10 against
     // this (frozen-feature) global, while the global model with SHAN's lifts scores 309.6 (see
-    // README). A little slack under 300 for summation order on other CPUs.
-    assert!(full >= 299.0 && full >= global + 10.0, "SHAN {full} vs global {global}");
+    // README). A little slack for summation order on other CPUs.
+    assert!(full >= 304.0 && full >= global + 10.0, "SHAN {full} vs global {global}");
 }
 
 #[test]

@@ -86,12 +86,17 @@ fn embed_all(n: usize, embed: impl Fn(&[usize]) -> Tensor<2>) -> Tensor<2> {
     Tensor::cat(rows.chunks(256).map(embed).collect(), 0)
 }
 
-/// Joint embeddings of all images and all captions, then Recall@K.
-pub fn evaluate<E: DualEncoder>(model: &E, split: &E::Split, device: &Device) -> Recalls {
+/// Every image × caption cosine of a split (row-major, images × captions).
+pub fn scores<E: DualEncoder>(model: &E, split: &E::Split, device: &Device) -> Vec<f32> {
     let n = E::images(split);
     let images = embed_all(n, |rows| model.embed_images(split, rows, device));
     let texts = embed_all(n * 5, |rows| model.embed_texts(split, rows, device));
-    recalls(&values(images.matmul(texts.transpose())), n, 5)
+    values(images.matmul(texts.transpose()))
+}
+
+/// Joint embeddings of all images and all captions, then Recall@K.
+pub fn evaluate<E: DualEncoder>(model: &E, split: &E::Split, device: &Device) -> Recalls {
+    recalls(&scores(model, split, device), E::images(split), 5)
 }
 
 /// Recipe B from `init` (built on the autodiff device it is given), then the step decay.

@@ -7,6 +7,7 @@ pub mod dsran;
 pub mod explain;
 pub mod extract;
 pub mod frozen;
+pub mod fusion;
 pub mod global;
 pub mod global_tuned;
 pub mod index;
