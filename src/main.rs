@@ -486,8 +486,8 @@ fn train_frozen(request: BackendRequest, visual: &str, flickr8k: &std::path::Pat
     let report = |m: FrozenTrainMsg| match m {
         FrozenTrainMsg::Step { epoch, step, steps, loss, seconds_per_step } => eprint!("\repoch {epoch:2} step {step}/{steps} loss {loss:.4} ({seconds_per_step:.2} s/step)   "),
         FrozenTrainMsg::Epoch { epoch, loss, dev, seconds, best } => eprintln!(
-            "\nepoch {epoch:2}  loss {loss:.4}  dev rSum {:.1} (i2t {:.1}/{:.1}/{:.1}, t2i {:.1}/{:.1}/{:.1})  {seconds:.0} s{}",
-            dev.rsum, dev.i2t[0], dev.i2t[1], dev.i2t[2], dev.t2i[0], dev.t2i[1], dev.t2i[2], if best { "  *" } else { "" }
+            "\nepoch {epoch:2}  loss {loss:.4}  dev rSum {:.1} ({})  {seconds:.0} s{}",
+            dev.rsum, both_ways(&dev), if best { "  *" } else { "" }
         ),
     };
     let ad = device.clone().autodiff();
@@ -567,8 +567,8 @@ fn train(request: BackendRequest, visual: &str, flickr8k: &std::path::Path, cach
     let config = TrainConfig { loss, decay_epochs, ..TrainConfig::default() };
     let on_epoch = |m| match m {
         TrainMsg::Epoch { epoch, lr, loss, dev, seconds, best } => eprintln!(
-            "epoch {epoch:2}  lr {lr:.0e}  loss {loss:.4}  dev rSum {:.1} (i2t {:.1}/{:.1}/{:.1}, t2i {:.1}/{:.1}/{:.1})  {seconds:.1} s{}",
-            dev.rsum, dev.i2t[0], dev.i2t[1], dev.i2t[2], dev.t2i[0], dev.t2i[1], dev.t2i[2], if best { "  *" } else { "" }
+            "epoch {epoch:2}  lr {lr:.0e}  loss {loss:.4}  dev rSum {:.1} ({})  {seconds:.1} s{}",
+            dev.rsum, both_ways(&dev), if best { "  *" } else { "" }
         ),
     };
     let recipe = |best_epoch: usize| format!("B: batch {}, AdamW lr {} wd {}, loss {:?}, then lr ×0.1 for up to {} epochs; best dev epoch {}", config.batch, config.lr, config.weight_decay, config.loss, config.decay_epochs, best_epoch);
@@ -605,25 +605,32 @@ fn train(request: BackendRequest, visual: &str, flickr8k: &std::path::Path, cach
     Ok(format!("best dev epoch {best_epoch} (rSum {:.1}); trained in {seconds:.0} s; wrote {}\n", best_dev.rsum, out.display()))
 }
 
+/// R@1/5/10 both ways: "i2t a/b/c, t2i d/e/f".
+fn both_ways(r: &alignscope::engine::recall::Recalls) -> String {
+    format!("i2t {:.1}/{:.1}/{:.1}, t2i {:.1}/{:.1}/{:.1}", r.i2t[0], r.i2t[1], r.i2t[2], r.t2i[0], r.t2i[1], r.t2i[2])
+}
+
 fn fuse(request: BackendRequest, visual: &str, flickr8k: &std::path::Path, cache: &std::path::Path, global: &std::path::Path, shan_weights: Option<PathBuf>) -> anyhow::Result<String> {
     use alignscope::data::flickr8k::Split;
+    use alignscope::engine::recall::{Recalls, recalls};
     use alignscope::engine::{fusion, global_tuned, shan};
     let compute = compute(request)?;
     let cancel = alignscope::engine::jobs::CancelToken::default();
     let source = Source { compute: &compute, flickr8k, cache_dir: cache, visual, cancel: &cancel, report: &progress };
-    // Both weights files are checked before any split is prepared.
+    // Both weights files, and that they fine-tune the same block, are checked before any split
+    // is prepared.
     let net = shan::load(&shan_weights.unwrap_or_else(shan::default_path), visual, &compute.device)?;
     anyhow::ensure!(global_tuned::is_tuned(&alignscope::features::weights::WeightFile::open(global)?), "{}: not a tuned global model (train it with `train --model global --tuned`)", global.display());
     let global_net = global_tuned::load(global, visual, &compute.device)?;
-    let [dev, test] = [Split::Dev, Split::Test].map(|split| -> anyhow::Result<fusion::SplitScores> {
-        let data = source.fragments(split, net.visual.first_block)?;
-        anyhow::ensure!(global_net.visual.first_block == net.visual.first_block, "{}: fine-tuned from block {}, SHAN from block {}", global.display(), global_net.visual.first_block, net.visual.first_block);
+    let block = net.visual.first_block;
+    anyhow::ensure!(global_net.visual.first_block == block, "{}: fine-tuned from block {}, SHAN from block {block}", global.display(), global_net.visual.first_block);
+    let scored = |split: Split| -> anyhow::Result<fusion::SplitScores> {
+        let data = source.fragments(split, block)?;
         eprintln!("scoring {split:?} ({} photos)…", data.len());
         fusion::split_scores(&net, &global_net, &data, &compute.device, &cancel)
-    });
-    let (dev, test) = (dev?, test?);
-    let row = |label: &str, dev: &Recalls, test: &Recalls| format!("{label:<55} dev {:6.1}  test {:6.1}  (i2t {:.1}/{:.1}/{:.1}, t2i {:.1}/{:.1}/{:.1})\n", dev.rsum, test.rsum, test.i2t[0], test.i2t[1], test.i2t[2], test.t2i[0], test.t2i[1], test.t2i[2]);
-    use alignscope::engine::recall::{Recalls, recalls};
+    };
+    let (dev, test) = (scored(Split::Dev)?, scored(Split::Test)?);
+    let row = |label: &str, dev: &Recalls, test: &Recalls| format!("{label:<55} dev {:6.1}  test {:6.1}  ({})\n", dev.rsum, test.rsum, both_ways(test));
     let mut out = format!("rSum on all {} dev and {} test photos; fusion weights chosen on dev\n", dev.images, test.images);
     for (k, name) in fusion::SCORE_NAMES.iter().enumerate() {
         out.push_str(&row(name, &recalls(&dev.scores[k], dev.images, 5), &recalls(&test.scores[k], test.images, 5)));

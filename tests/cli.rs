@@ -72,6 +72,8 @@ fn bad_input_fails_with_a_clear_message() {
     // A fusion partner that is not a tuned global model is named before any split is prepared.
     let (ok, _, err) = run(&["--backend", "flex", "fuse", "--global", "assets/models/global.safetensors", "--flickr8k", "/nonexistent"]);
     assert!(!ok && err.contains("global.safetensors") && err.contains("not a tuned global model"), "{err}");
+    let (ok, _, err) = run(&["--backend", "flex", "fuse", "--global", "assets/models/shan.safetensors", "--flickr8k", "/nonexistent"]);
+    assert!(!ok && err.contains("shan.safetensors: the weights of a shan model, not of the global model"), "{err}");
     let (ok, _, err) = run(&["--backend", "flex", "fuse", "--global", "Cargo.toml", "--flickr8k", "/nonexistent"]);
     assert!(!ok && err.contains("Cargo.toml"), "{err}");
 }

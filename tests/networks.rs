@@ -1,10 +1,7 @@
 //! The four networks the app compares (SHAN, global, DSRAN, RACG), with the committed weights,
-//! rank a tiny fixture of the demo photos: each caption's photo in the top three of five under
-//! every network, in the top two for all but one caption, and first for most captions. (The
-//! networks learned from Flickr8k: people, animals, outdoor scenes; the captions stay in that
-//! vocabulary. The SHAN started from the tuned global's tops, better on 5,000 Flickr8k test
-//! captions, puts the astronaut third for "a smiling woman in an orange suit": the photos are
-//! out of its domain, so one miss of the top two is allowed.)
+//! rank a tiny fixture of the demo photos: each caption's photo in the top two of five under every
+//! network, and first for most captions. (The networks learned from Flickr8k: people, animals,
+//! outdoor scenes; the captions stay in that vocabulary.)
 
 mod common;
 
@@ -58,16 +55,13 @@ fn every_network_ranks_each_captions_photo_near_the_top() {
             let rank = ranks(&scores, gt);
             report.push_str(&format!("{name:6} \u{201c}{caption}\u{201d}: {} ranked #{rank}  {scores:.3?}\n", PHOTOS[gt]));
             if rank > 2 {
-                wrong.push((name, rank, caption));
+                wrong.push(format!("{name}: {caption} (#{rank})"));
             }
             *firsts.entry(name).or_default() += usize::from(rank == 1);
         }
     }
     eprintln!("{report}");
-    assert!(wrong.iter().all(|w| w.1 <= 3), "not in the top three: {wrong:?}\n{report}");
-    for name in ["global", "DSRAN", "RACG", "SHAN"] {
-        assert!(wrong.iter().filter(|w| w.0 == name).count() <= 1, "{name}: more than one caption's photo out of the top two: {wrong:?}\n{report}");
-    }
+    assert!(wrong.is_empty(), "not in the top two: {wrong:?}\n{report}");
     assert_eq!(firsts.len(), 4);
     for (name, n) in firsts {
         assert!(2 * n > CAPTIONS.len(), "{name} ranks the right photo first for only {n} of {} captions\n{report}", CAPTIONS.len());

@@ -54,17 +54,16 @@ fn combine(split: &SplitScores, base: usize, added: &[usize], weights: &[f32]) -
 }
 
 fn fuse(dev: &SplitScores, test: &SplitScores, base: usize, added: &[usize]) -> Fused {
-    // Every point of the grid over the added scores' weights (odometer order).
-    let points = GRID.len().pow(added.len() as u32);
-    let mut best: Option<(Vec<f32>, Recalls)> = None;
-    for p in 0..points {
-        let weights: Vec<f32> = (0..added.len()).map(|d| GRID[p / GRID.len().pow(d as u32) % GRID.len()]).collect();
-        let r = combine(dev, base, added, &weights);
-        if best.as_ref().is_none_or(|(_, b)| r.rsum > b.rsum) {
-            best = Some((weights, r));
+    // Every point of the grid over the added scores' weights (odometer order; point 0 is the
+    // base alone), the first with the highest dev rSum kept.
+    let point = |p: usize| -> Vec<f32> { (0..added.len()).map(|d| GRID[p / GRID.len().pow(d as u32) % GRID.len()]).collect() };
+    let (mut weights, mut dev_recalls) = (point(0), combine(dev, base, added, &point(0)));
+    for p in 1..GRID.len().pow(added.len() as u32) {
+        let r = combine(dev, base, added, &point(p));
+        if r.rsum > dev_recalls.rsum {
+            (weights, dev_recalls) = (point(p), r);
         }
     }
-    let (weights, dev_recalls) = best.unwrap_or_else(|| (vec![0.0; added.len()], combine(dev, base, added, &vec![0.0; added.len()])));
     let label = std::iter::once(SCORE_NAMES[base].to_string()).chain(added.iter().zip(&weights).map(|(&k, w)| format!("{w} × {}", SCORE_NAMES[k]))).collect::<Vec<_>>().join(" + ");
     Fused { label, test: combine(test, base, added, &weights), dev: dev_recalls, weights }
 }

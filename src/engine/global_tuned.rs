@@ -104,6 +104,10 @@ pub fn is_tuned(file: &WeightFile) -> bool {
 /// error naming the file).
 pub fn load(path: &Path, visual: &str, device: &Device) -> anyhow::Result<TunedGlobal> {
     let file = WeightFile::open(path)?;
+    // Another network's file (SHAN's also records a fine-tuned block) is named as such.
+    if let Ok(kind) = file.metadata("model") {
+        anyhow::ensure!(kind == "global", "{}: the weights of a {kind} model, not of the global model", path.display());
+    }
     let first: usize = file.metadata_parsed("visual_first_block")?;
     let mut net = init(visual, first, Lifts { visual: true, text: true }, device)?;
     net.load_from(&mut SafetensorsStore::from_file(path)).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
