@@ -159,9 +159,9 @@ enum Command {
         flickr8k: PathBuf,
         #[arg(long, default_value = "target/feature-cache")]
         cache: PathBuf,
-        /// The tuned global model's weights.
+        /// The tuned global model's weights. Default: the committed global model.
         #[arg(long)]
-        global: PathBuf,
+        global: Option<PathBuf>,
         /// Default: the committed SHAN weights.
         #[arg(long)]
         shan: Option<PathBuf>,
@@ -358,7 +358,7 @@ fn main() -> ExitCode {
                 other => report(Err(unknown_model(other))),
             }
         }
-        Command::Fuse { flickr8k, cache, global, shan } => report(fuse(cli.backend.unwrap_or_default(), &cli.visual, &flickr8k, &cache, &global, shan)),
+        Command::Fuse { flickr8k, cache, global, shan } => report(fuse(cli.backend.unwrap_or_default(), &cli.visual, &flickr8k, &cache, &global.unwrap_or_else(alignscope::engine::global::default_path), shan)),
         Command::Eval { flickr8k, model, split, cache, json, weights, images } => {
             report(eval(cli.backend.unwrap_or_default(), &cli.visual, &flickr8k, &model, &split, &cache, json, weights, images.unwrap_or(usize::MAX)))
         }
@@ -660,14 +660,15 @@ fn eval(request: BackendRequest, visual: &str, flickr8k: &std::path::Path, model
                 let started = std::time::Instant::now();
                 (evaluate(), started.elapsed().as_secs_f64())
             };
-            let ((r, seconds), images) = if global_tuned::is_tuned(&alignscope::features::weights::WeightFile::open(&path)?) {
-                let net = global_tuned::load(&path, visual, &compute.device)?;
-                let data = source.fragments(which, net.visual.first_block)?;
-                (timed(&|| global::evaluate(&net, &data, &compute.device)), data.len())
-            } else {
-                let net = global::load(&path, &compute.device)?;
-                let data = source.pooled(which)?;
-                (timed(&|| global::evaluate(&net, &data, &compute.device)), data.len())
+            let ((r, seconds), images) = match global_tuned::load_any(&path, visual, &compute.device)? {
+                global_tuned::AnyGlobal::Tuned(net) => {
+                    let data = source.fragments(which, net.visual.first_block)?;
+                    (timed(&|| global::evaluate(&net, &data, &compute.device)), data.len())
+                }
+                global_tuned::AnyGlobal::Frozen(net) => {
+                    let data = source.pooled(which)?;
+                    (timed(&|| global::evaluate(&net, &data, &compute.device)), data.len())
+                }
             };
             (vec![("full", r)], images, seconds)
         }

@@ -70,8 +70,12 @@ fn bad_input_fails_with_a_clear_message() {
     let (ok, _, err) = run(&["train", "--model", "global", "--aux-weight", "1", "--flickr8k", "/nonexistent"]);
     assert!(!ok && err.contains("--aux-weight are for --model shan"), "{err}");
     // A fusion partner that is not a tuned global model is named before any split is prepared.
-    let (ok, _, err) = run(&["--backend", "flex", "fuse", "--global", "assets/models/global.safetensors", "--flickr8k", "/nonexistent"]);
-    assert!(!ok && err.contains("global.safetensors") && err.contains("not a tuned global model"), "{err}");
+    let dir = tempfile::tempdir().unwrap();
+    let frozen = dir.path().join("frozen-global.safetensors");
+    let model = alignscope::model::global::GlobalConfig::new().init(&burn::tensor::Device::flex());
+    alignscope::engine::global::save(&model, &frozen, Default::default()).unwrap();
+    let (ok, _, err) = run(&["--backend", "flex", "fuse", "--global", frozen.to_str().unwrap(), "--flickr8k", "/nonexistent"]);
+    assert!(!ok && err.contains("frozen-global.safetensors") && err.contains("not a tuned global model"), "{err}");
     let (ok, _, err) = run(&["--backend", "flex", "fuse", "--global", "assets/models/shan.safetensors", "--flickr8k", "/nonexistent"]);
     assert!(!ok && err.contains("shan.safetensors: the weights of a shan model, not of the global model"), "{err}");
     let (ok, _, err) = run(&["--backend", "flex", "fuse", "--global", "Cargo.toml", "--flickr8k", "/nonexistent"]);

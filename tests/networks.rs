@@ -7,7 +7,7 @@ mod common;
 
 use alignscope::data::decode::decode_oriented;
 use alignscope::engine::backend::Compute;
-use alignscope::engine::rank::{FrozenModel, Ranker};
+use alignscope::engine::rank::{RankerModel, Ranker};
 use alignscope::engine::runtime::Runtime;
 use alignscope::engine::search::score_sides;
 
@@ -34,11 +34,11 @@ fn every_network_ranks_each_captions_photo_near_the_top() {
     let mut firsts = std::collections::HashMap::<&str, usize>::new();
     for (caption, gt) in CAPTIONS {
         let (q, _) = ranker.embed_caption(caption).unwrap();
-        let mut per_network: Vec<(&str, Vec<f32>)> = FrozenModel::ALL
+        let mut per_network: Vec<(&str, Vec<f32>)> = RankerModel::ALL
             .into_iter()
             .map(|m| {
                 let scores = match m {
-                    FrozenModel::Racg => {
+                    RankerModel::Racg => {
                         let graphs: Vec<&[f32]> = embedded.iter().map(|e| e.racg.as_deref().unwrap()).collect();
                         ranker.racg_scores(&graphs, q.racg.as_deref().unwrap())
                     }
@@ -65,5 +65,41 @@ fn every_network_ranks_each_captions_photo_near_the_top() {
     assert_eq!(firsts.len(), 4);
     for (name, n) in firsts {
         assert!(2 * n > CAPTIONS.len(), "{name} ranks the right photo first for only {n} of {} captions\n{report}", CAPTIONS.len());
+    }
+}
+
+/// The committed global model is the fine-tuned one, and the app's embeddings of it (photos in
+/// micro-batches, captions padded together, the fine-tuned MiniLM layer run beside the frozen one
+/// in one pass) equal what `eval` computes: one photo's activation through its own top, one
+/// caption's hidden states through its own last layer.
+#[test]
+fn the_apps_global_embeddings_are_the_evaluated_models() {
+    use alignscope::engine::global_tuned::AnyGlobal;
+    use alignscope::engine::shan::{CaptionBatch, TEXT_TOP_LAYER};
+    use alignscope::features::minilm::TokenBatch;
+    use alignscope::features::{preprocess, values};
+    let compute = Compute::flex("test");
+    let ranker = Ranker::load(&compute).unwrap();
+    let AnyGlobal::Tuned(net) = &ranker.global else { panic!("the committed global model has no fine-tuned tops") };
+    let close = |a: &[f32], b: &[f32], what: &str| {
+        assert_eq!(a.len(), b.len(), "{what}");
+        let worst = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+        assert!(worst < 1e-4, "{what}: max difference {worst}");
+    };
+    let photos: Vec<_> = PHOTOS.iter().map(|p| decode_oriented(&common::repo_path("assets/demo").join(p)).unwrap()).collect();
+    let size = ranker.visual.image_size();
+    for (photo, app) in photos.iter().zip(ranker.embed_images(&photos)) {
+        let x = preprocess::batch(&[preprocess::resize_square(photo, size)], &ranker.device);
+        let alone = values(net.embed_entering(ranker.visual.net.features_until(x, net.visual.first_block)));
+        close(&app.global, &alone, "photo");
+    }
+    let captions = ["a dog", "a man in a red shirt is climbing a rock wall", "two children play on the beach"];
+    for (caption, app) in captions.iter().zip(ranker.embed_captions(&captions)) {
+        let ids = ranker.text.tokenizer.tokenize(caption).unwrap().ids;
+        let tokens = TokenBatch::new(&[ids], ranker.text.tokenizer.pad_id(), &ranker.device);
+        let n = tokens.ids.dims()[1];
+        let hidden = ranker.text.model.hidden_until(&tokens, TEXT_TOP_LAYER);
+        let alone = values(net.embed_hidden(CaptionBatch { hidden, lengths: tokens.lengths, tokens: n }));
+        close(&app.unwrap().0.global, &alone, caption);
     }
 }

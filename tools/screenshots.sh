@@ -11,7 +11,7 @@ shoot() { # NAME ARGS...
 shoot gallery-demo gui --folder assets/demo
 shoot gallery-ranked gui --folder assets/demo --query "a cup of coffee on a wooden table"
 shoot inspector-camera gui --folder assets/demo --query "a man with a camera on a tripod" --select 1
-shoot compare-networks gui --folder assets/demo --query "a cat lying on a rug" --select 1
+shoot compare-networks gui --folder assets/demo --query "a tabby cat looking at the camera" --select 1
 shoot gallery-demo-forced-wgpu --backend wgpu gui --folder assets/demo
 # The explanation PNG of the command line (no window needed).
 "$bin" --backend flex explain assets/demo/astronaut.jpg "a woman in a white suit smiling in front of a flag" --out screenshots/explain-astronaut.png

@@ -15,7 +15,7 @@ use image::RgbaImage;
 use crate::engine::backend::Compute;
 use crate::engine::explain::{Explanation, explain};
 use crate::engine::jobs::{Job, Oneshot, Waker, poll_slot, spawn_oneshot};
-use crate::engine::rank::{FrozenModel, Ranker};
+use crate::engine::rank::{RankerModel, Ranker};
 use crate::engine::runtime::Runtime;
 use crate::render::colormap::viridis;
 
@@ -78,7 +78,7 @@ impl Inspector {
         let compute = compute.clone();
         let loading = spawn_oneshot("load SHAN", waker, move |_| {
             let weights = crate::engine::shan::default_path();
-            Runtime::load(&compute, &weights, "efficientnet-lite0").map(Arc::new).map_err(|e| format!("{e:#}"))
+            Runtime::load(&compute, &weights, crate::features::VISUAL).map(Arc::new).map_err(|e| format!("{e:#}"))
         });
         Self { loading: Some(loading), ..Self::default() }
     }
@@ -159,7 +159,7 @@ impl Inspector {
 
     /// Draw the inspector; `rank` is the live photo's place in the folder ranked by `ranked_by`,
     /// when ranked; `models` its score and rank under each pair-independent model.
-    pub fn show(&mut self, ui: &mut egui::Ui, rank: Option<(usize, usize)>, ranked_by: &str, models: &[(FrozenModel, f32, usize)], waker: &Waker) {
+    pub fn show(&mut self, ui: &mut egui::Ui, rank: Option<(usize, usize)>, ranked_by: &str, models: &[(RankerModel, f32, usize)], waker: &Waker) {
         ui.horizontal(|ui| {
             ui.heading("Inspector");
             if ui.small_button("Close").on_hover_text("Close the inspector (Enter reopens it)").clicked() {
@@ -218,7 +218,7 @@ impl Inspector {
 }
 
 /// The same photo and caption under each network: score and rank in the folder.
-fn model_table(ui: &mut egui::Ui, current: &View, rank: Option<(usize, usize)>, ranked_by: &str, models: &[(FrozenModel, f32, usize)]) {
+fn model_table(ui: &mut egui::Ui, current: &View, rank: Option<(usize, usize)>, ranked_by: &str, models: &[(RankerModel, f32, usize)]) {
     let n = rank.map(|(_, n)| n);
     let of = |r: usize| n.map_or(format!("#{r}"), |n| format!("#{r} of {n}"));
     egui::CollapsingHeader::new("This pair under each model").default_open(true).show(ui, |ui| {
@@ -236,7 +236,7 @@ fn model_table(ui: &mut egui::Ui, current: &View, rank: Option<(usize, usize)>, 
             ui.end_row();
             for (model, score, r) in models {
                 ui.label(match model {
-                    FrozenModel::Racg => "RACG (cross-graph)".to_string(),
+                    RankerModel::Racg => "RACG (cross-graph)".to_string(),
                     m => format!("{} (cosine)", m.name()),
                 });
                 ui.label(format!("{score:.3}"));
@@ -387,7 +387,7 @@ fn explain_pair(runtime: &Runtime, ranker: Option<&Ranker>, path: &std::path::Pa
 /// chosen word over the regions, DSRAN's global node's graph attention; each panel with the
 /// network's score and folder rank, and its own value range (the networks' weights are not on
 /// one scale).
-fn side_by_side(ui: &mut egui::Ui, v: &View, rank: Option<(usize, usize)>, ranked_by: &str, models: &[(FrozenModel, f32, usize)]) {
+fn side_by_side(ui: &mut egui::Ui, v: &View, rank: Option<(usize, usize)>, ranked_by: &str, models: &[(RankerModel, f32, usize)]) {
     let e = &v.explained;
     let word = e.explanation.words.get(v.word);
     let racg_word = match (&e.racg_attention, word) {
@@ -395,13 +395,13 @@ fn side_by_side(ui: &mut egui::Ui, v: &View, rank: Option<(usize, usize)>, ranke
         _ => None,
     };
     let shan_rank = rank.filter(|_| ranked_by == "SHAN").map(|(r, _)| r + 1);
-    let of = |m: FrozenModel| models.iter().find(|(x, _, _)| *x == m).map(|&(_, s, r)| (s, Some(r)));
+    let of = |m: RankerModel| models.iter().find(|(x, _, _)| *x == m).map(|&(_, s, r)| (s, Some(r)));
     let panels: [(&str, Option<(f32, Option<usize>)>, Option<Vec<f32>>, String); 3] = [
         ("SHAN", Some((e.explanation.score, shan_rank)), word.map(|w| w.attention.clone()), word.map_or(String::new(), |w| format!("\u{201c}{}\u{201d} over the regions", w.word))),
-        ("DSRAN", of(FrozenModel::Dsran), e.dsran_attention.clone(), "its global node's graph attention".into()),
+        ("DSRAN", of(RankerModel::Dsran), e.dsran_attention.clone(), "its global node's graph attention".into()),
         (
             "RACG",
-            of(FrozenModel::Racg),
+            of(RankerModel::Racg),
             racg_word,
             match &e.racg_attention {
                 Some(Err(why)) => format!("unavailable: {why}"),

@@ -22,7 +22,7 @@ pub use gallery::{Gallery, Thumb};
 pub use inspector::Inspector;
 pub use notifications::{Level, Notifications};
 pub use settings::{RankModel, Settings, ThumbSize};
-use crate::engine::rank::FrozenModel;
+use crate::engine::rank::RankerModel;
 
 /// How the window was asked to start (`alignscope gui …`).
 #[derive(Clone, Debug, Default)]
@@ -83,7 +83,7 @@ pub struct AlignscopeApp {
     pending_select: Option<usize>,
     /// The inspector's per-model scores and ranks, kept while the photo, the caption and the
     /// embeddings are unchanged (ranking every photo per frame costs with 10,000 photos).
-    comparison: Option<((usize, String, u64), Vec<(FrozenModel, f32, usize)>)>,
+    comparison: Option<((usize, String, u64), Vec<(RankerModel, f32, usize)>)>,
     /// The open dataset split (the gallery shows its images), and the jobs that open one.
     pub dataset: Option<Dataset>,
     dataset_open: Option<Job<Result<(PathBuf, crate::data::flickr8k::Split, crate::data::flickr8k::SplitData), String>>>,
@@ -218,9 +218,9 @@ impl AlignscopeApp {
         // Datasets are lists of files inside a bigger folder: they rank with the global model.
         self.ranking.set_use_index(self.settings.rank_model == RankModel::ShanIndex && self.dataset.is_none() && self.dataset_open.is_none());
         self.ranking.set_model(match self.settings.rank_model {
-            RankModel::Dsran => FrozenModel::Dsran,
-            RankModel::Racg => FrozenModel::Racg,
-            RankModel::Global | RankModel::ShanIndex => FrozenModel::Global,
+            RankModel::Dsran => RankerModel::Dsran,
+            RankModel::Racg => RankerModel::Racg,
+            RankModel::Global | RankModel::ShanIndex => RankerModel::Global,
         });
         self.ranking.poll(ctx, &mut self.gallery, &self.waker, &mut self.notes);
         match poll_slot(&mut self.dataset_open) {
@@ -329,7 +329,7 @@ impl AlignscopeApp {
         Some((self.gallery.order.iter().position(|&i| i == selected)?, self.gallery.items.len()))
     }
 
-    fn model_comparison(&mut self) -> Vec<(FrozenModel, f32, usize)> {
+    fn model_comparison(&mut self) -> Vec<(RankerModel, f32, usize)> {
         let Some(selected) = self.gallery.selected else { return Vec::new() };
         let key = (selected, self.ranking.caption().unwrap_or_default().to_string(), self.ranking.version);
         match &self.comparison {

@@ -1,6 +1,6 @@
 //! Caption ranking in the app: models load in the background, the folder's photos are embedded in
 //! the background, and a typed caption (debounced) is embedded and scored against them. The UI
-//! thread only polls. The networks on the frozen backbones (global, DSRAN, RACG: photos embedded
+//! thread only polls. The pair-independent networks (global, DSRAN, RACG: photos embedded
 //! per session; RACG's folder scores computed in the background per caption), or SHAN from the
 //! folder's persistent index (`index_ranking`).
 
@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::engine::backend::Compute;
 use crate::engine::jobs::{Job, Oneshot, Waker, poll_slot, spawn_oneshot};
-use crate::engine::rank::{EmbedMsg, Embeddings, FrozenModel, Ranker, spawn_embedding, spawn_load, spawn_query};
+use crate::engine::rank::{EmbedMsg, Embeddings, RankerModel, Ranker, spawn_embedding, spawn_load, spawn_query};
 
 use super::gallery::Gallery;
 use super::index_ranking::IndexRanking;
@@ -43,7 +43,7 @@ pub struct Ranking {
     /// The caption whose embedding is current, and the embedding.
     query: Option<(String, Embeddings)>,
     /// The network the gallery is ranked with (when not ranking from the index).
-    model: Option<FrozenModel>,
+    model: Option<RankerModel>,
     racg_job: Option<Job<RacgScores>>,
     racg: Option<RacgScores>,
     /// Bumped whenever scores arrive that `compare` would answer differently for.
@@ -98,7 +98,7 @@ impl Ranking {
     }
 
     /// Rank with this network (the folder is ranked again if it changed).
-    pub fn set_model(&mut self, model: FrozenModel) {
+    pub fn set_model(&mut self, model: RankerModel) {
         if self.model != Some(model) {
             self.model = Some(model);
             // Re-score the current caption with the new model.
@@ -110,18 +110,18 @@ impl Ranking {
     /// Every photo's score for the current caption under `model` (by item index; None: not
     /// embedded, or the model is not loaded); None when there is no caption or RACG's scores
     /// for it are not computed yet.
-    fn scores(&self, model: FrozenModel) -> Option<Vec<Option<f32>>> {
+    fn scores(&self, model: RankerModel) -> Option<Vec<Option<f32>>> {
         let (caption, q) = self.query.as_ref()?;
         match model {
-            FrozenModel::Racg => self.racg.as_ref().filter(|r| r.caption == *caption && r.generation == self.generation).map(|r| r.scores.clone()),
+            RankerModel::Racg => self.racg.as_ref().filter(|r| r.caption == *caption && r.generation == self.generation).map(|r| r.scores.clone()),
             m => Some(self.embeddings.iter().map(|e| e.as_ref().and_then(|e| m.cosine(e, q))).collect()),
         }
     }
 
     /// Under each loaded network: item `index`'s score for the current caption and its rank among
     /// the scored photos (1 = best), e.g. to compare models on one pair.
-    pub fn compare(&self, index: usize) -> Vec<(FrozenModel, f32, usize)> {
-        FrozenModel::ALL
+    pub fn compare(&self, index: usize) -> Vec<(RankerModel, f32, usize)> {
+        RankerModel::ALL
             .into_iter()
             .filter_map(|m| {
                 let scores = self.scores(m)?;
@@ -138,12 +138,12 @@ impl Ranking {
     }
 
     /// Why DSRAN or RACG cannot rank (weights absent or unreadable), once the models are loaded.
-    pub fn missing(&self, model: FrozenModel) -> Option<&str> {
+    pub fn missing(&self, model: RankerModel) -> Option<&str> {
         let r = self.ranker.as_ref()?;
         match model {
-            FrozenModel::Global => None,
-            FrozenModel::Dsran => r.dsran_missing.as_deref(),
-            FrozenModel::Racg => r.racg_missing.as_deref(),
+            RankerModel::Global => None,
+            RankerModel::Dsran => r.dsran_missing.as_deref(),
+            RankerModel::Racg => r.racg_missing.as_deref(),
         }
     }
 
@@ -272,7 +272,7 @@ impl Ranking {
         }
         if changed {
             self.version += 1;
-            if let Some(scores) = self.scores(self.model.unwrap_or(FrozenModel::Global)) {
+            if let Some(scores) = self.scores(self.model.unwrap_or(RankerModel::Global)) {
                 gallery.rank_by(scores);
             }
         }
@@ -330,9 +330,9 @@ mod tests {
         // Photo 0: global 0.8 (best of two), DSRAN 0.8 (best: photo 1 has 0.6).
         let c = r.compare(0);
         assert_eq!(c.len(), 2);
-        assert_eq!((c[0].0, c[0].2), (FrozenModel::Global, 1));
+        assert_eq!((c[0].0, c[0].2), (RankerModel::Global, 1));
         assert!((c[0].1 - 0.8).abs() < 1e-6);
-        assert_eq!((c[1].0, c[1].2), (FrozenModel::Dsran, 1));
+        assert_eq!((c[1].0, c[1].2), (RankerModel::Dsran, 1));
         // Photo 1: second under both.
         assert!(r.compare(1).iter().all(|&(_, _, rank)| rank == 2));
         assert!(r.compare(2).is_empty(), "not embedded");
@@ -340,7 +340,7 @@ mod tests {
         r.racg = Some(RacgScores { caption: "q".into(), generation: r.generation, embedded: 2, scores: vec![Some(0.1), Some(0.3), None] });
         let c = r.compare(0);
         assert_eq!(c.len(), 3);
-        assert_eq!((c[2].0, c[2].2), (FrozenModel::Racg, 2));
+        assert_eq!((c[2].0, c[2].2), (RankerModel::Racg, 2));
         assert_eq!(r.compare(1)[2].2, 1);
         r.racg.as_mut().unwrap().caption = "another caption".into();
         assert_eq!(r.compare(0).len(), 2, "stale RACG scores are not shown");

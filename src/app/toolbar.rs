@@ -1,6 +1,6 @@
 //! The top bar: open folder, caption query, settings.
 
-use crate::engine::rank::FrozenModel;
+use crate::engine::rank::RankerModel;
 use super::{AlignscopeApp, ThumbSize};
 use crate::engine::backend::BackendRequest;
 
@@ -51,8 +51,8 @@ fn settings_menu(app: &mut AlignscopeApp, ui: &mut egui::Ui) {
     ui.radio_value(&mut app.settings.rank_model, super::RankModel::Global, "global dual encoder (photos embedded per session)");
     ui.radio_value(&mut app.settings.rank_model, super::RankModel::ShanIndex, "SHAN from the folder's index (kept in DIR/.alignscope)");
     for (choice, model, label) in [
-        (super::RankModel::Dsran, FrozenModel::Dsran, "DSRAN (graph-attention dual encoder)"),
-        (super::RankModel::Racg, FrozenModel::Racg, "RACG (cross-graph relations; the folder scored per caption)"),
+        (super::RankModel::Dsran, RankerModel::Dsran, "DSRAN (graph-attention dual encoder)"),
+        (super::RankModel::Racg, RankerModel::Racg, "RACG (cross-graph relations; the folder scored per caption)"),
     ] {
         let radio = ui.radio_value(&mut app.settings.rank_model, choice, label);
         if let Some(why) = app.ranking.missing(model) {

@@ -13,7 +13,7 @@ use burn::store::{ModuleSnapshot, SafetensorsStore};
 use burn::tensor::{Device, Tensor};
 
 use super::global::{DualEncoder, Optimizers};
-use super::shan::{FragmentSplit, TEXT_TOP_LAYER, tokens};
+use super::shan::{CaptionBatch, FragmentSplit, TEXT_TOP_LAYER, tokens};
 use crate::features::efficientnet::{EfficientNetLite, Top};
 use crate::features::minilm::{Layer, MiniLm};
 use crate::features::weights::WeightFile;
@@ -54,6 +54,21 @@ pub fn init(visual: &str, first_block: usize, lifts: Lifts, device: &Device) -> 
     Ok(net)
 }
 
+impl TunedGlobal {
+    /// Unit joint embeddings of photos from the activation entering the first fine-tuned block.
+    pub fn embed_entering(&self, entering: Tensor<4>) -> Tensor<2> {
+        let regions = self.visual.regions(entering);
+        let [b, _, d] = regions.dims();
+        self.head.embed_images(regions.mean_dim(1).reshape([b, d]))
+    }
+
+    /// Unit joint embeddings of captions from the hidden states entering MiniLM's last layer.
+    pub fn embed_hidden(&self, batch: CaptionBatch) -> Tensor<2> {
+        let (tokens, mask) = tokens(&self.text, batch);
+        self.head.embed_texts(MiniLm::mean_pool(tokens, mask))
+    }
+}
+
 impl DualEncoder for TunedGlobal {
     type Split = FragmentSplit;
 
@@ -62,14 +77,11 @@ impl DualEncoder for TunedGlobal {
     }
 
     fn embed_images(&self, split: &FragmentSplit, rows: &[usize], device: &Device) -> Tensor<2> {
-        let regions = self.visual.regions(split.image_batch(rows, device));
-        let [b, _, d] = regions.dims();
-        self.head.embed_images(regions.mean_dim(1).reshape([b, d]))
+        self.embed_entering(split.image_batch(rows, device))
     }
 
     fn embed_texts(&self, split: &FragmentSplit, rows: &[usize], device: &Device) -> Tensor<2> {
-        let (tokens, mask) = tokens(&self.text, split.caption_batch(rows, device));
-        self.head.embed_texts(MiniLm::mean_pool(tokens, mask))
+        self.embed_hidden(split.caption_batch(rows, device))
     }
 
     fn log_temperature(&self) -> Tensor<1> {
@@ -112,4 +124,47 @@ pub fn load(path: &Path, visual: &str, device: &Device) -> anyhow::Result<TunedG
     let mut net = init(visual, first, Lifts { visual: true, text: true }, device)?;
     net.load_from(&mut SafetensorsStore::from_file(path)).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     Ok(net)
+}
+
+/// A global model's weights file, of either kind.
+#[allow(clippy::large_enum_variant)] // one per ranker: boxing buys nothing
+pub enum AnyGlobal {
+    /// Heads over the frozen backbones' pooled features (`train --model global`).
+    Frozen(GlobalModel),
+    /// Heads over fine-tuned backbone tops (`train --model global --tuned`; the committed default).
+    Tuned(TunedGlobal),
+}
+
+impl AnyGlobal {
+    /// The linear heads into the joint space.
+    pub fn head(&self) -> &GlobalModel {
+        match self {
+            Self::Frozen(head) => head,
+            Self::Tuned(net) => &net.head,
+        }
+    }
+
+    pub fn num_params(&self) -> usize {
+        match self {
+            Self::Frozen(head) => head.num_params(),
+            Self::Tuned(net) => net.num_params(),
+        }
+    }
+
+    /// The fine-tuned copy of MiniLM's last layer the sentence vectors come from, if any.
+    pub fn text_top(&self) -> Option<&Layer> {
+        match self {
+            Self::Frozen(_) => None,
+            Self::Tuned(net) => Some(&net.text),
+        }
+    }
+}
+
+/// A global model of whichever kind `path` holds.
+pub fn load_any(path: &Path, visual: &str, device: &Device) -> anyhow::Result<AnyGlobal> {
+    if is_tuned(&WeightFile::open(path)?) {
+        Ok(AnyGlobal::Tuned(load(path, visual, device)?))
+    } else {
+        Ok(AnyGlobal::Frozen(super::global::load(path, device)?))
+    }
 }

@@ -1,5 +1,5 @@
-//! `alignscope bench networks`: query latency of the networks on the frozen backbones (global,
-//! DSRAN, RACG) over a synthetic folder of photos with their real shapes, caption encoding
+//! `alignscope bench networks`: query latency of the networks the gallery ranks with besides SHAN
+//! (global, DSRAN, RACG) over a synthetic folder of photos with their real shapes, caption encoding
 //! included, and each network's parameter count. SHAN's latency is `bench search`'s.
 
 use std::fmt::Write as _;
@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use burn::module::Module;
 
-use super::rank::{FrozenModel, Ranker, dot};
+use super::rank::{RankerModel, Ranker, dot};
 use super::search::top_k;
 use super::search_bench::{percentile, unit};
 
@@ -31,11 +31,11 @@ impl NetworksBench {
         // RACG's graphs are unit per head; random values cost the same as real ones.
         let racg: Option<Vec<Arc<[f32]>>> = probe.racg.as_ref().map(|g| synthetic(g.len()).into_iter().map(Arc::from).collect());
         writeln!(out, "query latency over {} synthetic photos (real shapes), caption encoding and top-10 included:", self.photos)?;
-        for model in FrozenModel::ALL {
+        for model in RankerModel::ALL {
             let params = match model {
-                FrozenModel::Global => Some(ranker.global.num_params()),
-                FrozenModel::Dsran => ranker.dsran.as_ref().map(Module::num_params),
-                FrozenModel::Racg => ranker.racg.as_ref().map(Module::num_params),
+                RankerModel::Global => Some(ranker.global.num_params()),
+                RankerModel::Dsran => ranker.dsran.as_ref().map(Module::num_params),
+                RankerModel::Racg => ranker.racg.as_ref().map(Module::num_params),
             };
             let Some(params) = params else {
                 writeln!(out, "  {:7} not loaded", model.name())?;
@@ -46,12 +46,12 @@ impl NetworksBench {
                 let started = Instant::now();
                 let (q, _) = ranker.embed_caption(caption)?;
                 let scores: Vec<f32> = match model {
-                    FrozenModel::Global => global.iter().map(|p| dot(p, &q.global)).collect(),
-                    FrozenModel::Dsran => {
+                    RankerModel::Global => global.iter().map(|p| dot(p, &q.global)).collect(),
+                    RankerModel::Dsran => {
                         let (photos, q) = (dsran.as_deref().unwrap_or_default(), q.dsran.unwrap_or_default());
                         photos.iter().map(|p| dot(p, &q)).collect()
                     }
-                    FrozenModel::Racg => {
+                    RankerModel::Racg => {
                         let photos: Vec<&[f32]> = racg.iter().flatten().map(|g| &g[..]).collect();
                         ranker.racg_scores(&photos, q.racg.as_deref().unwrap_or_default())
                     }
@@ -61,7 +61,7 @@ impl NetworksBench {
             }
             times.remove(0); // the first query warms caches
             times.sort_by(f64::total_cmp);
-            let how = if model == FrozenModel::Racg { "every photo's graph against the caption's" } else { "one dot product per photo" };
+            let how = if model == RankerModel::Racg { "every photo's graph against the caption's" } else { "one dot product per photo" };
             writeln!(out, "  {:7} median {:8.1} ms, p95 {:8.1} ms over {} queries ({how}); {:.1} M parameters", model.name(), percentile(&times, 0.5), percentile(&times, 0.95), times.len(), params as f64 / 1e6)?;
         }
         if let Some(net) = shan {

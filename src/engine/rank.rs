@@ -1,6 +1,7 @@
-//! Ranking a folder by a caption with the models that run on the frozen backbones: the global
-//! dual encoder, DSRAN and RACG when their weights are there. Photos are embedded once in the
-//! background, every model from the same backbone pass. Global and DSRAN are pair-independent (a
+//! Ranking a folder by a caption with the pair-independent networks: the global dual encoder
+//! (the committed one runs its own fine-tuned backbone tops), DSRAN and RACG (on the frozen
+//! backbones) when their weights are there. Photos are embedded once in the background, every
+//! model from the same backbone pass: the layers below the fine-tuned tops run once. Global and DSRAN are pair-independent (a
 //! query is one text embedding and a dot product per photo); RACG keeps each photo's region graph
 //! and scores a caption's graph against them (`racg_scores`, on the compute device).
 
@@ -11,22 +12,22 @@ use burn::tensor::{Device, Tensor, TensorData};
 use rayon::prelude::*;
 
 use super::backend::Compute;
+use super::global_tuned::{self, AnyGlobal};
 use super::{dsran, global, racg};
 use super::jobs::{Job, Waker, spawn_oneshot};
 use crate::data::decode::decode_oriented;
 use crate::features::efficientnet::{EfficientNetLite, regions_of};
 use crate::features::text::TextEncoder;
 use crate::features::visual::VisualEncoder;
-use crate::features::{TEXT_WEIGHTS, VISUAL_WEIGHTS, VOCAB, models_dir, values};
+use crate::features::{TEXT_WEIGHTS, VISUAL, VISUAL_WEIGHTS, VOCAB, models_dir, values};
 use crate::model::dsran::Dsran;
-use crate::model::global::GlobalModel;
 use crate::model::racg::Racg;
 
 /// Everything needed to embed photos and captions in the joint spaces.
 pub struct Ranker {
     pub visual: VisualEncoder,
     pub text: TextEncoder,
-    pub global: GlobalModel,
+    pub global: AnyGlobal,
     /// DSRAN on the frozen backbones, when `assets/models/dsran.safetensors` exists.
     pub dsran: Option<Dsran>,
     /// Why DSRAN is not there (absent or unreadable weights).
@@ -47,16 +48,16 @@ pub struct Embeddings {
     pub racg: Option<Arc<[f32]>>,
 }
 
-/// The networks on the frozen backbones a folder can be ranked with.
+/// The pair-independent networks (and RACG) a folder can be ranked with besides SHAN.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FrozenModel {
+pub enum RankerModel {
     Global,
     Dsran,
     Racg,
 }
 
-impl FrozenModel {
-    pub const ALL: [FrozenModel; 3] = [FrozenModel::Global, FrozenModel::Dsran, FrozenModel::Racg];
+impl RankerModel {
+    pub const ALL: [RankerModel; 3] = [RankerModel::Global, RankerModel::Dsran, RankerModel::Racg];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -88,7 +89,7 @@ impl Ranker {
         Ok(Self {
             visual: VisualEncoder::load(&dir.join(VISUAL_WEIGHTS), &device)?,
             text: TextEncoder::load(&dir.join(TEXT_WEIGHTS), &dir.join(VOCAB), &device)?,
-            global: global::load(&global_path, &device)?,
+            global: global_tuned::load_any(&global_path, VISUAL, &device)?,
             dsran,
             dsran_missing,
             racg,
@@ -102,8 +103,17 @@ impl Ranker {
         if images.is_empty() {
             return Vec::new();
         }
-        let maps = self.visual.feature_maps(images);
-        let global = rows(self.global.embed_images(EfficientNetLite::pool(maps.clone())));
+        let (maps, global) = match &self.global {
+            AnyGlobal::Frozen(net) => {
+                let maps = self.visual.feature_maps(images);
+                (maps.clone(), net.embed_images(EfficientNetLite::pool(maps)))
+            }
+            AnyGlobal::Tuned(net) => {
+                let (entering, maps) = self.visual.maps_from(images, net.visual.first_block);
+                (maps, net.embed_entering(entering))
+            }
+        };
+        let global = rows(global);
         let mut dsran = self.dsran.as_ref().map(|net| rows(net.embed_images(regions_of(maps.clone()))).into_iter());
         let mut racg = self.racg.as_ref().map(|net| rows(net.encode_images(regions_of(maps.clone())).heads.flatten(1, 3)).into_iter().map(Arc::from));
         global
@@ -172,11 +182,12 @@ impl Ranker {
     /// Unit-norm embeddings of captions encoded as one batch (each with its truncation warning,
     /// or why it could not be encoded).
     pub fn embed_captions(&self, captions: &[&str]) -> Vec<anyhow::Result<(Embeddings, Option<String>)>> {
-        let features = self.text.encode(captions);
+        let features = self.text.encode_with_top(captions, self.global.text_top());
         let ok: Vec<&crate::features::text::TextFeatures> = features.iter().flatten().collect();
         let h = self.text.model.hidden;
-        let sentences: Vec<f32> = ok.iter().flat_map(|f| f.sentence.iter().copied()).collect();
-        let mut global = if ok.is_empty() { Vec::new() } else { rows(self.global.embed_texts(Tensor::<2>::from_data(TensorData::new(sentences, [ok.len(), h]), &self.device))) }.into_iter();
+        // The global model's sentence vectors: under its own fine-tuned last layer when it has one.
+        let sentences: Vec<f32> = ok.iter().flat_map(|f| f.top_sentence.as_ref().unwrap_or(&f.sentence).iter().copied()).collect();
+        let mut global = if ok.is_empty() { Vec::new() } else { rows(self.global.head().embed_texts(Tensor::<2>::from_data(TensorData::new(sentences, [ok.len(), h]), &self.device))) }.into_iter();
         let batch = (!ok.is_empty()).then(|| piece_batch(&ok, h, &self.device));
         let mut dsran = match (&self.dsran, &batch) {
             (Some(net), Some((pieces, mask))) => Some(rows(net.embed_texts(pieces.clone(), mask.clone())).into_iter()),

@@ -28,6 +28,8 @@ pub fn models_dir() -> PathBuf {
     if local.is_dir() { local } else { Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/models") }
 }
 
+/// The visual backbone the app runs (its weights file is [`VISUAL_WEIGHTS`]).
+pub const VISUAL: &str = "efficientnet-lite0";
 pub const VISUAL_WEIGHTS: &str = "efficientnet-lite0.safetensors";
 pub const TEXT_WEIGHTS: &str = "minilm-l6.safetensors";
 pub const VOCAB: &str = "minilm-vocab.txt";

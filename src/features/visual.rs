@@ -50,10 +50,22 @@ impl VisualEncoder {
 
     /// Feature maps [B, 1280, g, g] for a batch of decoded photos.
     pub fn feature_maps(&self, images: &[DynamicImage]) -> Tensor<4> {
+        self.maps_from(images, self.net.blocks.len()).1
+    }
+
+    /// The activation entering block `block` (what a fine-tuned top starts from) and the frozen
+    /// feature maps computed from it, for a batch of decoded photos.
+    pub fn maps_from(&self, images: &[DynamicImage], block: usize) -> (Tensor<4>, Tensor<4>) {
         let size = self.image_size();
         let resized: Vec<_> = images.iter().map(|i| preprocess::resize_square(i, size)).collect();
-        let maps: Vec<Tensor<4>> = resized.chunks(self.micro_batch.max(1)).map(|c| self.net.features(preprocess::batch(c, &self.device))).collect();
-        Tensor::cat(maps, 0)
+        let (entering, maps): (Vec<Tensor<4>>, Vec<Tensor<4>>) = resized
+            .chunks(self.micro_batch.max(1))
+            .map(|c| {
+                let entering = self.net.features_until(preprocess::batch(c, &self.device), block);
+                (entering.clone(), self.net.features_from(entering, block))
+            })
+            .unzip();
+        (Tensor::cat(entering, 0), Tensor::cat(maps, 0))
     }
 
     /// Regions, boxes and pooled vectors for a batch of decoded photos.
