@@ -133,6 +133,10 @@ enum Command {
         /// score's (default 0.25).
         #[arg(long, value_parser = positive_factor)]
         aux_weight: Option<f64>,
+        /// SHAN, tuned global: N augmented views of every training photo (random crop of 50–100 %
+        /// of the area, flip), cached once each; every step draws the photo or one of them.
+        #[arg(long, default_value_t = 0)]
+        aug_views: usize,
     },
     /// Choose the levels' weights in the final score on dev and write them into the weights file
     /// (SHAN: L2L, G2L, G2G, which `train` does after its best epoch; RACG: the graph level's
@@ -336,7 +340,7 @@ fn main() -> ExitCode {
         Command::Extract { flickr8k, split, out, image_block, text_layer, batch } => {
             report(extract(cli.backend.unwrap_or_default(), &cli.visual, flickr8k, &split, out, image_block, text_layer, batch))
         }
-        Command::Train { flickr8k, model, cache, out, tuned, frozen_visual, visual_from_block, frozen_text, max_epochs, dev_images, loss, resume, lr_factor, decay_epochs, init_tops, aux_weight } => {
+        Command::Train { flickr8k, model, cache, out, tuned, frozen_visual, visual_from_block, frozen_text, max_epochs, dev_images, loss, resume, lr_factor, decay_epochs, init_tops, aux_weight, aug_views } => {
             let backend = cli.backend.unwrap_or_default();
             let out = out.unwrap_or_else(|| PathBuf::from(format!("assets/models/{model}.safetensors")));
             let lifts = alignscope::engine::global_tuned::Lifts { visual: !frozen_visual, text: !frozen_text };
@@ -346,14 +350,17 @@ fn main() -> ExitCode {
             if (init_tops.is_some() || aux_weight.is_some()) && model != "shan" {
                 return report(Err(anyhow::anyhow!("--init-tops and --aux-weight are for --model shan")));
             }
+            if aug_views > 0 && !(model == "shan" || tuned) {
+                return report(Err(anyhow::anyhow!("--aug-views is for --model shan and --model global --tuned (the others train on pooled or frozen features)")));
+            }
             match model.as_str() {
-                "global" => report(train(backend, &cli.visual, &flickr8k, &cache, &out, loss, decay_epochs, tuned.then_some(lifts))),
+                "global" => report(train(backend, &cli.visual, &flickr8k, &cache, &out, loss, decay_epochs, tuned.then_some(lifts), aug_views)),
                 "dsran" | "racg" => report(train_frozen(backend, &cli.visual, &flickr8k, &cache, &out, &model, loss, max_epochs, dev_images.unwrap_or(usize::MAX), resume, lr_factor)),
                 "shan" => {
                     let defaults = alignscope::engine::shan::ShanTrainConfig::default();
                     let (lr, backbone_lr) = (defaults.lr * lr_factor, defaults.backbone_lr * lr_factor);
                     let config = alignscope::engine::shan::ShanTrainConfig { finetune_visual: !frozen_visual, visual_first_block: visual_from_block, loss, resume, finetune_text: !frozen_text, max_epochs, dev_images: dev_images.unwrap_or(500), lr, backbone_lr, decay_epochs, init_tops, aux_weight: aux_weight.unwrap_or(defaults.aux_weight), ..defaults };
-                    report(train_shan(backend, &cli.visual, &flickr8k, &cache, &out, &config))
+                    report(train_shan(backend, &cli.visual, &flickr8k, &cache, &out, &config, aug_views))
                 }
                 other => report(Err(unknown_model(other))),
             }
@@ -407,7 +414,7 @@ fn extract(request: BackendRequest, visual: &str, flickr8k: PathBuf, split: &str
     let stage_start = std::cell::RefCell::new((String::new(), std::time::Instant::now()));
     let mut out_text = String::new();
     for split in splits {
-        let options = ExtractOptions { flickr8k: flickr8k.clone(), visual: visual.to_string(), split, out_dir: out.clone(), image_block, text_layer, batch };
+        let options = ExtractOptions { flickr8k: flickr8k.clone(), visual: visual.to_string(), split, out_dir: out.clone(), image_block, text_layer, batch, view: 0 };
         let _caches = extract(&compute, &options, &cancel, &|m| match m {
             ExtractMsg::Progress { stage, done, total } => {
                 let mut current = stage_start.borrow_mut();
@@ -440,14 +447,14 @@ fn unknown_model(model: &str) -> anyhow::Error {
     anyhow::anyhow!("model `{model}` is not built yet (available: shan, dsran, racg, global)")
 }
 
-fn train_shan(request: BackendRequest, visual: &str, flickr8k: &std::path::Path, cache: &std::path::Path, out: &std::path::Path, config: &alignscope::engine::shan::ShanTrainConfig) -> anyhow::Result<String> {
+fn train_shan(request: BackendRequest, visual: &str, flickr8k: &std::path::Path, cache: &std::path::Path, out: &std::path::Path, config: &alignscope::engine::shan::ShanTrainConfig, aug_views: usize) -> anyhow::Result<String> {
     use alignscope::data::flickr8k::Split;
     use alignscope::engine::shan::{self, ShanTrainMsg};
     let compute = compute(request)?;
     let cancel = alignscope::engine::jobs::CancelToken::default();
     let started = std::time::Instant::now();
     let source = Source { compute: &compute, flickr8k, cache_dir: cache, visual, cancel: &cancel, report: &progress };
-    let train_split = source.fragments(Split::Train, config.visual_first_block)?;
+    let train_split = source.fragments_with_views(Split::Train, config.visual_first_block, aug_views)?;
     let dev = source.fragments(Split::Dev, config.visual_first_block)?.truncated(config.dev_images);
     eprintln!("prepared {} train and {} dev images in {:.0} s", train_split.len(), dev.len(), started.elapsed().as_secs_f64());
     let line = |name: &str, r: &alignscope::engine::recall::Recalls| format!("{name} {:.1} ({:.1}/{:.1}/{:.1}, {:.1}/{:.1}/{:.1})", r.rsum, r.i2t[0], r.i2t[1], r.i2t[2], r.t2i[0], r.t2i[1], r.t2i[2]);
@@ -555,7 +562,7 @@ fn tune_levels(request: BackendRequest, visual: &str, flickr8k: &std::path::Path
 
 /// The global model on frozen pooled features, or with `lifts` (the backbone tops SHAN fine-tunes).
 #[allow(clippy::too_many_arguments)]
-fn train(request: BackendRequest, visual: &str, flickr8k: &std::path::Path, cache: &std::path::Path, out: &std::path::Path, loss: alignscope::model::loss::Loss, decay_epochs: usize, lifts: Option<alignscope::engine::global_tuned::Lifts>) -> anyhow::Result<String> {
+fn train(request: BackendRequest, visual: &str, flickr8k: &std::path::Path, cache: &std::path::Path, out: &std::path::Path, loss: alignscope::model::loss::Loss, decay_epochs: usize, lifts: Option<alignscope::engine::global_tuned::Lifts>, aug_views: usize) -> anyhow::Result<String> {
     use alignscope::data::flickr8k::Split;
     use alignscope::engine::global::{self, TrainConfig, TrainMsg};
     use alignscope::engine::global_tuned;
@@ -589,13 +596,14 @@ fn train(request: BackendRequest, visual: &str, flickr8k: &std::path::Path, cach
             (trained.best_epoch, trained.best_dev, trained.seconds)
         }
         Some(lifts) => {
-            let (train_split, dev) = (source.fragments(Split::Train, DEFAULT_FIRST_BLOCK)?, source.fragments(Split::Dev, DEFAULT_FIRST_BLOCK)?);
+            let (train_split, dev) = (source.fragments_with_views(Split::Train, DEFAULT_FIRST_BLOCK, aug_views)?, source.fragments(Split::Dev, DEFAULT_FIRST_BLOCK)?);
             prepared(train_split.len(), dev.len());
             let init = |d: &burn::tensor::Device| global_tuned::init(visual, DEFAULT_FIRST_BLOCK, lifts, d);
             let trained = global::train(init, &train_split, &dev, &compute.device, &config, &cancel, &on_epoch)?;
             let notes = [
                 ("recipe".to_string(), format!("{} (fine-tuned layers at lr × {})", recipe(trained.best_epoch), global_tuned::BACKBONE_LR_SHARE)),
                 ("finetuned".to_string(), format!("visual blocks {DEFAULT_FIRST_BLOCK}.. + head: {}; MiniLM layer {}: {}", lifts.visual, alignscope::engine::shan::TEXT_TOP_LAYER, lifts.text)),
+                ("augmented_views".to_string(), aug_views.to_string()),
                 ("dev_rsum".to_string(), format!("{:.1}", trained.best_dev.rsum)),
             ];
             global_tuned::save(&trained.model, out, &notes)?;

@@ -69,6 +69,8 @@ fn bad_input_fails_with_a_clear_message() {
     assert!(!ok && err.contains("tune-levels is for shan and racg"), "{err}");
     let (ok, _, err) = run(&["train", "--model", "global", "--aux-weight", "1", "--flickr8k", "/nonexistent"]);
     assert!(!ok && err.contains("--aux-weight are for --model shan"), "{err}");
+    let (ok, _, err) = run(&["train", "--model", "global", "--aug-views", "2", "--flickr8k", "/nonexistent"]);
+    assert!(!ok && err.contains("--aug-views is for --model shan and --model global --tuned"), "{err}");
     // A fusion partner that is not a tuned global model is named before any split is prepared.
     let dir = tempfile::tempdir().unwrap();
     let frozen = dir.path().join("frozen-global.safetensors");

@@ -8,7 +8,7 @@ use std::cell::RefCell;
 use alignscope::data::feature_cache::FeatureCache;
 use alignscope::data::flickr8k::Split;
 use alignscope::engine::backend::Compute;
-use alignscope::engine::extract::{ExtractMsg, ExtractOptions, extract, image_cache_path, image_key, text_cache_path, text_key};
+use alignscope::engine::extract::{ExtractMsg, ExtractOptions, extract, image_cache, image_cache_path, image_key, text_cache_path, text_key};
 use alignscope::engine::jobs::CancelToken;
 use alignscope::features::efficientnet::EfficientNetLite;
 use alignscope::features::{VISUAL_WEIGHTS, TEXT_WEIGHTS, models_dir, preprocess, values};
@@ -26,6 +26,20 @@ fn tiny_flickr8k(dir: &std::path::Path) {
     }
     std::fs::write(dir.join("Flickr8k.token.txt"), tokens).unwrap();
     std::fs::write(dir.join("Flickr_8k.testImages.txt"), "chelsea.jpg\ncoffee.jpg\nrocket.jpg\n").unwrap();
+}
+
+/// The test split of [`tiny_flickr8k`] under `dir`, its caches in `dir/cache`.
+fn tiny_options(dir: &std::path::Path) -> ExtractOptions {
+    ExtractOptions {
+        flickr8k: dir.join("flickr8k"),
+        visual: "efficientnet-lite0".into(),
+        split: Split::Test,
+        out_dir: dir.join("cache"),
+        image_block: 15,
+        text_layer: 5,
+        batch: 2,
+        view: 0,
+    }
 }
 
 fn run(options: &ExtractOptions) -> Vec<String> {
@@ -47,20 +61,12 @@ fn run(options: &ExtractOptions) -> Vec<String> {
 fn caches_are_built_reused_and_rebuilt() {
     let dir = tempfile::tempdir().unwrap();
     tiny_flickr8k(&dir.path().join("flickr8k"));
-    let options = ExtractOptions {
-        flickr8k: dir.path().join("flickr8k"),
-        visual: "efficientnet-lite0".into(),
-        split: Split::Test,
-        out_dir: dir.path().join("cache"),
-        image_block: 15,
-        text_layer: 5,
-        batch: 2,
-    };
+    let options = tiny_options(dir.path());
     let log = run(&options);
     assert_eq!(log.iter().filter(|l| l.starts_with("saved")).count(), 2, "{log:?}");
 
     let weights = models_dir().join(VISUAL_WEIGHTS);
-    let images = FeatureCache::load(&image_cache_path(&options), &image_key(&weights, 224, 15).unwrap()).unwrap();
+    let images = FeatureCache::load(&image_cache_path(&options), &image_key(&weights, 224, 15, 0).unwrap()).unwrap();
     assert_eq!(images.len(), 3);
     assert_eq!(images.entries[0].name, "chelsea.jpg");
     assert_eq!(images.entries[0].shape, vec![192, 7, 7]);
@@ -93,6 +99,26 @@ fn caches_are_built_reused_and_rebuilt() {
     assert!(log.iter().any(|l| l.contains("corrupt cache")), "{log:?}");
     assert!(log.iter().any(|l| l.starts_with("saved") && l.contains("captions")), "{log:?}");
     assert!(FeatureCache::load(&path, &text_key(&models_dir().join(TEXT_WEIGHTS), 5).unwrap()).is_ok());
+}
+
+#[test]
+fn augmented_views_get_their_own_reproducible_caches() {
+    let dir = tempfile::tempdir().unwrap();
+    tiny_flickr8k(&dir.path().join("flickr8k"));
+    let plain = tiny_options(dir.path());
+    let photos = alignscope::data::flickr8k::load_split(&plain.flickr8k, Split::Test).unwrap().images;
+    let build = |o: &ExtractOptions| image_cache(&Compute::flex("test"), o, &photos, &CancelToken::default(), &|_| {}).unwrap();
+    let view = ExtractOptions { view: 1, ..plain.clone() };
+    assert_ne!(image_cache_path(&view), image_cache_path(&plain));
+    let (original, augmented) = (build(&plain), build(&view));
+    assert_eq!(augmented.entries.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(), ["chelsea.jpg", "coffee.jpg", "rocket.jpg"]);
+    for i in 0..3 {
+        assert_ne!(original.values(i), augmented.values(i), "photo {i}: the view is not the photo itself");
+    }
+    let second = ExtractOptions { view: 2, ..plain.clone() };
+    assert_ne!(build(&second).values(0), augmented.values(0), "each view is its own draw");
+    std::fs::remove_file(image_cache_path(&view)).unwrap();
+    assert_eq!(build(&view).values(1), augmented.values(1), "a rebuilt view is the same view");
 }
 
 #[test]

@@ -18,7 +18,51 @@ fn split(n: usize, seed: u64) -> FragmentSplit {
         image_shape,
         captions: (0..n * 5).map(|_| (0..rng.usize(6..10) * 384).map(|_| rng.f32() - 0.5).collect()).collect(),
         text_dim: 384,
+        views: Vec::new(),
     }
+}
+
+#[test]
+fn training_batches_draw_each_image_as_itself_or_one_of_its_views() {
+    use alignscope::data::feature_cache::{CacheKey, FeatureCache};
+    let base = split(3, 9);
+    let device = Device::flex();
+    let mut rng = fastrand::Rng::with_seed(1);
+    let plain = base.image_batch(&[2, 0], &device).into_data();
+    assert_eq!(base.image_batch_sampled(&[2, 0], &mut rng, &device).into_data(), plain, "no views: the images themselves");
+    assert_eq!(rng.u64(..), fastrand::Rng::with_seed(1).u64(..), "and no draw from the generator");
+
+    // View v of image i is the constant v·10 + i (in the caches' f16), stored in reverse name order.
+    let key = CacheKey { weights_sha256: "x".into(), preprocessing: "x".into(), activation: "x".into() };
+    let caches: Vec<FeatureCache> = (1..=2)
+        .map(|v| {
+            let mut cache = FeatureCache::new(key.clone());
+            for i in (0..3).rev() {
+                cache.push(format!("{i}.jpg"), &[192, 7, 7], &vec![(v * 10 + i) as f32; 192 * 49]);
+            }
+            cache
+        })
+        .collect();
+    let with_views = split(3, 9).with_views(&caches).unwrap();
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..40 {
+        let batch = with_views.image_batch_sampled(&[1], &mut rng, &device).into_data().try_to_vec::<f32>().unwrap();
+        let first = batch[0];
+        if first == 11.0 || first == 21.0 {
+            assert!(batch.iter().all(|&x| x == first), "a view is taken whole");
+            seen.insert(first as i32);
+        } else {
+            assert_eq!(batch, base.image_batch(&[1], &device).into_data().try_to_vec::<f32>().unwrap());
+            seen.insert(0);
+        }
+    }
+    assert_eq!(seen.len(), 3, "the image and both views are drawn: {seen:?}");
+    assert_eq!(with_views.truncated(2).views[1].len(), 2 * 192 * 49);
+
+    let mut missing = FeatureCache::new(key);
+    missing.push("0.jpg", &[192, 7, 7], &vec![0.0; 192 * 49]);
+    let err = split(3, 9).with_views(&[missing]).err().expect("an image without its view is an error");
+    assert!(err.to_string().contains("1.jpg"), "{err}");
 }
 
 #[test]

@@ -50,6 +50,11 @@ pub trait DualEncoder: Module + Clone + Sized {
     /// Unit-norm joint embeddings [rows, d].
     fn embed_images(&self, split: &Self::Split, rows: &[usize], device: &Device) -> Tensor<2>;
     fn embed_texts(&self, split: &Self::Split, rows: &[usize], device: &Device) -> Tensor<2>;
+    /// A training batch's image embeddings: where the split holds augmented views, each image as
+    /// itself or one of them, drawn from `rng`.
+    fn embed_train_images(&self, split: &Self::Split, rows: &[usize], _rng: &mut fastrand::Rng, device: &Device) -> Tensor<2> {
+        self.embed_images(split, rows, device)
+    }
     fn log_temperature(&self) -> Tensor<1>;
     /// Back-propagate `loss` and take one optimiser step (the heads at `lr`).
     fn step(self, optim: &mut Optimizers, lr: f64, loss: Tensor<1>) -> Self;
@@ -122,7 +127,7 @@ pub fn train<E: DualEncoder>(init: impl Fn(&Device) -> anyhow::Result<E>, train:
             for batch in super::recipe::epoch_batches(&mut rng, E::images(train), config.batch) {
                 anyhow::ensure!(!cancel.is_cancelled(), "cancelled");
                 let captions: Vec<usize> = batch.iter().map(|&i| i * 5 + rng.usize(0..5)).collect();
-                let img = model.embed_images(train, &batch, &ad);
+                let img = model.embed_train_images(train, &batch, &mut rng, &ad);
                 let txt = model.embed_texts(train, &captions, &ad);
                 let loss = contrastive(config.loss, img.matmul(txt.transpose()), model.log_temperature(), epoch);
                 let value = loss.clone().into_scalar::<f32>() as f64;

@@ -80,6 +80,10 @@ impl DualEncoder for TunedGlobal {
         self.embed_entering(split.image_batch(rows, device))
     }
 
+    fn embed_train_images(&self, split: &FragmentSplit, rows: &[usize], rng: &mut fastrand::Rng, device: &Device) -> Tensor<2> {
+        self.embed_entering(split.image_batch_sampled(rows, rng, device))
+    }
+
     fn embed_texts(&self, split: &FragmentSplit, rows: &[usize], device: &Device) -> Tensor<2> {
         self.embed_hidden(split.caption_batch(rows, device))
     }

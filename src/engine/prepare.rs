@@ -129,10 +129,15 @@ impl Source<'_> {
     /// backbone's MBConv block `image_block` (None: its last block) and of MiniLM's last layer.
     /// Returns the backbone too.
     pub fn extract(&self, split: crate::data::flickr8k::Split, image_block: Option<usize>) -> anyhow::Result<(EfficientNetLite, super::extract::Extracted)> {
-        use super::extract::{ExtractOptions, extract};
+        let (net, options) = self.options(split, image_block)?;
+        let extracted = super::extract::extract(self.compute, &options, self.cancel, self.report)?;
+        Ok((net, extracted))
+    }
+
+    fn options(&self, split: crate::data::flickr8k::Split, image_block: Option<usize>) -> anyhow::Result<(EfficientNetLite, super::extract::ExtractOptions)> {
         let weights = crate::features::models_dir().join(format!("{}.safetensors", self.visual));
         let net = EfficientNetLite::load(&weights, &self.compute.device)?;
-        let options = ExtractOptions {
+        let options = super::extract::ExtractOptions {
             flickr8k: self.flickr8k.to_path_buf(),
             visual: self.visual.to_string(),
             split,
@@ -140,9 +145,9 @@ impl Source<'_> {
             image_block: image_block.unwrap_or(net.blocks.len() - 1),
             text_layer: super::shan::TEXT_TOP_LAYER,
             batch: 16,
+            view: 0,
         };
-        let extracted = extract(self.compute, &options, self.cancel, self.report)?;
-        Ok((net, extracted))
+        Ok((net, options))
     }
 
     /// The split as pooled vectors (the global model's input): the cached activations run
@@ -163,6 +168,21 @@ impl Source<'_> {
     pub fn fragments(&self, split: crate::data::flickr8k::Split, first_block: usize) -> anyhow::Result<super::shan::FragmentSplit> {
         let (_, extracted) = self.extract(split, Some(first_block))?;
         super::shan::FragmentSplit::from_caches(&extracted.images, &extracted.captions)
+    }
+
+    /// [`Self::fragments`] with `views` augmented views of every photo beside it (each cached
+    /// once, built if missing): the training split of the augmentation lift.
+    pub fn fragments_with_views(&self, split: crate::data::flickr8k::Split, first_block: usize, views: usize) -> anyhow::Result<super::shan::FragmentSplit> {
+        let split_data = self.fragments(split, first_block)?;
+        if views == 0 {
+            return Ok(split_data);
+        }
+        let photos = crate::data::flickr8k::load_split(self.flickr8k, split)?.images;
+        let (_, options) = self.options(split, Some(first_block))?;
+        let caches = (1..=views)
+            .map(|view| super::extract::image_cache(self.compute, &super::extract::ExtractOptions { view, ..options.clone() }, &photos, self.cancel, self.report))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        split_data.with_views(&caches)
     }
 
     /// The first `images` photos of the split (with their captions) as the inputs of the networks

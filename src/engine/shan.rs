@@ -2,6 +2,7 @@
 //! layers it fine-tunes (EfficientNet's last MBConv block + head, MiniLM's last layer), training
 //! with recipe B, sharded exhaustive evaluation with every level's Recall@K, saving and loading.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -47,6 +48,8 @@ pub struct FragmentSplit {
     pub image_shape: [usize; 3],
     pub captions: Vec<Vec<f32>>,
     pub text_dim: usize,
+    /// Augmented views of the images, laid out as `images` (training only; usually none).
+    pub views: Vec<Vec<f32>>,
 }
 
 impl FragmentSplit {
@@ -57,7 +60,7 @@ impl FragmentSplit {
         let image_shape: [usize; 3] = first.shape.as_slice().try_into().context("cached image activations are not C×H×W")?;
         let text_dim = *captions.entries.first().context("the caption cache is empty")?.shape.last().unwrap_or(&0);
         anyhow::ensure!(text_dim > 0, "cached caption features have no width");
-        let mut split = Self { names: Vec::new(), images: Vec::new(), image_shape, captions: Vec::new(), text_dim };
+        let mut split = Self { names: Vec::new(), images: Vec::new(), image_shape, captions: Vec::new(), text_dim, views: Vec::new() };
         for (i, rows) in super::prepare::with_five_captions(&names, captions) {
             anyhow::ensure!(images.entries[i].shape == first.shape, "cached image {} has shape {:?}, not {:?}", names[i], images.entries[i].shape, first.shape);
             split.names.push(names[i].clone());
@@ -83,14 +86,53 @@ impl FragmentSplit {
         self.names.truncate(n);
         self.images.truncate(n * per);
         self.captions.truncate(n * 5);
+        self.views.iter_mut().for_each(|v| v.truncate(n * per));
         self
     }
 
+    /// The split with augmented views of its images beside them, from caches of those views
+    /// (matched by name; every image must have each view).
+    pub fn with_views(mut self, caches: &[FeatureCache]) -> anyhow::Result<Self> {
+        for cache in caches {
+            let rows: HashMap<&str, usize> = cache.entries.iter().enumerate().map(|(i, e)| (e.name.as_str(), i)).collect();
+            let mut view = Vec::with_capacity(self.images.len());
+            for name in &self.names {
+                let row = *rows.get(name.as_str()).with_context(|| format!("{name} is missing from an augmented view's cache"))?;
+                anyhow::ensure!(cache.entries[row].shape == self.image_shape, "{name}: augmented view of shape {:?}, not {:?}", cache.entries[row].shape, self.image_shape);
+                view.extend(cache.values(row));
+            }
+            self.views.push(view);
+        }
+        Ok(self)
+    }
+
+    /// A training batch: each image as itself or one of its augmented views, drawn uniformly
+    /// (the photo itself, and no draw from `rng`, when there are no views).
+    pub fn image_batch_sampled(&self, rows: &[usize], rng: &mut fastrand::Rng, device: &Device) -> Tensor<4> {
+        if self.views.is_empty() {
+            return self.image_batch(rows, device);
+        }
+        let picks: Vec<(&[f32], usize)> = rows
+            .iter()
+            .map(|&r| match rng.usize(0..=self.views.len()) {
+                0 => (self.images.as_slice(), r),
+                k => (self.views[k - 1].as_slice(), r),
+            })
+            .collect();
+        self.stack(picks.into_iter(), device)
+    }
+
     pub fn image_batch(&self, rows: &[usize], device: &Device) -> Tensor<4> {
+        self.stack(rows.iter().map(|&r| (self.images.as_slice(), r)), device)
+    }
+
+    /// Image `r` of each `(source, r)` (the images or one of their views) as one batch.
+    fn stack<'a>(&self, picks: impl ExactSizeIterator<Item = (&'a [f32], usize)>, device: &Device) -> Tensor<4> {
         let per = self.image_shape.iter().product::<usize>();
-        let v: Vec<f32> = rows.iter().flat_map(|&r| self.images[r * per..(r + 1) * per].iter().copied()).collect();
+        let n = picks.len();
+        let v: Vec<f32> = picks.flat_map(|(source, r)| source[r * per..(r + 1) * per].iter().copied()).collect();
         let [c, h, w] = self.image_shape;
-        Tensor::from_data(TensorData::new(v, [rows.len(), c, h, w]), device)
+        Tensor::from_data(TensorData::new(v, [n, c, h, w]), device)
     }
 
     /// Token counts (with [CLS] and [SEP]) of captions.
@@ -151,7 +193,11 @@ impl ShanNet {
     }
 
     fn image_side(&self, data: &FragmentSplit, rows: &[usize], device: &Device) -> ImageSide {
-        self.shan.encode_images(self.regions(data.image_batch(rows, device)))
+        self.image_side_of(data.image_batch(rows, device))
+    }
+
+    fn image_side_of(&self, entering: Tensor<4>) -> ImageSide {
+        self.shan.encode_images(self.regions(entering))
     }
 
     fn text_side(&self, data: &FragmentSplit, rows: &[usize], device: &Device) -> TextSide {
@@ -395,7 +441,7 @@ pub fn train(
                 let mut pairs: Vec<(usize, usize)> = batch.iter().map(|&i| (i, i * 5 + rng.usize(0..5))).collect();
                 pairs.sort_by_key(|&(_, c)| train.length(c));
                 let (images, captions): (Vec<usize>, Vec<usize>) = pairs.into_iter().unzip();
-                let img = net.image_side(train, &images, &ad);
+                let img = net.image_side_of(train.image_batch_sampled(&images, &mut rng, &ad));
                 let groups: Vec<TextSide> = captions.chunks(CAPTION_GROUP).map(|g| net.text_side(train, g, &ad)).collect();
                 let encoded = step_start.elapsed().as_secs_f64();
                 let parts: Vec<LevelScores> = groups.iter().map(|txt| net.shan.score(&img, txt)).collect();
