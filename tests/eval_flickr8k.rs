@@ -58,10 +58,10 @@ fn committed_models_recall_on_flickr8k_test() {
     let Some(flickr8k) = flickr8k() else { return };
     let cache = tempfile::tempdir().unwrap();
     let global = rsum(&eval("global", &flickr8k, cache.path()), "full");
-    // The committed global fine-tunes the same backbone tops as SHAN: measured 308.0 (its
-    // frozen-feature variant 280.2; the PyTorch reference on frozen features 278.7, MODELS.md).
-    // A little slack for summation order on other CPUs.
-    assert!(global >= 305.0, "global rSum {global}");
+    // The committed global fine-tunes the same backbone tops as SHAN, on augmented views:
+    // measured 317.1 (without the views 308.0; on frozen features 280.2; the PyTorch reference on
+    // frozen features 278.7, MODELS.md). A little slack for summation order on other CPUs.
+    assert!(global >= 314.0, "global rSum {global}");
 
     let shan = eval("shan", &flickr8k, cache.path());
     let full = rsum(&shan, "full");
