@@ -555,7 +555,7 @@ fn tune_levels(request: BackendRequest, visual: &str, flickr8k: &std::path::Path
     net.shan.weights = chosen;
     let file = alignscope::features::weights::WeightFile::open(weights)?;
     let config = shan::saved_config(&file, weights)?;
-    let notes: Vec<(String, String)> = ["recipe", "finetuned", "best_epoch"].iter().filter_map(|k| file.metadata(k).ok().map(|v| (k.to_string(), v))).chain([("dev_rsum".to_string(), format!("{:.1} (first {} dev images, level weights chosen there)", r.rsum, dev.len()))]).collect();
+    let notes: Vec<(String, String)> = ["recipe", "finetuned", "augmented_views", "best_epoch"].iter().filter_map(|k| file.metadata(k).ok().map(|v| (k.to_string(), v))).chain([("dev_rsum".to_string(), format!("{:.1} (first {} dev images, level weights chosen there)", r.rsum, dev.len()))]).collect();
     shan::save(&net, weights, &config, &notes)?;
     Ok(format!("level weights L2L {}, G2L {}, G2G {}: dev rSum {:.1} on {} images; wrote {}\n", chosen[0], chosen[1], chosen[2], r.rsum, dev.len(), weights.display()))
 }
@@ -603,7 +603,7 @@ fn train(request: BackendRequest, visual: &str, flickr8k: &std::path::Path, cach
             let notes = [
                 ("recipe".to_string(), format!("{} (fine-tuned layers at lr × {})", recipe(trained.best_epoch), global_tuned::BACKBONE_LR_SHARE)),
                 ("finetuned".to_string(), format!("visual blocks {DEFAULT_FIRST_BLOCK}.. + head: {}; MiniLM layer {}: {}", lifts.visual, alignscope::engine::shan::TEXT_TOP_LAYER, lifts.text)),
-                ("augmented_views".to_string(), aug_views.to_string()),
+                ("augmented_views".to_string(), train_split.views.len().to_string()),
                 ("dev_rsum".to_string(), format!("{:.1}", trained.best_dev.rsum)),
             ];
             global_tuned::save(&trained.model, out, &notes)?;

@@ -84,6 +84,7 @@ fn training_writes_a_checkpoint_and_resume_continues_after_its_epoch() {
     assert_eq!(epochs.take(), vec![1]);
     let saved = alignscope::features::weights::WeightFile::open(&out).unwrap();
     assert_eq!(saved.metadata("best_epoch").unwrap(), "1");
+    assert_eq!(saved.metadata("augmented_views").unwrap(), "0", "how many augmented views it trained on");
 
     let resumed = ShanTrainConfig { max_epochs: 2, resume: true, ..config };
     let second = train("efficientnet-lite0", &train_split, &dev, &device, &resumed, Some(&out), &cancel, &report).unwrap();

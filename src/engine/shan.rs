@@ -479,7 +479,7 @@ pub fn train(
             if improved {
                 if let Some(path) = out {
                     // A checkpoint per improvement: an interrupted run keeps its best epoch so far.
-                    save(&valid, path, &config.model, &describe(config, epoch, &dev_recalls))?;
+                    save(&valid, path, &config.model, &describe(config, train, epoch, &dev_recalls))?;
                 }
                 best = Some((valid, epoch, dev_recalls));
                 best_train = Some(net.clone());
@@ -499,15 +499,16 @@ pub fn train(
     best_dev.full = reweighted;
     report(ShanTrainMsg::Weights { weights, dev: reweighted });
     if let Some(path) = out {
-        save(&net, path, &config.model, &describe(config, best_epoch, &best_dev))?;
+        save(&net, path, &config.model, &describe(config, train, best_epoch, &best_dev))?;
     }
     Ok(ShanTrained { net, best_epoch, best_dev, seconds: started.elapsed().as_secs_f64() })
 }
 
-fn describe(config: &ShanTrainConfig, epoch: usize, dev: &ShanRecalls) -> Vec<(String, String)> {
+fn describe(config: &ShanTrainConfig, train: &FragmentSplit, epoch: usize, dev: &ShanRecalls) -> Vec<(String, String)> {
     vec![
         ("recipe".into(), format!("B: batch {}, AdamW lr {} (backbone {}) wd {}, loss {:?} (InfoNCE: learned temperatures), aux weight {}; then lr ×0.1 for up to {} epochs", config.batch, config.lr, config.backbone_lr, config.weight_decay, config.loss, config.aux_weight, config.decay_epochs)),
         ("finetuned".into(), format!("visual blocks {}.. + head: {}; MiniLM layer {TEXT_TOP_LAYER}: {}", config.visual_first_block, config.finetune_visual, config.finetune_text)),
+        ("augmented_views".into(), train.views.len().to_string()),
         ("best_epoch".into(), epoch.to_string()),
         ("tops_from".into(), config.init_tops.as_ref().map_or("the pretrained backbones".into(), |p| p.display().to_string())),
         ("dev_rsum".into(), format!("{:.1} (first {} dev images)", dev.full.rsum, config.dev_images)),
