@@ -29,7 +29,9 @@ fn main() {
 fn harness() -> App {
     Harness::builder().with_size([1280.0, 800.0]).build_ui_state(
         |ui, app: &mut Option<AlignscopeApp>| {
-            let app = app.get_or_insert_with(|| AlignscopeApp::new(ui.ctx().clone(), Settings::default(), Ok(Compute::flex("bench")), None));
+            let app = app.get_or_insert_with(|| {
+                AlignscopeApp::new(ui.ctx().clone(), Settings::default(), Ok(Compute::flex("bench")), None)
+            });
             app.poll(ui.ctx());
             app.show(ui);
         },
@@ -45,7 +47,11 @@ fn quantile(v: &mut [f64], p: f64) -> f64 {
 fn ranked_split(root: &std::path::Path) {
     let mut harness = harness();
     harness.step();
-    harness.state_mut().as_mut().expect("app").open_dataset(root.to_path_buf(), alignscope::data::flickr8k::Split::Test);
+    harness
+        .state_mut()
+        .as_mut()
+        .expect("app")
+        .open_dataset(root.to_path_buf(), alignscope::data::flickr8k::Split::Test);
     let mut frames: Vec<(f64, bool, usize)> = Vec::new(); // (ms, ranked, photos embedded)
     let started = Instant::now();
     let mut typed = false;
@@ -68,9 +74,25 @@ fn ranked_split(root: &std::path::Path) {
     let ranked: Vec<f64> = frames.iter().filter(|f| f.1).map(|f| f.0).collect();
     let q = |v: &mut Vec<f64>, p: f64| quantile(v, p);
     let mut ranked_sorted = ranked.clone();
-    println!("frame_time: {} frames over 90 s, gallery of {} photos, {} embedded by the end", frames.len(), app.gallery.items.len(), app.ranking.embedded());
-    println!("  all frames:            median {:.1} ms  p95 {:.1} ms  max {:.1} ms", q(&mut all, 0.5), q(&mut all, 0.95), q(&mut all, 1.0));
-    println!("  frames with a ranking: median {:.1} ms  p95 {:.1} ms  max {:.1} ms  ({} frames, while embedding continued)", q(&mut ranked_sorted, 0.5), q(&mut ranked_sorted, 0.95), q(&mut ranked_sorted, 1.0), ranked.len());
+    println!(
+        "frame_time: {} frames over 90 s, gallery of {} photos, {} embedded by the end",
+        frames.len(),
+        app.gallery.items.len(),
+        app.ranking.embedded()
+    );
+    println!(
+        "  all frames:            median {:.1} ms  p95 {:.1} ms  max {:.1} ms",
+        q(&mut all, 0.5),
+        q(&mut all, 0.95),
+        q(&mut all, 1.0)
+    );
+    println!(
+        "  frames with a ranking: median {:.1} ms  p95 {:.1} ms  max {:.1} ms  ({} frames, while embedding continued)",
+        q(&mut ranked_sorted, 0.5),
+        q(&mut ranked_sorted, 0.95),
+        q(&mut ranked_sorted, 1.0),
+        ranked.len()
+    );
     let over = all.iter().filter(|&&ms| ms > 33.0).count();
     println!("  frames over 33 ms: {over} of {} ({:.1} %)", all.len(), 100.0 * over as f64 / all.len().max(1) as f64);
 }
@@ -87,7 +109,13 @@ fn scrolled_folder(images: &std::path::Path) {
         if Instant::now() >= next_scroll && harness.state().as_ref().is_some_and(|a| !a.gallery.items.is_empty()) {
             // One screen down every 150 ms, over the grid.
             harness.event(egui::Event::PointerMoved(egui::pos2(500.0, 400.0)));
-            harness.event(egui::Event::MouseWheel { unit: egui::MouseWheelUnit::Point, delta: egui::vec2(0.0, -700.0), phase: egui::TouchPhase::Move, source: egui::MouseWheelSource::Unknown, modifiers: Default::default() });
+            harness.event(egui::Event::MouseWheel {
+                unit: egui::MouseWheelUnit::Point,
+                delta: egui::vec2(0.0, -700.0),
+                phase: egui::TouchPhase::Move,
+                source: egui::MouseWheelSource::Unknown,
+                modifiers: Default::default(),
+            });
             next_scroll = Instant::now() + Duration::from_millis(150);
         }
         let t = Instant::now();
@@ -100,7 +128,22 @@ fn scrolled_folder(images: &std::path::Path) {
     let last_seen = app.gallery.items.iter().map(|i| i.last_seen).max().unwrap_or(0);
     let reached = app.gallery.items.iter().filter(|i| i.last_seen > 0).count();
     let over = frames.iter().filter(|&&ms| ms > 33.0).count();
-    println!("scrolled folder: {} photos, {} frames over 60 s, {} tiles shown at least once (last frame {last_seen}), {} photos embedded", app.gallery.items.len(), frames.len(), reached, app.ranking.embedded());
-    println!("  frames: median {:.1} ms  p95 {:.1} ms  max {:.1} ms; over 33 ms: {over}", quantile(&mut frames, 0.5), quantile(&mut frames, 0.95), quantile(&mut frames, 1.0));
-    println!("  thumbnails held: at most {held_max} (limit {}), {} at the end", app.gallery.texture_limit, app.gallery.textures_held());
+    println!(
+        "scrolled folder: {} photos, {} frames over 60 s, {} tiles shown at least once (last frame {last_seen}), {} photos embedded",
+        app.gallery.items.len(),
+        frames.len(),
+        reached,
+        app.ranking.embedded()
+    );
+    println!(
+        "  frames: median {:.1} ms  p95 {:.1} ms  max {:.1} ms; over 33 ms: {over}",
+        quantile(&mut frames, 0.5),
+        quantile(&mut frames, 0.95),
+        quantile(&mut frames, 1.0)
+    );
+    println!(
+        "  thumbnails held: at most {held_max} (limit {}), {} at the end",
+        app.gallery.texture_limit,
+        app.gallery.textures_held()
+    );
 }

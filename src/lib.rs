@@ -1,12 +1,20 @@
 //! alignscope: explore how images and captions align.
 //!
-//! Data flows one way: `data` (files) → `features` (backbones) → `engine` (jobs on a compute
-//! backend, used by the CLI and the app) → `render` (pixels: heatmaps, exported PNGs) → `app`
-//! (egui).
+//! Data flows one way: `data` (files) → `features` (backbones) → `model` (the networks) → `nets`
+//! (the shipped networks' files) → `engine` (run-time jobs on a compute backend, used by the CLI
+//! and the app) → `render` (pixels: heatmaps, exported PNGs) → `app` (egui). `train` (training
+//! and evaluation) sits beside `engine` and serves the CLI only.
+
+// Nested job and result types (`Job<Result<(…), String>>`) read better spelled out than aliased.
+#![allow(clippy::type_complexity)]
+// burn's `slice` takes an array with one range per axis: `[0..n]` is a 1-D slice, not a mistake.
+#![allow(clippy::single_range_in_vec_init)]
 
 pub mod app;
 pub mod data;
 pub mod engine;
 pub mod features;
 pub mod model;
+pub mod nets;
 pub mod render;
+pub mod train;

@@ -5,8 +5,7 @@ mod common;
 use std::process::Command;
 
 fn run(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_alignscope")).args(args).current_dir(env!("CARGO_MANIFEST_DIR")).output().expect("run alignscope");
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    common::alignscope(args)
 }
 
 #[test]
@@ -75,10 +74,12 @@ fn bad_input_fails_with_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();
     let frozen = dir.path().join("frozen-global.safetensors");
     let model = alignscope::model::global::GlobalConfig::new().init(&burn::tensor::Device::flex());
-    alignscope::engine::global::save(&model, &frozen, Default::default()).unwrap();
-    let (ok, _, err) = run(&["--backend", "flex", "fuse", "--global", frozen.to_str().unwrap(), "--flickr8k", "/nonexistent"]);
+    alignscope::nets::global::save(&model, &frozen, Default::default()).unwrap();
+    let (ok, _, err) =
+        run(&["--backend", "flex", "fuse", "--global", frozen.to_str().unwrap(), "--flickr8k", "/nonexistent"]);
     assert!(!ok && err.contains("frozen-global.safetensors") && err.contains("not a tuned global model"), "{err}");
-    let (ok, _, err) = run(&["--backend", "flex", "fuse", "--global", "assets/models/shan.safetensors", "--flickr8k", "/nonexistent"]);
+    let (ok, _, err) =
+        run(&["--backend", "flex", "fuse", "--global", "assets/models/shan.safetensors", "--flickr8k", "/nonexistent"]);
     assert!(!ok && err.contains("shan.safetensors: the weights of a shan model, not of the global model"), "{err}");
     let (ok, _, err) = run(&["--backend", "flex", "fuse", "--global", "Cargo.toml", "--flickr8k", "/nonexistent"]);
     assert!(!ok && err.contains("Cargo.toml"), "{err}");

@@ -55,7 +55,10 @@ fn bad_files_name_the_file_and_the_cause() {
     let cut_jpeg = dir.path().join("cut.jpg");
     let coffee = std::fs::read(common::repo_path("assets/demo/coffee.jpg")).unwrap();
     std::fs::write(&cut_jpeg, &coffee[..coffee.len() / 3]).unwrap();
-    assert!(matches!(decode_oriented(&cut_jpeg), Err(DecodeError::Truncated { .. })), "a cut-off JPEG is refused, not filled with grey");
+    assert!(
+        matches!(decode_oriented(&cut_jpeg), Err(DecodeError::Truncated { .. })),
+        "a cut-off JPEG is refused, not filled with grey"
+    );
 
     for path in [&empty, &text, &truncated, &missing, &cut_jpeg] {
         let err = decode_oriented(path).expect_err("must fail");

@@ -38,7 +38,8 @@ fn window_opens_and_draws_the_demo_folder() {
         .expect("run xvfb-run");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "app failed: {:?}\n{stderr}", output.status);
-    let image = image::open(&shot).unwrap_or_else(|e| panic!("no screenshot at {}: {e}\n{stderr}", shot.display())).to_rgb8();
+    let image =
+        image::open(&shot).unwrap_or_else(|e| panic!("no screenshot at {}: {e}\n{stderr}", shot.display())).to_rgb8();
     assert!(image.width() >= 640 && image.height() >= 400, "{:?}", image.dimensions());
     // A blank or single-colour frame has a handful of colours; photos have thousands.
     let mut colours: Vec<[u8; 3]> = image.pixels().map(|p| p.0).collect();

@@ -51,9 +51,11 @@ fn visual_parity(device: &Device, label: &str) {
 fn text_parity(device: &Device, label: &str) {
     let dir = models_dir();
     let encoder = TextEncoder::load(&dir.join(TEXT_WEIGHTS), &dir.join(VOCAB), device).expect("text weights");
-    let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(common::repo_path("tests/fixtures/text.json")).unwrap()).unwrap();
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(common::repo_path("tests/fixtures/text.json")).unwrap()).unwrap();
     let reference = fixture("text.safetensors");
-    let captions: Vec<String> = meta["captions"].as_array().unwrap().iter().map(|c| c["caption"].as_str().unwrap().to_string()).collect();
+    let captions: Vec<String> =
+        meta["captions"].as_array().unwrap().iter().map(|c| c["caption"].as_str().unwrap().to_string()).collect();
     let refs: Vec<&str> = captions.iter().map(String::as_str).collect();
     let encoded = encoder.encode(&refs);
     for (i, (caption, features)) in meta["captions"].as_array().unwrap().iter().zip(encoded).enumerate() {
@@ -95,13 +97,19 @@ fn backbones_match_pytorch_on_wgpu() {
 fn tokenizer_matches_hf_tokenizers() {
     let dir = models_dir();
     let tokenizer = alignscope::features::tokenizer::WordPiece::load(&dir.join(VOCAB), 256).unwrap();
-    let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(common::repo_path("tests/fixtures/text.json")).unwrap()).unwrap();
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(common::repo_path("tests/fixtures/text.json")).unwrap()).unwrap();
     for caption in meta["captions"].as_array().unwrap() {
         let text = caption["caption"].as_str().unwrap();
         let t = tokenizer.tokenize(text).unwrap();
         let pieces: Vec<&str> = caption["pieces"].as_array().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
         assert_eq!(t.pieces, pieces, "{text:?}");
-        let offsets: Vec<(usize, usize)> = caption["offsets"].as_array().unwrap().iter().map(|o| (o[0].as_u64().unwrap() as usize, o[1].as_u64().unwrap() as usize)).collect();
+        let offsets: Vec<(usize, usize)> = caption["offsets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| (o[0].as_u64().unwrap() as usize, o[1].as_u64().unwrap() as usize))
+            .collect();
         assert_eq!(t.offsets, offsets, "{text:?}");
         // Every piece maps to the typed word that contains its first character.
         let chars: Vec<char> = text.chars().collect();

@@ -38,7 +38,8 @@ fn eval_images(model: &str, flickr8k: &Path, cache: &Path, images: usize) -> ser
 fn rsum(json: &serde_json::Value, level: &str) -> f64 {
     let r = &json[level];
     let rsum = r["rsum"].as_f64().unwrap_or_else(|| panic!("no {level} in {json}"));
-    let parts: f64 = ["i2t", "t2i"].iter().flat_map(|d| r[d].as_array().unwrap().iter().map(|v| v.as_f64().unwrap())).sum();
+    let parts: f64 =
+        ["i2t", "t2i"].iter().flat_map(|d| r[d].as_array().unwrap().iter().map(|v| v.as_f64().unwrap())).sum();
     assert!((parts - rsum).abs() < 0.5, "{level}: rSum is the sum of the six recalls");
     rsum
 }
@@ -111,7 +112,12 @@ fn search_top_10_holds_the_ground_truth_on_flickr8k_test() {
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     eprintln!("{stdout}");
     let line = stdout.lines().find(|l| l.contains("top-10 holds the ground-truth photo for")).expect("the recall line");
-    let percent: f64 = line.split("for ").nth(1).and_then(|s| s.split('%').next()).and_then(|s| s.trim().parse().ok()).expect("a percentage");
+    let percent: f64 = line
+        .split("for ")
+        .nth(1)
+        .and_then(|s| s.split('%').next())
+        .and_then(|s| s.trim().parse().ok())
+        .expect("a percentage");
     // Issue 5's bar: the ground-truth photo in the top 10 for at least half of the captions.
     assert!(percent >= 50.0, "{line}");
 }

@@ -8,10 +8,12 @@ use std::cell::RefCell;
 use alignscope::data::feature_cache::FeatureCache;
 use alignscope::data::flickr8k::Split;
 use alignscope::engine::backend::Compute;
-use alignscope::engine::extract::{ExtractMsg, ExtractOptions, extract, image_cache, image_cache_path, image_key, text_cache_path, text_key};
 use alignscope::engine::jobs::CancelToken;
 use alignscope::features::efficientnet::EfficientNetLite;
-use alignscope::features::{VISUAL_WEIGHTS, TEXT_WEIGHTS, models_dir, preprocess, values};
+use alignscope::features::{TEXT_WEIGHTS, VISUAL_WEIGHTS, models_dir, preprocess, values};
+use alignscope::train::extract::{
+    ExtractMsg, ExtractOptions, extract, image_cache, image_cache_path, image_key, text_cache_path, text_key,
+};
 use burn::tensor::{Tensor, TensorData};
 
 fn tiny_flickr8k(dir: &std::path::Path) {
@@ -70,7 +72,9 @@ fn caches_are_built_reused_and_rebuilt() {
     assert_eq!(images.len(), 3);
     assert_eq!(images.entries[0].name, "chelsea.jpg");
     assert_eq!(images.entries[0].shape, vec![192, 7, 7]);
-    let captions = FeatureCache::load(&text_cache_path(&options), &text_key(&models_dir().join(TEXT_WEIGHTS), 5).unwrap()).unwrap();
+    let captions =
+        FeatureCache::load(&text_cache_path(&options), &text_key(&models_dir().join(TEXT_WEIGHTS), 5).unwrap())
+            .unwrap();
     assert_eq!(captions.len(), 15);
     assert_eq!(captions.entries[1].name, "chelsea.jpg#1");
     assert_eq!(captions.entries[1].shape[1], 384);
@@ -107,11 +111,15 @@ fn augmented_views_get_their_own_reproducible_caches() {
     tiny_flickr8k(&dir.path().join("flickr8k"));
     let plain = tiny_options(dir.path());
     let photos = alignscope::data::flickr8k::load_split(&plain.flickr8k, Split::Test).unwrap().images;
-    let build = |o: &ExtractOptions| image_cache(&Compute::flex("test"), o, &photos, &CancelToken::default(), &|_| {}).unwrap();
+    let build =
+        |o: &ExtractOptions| image_cache(&Compute::flex("test"), o, &photos, &CancelToken::default(), &|_| {}).unwrap();
     let view = ExtractOptions { view: 1, ..plain.clone() };
     assert_ne!(image_cache_path(&view), image_cache_path(&plain));
     let (original, augmented) = (build(&plain), build(&view));
-    assert_eq!(augmented.entries.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(), ["chelsea.jpg", "coffee.jpg", "rocket.jpg"]);
+    assert_eq!(
+        augmented.entries.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(),
+        ["chelsea.jpg", "coffee.jpg", "rocket.jpg"]
+    );
     for i in 0..3 {
         assert_ne!(original.values(i), augmented.values(i), "photo {i}: the view is not the photo itself");
     }

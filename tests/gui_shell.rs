@@ -10,19 +10,21 @@ use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 
 fn harness() -> Harness<'static, Option<AlignscopeApp>> {
-    Harness::builder()
-        .with_size([1280.0, 800.0])
-        .wgpu()
-        .build_ui_state(
-            |ui, app: &mut Option<AlignscopeApp>| {
-                let app = app.get_or_insert_with(|| {
-                    AlignscopeApp::new(ui.ctx().clone(), Settings::default(), Ok(Compute::flex("test")), Some(&demo_folder()))
-                });
-                app.poll(ui.ctx());
-                app.show(ui);
-            },
-            None,
-        )
+    Harness::builder().with_size([1280.0, 800.0]).wgpu().build_ui_state(
+        |ui, app: &mut Option<AlignscopeApp>| {
+            let app = app.get_or_insert_with(|| {
+                AlignscopeApp::new(
+                    ui.ctx().clone(),
+                    Settings::default(),
+                    Ok(Compute::flex("test")),
+                    Some(&demo_folder()),
+                )
+            });
+            app.poll(ui.ctx());
+            app.show(ui);
+        },
+        None,
+    )
 }
 
 fn wait_until_settled(harness: &mut Harness<'static, Option<AlignscopeApp>>) {
@@ -69,8 +71,18 @@ fn clicking_a_tile_selects_it() {
     harness.get_by_label("Open folder…"); // layout is up
     let pos = egui::pos2(60.0, 110.0);
     harness.hover_at(pos);
-    harness.event(egui::Event::PointerButton { pos, button: egui::PointerButton::Primary, pressed: true, modifiers: Default::default() });
-    harness.event(egui::Event::PointerButton { pos, button: egui::PointerButton::Primary, pressed: false, modifiers: Default::default() });
+    harness.event(egui::Event::PointerButton {
+        pos,
+        button: egui::PointerButton::Primary,
+        pressed: true,
+        modifiers: Default::default(),
+    });
+    harness.event(egui::Event::PointerButton {
+        pos,
+        button: egui::PointerButton::Primary,
+        pressed: false,
+        modifiers: Default::default(),
+    });
     harness.run_steps(2);
     assert_eq!(harness.state().as_ref().unwrap().gallery.selected, Some(0));
 }
@@ -89,10 +101,17 @@ fn typing_a_caption_reranks_the_grid() {
         loop {
             harness.step();
             let app = harness.state().as_ref().unwrap();
-            if !app.ranking.is_busy() && app.gallery.items.iter().all(|i| i.score.is_some()) && name_at(&harness, 0) == expected {
+            if !app.ranking.is_busy()
+                && app.gallery.items.iter().all(|i| i.score.is_some())
+                && name_at(&harness, 0) == expected
+            {
                 break;
             }
-            assert!(Instant::now() < deadline, "{caption:?}: top result is {}, expected {expected}", name_at(&harness, 0));
+            assert!(
+                Instant::now() < deadline,
+                "{caption:?}: top result is {}, expected {expected}",
+                name_at(&harness, 0)
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -122,7 +141,8 @@ fn keyboard_focuses_clears_and_moves() {
     assert_eq!(harness.state().as_ref().unwrap().query, "");
 }
 
-/// The attention `alignscope explain --json` prints for each word of `caption` on `photo`.
+/// The heatmap values (`relevance`, by the default method) `alignscope explain --json` prints
+/// for each word of `caption` on `photo`.
 fn cli_attention(photo: &std::path::Path, caption: &str) -> Vec<(String, Vec<f32>)> {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_alignscope"))
         .args(["--backend", "flex", "explain"])
@@ -137,18 +157,28 @@ fn cli_attention(photo: &std::path::Path, caption: &str) -> Vec<(String, Vec<f32
         .as_array()
         .unwrap()
         .iter()
-        .map(|w| (w["word"].as_str().unwrap().to_string(), w["attention"].as_array().unwrap().iter().map(|a| a.as_f64().unwrap() as f32).collect()))
+        .map(|w| {
+            (
+                w["word"].as_str().unwrap().to_string(),
+                w["relevance"].as_array().unwrap().iter().map(|a| a.as_f64().unwrap() as f32).collect(),
+            )
+        })
         .collect()
 }
 
 #[test]
-fn inspector_heatmap_is_the_models_attention_and_follows_the_clicked_word() {
+fn inspector_heatmap_is_the_explanation_and_follows_the_clicked_word() {
     let Some(mut harness) = settled_app() else { return };
     let caption = "a man with a camera on a tripod";
     let photo = {
         let app = harness.state_mut().as_mut().unwrap();
         app.query = caption.to_string();
-        let camera = app.gallery.items.iter().position(|i| i.file_name() == "camera.jpg").expect("camera.jpg in the demo folder");
+        let camera = app
+            .gallery
+            .items
+            .iter()
+            .position(|i| i.file_name() == "camera.jpg")
+            .expect("camera.jpg in the demo folder");
         app.gallery.selected = Some(camera);
         app.inspector.open = true;
         app.gallery.items[camera].path.clone()
@@ -158,7 +188,10 @@ fn inspector_heatmap_is_the_models_attention_and_follows_the_clicked_word() {
         harness.step();
         let app = harness.state().as_ref().unwrap();
         assert!(app.inspector.unavailable.is_none(), "{:?}", app.inspector.unavailable);
-        if !app.inspector.is_busy() && !app.ranking.is_busy() && app.inspector.current.as_ref().is_some_and(|c| c.explained.explanation.caption == caption) {
+        if !app.inspector.is_busy()
+            && !app.ranking.is_busy()
+            && app.inspector.current.as_ref().is_some_and(|c| c.explained.explanation.caption == caption)
+        {
             break;
         }
         assert!(Instant::now() < deadline, "no explanation within 2 minutes");
@@ -173,7 +206,10 @@ fn inspector_heatmap_is_the_models_attention_and_follows_the_clicked_word() {
         let racg = explained.racg_attention.as_ref().expect("RACG is loaded").as_ref().expect("RACG explains the pair");
         let words = |w: &[(String, Vec<f32>)]| w.iter().map(|(w, _)| w.clone()).collect::<Vec<_>>();
         assert_eq!(words(racg), explained.explanation.words.iter().map(|w| w.word.clone()).collect::<Vec<_>>());
-        assert!(racg.iter().all(|(_, a)| a.len() == 49 && (a.iter().sum::<f32>() - 1.0).abs() < 1e-3), "attention rows sum to 1");
+        assert!(
+            racg.iter().all(|(_, a)| a.len() == 49 && (a.iter().sum::<f32>() - 1.0).abs() < 1e-3),
+            "attention rows sum to 1"
+        );
         assert!(explained.dsran_attention.as_ref().is_some_and(|a| a.len() == 49));
         let selected = app.gallery.selected.unwrap();
         let models: Vec<_> = app.ranking.compare(selected).into_iter().map(|(m, _, rank)| (m.name(), rank)).collect();
@@ -182,7 +218,9 @@ fn inspector_heatmap_is_the_models_attention_and_follows_the_clicked_word() {
     }
     harness.get_by_label("Side by side: this pair under each network");
     let cli = cli_attention(&photo, caption);
-    let close = |a: &[f32], b: &[f32]| a.len() == 49 && a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-4);
+    let close = |a: &[f32], b: &[f32]| {
+        a.len() == 49 && a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-4)
+    };
     // The inspector starts on the content word that aligns best.
     let (painted, best) = {
         let app = harness.state().as_ref().unwrap();
@@ -193,7 +231,11 @@ fn inspector_heatmap_is_the_models_attention_and_follows_the_clicked_word() {
     assert_eq!(app_word(&harness), best);
     assert!(close(&painted, &cli[best].1), "{}: painted {painted:?}\nexplain --json {:?}", cli[best].0, cli[best].1);
 
-    // Clicking a word chip shows that word's attention instead.
+    // In a 1280×800 window the heatmap's colour bar and Save are on screen, not below the fold.
+    assert_on_screen(&harness, "Save PNG…");
+    assert_on_screen(&harness, "drop of the word's alignment R_t when the cell is hidden");
+
+    // Clicking a word chip shows that word's map instead.
     for word in ["tripod", "camera"] {
         harness.get_by_label(word).click();
         harness.run_steps(3);
@@ -214,7 +256,10 @@ fn inspector_heatmap_is_the_models_attention_and_follows_the_clicked_word() {
     loop {
         harness.step();
         let app = harness.state().as_ref().unwrap();
-        if !app.inspector.is_busy() && !app.ranking.is_busy() && app.inspector.current.as_ref().is_some_and(|c| c.explained.explanation.caption == other) {
+        if !app.inspector.is_busy()
+            && !app.ranking.is_busy()
+            && app.inspector.current.as_ref().is_some_and(|c| c.explained.explanation.caption == other)
+        {
             break;
         }
         assert!(Instant::now() < deadline, "no second explanation within a minute");
@@ -227,7 +272,17 @@ fn inspector_heatmap_is_the_models_attention_and_follows_the_clicked_word() {
     assert_eq!(pinned.word, 4, "the pinned view keeps its chosen word");
     harness.get_by_label("pinned");
     harness.get_by_label("live");
+    for save in harness.get_all_by_label("Save PNG…") {
+        assert!(save.rect().max.y <= 800.0, "Save below the fold with Pin on: {:?}", save.rect());
+    }
     harness.snapshot("inspector_compare");
+}
+
+/// The first widget labelled `label` lies inside the 1280×800 window.
+fn assert_on_screen(harness: &Harness<'static, Option<AlignscopeApp>>, label: &str) {
+    let node = harness.get_all_by_label(label).next().unwrap_or_else(|| panic!("no {label:?}"));
+    let rect = node.rect();
+    assert!(rect.max.y <= 800.0 && rect.max.x <= 1280.0, "{label:?} at {rect:?}, outside the window");
 }
 
 fn app_word(harness: &Harness<'static, Option<AlignscopeApp>>) -> usize {
@@ -237,10 +292,46 @@ fn app_word(harness: &Harness<'static, Option<AlignscopeApp>>) -> usize {
 /// A Flickr8k-shaped folder of four demo photos with five captions each (test split).
 fn tiny_flickr8k(root: &std::path::Path) -> [(&'static str, [&'static str; 5]); 4] {
     let data = [
-        ("chelsea.jpg", ["a cat looking at the camera", "a tabby cat with green eyes", "close up of the face of a cat", "an orange and grey cat", "a cat"]),
-        ("coffee.jpg", ["a cup of coffee on a wooden table", "an espresso in a red cup", "a coffee cup on a saucer", "a cup of coffee with a spoon", "coffee"]),
-        ("astronaut.jpg", ["a woman in an orange space suit", "an astronaut smiling in front of a flag", "a female astronaut", "a woman astronaut with a helmet", "an astronaut"]),
-        ("camera.jpg", ["a man with a camera on a tripod", "a photographer in a field", "a man looking through a camera", "a black and white photo of a man with a camera", "a cameraman"]),
+        (
+            "chelsea.jpg",
+            [
+                "a cat looking at the camera",
+                "a tabby cat with green eyes",
+                "close up of the face of a cat",
+                "an orange and grey cat",
+                "a cat",
+            ],
+        ),
+        (
+            "coffee.jpg",
+            [
+                "a cup of coffee on a wooden table",
+                "an espresso in a red cup",
+                "a coffee cup on a saucer",
+                "a cup of coffee with a spoon",
+                "coffee",
+            ],
+        ),
+        (
+            "astronaut.jpg",
+            [
+                "a woman in an orange space suit",
+                "an astronaut smiling in front of a flag",
+                "a female astronaut",
+                "a woman astronaut with a helmet",
+                "an astronaut",
+            ],
+        ),
+        (
+            "camera.jpg",
+            [
+                "a man with a camera on a tripod",
+                "a photographer in a field",
+                "a man looking through a camera",
+                "a black and white photo of a man with a camera",
+                "a cameraman",
+            ],
+        ),
     ];
     std::fs::create_dir_all(root.join("images")).unwrap();
     let mut tokens = String::new();
@@ -341,7 +432,8 @@ fn camera_first_under(model: alignscope::app::RankModel) -> Option<(tempfile::Te
         harness.step();
         let app = harness.state().as_ref().unwrap();
         assert_eq!(app.settings.rank_model, model, "the model stays chosen (its weights load)");
-        if !app.ranking.is_busy() && app.gallery.items.len() == 4 && app.gallery.items.iter().all(|i| i.score.is_some()) {
+        if !app.ranking.is_busy() && app.gallery.items.len() == 4 && app.gallery.items.iter().all(|i| i.score.is_some())
+        {
             break;
         }
         assert!(Instant::now() < deadline, "no {model:?} ranking within 2 minutes");

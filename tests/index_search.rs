@@ -7,12 +7,22 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn alignscope(args: &[&std::ffi::OsStr]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_alignscope")).arg("--backend").arg("flex").args(args).current_dir(env!("CARGO_MANIFEST_DIR")).output().expect("run alignscope")
+    Command::new(env!("CARGO_BIN_EXE_alignscope"))
+        .arg("--backend")
+        .arg("flex")
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run alignscope")
 }
 
 fn index(dir: &Path) -> (i32, String, String) {
     let out = alignscope(&["index".as_ref(), dir.as_os_str()]);
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 fn demo(name: &str) -> PathBuf {
@@ -41,7 +51,9 @@ fn bad_input_is_named_and_the_rest_is_indexed_incrementally() {
     let coffee = std::fs::read(demo("coffee.jpg")).unwrap();
     std::fs::write(dir.join("truncated.jpg"), &coffee[..coffee.len() / 3]).unwrap();
     let mut png = Vec::new();
-    image::DynamicImage::new_rgb8(64, 64).write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png).unwrap();
+    image::DynamicImage::new_rgb8(64, 64)
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
     std::fs::write(dir.join("truncated.png"), &png[..png.len() / 2]).unwrap();
     std::fs::write(dir.join("empty.jpg"), b"").unwrap();
     std::fs::write(dir.join("notes.jpg"), b"these are my holiday notes, not a photo").unwrap();
@@ -50,7 +62,14 @@ fn bad_input_is_named_and_the_rest_is_indexed_incrementally() {
 
     let (code, out, err) = index(dir);
     assert_eq!(code, 2, "partial success has its own exit status\n{out}\n{err}");
-    for (file, cause) in [("truncated.jpg", ""), ("truncated.png", ""), ("empty.jpg", ""), ("notes.jpg", ""), ("huge.png", "30000"), ("dangling.jpg", "")] {
+    for (file, cause) in [
+        ("truncated.jpg", ""),
+        ("truncated.png", ""),
+        ("empty.jpg", ""),
+        ("notes.jpg", ""),
+        ("huge.png", "30000"),
+        ("dangling.jpg", ""),
+    ] {
         let line = err.lines().find(|l| l.contains(file)).unwrap_or_else(|| panic!("no message names {file}:\n{err}"));
         assert!(line.contains(cause), "{line}");
     }
@@ -93,8 +112,19 @@ fn kill_9_while_indexing_then_resuming_gives_the_same_index() {
     let uninterrupted = index_bytes(dir);
     std::fs::remove_dir_all(dir.join(".alignscope")).unwrap();
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_alignscope")).args(["--backend", "flex", "index"]).arg(dir).current_dir(env!("CARGO_MANIFEST_DIR")).spawn().unwrap();
-    let segments = |d: &Path| std::fs::read_dir(d.join(".alignscope")).map(|e| e.filter_map(Result::ok).filter(|e| e.file_name().to_string_lossy().starts_with("segment-")).count()).unwrap_or(0);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_alignscope"))
+        .args(["--backend", "flex", "index"])
+        .arg(dir)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .spawn()
+        .unwrap();
+    let segments = |d: &Path| {
+        std::fs::read_dir(d.join(".alignscope"))
+            .map(|e| {
+                e.filter_map(Result::ok).filter(|e| e.file_name().to_string_lossy().starts_with("segment-")).count()
+            })
+            .unwrap_or(0)
+    };
     let started = std::time::Instant::now();
     while segments(dir) == 0 && started.elapsed().as_secs() < 120 {
         std::thread::sleep(std::time::Duration::from_millis(20));
@@ -102,7 +132,10 @@ fn kill_9_while_indexing_then_resuming_gives_the_same_index() {
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     assert!(segments(dir) >= 1, "the run was killed after writing a segment");
-    assert!(!dir.join(".alignscope/index.bin").exists() || index_bytes(dir) != uninterrupted, "the kill came before the end");
+    assert!(
+        !dir.join(".alignscope/index.bin").exists() || index_bytes(dir) != uninterrupted,
+        "the kill came before the end"
+    );
 
     let (code, out, err) = index(dir);
     assert_eq!(code, 0, "{out}\n{err}");
@@ -115,14 +148,30 @@ fn search(dir: &Path, args: &[&str]) -> (bool, String, String) {
     let mut all: Vec<&std::ffi::OsStr> = vec!["search".as_ref(), dir.as_os_str()];
     all.extend(args.iter().map(|a| std::ffi::OsStr::new(*a)));
     let out = alignscope(&all);
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
 fn search_ranks_the_demo_photos_two_stage_exhaustive_and_by_example() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    copy_demo(dir, &["astronaut.jpg", "brick.jpg", "camera.jpg", "chelsea.jpg", "coffee.jpg", "rocket.jpg", "coins.jpg", "grass.jpg"]);
+    copy_demo(
+        dir,
+        &[
+            "astronaut.jpg",
+            "brick.jpg",
+            "camera.jpg",
+            "chelsea.jpg",
+            "coffee.jpg",
+            "rocket.jpg",
+            "coins.jpg",
+            "grass.jpg",
+        ],
+    );
     // A Flickr8k-like caption (people, everyday scenes: what SHAN was trained on).
     let (ok, out, err) = search(dir, &["a man holding a camera", "--top", "3"]);
     assert!(ok, "{out}\n{err}");
@@ -167,7 +216,12 @@ fn a_folder_deleted_while_indexing_is_named_and_the_rest_is_indexed() {
     std::fs::write(dir.join(".alignscope/index.tmp4242"), b"half a file").unwrap();
 
     let compute = alignscope::engine::backend::Compute::flex("test");
-    let runtime = alignscope::engine::runtime::Runtime::load(&compute, &alignscope::engine::shan::default_path(), "efficientnet-lite0").unwrap();
+    let runtime = alignscope::engine::runtime::Runtime::load(
+        &compute,
+        &alignscope::nets::shan::default_path(),
+        "efficientnet-lite0",
+    )
+    .unwrap();
     let warnings = std::cell::RefCell::new(Vec::new());
     let (summary, file) = update_index(&runtime, dir, &Default::default(), &|m| match m {
         // The folder disappears after the scan, before its photos are read.
@@ -205,7 +259,8 @@ fn an_unreadable_photo_is_named_and_the_rest_is_indexed() {
     let out = command.output().expect("run alignscope");
     let (out_text, err) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert_eq!(out.status.code(), Some(2), "{out_text}\n{err}");
-    let line = err.lines().find(|l| l.contains("locked.jpg")).unwrap_or_else(|| panic!("no message names locked.jpg:\n{err}"));
+    let line =
+        err.lines().find(|l| l.contains("locked.jpg")).unwrap_or_else(|| panic!("no message names locked.jpg:\n{err}"));
     assert!(line.contains("Permission denied"), "{line}");
     assert!(out_text.contains("2 photos indexed (2 embedded"), "{out_text}\n{err}");
 }

@@ -7,13 +7,18 @@ mod common;
 
 use alignscope::data::decode::decode_oriented;
 use alignscope::engine::backend::Compute;
-use alignscope::engine::rank::{RankerModel, Ranker};
+use alignscope::engine::rank::{Ranker, RankerModel};
 use alignscope::engine::runtime::Runtime;
 use alignscope::engine::search::score_sides;
 
 const PHOTOS: [&str; 5] = ["chelsea.jpg", "coffee.jpg", "rocket.jpg", "camera.jpg", "astronaut.jpg"];
 /// A caption for some of the photos (index into PHOTOS), in Flickr8k's vocabulary.
-const CAPTIONS: [(&str, usize); 4] = [("a cat lying on a rug", 0), ("a man holding a camera", 3), ("a smiling woman in an orange suit", 4), ("a tall tower lit up at night", 2)];
+const CAPTIONS: [(&str, usize); 4] = [
+    ("a cat lying on a rug", 0),
+    ("a man holding a camera", 3),
+    ("a smiling woman in an orange suit", 4),
+    ("a tall tower lit up at night", 2),
+];
 
 fn ranks(scores: &[f32], gt: usize) -> usize {
     scores.iter().filter(|&&s| s > scores[gt]).count() + 1
@@ -25,8 +30,10 @@ fn every_network_ranks_each_captions_photo_near_the_top() {
     let ranker = Ranker::load(&compute).expect("the committed global/DSRAN/RACG weights load");
     assert!(ranker.dsran.is_some(), "DSRAN: {:?}", ranker.dsran_missing);
     assert!(ranker.racg.is_some(), "RACG: {:?}", ranker.racg_missing);
-    let runtime = Runtime::load(&compute, &alignscope::engine::shan::default_path(), "efficientnet-lite0").expect("the committed SHAN loads");
-    let photos: Vec<_> = PHOTOS.iter().map(|p| decode_oriented(&common::repo_path("assets/demo").join(p)).unwrap()).collect();
+    let runtime = Runtime::load(&compute, &alignscope::nets::shan::default_path(), "efficientnet-lite0")
+        .expect("the committed SHAN loads");
+    let photos: Vec<_> =
+        PHOTOS.iter().map(|p| decode_oriented(&common::repo_path("assets/demo").join(p)).unwrap()).collect();
     let embedded = ranker.embed_images(&photos);
     let sides: Vec<_> = photos.iter().map(|p| runtime.image_side(p)).collect();
     let mut report = String::new();
@@ -53,7 +60,10 @@ fn every_network_ranks_each_captions_photo_near_the_top() {
             assert_eq!(scores.len(), PHOTOS.len(), "{name}");
             assert!(scores.iter().all(|s| s.is_finite()), "{name}: {scores:?}");
             let rank = ranks(&scores, gt);
-            report.push_str(&format!("{name:6} \u{201c}{caption}\u{201d}: {} ranked #{rank}  {scores:.3?}\n", PHOTOS[gt]));
+            report.push_str(&format!(
+                "{name:6} \u{201c}{caption}\u{201d}: {} ranked #{rank}  {scores:.3?}\n",
+                PHOTOS[gt]
+            ));
             if rank > 2 {
                 wrong.push(format!("{name}: {caption} (#{rank})"));
             }
@@ -64,7 +74,11 @@ fn every_network_ranks_each_captions_photo_near_the_top() {
     assert!(wrong.is_empty(), "not in the top two: {wrong:?}\n{report}");
     assert_eq!(firsts.len(), 4);
     for (name, n) in firsts {
-        assert!(2 * n > CAPTIONS.len(), "{name} ranks the right photo first for only {n} of {} captions\n{report}", CAPTIONS.len());
+        assert!(
+            2 * n > CAPTIONS.len(),
+            "{name} ranks the right photo first for only {n} of {} captions\n{report}",
+            CAPTIONS.len()
+        );
     }
 }
 
@@ -74,10 +88,11 @@ fn every_network_ranks_each_captions_photo_near_the_top() {
 /// caption's hidden states through its own last layer.
 #[test]
 fn the_apps_global_embeddings_are_the_evaluated_models() {
-    use alignscope::engine::global_tuned::AnyGlobal;
-    use alignscope::engine::shan::{CaptionBatch, TEXT_TOP_LAYER};
     use alignscope::features::minilm::TokenBatch;
     use alignscope::features::{preprocess, values};
+    use alignscope::nets::TEXT_TOP_LAYER;
+    use alignscope::nets::global_tuned::AnyGlobal;
+    use alignscope::nets::shan::CaptionBatch;
     let compute = Compute::flex("test");
     let ranker = Ranker::load(&compute).unwrap();
     let AnyGlobal::Tuned(net) = &ranker.global else { panic!("the committed global model has no fine-tuned tops") };
@@ -86,7 +101,8 @@ fn the_apps_global_embeddings_are_the_evaluated_models() {
         let worst = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
         assert!(worst < 1e-4, "{what}: max difference {worst}");
     };
-    let photos: Vec<_> = PHOTOS.iter().map(|p| decode_oriented(&common::repo_path("assets/demo").join(p)).unwrap()).collect();
+    let photos: Vec<_> =
+        PHOTOS.iter().map(|p| decode_oriented(&common::repo_path("assets/demo").join(p)).unwrap()).collect();
     let size = ranker.visual.image_size();
     for (photo, app) in photos.iter().zip(ranker.embed_images(&photos)) {
         let x = preprocess::batch(&[preprocess::resize_square(photo, size)], &ranker.device);

@@ -4,7 +4,8 @@
 use std::cell::RefCell;
 
 use alignscope::engine::jobs::CancelToken;
-use alignscope::engine::shan::{FragmentSplit, ShanTrainConfig, ShanTrainMsg, train};
+use alignscope::train::shan::{ShanTrainConfig, ShanTrainMsg, train};
+use alignscope::train::splits::FragmentSplit;
 use burn::tensor::Device;
 
 /// `n` images (the activation entering EfficientNet's last block: 192 × 7 × 7) with five
@@ -29,7 +30,11 @@ fn training_batches_draw_each_image_as_itself_or_one_of_its_views() {
     let device = Device::flex();
     let mut rng = fastrand::Rng::with_seed(1);
     let plain = base.image_batch(&[2, 0], &device).into_data();
-    assert_eq!(base.image_batch_sampled(&[2, 0], &mut rng, &device).into_data(), plain, "no views: the images themselves");
+    assert_eq!(
+        base.image_batch_sampled(&[2, 0], &mut rng, &device).into_data(),
+        plain,
+        "no views: the images themselves"
+    );
     assert_eq!(rng.u64(..), fastrand::Rng::with_seed(1).u64(..), "and no draw from the generator");
 
     // View v of image i is the constant v·10 + i (in the caches' f16), stored in reverse name order.
@@ -79,7 +84,8 @@ fn training_writes_a_checkpoint_and_resume_continues_after_its_epoch() {
         _ => {}
     };
     let config = ShanTrainConfig { batch: 4, max_epochs: 1, dev_images: 4, ..Default::default() };
-    let first = train("efficientnet-lite0", &train_split, &dev, &device, &config, Some(&out), &cancel, &report).unwrap();
+    let first =
+        train("efficientnet-lite0", &train_split, &dev, &device, &config, Some(&out), &cancel, &report).unwrap();
     assert_eq!(first.best_epoch, 1);
     assert_eq!(epochs.take(), vec![1]);
     let saved = alignscope::features::weights::WeightFile::open(&out).unwrap();
@@ -87,7 +93,8 @@ fn training_writes_a_checkpoint_and_resume_continues_after_its_epoch() {
     assert_eq!(saved.metadata("augmented_views").unwrap(), "0", "how many augmented views it trained on");
 
     let resumed = ShanTrainConfig { max_epochs: 2, resume: true, ..config };
-    let second = train("efficientnet-lite0", &train_split, &dev, &device, &resumed, Some(&out), &cancel, &report).unwrap();
+    let second =
+        train("efficientnet-lite0", &train_split, &dev, &device, &resumed, Some(&out), &cancel, &report).unwrap();
     assert_eq!(epochs.take(), vec![101, 2], "resumed after epoch 1, then ran epoch 2 only");
     assert!((1..=2).contains(&second.best_epoch));
 }
@@ -103,7 +110,9 @@ fn shan_decay_phase_goes_on_from_the_best_epoch_at_a_tenth_of_the_rates() {
         }
     };
     let config = ShanTrainConfig { batch: 4, max_epochs: 1, decay_epochs: 2, dev_images: 4, ..Default::default() };
-    let trained = train("efficientnet-lite0", &train_split, &dev, &device, &config, None, &CancelToken::default(), &report).unwrap();
+    let trained =
+        train("efficientnet-lite0", &train_split, &dev, &device, &config, None, &CancelToken::default(), &report)
+            .unwrap();
     let epochs = epochs.take();
     assert_eq!(epochs.iter().map(|e| e.0).collect::<Vec<_>>(), [1, 2, 3], "epochs are numbered on through the decay");
     assert_eq!(epochs[0].1, config.lr);
@@ -112,8 +121,8 @@ fn shan_decay_phase_goes_on_from_the_best_epoch_at_a_tenth_of_the_rates() {
 }
 
 /// `n` images of pseudo-random region features with five captions of 3 to 6 word pieces each.
-fn frozen_split(n: usize, rng: &mut fastrand::Rng) -> alignscope::engine::frozen::FrozenSplit {
-    alignscope::engine::frozen::FrozenSplit {
+fn frozen_split(n: usize, rng: &mut fastrand::Rng) -> alignscope::train::splits::FrozenSplit {
+    alignscope::train::splits::FrozenSplit {
         regions: (0..n * 49 * 1280).map(|_| rng.f32()).collect(),
         k: 49,
         image_dim: 1280,
@@ -124,34 +133,59 @@ fn frozen_split(n: usize, rng: &mut fastrand::Rng) -> alignscope::engine::frozen
 
 /// Train `net` two epochs through the shared loop (checkpoint to `file` in a temporary folder),
 /// then load the file with `load` and check it scores the dev split as the best network does.
-fn trains_saves_and_loads<N: alignscope::engine::frozen::FrozenNet>(
+fn trains_saves_and_loads<N: alignscope::train::frozen::FrozenNet>(
     net: N,
     file: &str,
     save: impl Fn(&N, &std::path::Path, &[(String, String)]) -> anyhow::Result<()>,
     load: impl Fn(&std::path::Path) -> anyhow::Result<N>,
     resume: impl Fn(&std::path::Path) -> N,
 ) -> alignscope::engine::recall::Recalls {
-    use alignscope::engine::frozen;
-    use alignscope::engine::recipe::Recipe;
+    use alignscope::train::frozen;
+    use alignscope::train::recipe::Recipe;
     let mut rng = fastrand::Rng::with_seed(4);
     let (train_split, dev) = (frozen_split(8, &mut rng), frozen_split(4, &mut rng));
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join(file);
     let device = Device::flex();
     let recipe = Recipe { batch: 4, max_epochs: 2, ..Recipe::default() };
-    let (best, epoch, r) = frozen::train(net, None, &train_split, &dev, &device, &recipe, &|n, e, r| save(n, &out, &frozen::notes(&recipe, e, r)), &CancelToken::default(), &|_| {}).unwrap();
+    let (best, epoch, r) = frozen::train(
+        net,
+        None,
+        &train_split,
+        &dev,
+        &device,
+        &recipe,
+        &|n, e, r| save(n, &out, &frozen::notes(&recipe, e, r)),
+        &CancelToken::default(),
+        &|_| {},
+    )
+    .unwrap();
     assert!((1..=2).contains(&epoch));
     let loaded = load(&out).unwrap();
-    assert_eq!(frozen::evaluate(&loaded, &dev, &device), frozen::evaluate(&best, &dev, &device), "the file holds the best epoch");
+    assert_eq!(
+        frozen::evaluate(&loaded, &dev, &device),
+        frozen::evaluate(&best, &dev, &device),
+        "the file holds the best epoch"
+    );
 
     // Resumed from the checkpoint: epochs continue after it, and it stays the best unless beaten.
     let epochs = std::cell::RefCell::new(Vec::new());
     let more = Recipe { max_epochs: epoch + 1, ..recipe.clone() };
-    let (_, resumed_epoch, resumed) = frozen::train(resume(&out), Some(epoch), &train_split, &dev, &device, &more, &|n, e, r| save(n, &out, &frozen::notes(&more, e, r)), &CancelToken::default(), &|m| {
-        if let frozen::FrozenTrainMsg::Epoch { epoch, .. } = m {
-            epochs.borrow_mut().push(epoch);
-        }
-    })
+    let (_, resumed_epoch, resumed) = frozen::train(
+        resume(&out),
+        Some(epoch),
+        &train_split,
+        &dev,
+        &device,
+        &more,
+        &|n, e, r| save(n, &out, &frozen::notes(&more, e, r)),
+        &CancelToken::default(),
+        &|m| {
+            if let frozen::FrozenTrainMsg::Epoch { epoch, .. } = m {
+                epochs.borrow_mut().push(epoch);
+            }
+        },
+    )
     .unwrap();
     assert_eq!(*epochs.borrow(), [epoch + 1]);
     assert!(resumed.rsum >= r.rsum && resumed_epoch >= epoch, "{resumed:?} at {resumed_epoch} vs {r:?} at {epoch}");
@@ -162,25 +196,38 @@ fn trains_saves_and_loads<N: alignscope::engine::frozen::FrozenNet>(
 
 #[test]
 fn dsran_trains_saves_and_loads_to_the_same_recalls() {
-    use alignscope::engine::dsran;
+    use alignscope::nets::dsran;
     let config = alignscope::model::dsran::DsranConfig::new();
     let device = Device::flex().autodiff();
-    let r = trains_saves_and_loads(config.init(&device), "dsran.safetensors", |n, p, notes| dsran::save(n, p, &config, notes), |p| dsran::load(p, &Device::flex()), |p| dsran::load(p, &Device::flex().autodiff()).unwrap());
+    let r = trains_saves_and_loads(
+        config.init(&device),
+        "dsran.safetensors",
+        |n, p, notes| dsran::save(n, p, &config, notes),
+        |p| dsran::load(p, &Device::flex()),
+        |p| dsran::load(p, &Device::flex().autodiff()).unwrap(),
+    );
     assert_eq!(r.t2i[1], 100.0, "four dev images: every image within the top 5 ({r:?})");
 }
 
 #[test]
 fn racg_trains_saves_and_loads_to_the_same_recalls() {
-    use alignscope::engine::racg;
+    use alignscope::nets::racg;
     let config = alignscope::model::racg::RacgConfig::new();
     let device = Device::flex().autodiff();
-    let r = trains_saves_and_loads(config.init(&device), "racg.safetensors", |n, p, notes| racg::save(n, p, &config, notes), |p| racg::load(p, &Device::flex()), |p| racg::load(p, &Device::flex().autodiff()).unwrap());
+    let r = trains_saves_and_loads(
+        config.init(&device),
+        "racg.safetensors",
+        |n, p, notes| racg::save(n, p, &config, notes),
+        |p| racg::load(p, &Device::flex()),
+        |p| racg::load(p, &Device::flex().autodiff()).unwrap(),
+    );
     assert_eq!(r.t2i[1], 100.0, "{r:?}");
 }
 
 #[test]
 fn racg_graph_share_is_chosen_on_dev_and_written_into_the_weights() {
-    use alignscope::engine::{frozen, racg};
+    use alignscope::nets::racg::{load, save};
+    use alignscope::train::{frozen, racg};
     let mut rng = fastrand::Rng::with_seed(9);
     let dev = frozen_split(6, &mut rng);
     let dir = tempfile::tempdir().unwrap();
@@ -188,14 +235,14 @@ fn racg_graph_share_is_chosen_on_dev_and_written_into_the_weights() {
     let device = Device::flex();
     let config = alignscope::model::racg::RacgConfig::new();
     let notes = vec![("best_epoch".to_string(), "3".to_string()), ("recipe".to_string(), "B".to_string())];
-    racg::save(&config.init(&device), &out, &config, &notes).unwrap();
-    assert_eq!(racg::load(&out, &device).unwrap().graph_share, 0.5, "the training mix until tuned");
+    save(&config.init(&device), &out, &config, &notes).unwrap();
+    assert_eq!(load(&out, &device).unwrap().graph_share, 0.5, "the training mix until tuned");
 
-    let (index, grid) = racg::tune_graph_share(racg::load(&out, &device).unwrap(), &out, &dev, &device).unwrap();
+    let (index, grid) = racg::tune_graph_share(load(&out, &device).unwrap(), &out, &dev, &device).unwrap();
     assert_eq!(grid.iter().map(|(s, _)| (s * 10.0).round() as i32).collect::<Vec<_>>(), (0..=10).collect::<Vec<_>>());
     let (share, chosen) = grid[index];
     assert!(grid.iter().all(|(_, r)| r.rsum <= chosen.rsum), "{share}: {grid:?}");
-    let loaded = racg::load(&out, &device).unwrap();
+    let loaded = load(&out, &device).unwrap();
     assert_eq!(loaded.graph_share, share);
     assert_eq!(frozen::evaluate(&loaded, &dev, &device), chosen, "the file scores as the chosen mix");
     let [full, node, graph] = racg::evaluate_levels(&loaded, &dev, &device);
@@ -212,10 +259,10 @@ fn max_difference(a: &[f32], b: &[f32]) -> f32 {
 
 #[test]
 fn tuned_global_with_frozen_tops_embeds_as_the_frozen_feature_global_model() {
-    use alignscope::engine::global::DualEncoder;
-    use alignscope::engine::global_tuned::{Lifts, init};
     use alignscope::features::efficientnet::EfficientNetLite;
     use alignscope::features::minilm::{MiniLm, TokenBatch};
+    use alignscope::nets::global_tuned::{Lifts, init};
+    use alignscope::train::global::DualEncoder;
     use burn::tensor::{Int, Tensor, TensorData};
     let device = Device::flex();
     let data = split(3, 5);
@@ -235,8 +282,13 @@ fn tuned_global_with_frozen_tops_embeds_as_the_frozen_feature_global_model() {
     let lengths = batch.lengths.clone();
     let n = batch.tokens;
     let mask: Vec<f32> = lengths.iter().flat_map(|&l| (0..n).map(move |j| if j < l { 1.0 } else { 0.0 })).collect();
-    let tokens = TokenBatch { ids: Tensor::<2, Int>::zeros([rows.len(), n], &device), mask: Tensor::from_data(TensorData::new(mask, [rows.len(), n]), &device), lengths };
-    let hidden = text.hidden_from(batch.hidden, &tokens, alignscope::engine::shan::TEXT_TOP_LAYER).reshape([rows.len(), n, text.hidden]);
+    let tokens = TokenBatch {
+        ids: Tensor::<2, Int>::zeros([rows.len(), n], &device),
+        mask: Tensor::from_data(TensorData::new(mask, [rows.len(), n]), &device),
+        lengths,
+    };
+    let hidden =
+        text.hidden_from(batch.hidden, &tokens, alignscope::nets::TEXT_TOP_LAYER).reshape([rows.len(), n, text.hidden]);
     let expected = net.head.embed_texts(MiniLm::mean_pool(hidden, tokens.mask));
     let got = DualEncoder::embed_texts(&net, &data, &rows, &device);
     assert!(max_difference(&alignscope::features::values(got), &alignscope::features::values(expected)) < 1e-4);
@@ -244,8 +296,8 @@ fn tuned_global_with_frozen_tops_embeds_as_the_frozen_feature_global_model() {
 
 #[test]
 fn tuned_global_trains_only_the_lifted_layers_saves_and_loads() {
-    use alignscope::engine::global::{self, TrainConfig, evaluate};
-    use alignscope::engine::global_tuned::{self, Lifts};
+    use alignscope::nets::global_tuned::{self, Lifts};
+    use alignscope::train::global::{self, TrainConfig, evaluate};
     let (train_split, dev) = (split(8, 1), split(4, 2));
     let device = Device::flex();
     let lifts = Lifts { visual: false, text: true };
@@ -253,41 +305,88 @@ fn tuned_global_trains_only_the_lifted_layers_saves_and_loads() {
     let init = |d: &Device| global_tuned::init("efficientnet-lite0", 15, lifts, d);
     let trained = global::train(init, &train_split, &dev, &device, &config, &CancelToken::default(), &|_| {}).unwrap();
     let fresh = init(&device).unwrap();
-    assert_eq!(alignscope::features::values(trained.model.visual.head.weight.val()), alignscope::features::values(fresh.visual.head.weight.val()), "a frozen top keeps its pretrained weights");
-    assert!(max_difference(&alignscope::features::values(trained.model.text.output.weight.val()), &alignscope::features::values(fresh.text.output.weight.val())) > 0.0, "a lifted layer trains");
+    assert_eq!(
+        alignscope::features::values(trained.model.visual.head.weight.val()),
+        alignscope::features::values(fresh.visual.head.weight.val()),
+        "a frozen top keeps its pretrained weights"
+    );
+    assert!(
+        max_difference(
+            &alignscope::features::values(trained.model.text.output.weight.val()),
+            &alignscope::features::values(fresh.text.output.weight.val())
+        ) > 0.0,
+        "a lifted layer trains"
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("global-tuned.safetensors");
     global_tuned::save(&trained.model, &out, &[("dev_rsum".into(), "1".into())]).unwrap();
     assert!(global_tuned::is_tuned(&alignscope::features::weights::WeightFile::open(&out).unwrap()));
     let loaded = global_tuned::load(&out, "efficientnet-lite0", &device).unwrap();
-    assert_eq!(evaluate(&loaded, &dev, &device), evaluate(&trained.model, &dev, &device), "the file holds the trained network");
+    assert_eq!(
+        evaluate(&loaded, &dev, &device),
+        evaluate(&trained.model, &dev, &device),
+        "the file holds the trained network"
+    );
     std::fs::write(&out, b"not weights").unwrap();
-    assert!(global_tuned::load(&out, "efficientnet-lite0", &device).err().unwrap().to_string().contains("global-tuned.safetensors"), "a damaged file is named");
+    assert!(
+        global_tuned::load(&out, "efficientnet-lite0", &device)
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("global-tuned.safetensors"),
+        "a damaged file is named"
+    );
 }
 
 #[test]
 fn shan_starts_its_backbone_tops_from_a_tuned_global_model() {
-    use alignscope::engine::global::{self, TrainConfig};
-    use alignscope::engine::global_tuned::{self, Lifts};
     use alignscope::features::values;
+    use alignscope::nets::global_tuned::{self, Lifts};
+    use alignscope::train::global::{self, TrainConfig};
     let (train_split, dev) = (split(8, 6), split(4, 7));
     let device = Device::flex();
     let init = |d: &Device| global_tuned::init("efficientnet-lite0", 15, Lifts { visual: true, text: true }, d);
-    let tuned = global::train(init, &train_split, &dev, &device, &TrainConfig { batch: 4, max_epochs: 1, ..TrainConfig::default() }, &CancelToken::default(), &|_| {}).unwrap();
+    let tuned = global::train(
+        init,
+        &train_split,
+        &dev,
+        &device,
+        &TrainConfig { batch: 4, max_epochs: 1, ..TrainConfig::default() },
+        &CancelToken::default(),
+        &|_| {},
+    )
+    .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let tops = dir.path().join("global-tuned.safetensors");
     global_tuned::save(&tuned.model, &tops, &[]).unwrap();
 
     // Tops frozen in SHAN's run: they must come out as the global model's, not the pretrained ones.
-    let config = ShanTrainConfig { batch: 4, max_epochs: 1, dev_images: 4, finetune_visual: false, finetune_text: false, init_tops: Some(tops.clone()), ..Default::default() };
-    let shan = train("efficientnet-lite0", &train_split, &dev, &device, &config, None, &CancelToken::default(), &|_| {}).unwrap();
+    let config = ShanTrainConfig {
+        batch: 4,
+        max_epochs: 1,
+        dev_images: 4,
+        finetune_visual: false,
+        finetune_text: false,
+        init_tops: Some(tops.clone()),
+        ..Default::default()
+    };
+    let shan =
+        train("efficientnet-lite0", &train_split, &dev, &device, &config, None, &CancelToken::default(), &|_| {})
+            .unwrap();
     assert_eq!(values(shan.net.visual.head.weight.val()), values(tuned.model.visual.head.weight.val()));
     assert_eq!(values(shan.net.text.output.weight.val()), values(tuned.model.text.output.weight.val()));
     let pretrained = init(&device).unwrap();
-    assert!(max_difference(&values(shan.net.text.output.weight.val()), &values(pretrained.text.output.weight.val())) > 0.0, "the global model's tops differ from the pretrained ones");
+    assert!(
+        max_difference(&values(shan.net.text.output.weight.val()), &values(pretrained.text.output.weight.val())) > 0.0,
+        "the global model's tops differ from the pretrained ones"
+    );
 
     let other_block = ShanTrainConfig { visual_first_block: 14, ..config };
-    let err = train("efficientnet-lite0", &train_split, &dev, &device, &other_block, None, &CancelToken::default(), &|_| {}).err().unwrap().to_string();
+    let err =
+        train("efficientnet-lite0", &train_split, &dev, &device, &other_block, None, &CancelToken::default(), &|_| {})
+            .err()
+            .unwrap()
+            .to_string();
     assert!(err.contains("global-tuned.safetensors") && err.contains("block 15"), "{err}");
 }

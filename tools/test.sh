@@ -21,6 +21,12 @@ if cargo tree -d -e normal --locked | grep -E '^(wgpu|naga|wgpu-hal) '; then
   exit 1
 fi
 
+# Formatted, and no clippy warnings (clippy and rustfmt ship with the rustup toolchain).
+rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
+cargo fmt --check
+# --release: shares build scripts and proc-macros with the test build below.
+cargo clippy --release --locked --all-targets -- -D warnings
+
 # With everything installed nothing may be skipped.
 export ALIGNSCOPE_REQUIRE_ALL=1
 cargo test --release --locked "$@"

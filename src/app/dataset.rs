@@ -31,22 +31,35 @@ pub struct Dataset {
 
 /// Read a split in the background.
 pub fn spawn_open(root: PathBuf, split: Split, waker: Waker) -> Job<Result<(PathBuf, Split, SplitData), String>> {
-    spawn_oneshot("open dataset", waker, move |_| load_any(&root, split).map(|d| (root, split, d)).map_err(|e| e.to_string()))
+    spawn_oneshot("open dataset", waker, move |_| {
+        load_any(&root, split).map(|d| (root, split, d)).map_err(|e| e.to_string())
+    })
 }
 
 impl Dataset {
     pub fn new(root: PathBuf, split: Split, data: SplitData, generation: u64) -> Self {
         let n = data.captions.len() * 5;
-        Self { root, split, data, generation, captions_job: None, caption_embeddings: vec![None; n], recall_job: None, recalls: None, ranks: None }
+        Self {
+            root,
+            split,
+            data,
+            generation,
+            captions_job: None,
+            caption_embeddings: vec![None; n],
+            recall_job: None,
+            recalls: None,
+            ranks: None,
+        }
     }
-
 
     pub fn captions_embedded(&self) -> usize {
         self.caption_embeddings.iter().filter(|e| e.is_some()).count()
     }
 
     pub fn is_busy(&self) -> bool {
-        self.captions_job.is_some() || self.recall_job.is_some() || (self.recalls.is_none() && !self.caption_embeddings.is_empty())
+        self.captions_job.is_some()
+            || self.recall_job.is_some()
+            || (self.recalls.is_none() && !self.caption_embeddings.is_empty())
     }
 
     pub fn cancel(&self) {
@@ -62,11 +75,13 @@ impl Dataset {
     }
 
     pub fn poll(&mut self, ranking: &Ranking, waker: &Waker, notes: &mut Notifications) {
-        if self.captions_job.is_none() && self.captions_embedded() == 0 && self.recalls.is_none() {
-            if let Some(ranker) = ranking.ranker() {
-                let captions = self.data.captions.iter().flat_map(|five| five.iter().cloned()).collect();
-                self.captions_job = Some(spawn_caption_embedding(ranker, captions, waker.clone()));
-            }
+        if self.captions_job.is_none()
+            && self.captions_embedded() == 0
+            && self.recalls.is_none()
+            && let Some(ranker) = ranking.ranker()
+        {
+            let captions = self.data.captions.iter().flat_map(|five| five.iter().cloned()).collect();
+            self.captions_job = Some(spawn_caption_embedding(ranker, captions, waker.clone()));
         }
         if let Some(job) = &self.captions_job {
             match job.drain() {
@@ -88,7 +103,11 @@ impl Dataset {
         // Everything embedded: Recall@K over the split, off the UI thread.
         let images = ranking.embeddings(self.generation);
         let all_images = images.is_some_and(|e| !e.is_empty() && e.iter().all(Option::is_some));
-        if self.recalls.is_none() && self.recall_job.is_none() && all_images && self.caption_embeddings.iter().all(Option::is_some) {
+        if self.recalls.is_none()
+            && self.recall_job.is_none()
+            && all_images
+            && self.caption_embeddings.iter().all(Option::is_some)
+        {
             let images: Vec<Vec<f32>> = images.unwrap_or_default().iter().flatten().map(|e| e.global.clone()).collect();
             let captions: Vec<Vec<f32>> = self.caption_embeddings.iter().flatten().cloned().collect();
             self.recall_job = Some(spawn_oneshot("recall", waker.clone(), move |_| {
@@ -117,7 +136,11 @@ impl Dataset {
             let ranks = (image * 5..image * 5 + 5)
                 .map(|c| {
                     let gt = to_image[c];
-                    let t2i = 1 + images.iter().enumerate().filter(|&(i, e)| i != image && e.as_ref().is_some_and(|e| dot(&e.global, captions[c]) >= gt)).count();
+                    let t2i = 1 + images
+                        .iter()
+                        .enumerate()
+                        .filter(|&(i, e)| i != image && e.as_ref().is_some_and(|e| dot(&e.global, captions[c]) >= gt))
+                        .count();
                     let i2t = 1 + to_image.iter().enumerate().filter(|&(k, &s)| k != c && s >= gt).count();
                     (t2i, i2t)
                 })
@@ -128,7 +151,14 @@ impl Dataset {
     }
 
     /// The side panel; returns a caption the user picked as the query.
-    pub fn show(&mut self, ui: &mut egui::Ui, selected: Option<usize>, query: &str, gt_rank: Option<usize>, ranking: &Ranking) -> Option<String> {
+    pub fn show(
+        &mut self,
+        ui: &mut egui::Ui,
+        selected: Option<usize>,
+        query: &str,
+        gt_rank: Option<usize>,
+        ranking: &Ranking,
+    ) -> Option<String> {
         let name = self.root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         ui.heading("Dataset");
         ui.label(format!("{name} · {} split · {} images", self.split.name(), self.data.images.len()));
@@ -153,16 +183,23 @@ impl Dataset {
                 ui.label(format!("rSum {:.1}", r.rsum));
             }
             None => {
-                let images = ranking.embeddings(self.generation).map_or(0, |e| e.iter().filter(|e| e.is_some()).count());
+                let images =
+                    ranking.embeddings(self.generation).map_or(0, |e| e.iter().filter(|e| e.is_some()).count());
                 ui.horizontal(|ui| {
                     ui.spinner();
-                    ui.weak(format!("embedding: {images}/{} images, {}/{} captions", self.data.images.len(), self.captions_embedded(), self.caption_embeddings.len()));
+                    ui.weak(format!(
+                        "embedding: {images}/{} images, {}/{} captions",
+                        self.data.images.len(),
+                        self.captions_embedded(),
+                        self.caption_embeddings.len()
+                    ));
                 });
             }
         }
         ui.separator();
         if let (Some(owner), Some(rank)) = (self.owner_of(query), gt_rank) {
-            let file = self.data.images[owner].file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let file =
+                self.data.images[owner].file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             ui.label(format!("The query is a caption of {file}: ranked #{rank}"));
         }
         let Some(image) = selected.filter(|&i| i < self.data.images.len()) else {
@@ -175,7 +212,8 @@ impl Dataset {
         let ranks = self.pair_ranks(image, ranking).map(<[(usize, usize)]>::to_vec);
         let mut picked = None;
         for (k, caption) in self.data.captions[image].iter().enumerate() {
-            let rank_text = ranks.as_ref().map(|r| format!("   image #{} · caption #{}", r[k].0, r[k].1)).unwrap_or_default();
+            let rank_text =
+                ranks.as_ref().map(|r| format!("   image #{} · caption #{}", r[k].0, r[k].1)).unwrap_or_default();
             let response = ui.selectable_label(query.trim() == caption, format!("{caption}{rank_text}"));
             if response.on_hover_text("image #: the image's rank for this caption (text to image); caption #: this caption's rank among all the split's captions for the image (image to text)").clicked() {
                 picked = Some(caption.clone());

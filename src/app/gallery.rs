@@ -68,7 +68,12 @@ impl Gallery {
     /// Start showing `dir`: list it in the background, then decode thumbnails.
     pub fn open(&mut self, dir: &Path, waker: Waker) {
         self.cancel();
-        *self = Self { folder: Some(dir.to_path_buf()), generation: self.generation + 1, texture_limit: self.limit(), ..Self::default() };
+        *self = Self {
+            folder: Some(dir.to_path_buf()),
+            generation: self.generation + 1,
+            texture_limit: self.limit(),
+            ..Self::default()
+        };
         let dir = dir.to_path_buf();
         self.scanning = Some(spawn_oneshot("scan folder", waker, move |_| scan_folder(&dir)));
     }
@@ -76,7 +81,12 @@ impl Gallery {
     /// Show a given list of photos (a dataset split) under the name `label`.
     pub fn open_files(&mut self, label: &Path, images: Vec<PathBuf>, waker: &Waker, notes: &mut Notifications) {
         self.cancel();
-        *self = Self { folder: Some(label.to_path_buf()), generation: self.generation + 1, texture_limit: self.limit(), ..Self::default() };
+        *self = Self {
+            folder: Some(label.to_path_buf()),
+            generation: self.generation + 1,
+            texture_limit: self.limit(),
+            ..Self::default()
+        };
         self.take_scan(FolderScan { images, problems: Vec::new() }, waker, notes);
     }
 
@@ -149,7 +159,9 @@ impl Gallery {
             return;
         }
         let on_screen: std::collections::HashSet<usize> = self.last_visible.iter().copied().collect();
-        let mut candidates: Vec<usize> = (0..self.items.len()).filter(|i| matches!(self.items[*i].thumb, Thumb::Ready(_)) && !on_screen.contains(i)).collect();
+        let mut candidates: Vec<usize> = (0..self.items.len())
+            .filter(|i| matches!(self.items[*i].thumb, Thumb::Ready(_)) && !on_screen.contains(i))
+            .collect();
         candidates.sort_by_key(|&i| (self.items[i].last_seen, i));
         for &i in candidates.iter().take(held - limit * 9 / 10) {
             self.items[i].thumb = Thumb::Unloaded;
@@ -166,7 +178,13 @@ impl Gallery {
         }
         let Some(waker) = self.waker.clone() else { return };
         let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-        self.thumbs = Some(ThumbnailJob::spawn_some(self.paths.clone(), indices.into_iter().collect(), THUMB_PIXELS, workers, waker));
+        self.thumbs = Some(ThumbnailJob::spawn_some(
+            self.paths.clone(),
+            indices.into_iter().collect(),
+            THUMB_PIXELS,
+            workers,
+            waker,
+        ));
     }
 
     fn take_scan(&mut self, scan: FolderScan, waker: &Waker, notes: &mut Notifications) {
@@ -179,13 +197,29 @@ impl Gallery {
         }
         // The first `limit` photos are decoded now; the rest when they come on screen.
         let limit = self.limit();
-        self.items = scan.images.iter().enumerate().map(|(i, p)| Item { path: p.clone(), thumb: if i < limit { Thumb::Loading } else { Thumb::Unloaded }, score: None, last_seen: 0 }).collect();
+        self.items = scan
+            .images
+            .iter()
+            .enumerate()
+            .map(|(i, p)| Item {
+                path: p.clone(),
+                thumb: if i < limit { Thumb::Loading } else { Thumb::Unloaded },
+                score: None,
+                last_seen: 0,
+            })
+            .collect();
         self.order = (0..self.items.len()).collect();
         self.generation += 1;
         let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
         self.paths = Arc::new(scan.images);
         self.waker = Some(waker.clone());
-        self.thumbs = Some(ThumbnailJob::spawn_some(self.paths.clone(), (0..limit.min(self.items.len())).collect(), THUMB_PIXELS, workers, waker.clone()));
+        self.thumbs = Some(ThumbnailJob::spawn_some(
+            self.paths.clone(),
+            (0..limit.min(self.items.len())).collect(),
+            THUMB_PIXELS,
+            workers,
+            waker.clone(),
+        ));
     }
 
     /// Draw the grid; returns the index of a tile that was double-clicked.
@@ -233,7 +267,8 @@ impl Gallery {
         for &i in &visible {
             self.items[i].last_seen = self.frame;
         }
-        let unloaded: Vec<usize> = visible.iter().copied().filter(|&i| matches!(self.items[i].thumb, Thumb::Unloaded)).collect();
+        let unloaded: Vec<usize> =
+            visible.iter().copied().filter(|&i| matches!(self.items[i].thumb, Thumb::Unloaded)).collect();
         if !unloaded.is_empty() {
             self.reload(unloaded);
         }
@@ -302,28 +337,56 @@ impl Gallery {
                 let size = texture.size_vec2();
                 let scale = (tile / size.x).min(tile / size.y);
                 let fitted = egui::Rect::from_center_size(image_rect.center(), size * scale);
-                painter.image(texture.id(), fitted, egui::Rect::from_min_max(egui::pos2(0.0, 0.0), egui::pos2(1.0, 1.0)), egui::Color32::WHITE);
+                painter.image(
+                    texture.id(),
+                    fitted,
+                    egui::Rect::from_min_max(egui::pos2(0.0, 0.0), egui::pos2(1.0, 1.0)),
+                    egui::Color32::WHITE,
+                );
             }
             Thumb::Loading | Thumb::Unloaded => {
-                painter.text(image_rect.center(), egui::Align2::CENTER_CENTER, "…", egui::TextStyle::Heading.resolve(ui.style()), visuals.weak_text_color());
+                painter.text(
+                    image_rect.center(),
+                    egui::Align2::CENTER_CENTER,
+                    "…",
+                    egui::TextStyle::Heading.resolve(ui.style()),
+                    visuals.weak_text_color(),
+                );
             }
             Thumb::Failed(_) => {
-                painter.text(image_rect.center(), egui::Align2::CENTER_CENTER, "unreadable", egui::TextStyle::Small.resolve(ui.style()), visuals.error_fg_color);
+                painter.text(
+                    image_rect.center(),
+                    egui::Align2::CENTER_CENTER,
+                    "unreadable",
+                    egui::TextStyle::Small.resolve(ui.style()),
+                    visuals.error_fg_color,
+                );
             }
         }
         if let Some(score) = item.score {
             let strength = self.relative(score);
             let accent = egui::Color32::from_rgb(255, 170, 40).gamma_multiply(0.25 + 0.75 * strength);
-            painter.rect_stroke(image_rect, 4.0, egui::Stroke::new(1.0 + 3.0 * strength, accent), egui::StrokeKind::Inside);
+            painter.rect_stroke(
+                image_rect,
+                4.0,
+                egui::Stroke::new(1.0 + 3.0 * strength, accent),
+                egui::StrokeKind::Inside,
+            );
             let badge = format!("#{} · {score:.3}", rank + 1);
             let font = egui::TextStyle::Small.resolve(ui.style());
             let galley = ui.painter().layout_no_wrap(badge, font, egui::Color32::WHITE);
-            let badge_rect = egui::Rect::from_min_size(image_rect.min + egui::vec2(4.0, 4.0), galley.size() + egui::vec2(8.0, 4.0));
+            let badge_rect =
+                egui::Rect::from_min_size(image_rect.min + egui::vec2(4.0, 4.0), galley.size() + egui::vec2(8.0, 4.0));
             painter.rect_filled(badge_rect, 3.0, egui::Color32::from_black_alpha(180));
             painter.galley(badge_rect.min + egui::vec2(4.0, 2.0), galley, egui::Color32::WHITE);
         }
         if self.selected == Some(index) {
-            painter.rect_stroke(image_rect, 4.0, egui::Stroke::new(3.0, visuals.selection.stroke.color), egui::StrokeKind::Inside);
+            painter.rect_stroke(
+                image_rect,
+                4.0,
+                egui::Stroke::new(3.0, visuals.selection.stroke.color),
+                egui::StrokeKind::Inside,
+            );
         } else if response.hovered() {
             painter.rect_stroke(image_rect, 4.0, visuals.widgets.hovered.bg_stroke, egui::StrokeKind::Inside);
         }
@@ -333,11 +396,10 @@ impl Gallery {
         job.wrap = egui::text::TextWrapping::truncate_at_width(tile - 4.0);
         let galley = ui.painter().layout_job(job);
         painter.galley(label_pos, galley, visuals.text_color());
-        let response = match &item.thumb {
+        match &item.thumb {
             Thumb::Failed(error) => response.on_hover_text(error),
             _ => response.on_hover_text(item.path.display().to_string()),
-        };
-        response
+        }
     }
 }
 
@@ -346,7 +408,9 @@ mod tests {
     use super::*;
 
     fn gallery(n: usize) -> Gallery {
-        let items = (0..n).map(|i| Item { path: PathBuf::from(format!("{i}.jpg")), thumb: Thumb::Loading, score: None, last_seen: 0 }).collect();
+        let items = (0..n)
+            .map(|i| Item { path: PathBuf::from(format!("{i}.jpg")), thumb: Thumb::Loading, score: None, last_seen: 0 })
+            .collect();
         Gallery { items, order: (0..n).collect(), ..Gallery::default() }
     }
 
@@ -368,7 +432,11 @@ mod tests {
         let mut g = gallery(10);
         g.texture_limit = 5;
         for (i, item) in g.items.iter_mut().enumerate() {
-            item.thumb = Thumb::Ready(ctx.load_texture(format!("t{i}"), egui::ColorImage::filled([2, 2], egui::Color32::RED), Default::default()));
+            item.thumb = Thumb::Ready(ctx.load_texture(
+                format!("t{i}"),
+                egui::ColorImage::filled([2, 2], egui::Color32::RED),
+                Default::default(),
+            ));
             item.last_seen = [9, 1, 8, 2, 7, 3, 6, 4, 5, 0][i];
         }
         g.last_visible = vec![9]; // on screen, though never seen before this frame

@@ -80,14 +80,24 @@ impl IndexRanking {
     }
 
     /// Take in progress and results; returns scores (per gallery item) when a ranking arrived.
-    pub fn poll(&mut self, items: &[Item], runtime: Option<&Arc<Runtime>>, waker: &Waker, notes: &mut Notifications) -> Option<Vec<Option<f32>>> {
+    pub fn poll(
+        &mut self,
+        items: &[Item],
+        runtime: Option<&Arc<Runtime>>,
+        waker: &Waker,
+        notes: &mut Notifications,
+    ) -> Option<Vec<Option<f32>>> {
         if let Some(job) = &self.job {
             match job.drain() {
                 Some(messages) => {
                     for m in messages {
                         match m {
-                            IndexJobMsg::Progress(IndexMsg::Planned { to_embed, .. }) => self.progress = Some((0, to_embed)),
-                            IndexJobMsg::Progress(IndexMsg::Embedded { done, total }) => self.progress = Some((done, total)),
+                            IndexJobMsg::Progress(IndexMsg::Planned { to_embed, .. }) => {
+                                self.progress = Some((0, to_embed))
+                            }
+                            IndexJobMsg::Progress(IndexMsg::Embedded { done, total }) => {
+                                self.progress = Some((done, total))
+                            }
                             IndexJobMsg::Progress(IndexMsg::Warning(w)) => notes.push(Level::Warning, w),
                             IndexJobMsg::Done(Ok(index)) => {
                                 notes.push(Level::Info, format!("index ready: {} photos", index.len()));
@@ -107,9 +117,15 @@ impl IndexRanking {
             && let Some(caption) = self.pending.take()
         {
             let (index, runtime) = (index.clone(), runtime.clone());
-            let options = SearchOptions { top: index.len(), candidates: crate::engine::search::DEFAULT_CANDIDATES, exhaustive: index.len() <= EXHAUSTIVE_UP_TO };
+            let options = SearchOptions {
+                top: index.len(),
+                candidates: crate::engine::search::DEFAULT_CANDIDATES,
+                exhaustive: index.len() <= EXHAUSTIVE_UP_TO,
+            };
             self.query_job = Some(spawn_oneshot("SHAN search", waker.clone(), move |_| {
-                search_caption(&runtime, &index, &caption, options).map(|(hits, warning)| (caption, hits, warning)).map_err(|e| format!("{e:#}"))
+                search_caption(&runtime, &index, &caption, options)
+                    .map(|(hits, warning)| (caption, hits, warning))
+                    .map_err(|e| format!("{e:#}"))
             }));
         }
         match poll_slot(&mut self.query_job) {
@@ -144,7 +160,10 @@ mod tests {
 
     #[test]
     fn hits_map_back_to_gallery_items_by_path() {
-        let items: Vec<Item> = ["d/a.jpg", "d/b.jpg", "d/c.jpg"].iter().map(|p| Item { path: p.into(), thumb: super::super::Thumb::Unloaded, score: None, last_seen: 0 }).collect();
+        let items: Vec<Item> = ["d/a.jpg", "d/b.jpg", "d/c.jpg"]
+            .iter()
+            .map(|p| Item { path: p.into(), thumb: super::super::Thumb::Unloaded, score: None, last_seen: 0 })
+            .collect();
         let hits = vec![Hit { score: 0.9, path: "d/c.jpg".into() }, Hit { score: 0.1, path: "d/a.jpg".into() }];
         assert_eq!(scores_by_item(&items, &hits), vec![Some(0.1), None, Some(0.9)]);
     }

@@ -1,7 +1,7 @@
 //! The inspector: why the selected photo matches the caption under SHAN. The photo with the
-//! selected word's attention over the region grid (flat cells, a legend with the value range), the
-//! caption as word chips coloured by their alignment R_t, the three level scores as bars, "all
-//! words" small multiples, and export as PNG. "Pin" keeps an explanation beside the live one, so
+//! selected word's heatmap over the region grid (flat cells; occlusion by default, SHAN's attention
+//! on request) with its colour bar, the caption as word chips coloured by their alignment R_t, the
+//! three level scores as bars, "all words" small multiples, and export as PNG. "Pin" keeps an explanation beside the live one, so
 //! two captions (pin, edit the query) or two photos (pin, select another) can be compared. The
 //! same pair under the three networks side by side: SHAN's word attention, DSRAN's graph
 //! attention, RACG's cross-graph attention for the same word, each with its score and folder
@@ -13,10 +13,11 @@ use std::sync::Arc;
 use image::RgbaImage;
 
 use crate::engine::backend::Compute;
-use crate::engine::explain::{Explanation, explain};
+use crate::engine::explain::{Explanation, Method, explain_photo, is_content_word};
 use crate::engine::jobs::{Job, Oneshot, Waker, poll_slot, spawn_oneshot};
-use crate::engine::rank::{RankerModel, Ranker};
+use crate::engine::rank::{Ranker, RankerModel};
 use crate::engine::runtime::Runtime;
+use crate::engine::scale::HeatScale;
 use crate::render::colormap::viridis;
 
 use super::notifications::{Level, Notifications};
@@ -70,6 +71,8 @@ pub struct Inspector {
     export: Option<Job<Result<Option<PathBuf>, String>>>,
     /// The pair-independent models (DSRAN's explanation comes from there), once loaded.
     pub ranker: Option<Arc<Ranker>>,
+    /// How SHAN's heatmaps are computed.
+    pub method: Method,
 }
 
 impl Inspector {
@@ -77,7 +80,7 @@ impl Inspector {
     pub fn start(compute: &Compute, waker: Waker) -> Self {
         let compute = compute.clone();
         let loading = spawn_oneshot("load SHAN", waker, move |_| {
-            let weights = crate::engine::shan::default_path();
+            let weights = crate::nets::shan::default_path();
             Runtime::load(&compute, &weights, crate::features::VISUAL).map(Arc::new).map_err(|e| format!("{e:#}"))
         });
         Self { loading: Some(loading), ..Self::default() }
@@ -105,13 +108,17 @@ impl Inspector {
 
     fn start_if_idle(&mut self, waker: &Waker) {
         let (Some(runtime), None, Some((path, caption))) = (&self.runtime, &self.job, &self.wanted) else { return };
-        let shown = self.current.as_ref().map(|c| (&c.explained.explanation.image, &c.explained.explanation.caption));
-        if shown == Some((path, caption)) {
+        let shown = self.current.as_ref().map(|c| {
+            let e = &c.explained.explanation;
+            (&e.image, &e.caption, e.method)
+        });
+        if shown == Some((path, caption, self.method)) {
             return;
         }
         let (runtime, ranker, path, caption) = (runtime.clone(), self.ranker.clone(), path.clone(), caption.clone());
+        let method = self.method;
         self.job = Some(spawn_oneshot("explain", waker.clone(), move |_| {
-            let result = explain_pair(&runtime, ranker.as_deref(), &path, &caption);
+            let result = explain_pair(&runtime, ranker.as_deref(), &path, &caption, method);
             (path, caption, result)
         }));
     }
@@ -129,13 +136,21 @@ impl Inspector {
         match poll_slot(&mut self.job) {
             Oneshot::Done((path, caption, Ok(explained))) => {
                 let image = &explained.photo;
-                let pixels = egui::ColorImage::from_rgba_unmultiplied([image.width() as usize, image.height() as usize], image.as_raw());
-                let texture = ctx.load_texture(format!("inspector {}", path.display()), pixels, egui::TextureOptions::LINEAR);
+                let pixels = egui::ColorImage::from_rgba_unmultiplied(
+                    [image.width() as usize, image.height() as usize],
+                    image.as_raw(),
+                );
+                let texture =
+                    ctx.load_texture(format!("inspector {}", path.display()), pixels, egui::TextureOptions::LINEAR);
                 // Same caption (another photo): keep the chosen word; else start on the content
                 // word that aligns best, not on "a".
                 let best = explained.explanation.first_word();
                 let (word, all_words) = match &self.current {
-                    Some(c) if c.explained.explanation.caption == caption && c.word < explained.explanation.words.len() => (c.word, c.all_words),
+                    Some(c)
+                        if c.explained.explanation.caption == caption && c.word < explained.explanation.words.len() =>
+                    {
+                        (c.word, c.all_words)
+                    }
                     _ => (best, false),
                 };
                 self.current = Some(View { explained, texture, word, all_words });
@@ -159,7 +174,14 @@ impl Inspector {
 
     /// Draw the inspector; `rank` is the live photo's place in the folder ranked by `ranked_by`,
     /// when ranked; `models` its score and rank under each pair-independent model.
-    pub fn show(&mut self, ui: &mut egui::Ui, rank: Option<(usize, usize)>, ranked_by: &str, models: &[(RankerModel, f32, usize)], waker: &Waker) {
+    pub fn show(
+        &mut self,
+        ui: &mut egui::Ui,
+        rank: Option<(usize, usize)>,
+        ranked_by: &str,
+        models: &[(RankerModel, f32, usize)],
+        waker: &Waker,
+    ) {
         ui.horizontal(|ui| {
             ui.heading("Inspector");
             if ui.small_button("Close").on_hover_text("Close the inspector (Enter reopens it)").clicked() {
@@ -171,6 +193,15 @@ impl Inspector {
             if self.pinned.is_some() && ui.small_button("Unpin").clicked() {
                 self.pinned = None;
             }
+            egui::ComboBox::from_id_salt("heatmap method")
+                .selected_text(format!("heatmap: {}", self.method))
+                .show_ui(ui, |ui| {
+                    for m in Method::ALL {
+                        ui.selectable_value(&mut self.method, m, m.name()).on_hover_text(m.meaning());
+                    }
+                })
+                .response
+                .on_hover_text("How SHAN's heatmaps are computed (alignscope grounding measures both)");
         });
         if let Some(why) = &self.unavailable {
             ui.colored_label(ui.visuals().warn_fg_color, format!("Explanations are unavailable: {why}"));
@@ -184,7 +215,11 @@ impl Inspector {
             return;
         }
         if self.current.is_none() {
-            ui.label(if self.wanted.is_some() { "explaining…" } else { "Select a photo and type a caption to see why they match." });
+            ui.label(if self.wanted.is_some() {
+                "explaining…"
+            } else {
+                "Select a photo and type a caption to see why they match."
+            });
             return;
         }
         if self.job.is_some() {
@@ -194,20 +229,24 @@ impl Inspector {
             });
         }
         let mut save = None;
-        if let Some(current) = &self.current {
-            model_table(ui, current, rank, ranked_by, models);
-        }
-        egui::ScrollArea::vertical().auto_shrink([false, false]).show(ui, |ui| match (&mut self.current, &mut self.pinned) {
-            (Some(current), Some(pinned)) => {
-                ui.columns(2, |columns| {
-                    columns[0].strong("live");
-                    self.painted = view(&mut columns[0], current, rank, ranked_by, "live", &mut save);
-                    columns[1].strong("pinned");
-                    view(&mut columns[1], pinned, None, ranked_by, "pinned", &mut save);
-                });
+        // The heatmap, its colour bar and Save come first; the tables below scroll.
+        egui::ScrollArea::vertical().auto_shrink([false, false]).show(ui, |ui| {
+            match (&mut self.current, &mut self.pinned) {
+                (Some(current), Some(pinned)) => {
+                    ui.columns(2, |columns| {
+                        columns[0].strong("live");
+                        self.painted = view(&mut columns[0], current, rank, ranked_by, "live", &mut save);
+                        columns[1].strong("pinned");
+                        view(&mut columns[1], pinned, None, ranked_by, "pinned", &mut save);
+                    });
+                }
+                (Some(current), None) => self.painted = view(ui, current, rank, ranked_by, "live", &mut save),
+                _ => {}
             }
-            (Some(current), None) => self.painted = view(ui, current, rank, ranked_by, "live", &mut save),
-            _ => {}
+            if let Some(current) = &self.current {
+                ui.separator();
+                model_table(ui, current, rank, ranked_by, models);
+            }
         });
         if let Some(explained) = save
             && self.export.is_none()
@@ -218,7 +257,13 @@ impl Inspector {
 }
 
 /// The same photo and caption under each network: score and rank in the folder.
-fn model_table(ui: &mut egui::Ui, current: &View, rank: Option<(usize, usize)>, ranked_by: &str, models: &[(RankerModel, f32, usize)]) {
+fn model_table(
+    ui: &mut egui::Ui,
+    current: &View,
+    rank: Option<(usize, usize)>,
+    ranked_by: &str,
+    models: &[(RankerModel, f32, usize)],
+) {
     let n = rank.map(|(_, n)| n);
     let of = |r: usize| n.map_or(format!("#{r}"), |n| format!("#{r} of {n}"));
     egui::CollapsingHeader::new("This pair under each model").default_open(true).show(ui, |ui| {
@@ -227,7 +272,7 @@ fn model_table(ui: &mut egui::Ui, current: &View, rank: Option<(usize, usize)>, 
             ui.strong("score");
             ui.strong("rank in folder");
             ui.end_row();
-            ui.label("SHAN (explained below)");
+            ui.label("SHAN (explained above)");
             ui.label(format!("{:.3}", current.explained.explanation.score));
             ui.label(match rank {
                 Some((r, _)) if ranked_by == "SHAN" => of(r + 1),
@@ -263,31 +308,40 @@ impl Explained {
 
 /// One explanation: name, rank, level bars, word chips, heatmap(s), legend, save. Returns the
 /// weights painted for the chosen word (empty in the all-words view); sets `save` when asked to.
-fn view(ui: &mut egui::Ui, v: &mut View, rank: Option<(usize, usize)>, ranked_by: &str, id: &str, save: &mut Option<Explained>) -> Vec<f32> {
+fn view(
+    ui: &mut egui::Ui,
+    v: &mut View,
+    rank: Option<(usize, usize)>,
+    ranked_by: &str,
+    id: &str,
+    save: &mut Option<Explained>,
+) -> Vec<f32> {
     let e = &v.explained.explanation;
     let name = e.image.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    ui.label(egui::RichText::new(name).strong()).on_hover_text(e.image.display().to_string());
-    ui.label(format!("\u{201c}{}\u{201d}", e.caption));
+    ui.horizontal_wrapped(|ui| {
+        ui.label(egui::RichText::new(name).strong()).on_hover_text(e.image.display().to_string());
+        ui.label(format!("\u{201c}{}\u{201d}", e.caption));
+    });
     if let Some((r, n)) = rank {
-        ui.weak(format!("rank {} of {n} in the folder (ranked by {ranked_by})", r + 1));
+        ui.weak(format!("rank {} of {n} in the folder (ranked by {ranked_by}); SHAN score {:.3}", r + 1, e.score));
     }
     if let Some(w) = &e.warning {
         ui.colored_label(ui.visuals().warn_fg_color, w);
     }
-    level_bars(ui, e, id);
-    ui.separator();
     word_chips(ui, &e.words, &mut v.word, &mut v.all_words);
-    ui.checkbox(&mut v.all_words, "all words");
-    ui.add_space(4.0);
-    let (lo, hi) = crate::render::explanation::value_range(e);
+    let scale = e.scale();
     let mut painted = Vec::new();
+    // The heatmap fits beside the chips, colour bar and Save in a 1280×800 window.
+    let room = (ui.available_height() - 150.0).max(160.0);
+    let [w, h] = v.explained.original.map(|x| x.max(1) as f32);
     if v.all_words {
         let width = ((ui.available_width() - 8.0) / 3.0).max(40.0);
         egui::Grid::new(format!("all words {id}")).spacing([4.0, 4.0]).show(ui, |ui| {
-            for (j, w) in e.words.iter().enumerate() {
+            let shown = e.words.iter().filter(|w| is_content_word(&w.word)).enumerate();
+            for (j, w) in shown {
                 ui.vertical(|ui| {
                     ui.label(&w.word);
-                    heat_image(ui, &v.texture, &v.explained, &w.attention, (lo, hi), width);
+                    heat_image(ui, &v.texture, &v.explained, &w.relevance, &scale, width);
                 });
                 if j % 3 == 2 {
                     ui.end_row();
@@ -295,27 +349,34 @@ fn view(ui: &mut egui::Ui, v: &mut View, rank: Option<(usize, usize)>, ranked_by
             }
         });
     } else if let Some(word) = e.words.get(v.word) {
-        let response = heat_image(ui, &v.texture, &v.explained, &word.attention, (lo, hi), ui.available_width().min(512.0));
-        painted = word.attention.clone();
+        let width = ui.available_width().min(512.0).min(room * w / h);
+        let response = heat_image(ui, &v.texture, &v.explained, &word.relevance, &scale, width);
+        painted = word.relevance.clone();
         if let Some(cell) = response.hover_pos().and_then(|p| cell_at(&v.explained, response.rect, p)) {
-            if let Some(b) = e.words.iter().max_by(|a, b| a.attention[cell].total_cmp(&b.attention[cell])) {
-                response.on_hover_text_at_pointer(format!(
-                    "region ({}, {}): most attended by \u{201c}{}\u{201d} ({:.3}); \u{201c}{}\u{201d}: {:.3}",
-                    cell / e.grid,
-                    cell % e.grid,
-                    b.word,
-                    b.attention[cell],
-                    word.word,
-                    word.attention[cell]
-                ));
-            }
+            response.on_hover_text_at_pointer(format!(
+                "cell ({}, {}): \u{201c}{}\u{201d} {:.3} by {}; SHAN's attention {:.3}",
+                cell / e.grid,
+                cell % e.grid,
+                word.word,
+                word.relevance[cell],
+                e.method,
+                word.attention[cell]
+            ));
         }
     }
-    legend(ui, "attention of the word over the regions", lo, hi, e.boxes.len());
-    ui.add_space(6.0);
-    if ui.button("Save PNG…").on_hover_text("The explanation as one image: level bars, legend, a panel per word").clicked() {
-        *save = Some(v.explained.clone_shared());
-    }
+    colour_bar(ui, &scale, ui.available_width().min(320.0));
+    ui.horizontal(|ui| {
+        if ui
+            .button("Save PNG…")
+            .on_hover_text("The explanation as one image: level bars, colour bar, a panel per content word")
+            .clicked()
+        {
+            *save = Some(v.explained.clone_shared());
+        }
+        ui.checkbox(&mut v.all_words, "all words");
+    });
+    ui.add_space(4.0);
+    level_bars(ui, e, id);
     painted
 }
 
@@ -326,68 +387,60 @@ fn word_chips(
     selected: &mut usize,
     all_words: &mut bool,
 ) {
-    let (lo, hi) = words.iter().fold((f32::MAX, f32::MIN), |(lo, hi), w| {
-        (lo.min(w.alignment), hi.max(w.alignment))
-    });
+    let (lo, hi) = words.iter().fold((f32::MAX, f32::MIN), |(lo, hi), w| (lo.min(w.alignment), hi.max(w.alignment)));
     ui.horizontal_wrapped(|ui| {
         ui.spacing_mut().item_spacing.x = 4.0;
         for (j, w) in words.iter().enumerate() {
-            let t = if hi > lo {
-                (w.alignment - lo) / (hi - lo)
-            } else {
-                1.0
-            };
+            let t = if hi > lo { (w.alignment - lo) / (hi - lo) } else { 1.0 };
             let [r, g, b] = viridis(t);
-            let text_color = if t > 0.55 {
-                egui::Color32::BLACK
-            } else {
-                egui::Color32::WHITE
-            };
+            let text_color = if t > 0.55 { egui::Color32::BLACK } else { egui::Color32::WHITE };
             let mut chip = egui::Button::new(egui::RichText::new(&w.word).color(text_color))
                 .fill(egui::Color32::from_rgb(r, g, b))
                 .corner_radius(8.0);
             if j == *selected && !*all_words {
                 chip = chip.stroke(egui::Stroke::new(2.0, ui.visuals().selection.stroke.color));
             }
-            let response = ui.add(chip).on_hover_text(format!(
-                "R_t {:.3} (pieces: {})",
-                w.alignment,
-                w.pieces.join(" ")
-            ));
+            let response =
+                ui.add(chip).on_hover_text(format!("R_t {:.3} (pieces: {})", w.alignment, w.pieces.join(" ")));
             if response.clicked() {
                 *selected = j;
                 *all_words = false;
             }
         }
     });
-    ui.weak(format!(
-        "chip colour: R_t, the word's alignment, from {lo:.2} (dark) to {hi:.2} (bright)"
-    ));
+    ui.weak(format!("chip colour: R_t, the word's alignment, from {lo:.2} (dark) to {hi:.2} (bright)"));
 }
 
-fn explain_pair(runtime: &Runtime, ranker: Option<&Ranker>, path: &std::path::Path, caption: &str) -> ExplainResult {
-    let explanation = explain(runtime, path, caption).map_err(|e| format!("{e:#}"))?;
+fn explain_pair(
+    runtime: &Runtime,
+    ranker: Option<&Ranker>,
+    path: &std::path::Path,
+    caption: &str,
+    method: Method,
+) -> ExplainResult {
     let photo = crate::data::decode::decode_oriented(path).map_err(|e| e.to_string())?;
+    let explanation = explain_photo(runtime, &photo, path, caption, method).map_err(|e| format!("{e:#}"))?;
     let original = [photo.width(), photo.height()];
     // One backbone pass serves both networks' explanations.
     let regions = ranker.filter(|r| r.dsran.is_some() || r.racg.is_some()).map(|r| (r, r.regions(&photo)));
     let dsran_attention = regions.as_ref().and_then(|(r, regions)| r.dsran_attention(regions.clone()));
-    let racg_attention = regions.and_then(|(r, regions)| r.racg_attention(regions, caption)).map(|r| r.map_err(|e| format!("{e:#}")));
+    let racg_attention =
+        regions.and_then(|(r, regions)| r.racg_attention(regions, caption)).map(|r| r.map_err(|e| format!("{e:#}")));
     let photo = photo.thumbnail(PHOTO_PIXELS, PHOTO_PIXELS).to_rgba8();
-    Ok(Explained {
-        explanation,
-        photo: Arc::new(photo),
-        original,
-        dsran_attention,
-        racg_attention,
-    })
+    Ok(Explained { explanation, photo: Arc::new(photo), original, dsran_attention, racg_attention })
 }
 
 /// The pair under each explaining network, side by side: SHAN's and RACG's attention of the
 /// chosen word over the regions, DSRAN's global node's graph attention; each panel with the
 /// network's score and folder rank, and its own value range (the networks' weights are not on
 /// one scale).
-fn side_by_side(ui: &mut egui::Ui, v: &View, rank: Option<(usize, usize)>, ranked_by: &str, models: &[(RankerModel, f32, usize)]) {
+fn side_by_side(
+    ui: &mut egui::Ui,
+    v: &View,
+    rank: Option<(usize, usize)>,
+    ranked_by: &str,
+    models: &[(RankerModel, f32, usize)],
+) {
     let e = &v.explained;
     let word = e.explanation.words.get(v.word);
     let racg_word = match (&e.racg_attention, word) {
@@ -397,7 +450,12 @@ fn side_by_side(ui: &mut egui::Ui, v: &View, rank: Option<(usize, usize)>, ranke
     let shan_rank = rank.filter(|_| ranked_by == "SHAN").map(|(r, _)| r + 1);
     let of = |m: RankerModel| models.iter().find(|(x, _, _)| *x == m).map(|&(_, s, r)| (s, Some(r)));
     let panels: [(&str, Option<(f32, Option<usize>)>, Option<Vec<f32>>, String); 3] = [
-        ("SHAN", Some((e.explanation.score, shan_rank)), word.map(|w| w.attention.clone()), word.map_or(String::new(), |w| format!("\u{201c}{}\u{201d} over the regions", w.word))),
+        (
+            "SHAN",
+            Some((e.explanation.score, shan_rank)),
+            word.map(|w| w.relevance.clone()),
+            word.map_or(String::new(), |w| format!("\u{201c}{}\u{201d} by {}", w.word, e.explanation.method)),
+        ),
         ("DSRAN", of(RankerModel::Dsran), e.dsran_attention.clone(), "its global node's graph attention".into()),
         (
             "RACG",
@@ -406,15 +464,23 @@ fn side_by_side(ui: &mut egui::Ui, v: &View, rank: Option<(usize, usize)>, ranke
             match &e.racg_attention {
                 Some(Err(why)) => format!("unavailable: {why}"),
                 None => "not loaded".into(),
-                Some(Ok(_)) => word.map_or(String::new(), |w| format!("\u{201c}{}\u{201d}'s cross-graph attention", w.word)),
+                Some(Ok(_)) => {
+                    word.map_or(String::new(), |w| format!("\u{201c}{}\u{201d}'s cross-graph attention", w.word))
+                }
             },
         ),
     ];
-    // Each panel's own top of the value range.
+    // Each panel on its own scale (the networks' weights are not comparable), never stretched:
+    // attention maps from 0 to at least 4× uniform, SHAN's map on its explanation's scale.
+    let cells = e.explanation.boxes.len();
     let panels = panels.map(|(name, scored, attention, what)| {
         let attention = attention.map(|a| {
-            let hi = a.iter().copied().fold(f32::EPSILON, f32::max);
-            (a, hi)
+            let scale = if name == "SHAN" {
+                HeatScale { meaning: String::new(), ..e.explanation.scale() }
+            } else {
+                HeatScale::attention([a.as_slice()], cells, "")
+            };
+            (a, scale)
         });
         (name, scored, attention, what)
     });
@@ -439,8 +505,11 @@ fn side_by_side(ui: &mut egui::Ui, v: &View, rank: Option<(usize, usize)>, ranke
         ui.end_row();
         for (_, _, attention, _) in &panels {
             match attention {
-                Some((a, hi)) => {
-                    heat_image(ui, &v.texture, e, a, (0.0, *hi), width).on_hover_text(format!("0 (dark) to {hi:.3} (bright), this panel's own range"));
+                Some((a, scale)) => {
+                    ui.vertical(|ui| {
+                        heat_image(ui, &v.texture, e, a, scale, width);
+                        colour_bar(ui, scale, width);
+                    });
                 }
                 None => {
                     ui.weak("-");
@@ -448,21 +517,20 @@ fn side_by_side(ui: &mut egui::Ui, v: &View, rank: Option<(usize, usize)>, ranke
             }
         }
         ui.end_row();
-        for (_, _, attention, what) in &panels {
-            let range = attention.as_ref().map_or(String::new(), |(_, hi)| format!(", 0 to {hi:.3}"));
-            ui.add_sized([width, 0.0], egui::Label::new(egui::RichText::new(format!("{what}{range}")).weak().small()).wrap());
+        for (_, _, _, what) in &panels {
+            ui.add_sized([width, 0.0], egui::Label::new(egui::RichText::new(what).weak().small()).wrap());
         }
         ui.end_row();
     });
 }
 
-/// The photo at `width` with one word's attention over it; returns the image's response.
+/// The photo at `width` with a map over its cells on `scale`; returns the image's response.
 fn heat_image(
     ui: &mut egui::Ui,
     texture: &egui::TextureHandle,
     current: &Explained,
     attention: &[f32],
-    (lo, hi): (f32, f32),
+    scale_of_values: &HeatScale,
     width: f32,
 ) -> egui::Response {
     let [w, h] = current.original.map(|v| v.max(1) as f32);
@@ -477,16 +545,12 @@ fn heat_image(
     );
     let scale = width / w;
     for (cell, &weight) in current.explanation.boxes.iter().zip(attention) {
-        let [r, g, b] = viridis((weight - lo) / (hi - lo));
+        let [r, g, b] = viridis(scale_of_values.position(weight));
         let cell_rect = egui::Rect::from_min_max(
             rect.min + egui::vec2(cell[0], cell[1]) * scale,
             rect.min + egui::vec2(cell[2], cell[3]) * scale,
         );
-        painter.rect_filled(
-            cell_rect,
-            0.0,
-            egui::Color32::from_rgba_unmultiplied(r, g, b, (HEAT_ALPHA * 255.0) as u8),
-        );
+        painter.rect_filled(cell_rect, 0.0, egui::Color32::from_rgba_unmultiplied(r, g, b, (HEAT_ALPHA * 255.0) as u8));
         painter.rect_stroke(
             cell_rect,
             0.0,
@@ -501,19 +565,16 @@ fn heat_image(
 fn cell_at(current: &Explained, rect: egui::Rect, pos: egui::Pos2) -> Option<usize> {
     let scale = rect.width() / current.original[0].max(1) as f32;
     let p = (pos - rect.min) / scale;
-    current
-        .explanation
-        .boxes
-        .iter()
-        .position(|b| p.x >= b[0] && p.x < b[2] && p.y >= b[1] && p.y < b[3])
+    current.explanation.boxes.iter().position(|b| p.x >= b[0] && p.x < b[2] && p.y >= b[1] && p.y < b[3])
 }
 
-fn legend(ui: &mut egui::Ui, title: &str, lo: f32, hi: f32, cells: usize) {
-    ui.label(title);
-    let (rect, _) = ui.allocate_exact_size(
-        egui::vec2(ui.available_width().min(300.0), 12.0),
-        egui::Sense::hover(),
-    );
+/// The colour bar of `scale`: its meaning, the gradient with the uniform weight marked (where the
+/// map is a distribution), and its ends' values.
+fn colour_bar(ui: &mut egui::Ui, scale: &HeatScale, width: f32) {
+    if !scale.meaning.is_empty() {
+        ui.small(&scale.meaning);
+    }
+    let (rect, response) = ui.allocate_exact_size(egui::vec2(width, 12.0), egui::Sense::hover());
     let steps = 64;
     for i in 0..steps {
         let [r, g, b] = viridis(i as f32 / (steps - 1) as f32);
@@ -525,80 +586,56 @@ fn legend(ui: &mut egui::Ui, title: &str, lo: f32, hi: f32, cells: usize) {
             egui::Color32::from_rgb(r, g, b),
         );
     }
+    if let Some(u) = scale.uniform {
+        let x = rect.min.x + rect.width() * scale.position(u);
+        ui.painter().vline(x, rect.min.y - 2.0..=rect.max.y + 2.0, egui::Stroke::new(2.0, egui::Color32::RED));
+        response.on_hover_text(format!("red mark: uniform weight {u:.3} (a map this flat says nothing)"));
+    }
     ui.horizontal(|ui| {
-        ui.set_width(rect.width());
-        ui.small(format!("{lo:.3}"));
-        ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
-            ui.small(format!("{hi:.3}"))
-        });
+        ui.set_width(width);
+        ui.small(format!("{:.3}", scale.lo));
+        ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| ui.small(format!("{:.3}", scale.hi)));
     });
-    ui.weak(format!(
-        "one scale for all words; each word's weights sum to 1 (uniform: {:.3})",
-        1.0 / cells.max(1) as f32
-    ));
 }
 
 /// Fragment, context and global scores side by side, with their weights and the final score.
 fn level_bars(ui: &mut egui::Ui, e: &Explanation, id: &str) {
     let [a, b, c] = e.weights;
-    egui::Grid::new(format!("levels {id}"))
-        .num_columns(3)
-        .spacing([8.0, 4.0])
-        .show(ui, |ui| {
-            // (name, score, weight, range: G2L sums two cosines)
-            for (name, value, weight, range, hint) in [
-                (
-                    "fragment L2L",
-                    e.l2l,
-                    a,
-                    1.0,
-                    "region-word attention, both directions",
-                ),
-                (
-                    "context G2L",
-                    e.g2l,
-                    b,
-                    2.0,
-                    "each modality's global context against the other's fragments",
-                ),
-                ("global G2G", e.g2g, c, 1.0, "the two global vectors"),
-            ] {
-                ui.label(name).on_hover_text(hint);
-                let (rect, _) =
-                    ui.allocate_exact_size(egui::vec2(160.0, 12.0), egui::Sense::hover());
-                let painter = ui.painter();
-                painter.rect_filled(rect, 2.0, ui.visuals().extreme_bg_color);
-                let mid = rect.center().x;
-                let end = mid + (value / range).clamp(-1.0, 1.0) * rect.width() / 2.0;
-                painter.rect_filled(
-                    egui::Rect::from_x_y_ranges(mid.min(end)..=mid.max(end), rect.y_range()),
-                    0.0,
-                    egui::Color32::from_rgb(70, 110, 180),
-                );
-                painter.vline(
-                    mid,
-                    rect.y_range(),
-                    egui::Stroke::new(1.0, ui.visuals().text_color()),
-                );
-                ui.label(format!("{value:.3} × {weight}"));
-                ui.end_row();
-            }
-            ui.strong("final score");
-            ui.label("");
-            ui.strong(format!("{:.3}", e.score));
+    egui::Grid::new(format!("levels {id}")).num_columns(3).spacing([8.0, 4.0]).show(ui, |ui| {
+        // (name, score, weight, range: G2L sums two cosines)
+        for (name, value, weight, range, hint) in [
+            ("fragment L2L", e.l2l, a, 1.0, "region-word attention, both directions"),
+            ("context G2L", e.g2l, b, 2.0, "each modality's global context against the other's fragments"),
+            ("global G2G", e.g2g, c, 1.0, "the two global vectors"),
+        ] {
+            ui.label(name).on_hover_text(hint);
+            let (rect, _) = ui.allocate_exact_size(egui::vec2(160.0, 12.0), egui::Sense::hover());
+            let painter = ui.painter();
+            painter.rect_filled(rect, 2.0, ui.visuals().extreme_bg_color);
+            let mid = rect.center().x;
+            let end = mid + (value / range).clamp(-1.0, 1.0) * rect.width() / 2.0;
+            painter.rect_filled(
+                egui::Rect::from_x_y_ranges(mid.min(end)..=mid.max(end), rect.y_range()),
+                0.0,
+                egui::Color32::from_rgb(70, 110, 180),
+            );
+            painter.vline(mid, rect.y_range(), egui::Stroke::new(1.0, ui.visuals().text_color()));
+            ui.label(format!("{value:.3} × {weight}"));
             ui.end_row();
-        });
+        }
+        ui.strong("final score");
+        ui.label("");
+        ui.strong(format!("{:.3}", e.score));
+        ui.end_row();
+    });
 }
 
 /// Ask where to save (the dialog blocks its own thread, not the UI's), then write the PNG.
 fn export(current: Explained, waker: &Waker) -> Job<Result<Option<PathBuf>, String>> {
     let Explained { photo, explanation, .. } = current;
     spawn_oneshot("save explanation", waker.clone(), move |_| {
-        let stem = explanation
-            .image
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "photo".into());
+        let stem =
+            explanation.image.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "photo".into());
         let Some(path) = rfd::FileDialog::new()
             .set_title("Save the explanation")
             .set_file_name(format!("{stem}-explained.png"))
@@ -606,11 +643,8 @@ fn export(current: Explained, waker: &Waker) -> Job<Result<Option<PathBuf>, Stri
         else {
             return Ok(None);
         };
-        let png = crate::render::explanation::render(
-            &photo,
-            &scaled_boxes(&explanation, &photo),
-            &mut Default::default(),
-        );
+        let png =
+            crate::render::explanation::render(&photo, &scaled_boxes(&explanation, &photo), &mut Default::default());
         png.save_with_format(&path, image::ImageFormat::Png)
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         Ok(Some(path))

@@ -17,12 +17,12 @@ use std::sync::Arc;
 use crate::engine::backend::{self, BackendRequest, Compute};
 use crate::engine::jobs::{Job, Oneshot, Waker, poll_slot, spawn_oneshot};
 
+use crate::engine::rank::RankerModel;
 pub use dataset::Dataset;
 pub use gallery::{Gallery, Thumb};
 pub use inspector::Inspector;
 pub use notifications::{Level, Notifications};
 pub use settings::{RankModel, Settings, ThumbSize};
-use crate::engine::rank::RankerModel;
 
 /// How the window was asked to start (`alignscope gui …`).
 #[derive(Clone, Debug, Default)]
@@ -67,8 +67,12 @@ pub fn run(options: GuiOptions) -> anyhow::Result<()> {
         persist_window: !scripted,
         ..Default::default()
     };
-    eframe::run_native("alignscope", native, Box::new(move |cc| Ok(Box::new(AlignscopeApp::from_creation(cc, options)))))
-        .map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))
+    eframe::run_native(
+        "alignscope",
+        native,
+        Box::new(move |cc| Ok(Box::new(AlignscopeApp::from_creation(cc, options)))),
+    )
+    .map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))
 }
 
 pub struct AlignscopeApp {
@@ -86,7 +90,8 @@ pub struct AlignscopeApp {
     comparison: Option<((usize, String, u64), Vec<(RankerModel, f32, usize)>)>,
     /// The open dataset split (the gallery shows its images), and the jobs that open one.
     pub dataset: Option<Dataset>,
-    dataset_open: Option<Job<Result<(PathBuf, crate::data::flickr8k::Split, crate::data::flickr8k::SplitData), String>>>,
+    dataset_open:
+        Option<Job<Result<(PathBuf, crate::data::flickr8k::Split, crate::data::flickr8k::SplitData), String>>>,
     dataset_dialog: Option<Job<Option<PathBuf>>>,
     waker: Waker,
     folder_dialog: Option<Job<Option<PathBuf>>>,
@@ -107,7 +112,8 @@ impl AlignscopeApp {
         };
         let request = options.backend.unwrap_or(settings.backend);
         let compute = match &cc.wgpu_render_state {
-            Some(rs) => Compute::from_shared(request, &rs.instance, &rs.adapter, &rs.device, &rs.queue).map_err(|e| e.to_string()),
+            Some(rs) => Compute::from_shared(request, &rs.instance, &rs.adapter, &rs.device, &rs.queue)
+                .map_err(|e| e.to_string()),
             None if request == BackendRequest::Wgpu => Err(backend::BackendError::NoAdapter.to_string()),
             None => Ok(Compute::flex("the window has no wgpu renderer: flex (CPU)")),
         };
@@ -131,7 +137,11 @@ impl AlignscopeApp {
 
     fn pick_dataset(&mut self) {
         if self.dataset_dialog.is_none() {
-            self.dataset_dialog = Some(spawn_oneshot("open dataset dialog", self.waker.clone(), |_| rfd::FileDialog::new().set_title("Open a dataset folder (Flickr8k, or one with a dataset_*.json)").pick_folder()));
+            self.dataset_dialog = Some(spawn_oneshot("open dataset dialog", self.waker.clone(), |_| {
+                rfd::FileDialog::new()
+                    .set_title("Open a dataset folder (Flickr8k, or one with a dataset_*.json)")
+                    .pick_folder()
+            }));
         }
     }
 
@@ -142,7 +152,12 @@ impl AlignscopeApp {
     }
 
     /// The app without a window (tests drive it through egui_kittest).
-    pub fn new(ctx: egui::Context, settings: Settings, compute: Result<Compute, String>, folder: Option<&Path>) -> Self {
+    pub fn new(
+        ctx: egui::Context,
+        settings: Settings,
+        compute: Result<Compute, String>,
+        folder: Option<&Path>,
+    ) -> Self {
         let waker: Waker = Arc::new(move || ctx.request_repaint());
         let mut notes = Notifications::default();
         match &compute {
@@ -216,7 +231,9 @@ impl AlignscopeApp {
             self.ranking.runtime = self.inspector.runtime();
         }
         // Datasets are lists of files inside a bigger folder: they rank with the global model.
-        self.ranking.set_use_index(self.settings.rank_model == RankModel::ShanIndex && self.dataset.is_none() && self.dataset_open.is_none());
+        self.ranking.set_use_index(
+            self.settings.rank_model == RankModel::ShanIndex && self.dataset.is_none() && self.dataset_open.is_none(),
+        );
         self.ranking.set_model(match self.settings.rank_model {
             RankModel::Dsran => RankerModel::Dsran,
             RankModel::Racg => RankerModel::Racg,
@@ -255,7 +272,12 @@ impl AlignscopeApp {
         if self.inspector.ranker.is_none() {
             self.inspector.ranker = self.ranking.ranker();
         }
-        let selected = self.gallery.selected.filter(|_| self.inspector.open).and_then(|i| self.gallery.items.get(i)).map(|i| i.path.clone());
+        let selected = self
+            .gallery
+            .selected
+            .filter(|_| self.inspector.open)
+            .and_then(|i| self.gallery.items.get(i))
+            .map(|i| i.path.clone());
         self.inspector.request(selected, &self.query, &self.waker);
         self.inspector.poll(ctx, &self.waker, &mut self.notes);
         match poll_slot(&mut self.compute_check) {
@@ -285,12 +307,22 @@ impl AlignscopeApp {
         egui::Panel::top("toolbar").show(ui, |ui| toolbar::show(self, ui));
         egui::Panel::bottom("status").show(ui, |ui| status::show(self, ui));
         if self.dataset.is_some() {
-            let gt_rank = self.dataset.as_ref().and_then(|d| d.owner_of(&self.query)).filter(|&i| self.gallery.items.get(i).is_some_and(|i| i.score.is_some())).and_then(|i| self.gallery.order.iter().position(|&o| o == i)).map(|r| r + 1);
+            let gt_rank = self
+                .dataset
+                .as_ref()
+                .and_then(|d| d.owner_of(&self.query))
+                .filter(|&i| self.gallery.items.get(i).is_some_and(|i| i.score.is_some()))
+                .and_then(|i| self.gallery.order.iter().position(|&o| o == i))
+                .map(|r| r + 1);
             let (selected, query) = (self.gallery.selected, self.query.clone());
             let mut picked = None;
             if let Some(d) = &mut self.dataset {
                 let ranking = &self.ranking;
-                egui::Panel::left("dataset").resizable(true).default_size(340.0).min_size(260.0).show(ui, |ui| picked = d.show(ui, selected, &query, gt_rank, ranking));
+                egui::Panel::left("dataset")
+                    .resizable(true)
+                    .default_size(340.0)
+                    .min_size(260.0)
+                    .show(ui, |ui| picked = d.show(ui, selected, &query, gt_rank, ranking));
             }
             if let Some(caption) = picked {
                 self.query = caption;
@@ -306,7 +338,11 @@ impl AlignscopeApp {
                 RankModel::Racg => "RACG",
                 _ => "global",
             };
-            egui::Panel::right("inspector").resizable(true).default_size(480.0).min_size(320.0).show(ui, |ui| self.inspector.show(ui, rank, ranked_by, &models, &waker));
+            egui::Panel::right("inspector")
+                .resizable(true)
+                .default_size(480.0)
+                .min_size(320.0)
+                .show(ui, |ui| self.inspector.show(ui, rank, ranked_by, &models, &waker));
         }
         egui::CentralPanel::default().show(ui, |ui| {
             let tile = self.settings.thumbnail_size.pixels();
@@ -344,7 +380,12 @@ impl AlignscopeApp {
 
     /// The ranked folder's paths, best first, one per line (for the clipboard).
     pub fn ranked_paths(&self) -> String {
-        self.gallery.order.iter().filter_map(|&i| self.gallery.items.get(i)).map(|i| format!("{}\n", i.path.display())).collect()
+        self.gallery
+            .order
+            .iter()
+            .filter_map(|&i| self.gallery.items.get(i))
+            .map(|i| format!("{}\n", i.path.display()))
+            .collect()
     }
 
     /// Ctrl+F focuses the query, Esc clears it (then closes the inspector), arrow keys move the
@@ -358,7 +399,12 @@ impl AlignscopeApp {
             let mut step = 0i64;
             if !query_focused {
                 let columns = self.gallery.columns.max(1) as i64;
-                for (key, delta) in [(egui::Key::ArrowRight, 1), (egui::Key::ArrowLeft, -1), (egui::Key::ArrowDown, columns), (egui::Key::ArrowUp, -columns)] {
+                for (key, delta) in [
+                    (egui::Key::ArrowRight, 1),
+                    (egui::Key::ArrowLeft, -1),
+                    (egui::Key::ArrowDown, columns),
+                    (egui::Key::ArrowUp, -columns),
+                ] {
                     if i.consume_key(egui::Modifiers::NONE, key) {
                         step += delta;
                     }
@@ -387,7 +433,13 @@ impl eframe::App for AlignscopeApp {
     fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
         self.poll(ctx);
         if let Some(plan) = &mut self.screenshot {
-            let settled = self.gallery.is_settled() && self.compute_check.is_none() && !self.ranking.is_busy() && !self.inspector.is_busy() && self.pending_select.is_none() && self.dataset_open.is_none() && !self.dataset.as_ref().is_some_and(Dataset::is_busy);
+            let settled = self.gallery.is_settled()
+                && self.compute_check.is_none()
+                && !self.ranking.is_busy()
+                && !self.inspector.is_busy()
+                && self.pending_select.is_none()
+                && self.dataset_open.is_none()
+                && !self.dataset.as_ref().is_some_and(Dataset::is_busy);
             plan.step(ctx, settled, &mut self.notes);
         }
     }
@@ -418,5 +470,11 @@ fn drop_overlay(ctx: &egui::Context) {
     let screen = ctx.content_rect();
     let painter = ctx.layer_painter(egui::LayerId::new(egui::Order::Foreground, egui::Id::unique("drop")));
     painter.rect_filled(screen, 0.0, egui::Color32::from_black_alpha(160));
-    painter.text(screen.center(), egui::Align2::CENTER_CENTER, "Drop a folder to open it", egui::TextStyle::Heading.resolve(&ctx.global_style()), egui::Color32::WHITE);
+    painter.text(
+        screen.center(),
+        egui::Align2::CENTER_CENTER,
+        "Drop a folder to open it",
+        egui::TextStyle::Heading.resolve(&ctx.global_style()),
+        egui::Color32::WHITE,
+    );
 }

@@ -35,7 +35,8 @@ impl Notifications {
 
     /// Recent messages as toasts in the bottom-right corner.
     pub fn show_toasts(&self, ctx: &egui::Context) {
-        let recent: Vec<&Notification> = self.items.iter().rev().filter(|n| n.level != Level::Info && n.at.elapsed() < TOAST_TIME).take(3).collect();
+        let recent: Vec<&Notification> =
+            self.items.iter().rev().filter(|n| n.level != Level::Info && n.at.elapsed() < TOAST_TIME).take(3).collect();
         if recent.is_empty() {
             return;
         }

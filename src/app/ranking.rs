@@ -9,12 +9,12 @@ use std::time::{Duration, Instant};
 
 use crate::engine::backend::Compute;
 use crate::engine::jobs::{Job, Oneshot, Waker, poll_slot, spawn_oneshot};
-use crate::engine::rank::{EmbedMsg, Embeddings, RankerModel, Ranker, spawn_embedding, spawn_load, spawn_query};
+use crate::engine::rank::{EmbedMsg, Embeddings, Ranker, RankerModel, spawn_embedding, spawn_load, spawn_query};
 
 use super::gallery::Gallery;
 use super::index_ranking::IndexRanking;
-use crate::engine::runtime::Runtime;
 use super::notifications::{Level, Notifications};
+use crate::engine::runtime::Runtime;
 
 const DEBOUNCE: Duration = Duration::from_millis(300);
 
@@ -84,7 +84,11 @@ impl Ranking {
         if self.use_index {
             return self.runtime.is_none() || self.index.is_busy() || self.typed_at.is_some();
         }
-        self.loading.is_some() || self.embedding.is_some() || self.query_job.is_some() || self.racg_job.is_some() || self.typed_at.is_some()
+        self.loading.is_some()
+            || self.embedding.is_some()
+            || self.query_job.is_some()
+            || self.racg_job.is_some()
+            || self.typed_at.is_some()
     }
 
     pub fn cancel(&mut self) {
@@ -113,7 +117,11 @@ impl Ranking {
     fn scores(&self, model: RankerModel) -> Option<Vec<Option<f32>>> {
         let (caption, q) = self.query.as_ref()?;
         match model {
-            RankerModel::Racg => self.racg.as_ref().filter(|r| r.caption == *caption && r.generation == self.generation).map(|r| r.scores.clone()),
+            RankerModel::Racg => self
+                .racg
+                .as_ref()
+                .filter(|r| r.caption == *caption && r.generation == self.generation)
+                .map(|r| r.scores.clone()),
             m => Some(self.embeddings.iter().map(|e| e.as_ref().and_then(|e| m.cosine(e, q))).collect()),
         }
     }
@@ -126,7 +134,8 @@ impl Ranking {
             .filter_map(|m| {
                 let scores = self.scores(m)?;
                 let score = (*scores.get(index)?)?;
-                let above = scores.iter().enumerate().filter(|&(i, s)| i != index && s.is_some_and(|s| s > score)).count();
+                let above =
+                    scores.iter().enumerate().filter(|&(i, s)| i != index && s.is_some_and(|s| s > score)).count();
                 Some((m, score, above + 1))
             })
             .collect()
@@ -177,7 +186,8 @@ impl Ranking {
 
     fn poll_index(&mut self, ctx: &egui::Context, gallery: &mut Gallery, waker: &Waker, notes: &mut Notifications) {
         let Some(runtime) = self.runtime.clone() else { return };
-        if self.generation != gallery.generation && !gallery.is_scanning()
+        if self.generation != gallery.generation
+            && !gallery.is_scanning()
             && let Some(folder) = gallery.folder.clone()
         {
             self.generation = gallery.generation;
@@ -253,7 +263,9 @@ impl Ranking {
                 self.query = None;
                 gallery.unrank();
             }
-            Some(text) if self.query.as_ref().is_none_or(|(q, _)| *q != text) => self.query_job = Some(spawn_query(ranker.clone(), text, waker.clone())),
+            Some(text) if self.query.as_ref().is_none_or(|(q, _)| *q != text) => {
+                self.query_job = Some(spawn_query(ranker.clone(), text, waker.clone()))
+            }
             _ => {}
         }
         match poll_slot(&mut self.query_job) {
@@ -295,12 +307,16 @@ impl Ranking {
         let Some(query) = q.racg.clone() else { return arrived };
         let embedded = self.embedded();
         let stale = match &self.racg {
-            Some(r) if r.caption == *caption && r.generation == self.generation => r.embedded != embedded && (self.embedding.is_none() || embedded >= 2 * r.embedded),
+            Some(r) if r.caption == *caption && r.generation == self.generation => {
+                r.embedded != embedded && (self.embedding.is_none() || embedded >= 2 * r.embedded)
+            }
             _ => true,
         };
         if stale && embedded > 0 {
-            let photos: Vec<(usize, Arc<[f32]>)> = self.embeddings.iter().enumerate().filter_map(|(i, e)| Some((i, e.as_ref()?.racg.clone()?))).collect();
-            let (ranker, caption, generation, n) = (ranker.clone(), caption.clone(), self.generation, self.embeddings.len());
+            let photos: Vec<(usize, Arc<[f32]>)> =
+                self.embeddings.iter().enumerate().filter_map(|(i, e)| Some((i, e.as_ref()?.racg.clone()?))).collect();
+            let (ranker, caption, generation, n) =
+                (ranker.clone(), caption.clone(), self.generation, self.embeddings.len());
             self.racg_job = Some(spawn_oneshot("RACG scores", waker.clone(), move |_| {
                 let graphs: Vec<&[f32]> = photos.iter().map(|(_, g)| &g[..]).collect();
                 let mut scores = vec![None; n];
@@ -324,8 +340,10 @@ mod tests {
 
     #[test]
     fn compare_gives_each_models_score_and_rank_for_one_photo() {
-        let mut r = Ranking::default();
-        r.embeddings = vec![Some(e([1.0, 0.0], Some([0.0, 1.0]))), Some(e([0.0, 1.0], Some([1.0, 0.0]))), None];
+        let mut r = Ranking {
+            embeddings: vec![Some(e([1.0, 0.0], Some([0.0, 1.0]))), Some(e([0.0, 1.0], Some([1.0, 0.0]))), None],
+            ..Ranking::default()
+        };
         r.query = Some(("q".into(), e([0.8, 0.6], Some([0.6, 0.8]))));
         // Photo 0: global 0.8 (best of two), DSRAN 0.8 (best: photo 1 has 0.6).
         let c = r.compare(0);
@@ -337,7 +355,12 @@ mod tests {
         assert!(r.compare(1).iter().all(|&(_, _, rank)| rank == 2));
         assert!(r.compare(2).is_empty(), "not embedded");
         // RACG's folder scores count once they are for this caption and folder.
-        r.racg = Some(RacgScores { caption: "q".into(), generation: r.generation, embedded: 2, scores: vec![Some(0.1), Some(0.3), None] });
+        r.racg = Some(RacgScores {
+            caption: "q".into(),
+            generation: r.generation,
+            embedded: 2,
+            scores: vec![Some(0.1), Some(0.3), None],
+        });
         let c = r.compare(0);
         assert_eq!(c.len(), 3);
         assert_eq!((c[2].0, c[2].2), (RankerModel::Racg, 2));

@@ -5,7 +5,13 @@ use super::{AlignscopeApp, Level};
 pub fn show(app: &mut AlignscopeApp, ui: &mut egui::Ui) {
     ui.horizontal(|ui| {
         match (&app.dataset, &app.gallery.folder) {
-            (Some(d), _) => ui.label(format!("Dataset: {} ({})", d.root.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(), d.split.name())).on_hover_text(d.root.display().to_string()),
+            (Some(d), _) => ui
+                .label(format!(
+                    "Dataset: {} ({})",
+                    d.root.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(),
+                    d.split.name()
+                ))
+                .on_hover_text(d.root.display().to_string()),
             (None, Some(folder)) => ui.label(format!("Folder: {}", folder.display())),
             (None, None) => ui.label("no folder"),
         };
@@ -18,7 +24,11 @@ pub fn show(app: &mut AlignscopeApp, ui: &mut egui::Ui) {
             ui.label(format!("{total} photos"));
             let done = app.gallery.thumbs_done();
             if done < total {
-                ui.add(egui::ProgressBar::new(done as f32 / total as f32).desired_width(120.0).text(format!("thumbnails {done}/{total}")));
+                ui.add(
+                    egui::ProgressBar::new(done as f32 / total as f32)
+                        .desired_width(120.0)
+                        .text(format!("thumbnails {done}/{total}")),
+                );
                 if ui.small_button("Stop").on_hover_text("Stop decoding thumbnails").clicked() {
                     app.gallery.cancel();
                 }
@@ -26,15 +36,27 @@ pub fn show(app: &mut AlignscopeApp, ui: &mut egui::Ui) {
         }
         if let Some((done, total)) = app.ranking.index.progress {
             ui.separator();
-            ui.add(egui::ProgressBar::new(done as f32 / total.max(1) as f32).desired_width(120.0).text(format!("indexing {done}/{total}")));
-            if ui.small_button("Stop").on_hover_text("Stop indexing after the batch in flight (what is done is kept)").clicked() {
+            ui.add(
+                egui::ProgressBar::new(done as f32 / total.max(1) as f32)
+                    .desired_width(120.0)
+                    .text(format!("indexing {done}/{total}")),
+            );
+            if ui
+                .small_button("Stop")
+                .on_hover_text("Stop indexing after the batch in flight (what is done is kept)")
+                .clicked()
+            {
                 app.ranking.index.cancel();
             }
         }
         if app.ranking.is_embedding() {
             ui.separator();
             let (done, total) = (app.ranking.embedded(), app.gallery.items.len());
-            ui.add(egui::ProgressBar::new(done as f32 / total.max(1) as f32).desired_width(120.0).text(format!("embedding {done}/{total}")));
+            ui.add(
+                egui::ProgressBar::new(done as f32 / total.max(1) as f32)
+                    .desired_width(120.0)
+                    .text(format!("embedding {done}/{total}")),
+            );
             if ui.small_button("Stop").on_hover_text("Stop embedding photos for ranking").clicked() {
                 app.ranking.cancel();
             }

@@ -1,8 +1,8 @@
 //! The top bar: open folder, caption query, settings.
 
-use crate::engine::rank::RankerModel;
 use super::{AlignscopeApp, ThumbSize};
 use crate::engine::backend::BackendRequest;
+use crate::engine::rank::RankerModel;
 
 pub fn show(app: &mut AlignscopeApp, ui: &mut egui::Ui) {
     ui.horizontal(|ui| {
@@ -48,8 +48,16 @@ fn settings_menu(app: &mut AlignscopeApp, ui: &mut egui::Ui) {
     }
     ui.separator();
     ui.label("Ranking model");
-    ui.radio_value(&mut app.settings.rank_model, super::RankModel::Global, "global dual encoder (photos embedded per session)");
-    ui.radio_value(&mut app.settings.rank_model, super::RankModel::ShanIndex, "SHAN from the folder's index (kept in DIR/.alignscope)");
+    ui.radio_value(
+        &mut app.settings.rank_model,
+        super::RankModel::Global,
+        "global dual encoder (photos embedded per session)",
+    );
+    ui.radio_value(
+        &mut app.settings.rank_model,
+        super::RankModel::ShanIndex,
+        "SHAN from the folder's index (kept in DIR/.alignscope)",
+    );
     for (choice, model, label) in [
         (super::RankModel::Dsran, RankerModel::Dsran, "DSRAN (graph-attention dual encoder)"),
         (super::RankModel::Racg, RankerModel::Racg, "RACG (cross-graph relations; the folder scored per caption)"),

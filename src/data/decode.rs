@@ -40,7 +40,10 @@ fn jpeg_is_truncated(path: &Path) -> std::io::Result<bool> {
 impl DecodeError {
     pub fn path(&self) -> &Path {
         match self {
-            Self::Open { path, .. } | Self::Format { path, .. } | Self::TooLarge { path, .. } | Self::Truncated { path } => path,
+            Self::Open { path, .. }
+            | Self::Format { path, .. }
+            | Self::TooLarge { path, .. }
+            | Self::Truncated { path } => path,
         }
     }
 }

@@ -86,7 +86,8 @@ impl FeatureCache {
         for chunk in self.byte_chunks() {
             hasher.update(&chunk);
         }
-        let header = Header { key: self.key.clone(), entries: self.entries.clone(), data_sha256: hex(&hasher.finalize()) };
+        let header =
+            Header { key: self.key.clone(), entries: self.entries.clone(), data_sha256: hex(&hasher.finalize()) };
         let header = serde_json::to_vec(&header).map_err(|e| write_err(std::io::Error::other(e)))?;
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(write_err)?;
@@ -114,17 +115,25 @@ impl FeatureCache {
         let corrupt = |cause: &str| CacheError::Corrupt { path: path.to_path_buf(), cause: cause.into() };
         let bytes = match std::fs::read(path) {
             Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(CacheError::Missing { path: path.to_path_buf() }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(CacheError::Missing { path: path.to_path_buf() });
+            }
             Err(e) => return Err(corrupt(&e.to_string())),
         };
         if bytes.len() < 16 || &bytes[..8] != MAGIC {
             return Err(corrupt("not a feature cache"));
         }
         let header_len = u64::from_le_bytes(bytes[8..16].try_into().map_err(|_| corrupt("short header"))?) as usize;
-        let header_end = 16usize.checked_add(header_len).filter(|&e| e <= bytes.len()).ok_or_else(|| corrupt("truncated header"))?;
+        let header_end =
+            16usize.checked_add(header_len).filter(|&e| e <= bytes.len()).ok_or_else(|| corrupt("truncated header"))?;
         let header: Header = serde_json::from_slice(&bytes[16..header_end]).map_err(|e| corrupt(&e.to_string()))?;
         if &header.key != expected {
-            let found = format!("{}, {}, {}", short(&header.key.weights_sha256), header.key.preprocessing, header.key.activation);
+            let found = format!(
+                "{}, {}, {}",
+                short(&header.key.weights_sha256),
+                header.key.preprocessing,
+                header.key.activation
+            );
             return Err(CacheError::Stale { path: path.to_path_buf(), found });
         }
         let data_bytes = &bytes[header_end..];

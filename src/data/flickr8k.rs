@@ -77,8 +77,10 @@ pub fn read_captions(root: &Path) -> Result<HashMap<String, Vec<String>>, Datase
         if line.trim().is_empty() {
             continue;
         }
-        let (key, caption) = line.split_once('\t').ok_or_else(|| DatasetError::Syntax { path: path.clone(), line: i + 1 })?;
-        let (image, _n) = key.rsplit_once('#').ok_or_else(|| DatasetError::Syntax { path: path.clone(), line: i + 1 })?;
+        let (key, caption) =
+            line.split_once('\t').ok_or_else(|| DatasetError::Syntax { path: path.clone(), line: i + 1 })?;
+        let (image, _n) =
+            key.rsplit_once('#').ok_or_else(|| DatasetError::Syntax { path: path.clone(), line: i + 1 })?;
         captions.entry(image.to_string()).or_default().push(caption.trim().to_string());
     }
     Ok(captions)
@@ -89,7 +91,9 @@ pub fn load_split(root: &Path, split: Split) -> Result<SplitData, DatasetError> 
     let split_path = root.join(split.file_name());
     let mut data = SplitData { images: Vec::new(), captions: Vec::new() };
     for image in read(&split_path)?.lines().map(str::trim).filter(|l| !l.is_empty()) {
-        let caps = captions.get(image).ok_or_else(|| DatasetError::Unknown { path: split_path.clone(), image: image.into() })?;
+        let caps = captions
+            .get(image)
+            .ok_or_else(|| DatasetError::Unknown { path: split_path.clone(), image: image.into() })?;
         let five: [String; 5] = caps.clone().try_into().map_err(|v: Vec<String>| DatasetError::Captions {
             path: root.join("Flickr8k.token.txt"),
             image: image.into(),

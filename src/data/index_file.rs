@@ -74,7 +74,9 @@ impl IndexFile {
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(64 + self.entries.len() * (self.header.dim * 4 + self.header.regions * self.header.region_dim * 2 + 64));
+        let mut out = Vec::with_capacity(
+            64 + self.entries.len() * (self.header.dim * 4 + self.header.regions * self.header.region_dim * 2 + 64),
+        );
         out.extend_from_slice(MAGIC);
         let header = serde_json::to_vec(&self.header).unwrap_or_default();
         out.extend_from_slice(&(header.len() as u32).to_le_bytes());
@@ -106,19 +108,30 @@ impl IndexFile {
         }
         let mut r = Reader { bytes: body, at: MAGIC.len() };
         let header_len = r.u32().ok_or_else(|| damaged("no header"))? as usize;
-        let header: IndexHeader = serde_json::from_slice(r.take(header_len).ok_or_else(|| damaged("no header"))?).map_err(|e| damaged(&format!("header: {e}")))?;
+        let header: IndexHeader = serde_json::from_slice(r.take(header_len).ok_or_else(|| damaged("no header"))?)
+            .map_err(|e| damaged(&format!("header: {e}")))?;
         let count = r.u64().ok_or_else(|| damaged("no entry count"))?;
         let mut file = Self::new(header);
-        let (dim, cells, context) = (file.header.dim, file.header.regions * file.header.region_dim, 3 * file.header.regions);
+        let (dim, cells, context) =
+            (file.header.dim, file.header.regions * file.header.region_dim, 3 * file.header.regions);
         for _ in 0..count {
             let entry = (|| {
                 let len = r.u32()? as usize;
                 let p = path_from(r.take(len)?);
                 let size = r.u64()?;
                 let mtime_ns = r.u64()? as i64;
-                let embedding = r.take(dim * 4)?.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
-                let regions = r.take(cells * 2)?.chunks_exact(2).map(|c| f16::from_bits(u16::from_le_bytes([c[0], c[1]]))).collect();
-                let context = r.take(context * 4)?.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+                let embedding =
+                    r.take(dim * 4)?.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+                let regions = r
+                    .take(cells * 2)?
+                    .chunks_exact(2)
+                    .map(|c| f16::from_bits(u16::from_le_bytes([c[0], c[1]])))
+                    .collect();
+                let context = r
+                    .take(context * 4)?
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect();
                 Some((p, IndexEntry { size, mtime_ns, embedding, regions, context }))
             })()
             .ok_or_else(|| damaged("entries cut short"))?;
@@ -182,7 +195,13 @@ mod tests {
         for (i, name) in ["b/z.jpg", "a.png"].iter().enumerate() {
             f.entries.insert(
                 PathBuf::from(name),
-                IndexEntry { size: 10 + i as u64, mtime_ns: -5 + i as i64, embedding: vec![0.5, -1.0, i as f32], regions: [1.0f32, 2.0, 3.0, 4.5].map(f16::from_f32).to_vec(), context: vec![0.25, 0.75, 1.0, -1.0, 2.0, 0.0] },
+                IndexEntry {
+                    size: 10 + i as u64,
+                    mtime_ns: -5 + i as i64,
+                    embedding: vec![0.5, -1.0, i as f32],
+                    regions: [1.0f32, 2.0, 3.0, 4.5].map(f16::from_f32).to_vec(),
+                    context: vec![0.25, 0.75, 1.0, -1.0, 2.0, 0.0],
+                },
             );
         }
         f

@@ -38,8 +38,10 @@ fn in_split(name: &str, split: Split) -> bool {
 /// One split of a Karpathy JSON file; images are under `images_dir` (plus COCO's `filepath`).
 /// The first five sentences of each image are kept (COCO has a few with six or seven).
 pub fn load(json: &Path, images_dir: &Path, split: Split) -> Result<SplitData, DatasetError> {
-    let text = std::fs::read_to_string(json).map_err(|source| DatasetError::Read { path: json.to_path_buf(), source })?;
-    let file: File = serde_json::from_str(&text).map_err(|e| DatasetError::Json { path: json.to_path_buf(), message: e.to_string() })?;
+    let text =
+        std::fs::read_to_string(json).map_err(|source| DatasetError::Read { path: json.to_path_buf(), source })?;
+    let file: File = serde_json::from_str(&text)
+        .map_err(|e| DatasetError::Json { path: json.to_path_buf(), message: e.to_string() })?;
     let mut data = SplitData { images: Vec::new(), captions: Vec::new() };
     for image in file.images.into_iter().filter(|i| in_split(&i.split, split)) {
         let found = image.sentences.len();
@@ -76,7 +78,9 @@ fn find_json(dir: &Path) -> Result<PathBuf, DatasetError> {
     let mut found: Vec<PathBuf> = entries
         .flatten()
         .map(|e| e.path())
-        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("dataset_") && n.ends_with(".json")))
+        .filter(|p| {
+            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("dataset_") && n.ends_with(".json"))
+        })
         .collect();
     found.sort();
     found.into_iter().next().ok_or_else(|| DatasetError::NotADataset { path: dir.to_path_buf() })
@@ -109,10 +113,18 @@ mod tests {
         let test = load_any(&dir, Split::Test).unwrap();
         assert_eq!(test.images, vec![dir.join("images/val2014/a.jpg"), dir.join("images/d.jpg")]);
         assert_eq!(test.captions[0][4], "a caption 4", "trimmed, first five kept");
-        assert_eq!(load_any(&dir.join("dataset_coco.json"), Split::Train).unwrap().images.len(), 2, "restval trains too");
+        assert_eq!(
+            load_any(&dir.join("dataset_coco.json"), Split::Train).unwrap().images.len(),
+            2,
+            "restval trains too"
+        );
         assert!(load_any(&dir, Split::Dev).unwrap().images.is_empty());
 
-        std::fs::write(dir.join("dataset_coco.json"), r#"{"images": [{"filename": "x.jpg", "split": "test", "sentences": [{"raw": "one"}]}]}"#).unwrap();
+        std::fs::write(
+            dir.join("dataset_coco.json"),
+            r#"{"images": [{"filename": "x.jpg", "split": "test", "sentences": [{"raw": "one"}]}]}"#,
+        )
+        .unwrap();
         let err = load_any(&dir, Split::Test).unwrap_err().to_string();
         assert!(err.contains("dataset_coco.json") && err.contains("x.jpg") && err.contains("1 captions"), "{err}");
         std::fs::write(dir.join("dataset_coco.json"), "{not json").unwrap();

@@ -3,6 +3,6 @@
 pub mod decode;
 pub mod feature_cache;
 pub mod flickr8k;
-pub mod karpathy;
 pub mod folder;
 pub mod index_file;
+pub mod karpathy;

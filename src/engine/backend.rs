@@ -119,7 +119,9 @@ pub struct Decision {
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum BackendError {
-    #[error("--backend wgpu was requested but no wgpu adapter was found (install a Vulkan driver, e.g. `apt-get install mesa-vulkan-drivers libvulkan1`, or use --backend flex)")]
+    #[error(
+        "--backend wgpu was requested but no wgpu adapter was found (install a Vulkan driver, e.g. `apt-get install mesa-vulkan-drivers libvulkan1`, or use --backend flex)"
+    )]
     NoAdapter,
     #[error("could not create a wgpu device on {adapter}: {cause}")]
     Device { adapter: String, cause: String },
@@ -131,12 +133,13 @@ pub fn decide(request: BackendRequest, adapter: Option<&AdapterSummary>) -> Resu
     match (request, adapter) {
         (BackendRequest::Flex, _) => decision(Backend::Flex, "flex requested".into()),
         (BackendRequest::Wgpu, None) => Err(BackendError::NoAdapter),
-        (BackendRequest::Wgpu, Some(a)) if a.is_software() => decision(
-            Backend::Wgpu,
-            format!("wgpu forced on the software adapter {}", a.name),
-        ),
+        (BackendRequest::Wgpu, Some(a)) if a.is_software() => {
+            decision(Backend::Wgpu, format!("wgpu forced on the software adapter {}", a.name))
+        }
         (BackendRequest::Wgpu, Some(a)) => decision(Backend::Wgpu, format!("wgpu requested on {}", a.name)),
-        (BackendRequest::Auto, None) => decision(Backend::Flex, "no wgpu adapter found: falling back to flex (CPU)".into()),
+        (BackendRequest::Auto, None) => {
+            decision(Backend::Flex, "no wgpu adapter found: falling back to flex (CPU)".into())
+        }
         (BackendRequest::Auto, Some(a)) if a.is_software() => decision(
             Backend::Flex,
             format!("only a software adapter ({}): falling back to flex (CPU); --backend wgpu forces it", a.name),
@@ -187,7 +190,8 @@ impl Compute {
 
     /// Short form for a status bar: the backend, and why when it is a fallback.
     pub fn status_line(&self) -> String {
-        let adapter = self.adapter.as_ref().map_or("no wgpu adapter".to_string(), |a| format!("{} ({})", a.name, a.kind_label()));
+        let adapter =
+            self.adapter.as_ref().map_or("no wgpu adapter".to_string(), |a| format!("{} ({})", a.name, a.kind_label()));
         match (self.decision.backend, &self.adapter) {
             (Backend::Flex, Some(a)) if a.is_software() && self.decision.reason.contains("falling back") => {
                 format!("backend: flex (CPU) — fallback: the only adapter, {}, is software", a.name)
@@ -250,10 +254,8 @@ impl Compute {
 /// The adapter wgpu would pick for a high-performance request, with its instance.
 pub fn probe_adapter() -> Option<(wgpu::Instance, wgpu::Adapter)> {
     let instance = wgpu::Instance::new(instance_descriptor());
-    let options = wgpu::RequestAdapterOptions {
-        power_preference: wgpu::PowerPreference::HighPerformance,
-        ..Default::default()
-    };
+    let options =
+        wgpu::RequestAdapterOptions { power_preference: wgpu::PowerPreference::HighPerformance, ..Default::default() };
     let adapter = pollster::block_on(instance.request_adapter(&options)).ok()?;
     Some((instance, adapter))
 }
@@ -261,10 +263,7 @@ pub fn probe_adapter() -> Option<(wgpu::Instance, wgpu::Adapter)> {
 /// Every adapter wgpu can see (for `doctor`).
 pub fn all_adapters() -> Vec<AdapterSummary> {
     let instance = wgpu::Instance::new(instance_descriptor());
-    pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()))
-        .iter()
-        .map(AdapterSummary::of)
-        .collect()
+    pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all())).iter().map(AdapterSummary::of).collect()
 }
 
 fn register(

@@ -11,9 +11,7 @@ use super::backend::{BackendRequest, Compute, all_adapters};
 /// A deterministic matmul + softmax over `n`×`n` inputs: the smallest op that exercises the
 /// backend's matmul, reductions and exp. Returns the flattened result.
 pub fn smoke_op(device: &Device, n: usize) -> Vec<f32> {
-    let values = |seed: f32| -> Vec<f32> {
-        (0..n * n).map(|i| (i as f32 * 0.618 + seed).sin() * 0.5).collect()
-    };
+    let values = |seed: f32| -> Vec<f32> { (0..n * n).map(|i| (i as f32 * 0.618 + seed).sin() * 0.5).collect() };
     let a = Tensor::<2>::from_data(TensorData::new(values(0.0), [n, n]), device);
     let b = Tensor::<2>::from_data(TensorData::new(values(1.7), [n, n]), device);
     let out = softmax(a.matmul(b), 1);
@@ -49,7 +47,15 @@ pub fn report(request: BackendRequest) -> (String, bool) {
     match Compute::headless(request) {
         Ok(compute) => {
             if let Some(a) = &compute.adapter {
-                let _ = writeln!(out, "chosen adapter: {} · type {} · api {:?} · driver {} {}", a.name, a.kind_label(), a.graphics_api, a.driver, a.driver_info);
+                let _ = writeln!(
+                    out,
+                    "chosen adapter: {} · type {} · api {:?} · driver {} {}",
+                    a.name,
+                    a.kind_label(),
+                    a.graphics_api,
+                    a.driver,
+                    a.driver_info
+                );
             }
             let _ = writeln!(out, "backend: {} ({})", compute.decision.backend, compute.decision.reason);
             let result = check(&compute);

@@ -1,12 +1,69 @@
 //! Why an image and a caption match under SHAN: the three level scores and, per typed word, its
-//! attention over the image's regions (the heatmap) and its fragment-level alignment R_t.
+//! fragment-level alignment R_t and a relevance map over the image's cells (the heatmap), by one
+//! of two methods: SHAN's own word→region attention, or occlusion (what the word's alignment
+//! loses when each cell of the photo is hidden; the default, measured by `alignscope grounding`).
 
 use std::path::{Path, PathBuf};
 
+use image::DynamicImage;
+
+use super::occlusion;
 use super::runtime::Runtime;
+use super::scale::HeatScale;
 use crate::data::decode::decode_oriented;
 use crate::features::tokenizer::Tokenized;
 use crate::features::{preprocess, values};
+
+/// How a word's heatmap is computed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    /// SHAN's word→region attention β (a distribution over the cells; one pass).
+    Attention,
+    /// The drop of the word's alignment R_t when each cell is hidden (one pass per cell).
+    #[default]
+    Occlusion,
+    /// The rise of the word's alignment R_t over a grey canvas when only a 3×3-cell window of the
+    /// photo is shown, averaged over the windows showing each cell (one pass per window).
+    Window,
+}
+
+impl Method {
+    pub const ALL: [Method; 3] = [Method::Attention, Method::Occlusion, Method::Window];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Attention => "attention",
+            Self::Occlusion => "occlusion",
+            Self::Window => "window",
+        }
+    }
+
+    /// What the colours of a word's map mean.
+    pub fn meaning(self) -> &'static str {
+        match self {
+            Self::Attention => "SHAN's attention of the word over the cells (sums to 1)",
+            Self::Occlusion => "drop of the word's alignment R_t when the cell is hidden",
+            Self::Window => "rise of the word's alignment R_t when windows showing the cell are shown alone",
+        }
+    }
+}
+
+impl std::str::FromStr for Method {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|m| m.name() == s)
+            .ok_or_else(|| format!("unknown method `{s}` (attention, occlusion, window)"))
+    }
+}
+
+impl std::fmt::Display for Method {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct WordExplanation {
@@ -16,14 +73,19 @@ pub struct WordExplanation {
     pub pieces: Vec<String>,
     /// R_t averaged over the pieces: the cosine of the word with what it attends in the image.
     pub alignment: f32,
-    /// Attention over the regions, row-major over the grid; sums to 1.
+    /// SHAN's attention over the regions, row-major over the grid; sums to 1.
     pub attention: Vec<f32>,
+    /// The explanation's map for this word (its `method`), row-major over the grid: what the
+    /// heatmap shows.
+    pub relevance: Vec<f32>,
 }
 
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Explanation {
     pub image: PathBuf,
     pub caption: String,
+    /// How the words' `relevance` maps were computed.
+    pub method: Method,
     /// w₁·L2L + w₂·G2L + w₃·G2G, with the model's `weights`.
     pub score: f32,
     pub weights: [f64; 3],
@@ -34,21 +96,41 @@ pub struct Explanation {
     /// Each region's box in the photo's pixels `[x0, y0, x1, y1]`.
     pub boxes: Vec<[f32; 4]>,
     pub words: Vec<WordExplanation>,
+    /// The pair's map by the same method: the mean of the content words' attention, or the drop of
+    /// the pair's score when each cell is hidden.
+    pub pair_relevance: Vec<f32>,
     /// Set when the caption was cut to the model's length.
     pub warning: Option<String>,
 }
 
 /// Words that carry little to look at in a heatmap.
-const FUNCTION_WORDS: &[&str] = &["a", "an", "the", "on", "in", "of", "with", "and", "is", "are", "at", "to", "by", "for", "from", "its", "his", "her", "their", "into", "while", "near"];
+const FUNCTION_WORDS: &[&str] = &[
+    "a", "an", "the", "on", "in", "of", "with", "and", "is", "are", "at", "to", "by", "for", "from", "its", "his",
+    "her", "their", "into", "while", "near",
+];
+
+/// Whether a word names something to look at (not "a", "of", "the"…).
+pub fn is_content_word(word: &str) -> bool {
+    !FUNCTION_WORDS.contains(&word.to_lowercase().as_str())
+}
 
 impl Explanation {
+    /// The scale every word's map is painted on, with what its colours mean.
+    pub fn scale(&self) -> HeatScale {
+        let maps = self.words.iter().map(|w| w.relevance.as_slice());
+        match self.method {
+            Method::Attention => HeatScale::attention(maps, self.boxes.len(), self.method.meaning()),
+            Method::Occlusion | Method::Window => HeatScale::occlusion(maps, self.method.meaning()),
+        }
+    }
+
     /// The word to show first: the best-aligned (R_t) content word, else the best-aligned word.
     pub fn first_word(&self) -> usize {
         let best = |content: bool| {
             self.words
                 .iter()
                 .enumerate()
-                .filter(|(_, w)| !content || !FUNCTION_WORDS.contains(&w.word.to_lowercase().as_str()))
+                .filter(|(_, w)| !content || is_content_word(&w.word))
                 .max_by(|a, b| a.1.alignment.total_cmp(&b.1.alignment))
                 .map(|(j, _)| j)
         };
@@ -57,35 +139,78 @@ impl Explanation {
 }
 
 /// Explain one pair with the loaded models.
-pub fn explain(runtime: &Runtime, image: &Path, caption: &str) -> anyhow::Result<Explanation> {
-    let photo = decode_oriented(image)?;
+pub fn explain(runtime: &Runtime, image: &Path, caption: &str, method: Method) -> anyhow::Result<Explanation> {
+    explain_photo(runtime, &decode_oriented(image)?, image, caption, method)
+}
+
+/// Explain a decoded photo (`image` names it) and a caption.
+pub fn explain_photo(
+    runtime: &Runtime,
+    photo: &DynamicImage,
+    image: &Path,
+    caption: &str,
+    method: Method,
+) -> anyhow::Result<Explanation> {
     let (txt, tokenized) = runtime.text_side(caption)?;
-    let img = runtime.image_side(&photo);
+    let img = runtime.image_side(photo);
     let shan = &runtime.net.shan;
     let (scores, attention) = shan.score_with_attention(&img, &txt);
     let [l2l, g2l, g2g] = [scores.l2l.clone(), scores.g2l.clone(), scores.g2g.clone()].map(|t| values(t)[0]);
     let score = values(scores.total(shan.weights))[0];
 
     let k = img.regions.dims()[1];
+    let grid = (k as f64).sqrt().round() as usize;
     let pieces = tokenized.ids.len() - 2;
     let beta = values(attention.beta); // [1, 1, k, pieces]
     let alignment = values(attention.word_alignment); // [1, 1, pieces]
-    let words = word_pieces(&tokenized)
+    // Occlusion and windows: the photo with cells hidden (or shown alone) in turn, scored in one
+    // batch against the caption; the pair's and each piece's score per input, then per cell.
+    let perturbed = |inputs: Vec<image::RgbImage>, per_cell: &dyn Fn(&[f32]) -> Vec<f32>| {
+        let n = inputs.len();
+        let sides = runtime.image_sides_of(&inputs);
+        let (scores, attention) = shan.score_with_attention(&sides, &txt);
+        let total = values(scores.total(shan.weights)); // [n]
+        let r_t = values(attention.word_alignment); // [n, 1, pieces]
+        let pieces: Vec<Vec<f32>> =
+            (0..pieces).map(|p| per_cell(&(0..n).map(|i| r_t[i * pieces + p]).collect::<Vec<_>>())).collect();
+        (per_cell(&total), pieces)
+    };
+    let input = runtime.input(photo);
+    let occluded = match method {
+        Method::Attention => None,
+        Method::Occlusion => Some(perturbed(occlusion::occluded_inputs(&input, grid), &occlusion::drops)),
+        Method::Window => {
+            let window = occlusion::WINDOW.min(grid);
+            let per_cell = |s: &[f32]| occlusion::window_map(&occlusion::gains(s), grid, window);
+            Some(perturbed(occlusion::window_pass_inputs(&input, grid, window), &per_cell))
+        }
+    };
+    let words: Vec<WordExplanation> = word_pieces(&tokenized)
         .into_iter()
         .map(|(word, mine)| {
             let share = 1.0 / mine.len() as f32;
+            let attention = piece_mean(&mine, k, |p, i| beta[i * pieces + p]);
+            let relevance = match &occluded {
+                Some((_, drops)) => piece_mean(&mine, k, |p, i| drops[p][i]),
+                None => attention.clone(),
+            };
             WordExplanation {
                 word,
                 pieces: mine.iter().map(|&p| tokenized.pieces[p + 1].clone()).collect(),
                 alignment: mine.iter().map(|&p| alignment[p]).sum::<f32>() * share,
-                attention: piece_mean(&mine, k, |p, i| beta[i * pieces + p]),
+                attention,
+                relevance,
             }
         })
         .collect();
-    let grid = (k as f64).sqrt().round() as usize;
+    let pair_relevance = match occluded {
+        Some((pair, _)) => pair,
+        None => mean_of_content_words(&words, k),
+    };
     Ok(Explanation {
         image: image.to_path_buf(),
         caption: caption.to_string(),
+        method,
         score,
         weights: shan.weights,
         l2l,
@@ -94,8 +219,26 @@ pub fn explain(runtime: &Runtime, image: &Path, caption: &str) -> anyhow::Result
         grid,
         boxes: preprocess::region_boxes(photo.width(), photo.height(), grid),
         words,
+        pair_relevance,
         warning: tokenized.truncation_warning(),
     })
+}
+
+/// The mean of the content words' maps (of every word's, where no word is a content word).
+fn mean_of_content_words(words: &[WordExplanation], k: usize) -> Vec<f32> {
+    let content: Vec<&WordExplanation> = words.iter().filter(|w| is_content_word(&w.word)).collect();
+    let chosen: Vec<&WordExplanation> = if content.is_empty() { words.iter().collect() } else { content };
+    let share = 1.0 / chosen.len().max(1) as f32;
+    (0..k).map(|i| chosen.iter().map(|w| w.relevance[i]).sum::<f32>() * share).collect()
+}
+
+/// The cell a map points at: its largest finite value (the first of ties; 0 for an empty map).
+pub fn peak(map: &[f32]) -> usize {
+    map.iter()
+        .enumerate()
+        .filter(|(_, v)| v.is_finite())
+        .fold((0, f32::NEG_INFINITY), |b, (i, &v)| if v > b.1 { (i, v) } else { b })
+        .0
 }
 
 /// A word's attention over `k` regions: the mean of its pieces' (`at(piece, region)`).

@@ -31,8 +31,16 @@ const INDEX_FILE: &str = "index.bin";
 #[derive(Debug)]
 pub enum IndexMsg {
     /// The plan after comparing the folder with the index.
-    Planned { photos: usize, to_embed: usize, unchanged: usize, removed: usize },
-    Embedded { done: usize, total: usize },
+    Planned {
+        photos: usize,
+        to_embed: usize,
+        unchanged: usize,
+        removed: usize,
+    },
+    Embedded {
+        done: usize,
+        total: usize,
+    },
     /// A file or an earlier index that could not be used, and why (the rest goes on).
     Warning(String),
 }
@@ -59,7 +67,10 @@ pub fn index_dir(root: &Path) -> PathBuf {
     }
     let absolute = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
     let key = format!("{:x}", sha2::Sha256::digest(absolute.as_os_str().as_encoded_bytes()));
-    let base = std::env::var_os("XDG_CACHE_HOME").map(PathBuf::from).or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache"))).unwrap_or_else(std::env::temp_dir);
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
     base.join("alignscope").join(&key[..16])
 }
 
@@ -76,7 +87,16 @@ pub fn index_path(root: &Path) -> PathBuf {
 
 fn segment_paths(dir: &Path) -> Vec<PathBuf> {
     let mut segments: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("segment-") && n.ends_with(".bin"))).collect())
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| {
+                    p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with("segment-") && n.ends_with(".bin"))
+                })
+                .collect()
+        })
         .unwrap_or_default();
     segments.sort();
     segments
@@ -94,7 +114,10 @@ pub fn read_index(dir: &Path, header: &IndexHeader, report: &dyn Fn(IndexMsg)) -
             Ok(file) if file.header == *header => merged.entries.extend(file.entries),
             Ok(_) => {
                 clean = false;
-                report(IndexMsg::Warning(format!("{}: built with another model; its photos are embedded again", path.display())));
+                report(IndexMsg::Warning(format!(
+                    "{}: built with another model; its photos are embedded again",
+                    path.display()
+                )));
             }
             Err(e) => {
                 clean = false;
@@ -145,11 +168,17 @@ impl Runtime {
 }
 
 /// Bring `root`'s index up to date; returns what was done and the index itself.
-pub fn update_index(runtime: &Runtime, root: &Path, cancel: &CancelToken, report: &dyn Fn(IndexMsg)) -> anyhow::Result<(IndexSummary, IndexFile)> {
+pub fn update_index(
+    runtime: &Runtime,
+    root: &Path,
+    cancel: &CancelToken,
+    report: &dyn Fn(IndexMsg),
+) -> anyhow::Result<(IndexSummary, IndexFile)> {
     let started = Instant::now();
     anyhow::ensure!(root.is_dir(), "{}: not a folder", root.display());
     let dir = index_dir(root);
-    std::fs::create_dir_all(&dir).map_err(|e| anyhow::anyhow!("{}: cannot create the index folder: {e}", dir.display()))?;
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| anyhow::anyhow!("{}: cannot create the index folder: {e}", dir.display()))?;
     remove_stranded_temporaries(&dir);
     let header = runtime.index_header();
     let (mut index, clean) = read_index(&dir, &header, report);
@@ -175,11 +204,20 @@ pub fn update_index(runtime: &Runtime, root: &Path, cancel: &CancelToken, report
     let before = index.entries.len();
     index.entries.retain(|rel, _| present.contains_key(rel));
     summary.removed = before - index.entries.len();
-    let to_embed: Vec<(&PathBuf, &(PathBuf, u64, i64))> =
-        present.iter().filter(|(rel, (_, size, mtime))| !index.entries.get(*rel).is_some_and(|e| e.size == *size && e.mtime_ns == *mtime)).collect();
+    let to_embed: Vec<(&PathBuf, &(PathBuf, u64, i64))> = present
+        .iter()
+        .filter(|(rel, (_, size, mtime))| {
+            !index.entries.get(*rel).is_some_and(|e| e.size == *size && e.mtime_ns == *mtime)
+        })
+        .collect();
     summary.photos = present.len();
     summary.unchanged = present.len() - to_embed.len();
-    report(IndexMsg::Planned { photos: present.len(), to_embed: to_embed.len(), unchanged: summary.unchanged, removed: summary.removed });
+    report(IndexMsg::Planned {
+        photos: present.len(),
+        to_embed: to_embed.len(),
+        unchanged: summary.unchanged,
+        removed: summary.removed,
+    });
 
     let mut next_segment = segment_paths(&dir).len();
     let mut processed = 0;
@@ -194,7 +232,10 @@ pub fn update_index(runtime: &Runtime, root: &Path, cancel: &CancelToken, report
             match photo {
                 Ok(photo) => {
                     let (embedding, regions, context) = runtime.index_features(&photo);
-                    segment.entries.insert((*rel).clone(), IndexEntry { size: *size, mtime_ns: *mtime, embedding, regions, context });
+                    segment.entries.insert(
+                        (*rel).clone(),
+                        IndexEntry { size: *size, mtime_ns: *mtime, embedding, regions, context },
+                    );
                 }
                 Err(e) => {
                     report(IndexMsg::Warning(e.to_string()));
@@ -221,4 +262,3 @@ pub fn update_index(runtime: &Runtime, root: &Path, cancel: &CancelToken, report
     summary.seconds = started.elapsed().as_secs_f64();
     Ok((summary, index))
 }
-

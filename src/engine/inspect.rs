@@ -26,10 +26,25 @@ pub fn describe_image(compute: &Compute, path: &Path, visual: &str) -> anyhow::R
         writeln!(out, "  {:5.1}%  {class:4}  {name}", p * 100.0)?;
     }
     let dim = features.regions.len() / (features.grid * features.grid);
-    writeln!(out, "regions: {g}×{g} grid = {} regions × {dim} features (input {s}×{s}, squash-resized)", features.grid * features.grid, g = features.grid, s = encoder.image_size())?;
+    writeln!(
+        out,
+        "regions: {g}×{g} grid = {} regions × {dim} features (input {s}×{s}, squash-resized)",
+        features.grid * features.grid,
+        g = features.grid,
+        s = encoder.image_size()
+    )?;
     let b = features.boxes[0];
-    writeln!(out, "region 0 box (x0, y0, x1, y1) in photo pixels: ({:.1}, {:.1}, {:.1}, {:.1})", b[0], b[1], b[2], b[3])?;
-    writeln!(out, "pooled vector: {} values, L2 norm {:.3}", features.pooled.len(), features.pooled.iter().map(|v| v * v).sum::<f32>().sqrt())?;
+    writeln!(
+        out,
+        "region 0 box (x0, y0, x1, y1) in photo pixels: ({:.1}, {:.1}, {:.1}, {:.1})",
+        b[0], b[1], b[2], b[3]
+    )?;
+    writeln!(
+        out,
+        "pooled vector: {} values, L2 norm {:.3}",
+        features.pooled.len(),
+        features.pooled.iter().map(|v| v * v).sum::<f32>().sqrt()
+    )?;
     Ok(out)
 }
 
@@ -42,7 +57,14 @@ pub fn describe_caption(compute: &Compute, caption: &str) -> anyhow::Result<Stri
     if let Some(warning) = features.truncation_warning() {
         writeln!(out, "warning: {warning}")?;
     }
-    writeln!(out, "{} word pieces, {} words, token features {}×{}", t.ids.len(), t.words.len(), t.ids.len(), features.dim)?;
+    writeln!(
+        out,
+        "{} word pieces, {} words, token features {}×{}",
+        t.ids.len(),
+        t.words.len(),
+        t.ids.len(),
+        features.dim
+    )?;
     writeln!(out, "{:>4}  {:>6}  {:<16}  word", "#", "id", "piece")?;
     for (k, (piece, id)) in t.pieces.iter().zip(&t.ids).enumerate() {
         let word = t.piece_word[k].and_then(|w| t.words.get(w)).map_or("-", String::as_str);

@@ -1,26 +1,17 @@
-//! Work shared by the CLI and the app: backend choice, background jobs. No egui here.
+//! What the window and `index` / `search` / `explain` need at run time: backend choice,
+//! background jobs, the folder index, ranking, search and explanations. No egui here, and no
+//! training: that is [`crate::train`].
 
 pub mod backend;
-pub mod bench;
 pub mod doctor;
-pub mod dsran;
 pub mod explain;
-pub mod extract;
-pub mod frozen;
-pub mod fusion;
-pub mod global;
-pub mod global_tuned;
 pub mod index;
-pub mod prepare;
-pub mod racg;
 pub mod inspect;
 pub mod jobs;
+pub mod occlusion;
 pub mod rank;
 pub mod recall;
-pub mod recipe;
 pub mod runtime;
+pub mod scale;
 pub mod search;
-pub mod search_bench;
-pub mod networks_bench;
-pub mod shan;
 pub mod thumbnails;

@@ -12,8 +12,6 @@ use burn::tensor::{Device, Tensor, TensorData};
 use rayon::prelude::*;
 
 use super::backend::Compute;
-use super::global_tuned::{self, AnyGlobal};
-use super::{dsran, global, racg};
 use super::jobs::{Job, Waker, spawn_oneshot};
 use crate::data::decode::decode_oriented;
 use crate::features::efficientnet::{EfficientNetLite, regions_of};
@@ -22,6 +20,8 @@ use crate::features::visual::VisualEncoder;
 use crate::features::{TEXT_WEIGHTS, VISUAL, VISUAL_WEIGHTS, VOCAB, models_dir, values};
 use crate::model::dsran::Dsran;
 use crate::model::racg::Racg;
+use crate::nets::global_tuned::{self, AnyGlobal};
+use crate::nets::{dsran, global, racg};
 
 /// Everything needed to embed photos and captions in the joint spaces.
 pub struct Ranker {
@@ -83,7 +83,11 @@ impl Ranker {
         let dir = models_dir();
         let device = compute.device.clone();
         let global_path = global::default_path();
-        anyhow::ensure!(global_path.is_file(), "{}: no trained ranking model (run `alignscope train --model global`)", global_path.display());
+        anyhow::ensure!(
+            global_path.is_file(),
+            "{}: no trained ranking model (run `alignscope train --model global`)",
+            global_path.display()
+        );
         let (dsran, dsran_missing) = optional(&dsran::default_path(), "dsran", |p| dsran::load(p, &device));
         let (racg, racg_missing) = optional(&racg::default_path(), "racg", |p| racg::load(p, &device));
         Ok(Self {
@@ -115,10 +119,16 @@ impl Ranker {
         };
         let global = rows(global);
         let mut dsran = self.dsran.as_ref().map(|net| rows(net.embed_images(regions_of(maps.clone()))).into_iter());
-        let mut racg = self.racg.as_ref().map(|net| rows(net.encode_images(regions_of(maps.clone())).heads.flatten(1, 3)).into_iter().map(Arc::from));
+        let mut racg = self.racg.as_ref().map(|net| {
+            rows(net.encode_images(regions_of(maps.clone())).heads.flatten(1, 3)).into_iter().map(Arc::from)
+        });
         global
             .into_iter()
-            .map(|g| Embeddings { global: g, dsran: dsran.as_mut().and_then(Iterator::next), racg: racg.as_mut().and_then(Iterator::next) })
+            .map(|g| Embeddings {
+                global: g,
+                dsran: dsran.as_mut().and_then(Iterator::next),
+                racg: racg.as_mut().and_then(Iterator::next),
+            })
             .collect()
     }
 
@@ -139,6 +149,18 @@ impl Ranker {
         }
         let txt = graph(&[caption]);
         photos.chunks(256).flat_map(|chunk| values(net.score_heads(graph(chunk), txt.clone()).0)).collect()
+    }
+
+    /// A caption's score with each photo under `model` (None: the model is not loaded).
+    pub fn scores(&self, model: RankerModel, photos: &[Embeddings], caption: &Embeddings) -> Option<Vec<f32>> {
+        match model {
+            RankerModel::Racg => {
+                let query = caption.racg.as_deref()?;
+                let graphs: Option<Vec<&[f32]>> = photos.iter().map(|p| p.racg.as_deref()).collect();
+                Some(self.racg_scores(&graphs?, query))
+            }
+            m => photos.iter().map(|p| m.cosine(p, caption)).collect(),
+        }
     }
 
     /// A photo's region features [1, k, 1280] (row-major cells), what DSRAN and RACG explain.
@@ -186,8 +208,18 @@ impl Ranker {
         let ok: Vec<&crate::features::text::TextFeatures> = features.iter().flatten().collect();
         let h = self.text.model.hidden;
         // The global model's sentence vectors: under its own fine-tuned last layer when it has one.
-        let sentences: Vec<f32> = ok.iter().flat_map(|f| f.top_sentence.as_ref().unwrap_or(&f.sentence).iter().copied()).collect();
-        let mut global = if ok.is_empty() { Vec::new() } else { rows(self.global.head().embed_texts(Tensor::<2>::from_data(TensorData::new(sentences, [ok.len(), h]), &self.device))) }.into_iter();
+        let sentences: Vec<f32> =
+            ok.iter().flat_map(|f| f.top_sentence.as_ref().unwrap_or(&f.sentence).iter().copied()).collect();
+        let mut global = if ok.is_empty() {
+            Vec::new()
+        } else {
+            rows(
+                self.global
+                    .head()
+                    .embed_texts(Tensor::<2>::from_data(TensorData::new(sentences, [ok.len(), h]), &self.device)),
+            )
+        }
+        .into_iter();
         let batch = (!ok.is_empty()).then(|| piece_batch(&ok, h, &self.device));
         let mut dsran = match (&self.dsran, &batch) {
             (Some(net), Some((pieces, mask))) => Some(rows(net.embed_texts(pieces.clone(), mask.clone())).into_iter()),
@@ -196,7 +228,8 @@ impl Ranker {
         // Each caption's graph without its padding nodes.
         let mut racg = match (&self.racg, batch) {
             (Some(net), Some((pieces, mask))) => {
-                let counts: Vec<usize> = values(mask.clone().sum_dim(1)).into_iter().map(|c| c.round() as usize).collect();
+                let counts: Vec<usize> =
+                    values(mask.clone().sum_dim(1)).into_iter().map(|c| c.round() as usize).collect();
                 let graphs = rows(net.encode_texts(pieces, mask).heads.flatten(1, 3));
                 let per_node = graphs.first().map_or(0, Vec::len) / counts.iter().copied().max().unwrap_or(1).max(1);
                 Some(graphs.into_iter().zip(counts).map(move |(g, c)| Arc::from(&g[..c * per_node])))
@@ -207,7 +240,11 @@ impl Ranker {
             .into_iter()
             .map(|f| match f {
                 Ok(f) => {
-                    let embedding = Embeddings { global: global.next().unwrap_or_default(), dsran: dsran.as_mut().and_then(Iterator::next), racg: racg.as_mut().and_then(Iterator::next) };
+                    let embedding = Embeddings {
+                        global: global.next().unwrap_or_default(),
+                        dsran: dsran.as_mut().and_then(Iterator::next),
+                        racg: racg.as_mut().and_then(Iterator::next),
+                    };
                     Ok((embedding, f.truncation_warning()))
                 }
                 Err(e) => Err(anyhow::anyhow!("{e}")),
@@ -226,11 +263,18 @@ fn piece_batch(features: &[&crate::features::text::TextFeatures], h: usize, devi
         x[i * n * h..(i * n + p) * h].copy_from_slice(&f.tokens[h..(p + 1) * h]);
         mask[i * n..i * n + p].fill(1.0);
     }
-    (Tensor::from_data(TensorData::new(x, [features.len(), n, h]), device), Tensor::from_data(TensorData::new(mask, [features.len(), n]), device))
+    (
+        Tensor::from_data(TensorData::new(x, [features.len(), n, h]), device),
+        Tensor::from_data(TensorData::new(mask, [features.len(), n]), device),
+    )
 }
 
 /// A network whose weights may be absent: loaded, or why not.
-fn optional<T>(path: &std::path::Path, name: &str, load: impl FnOnce(&std::path::Path) -> anyhow::Result<T>) -> (Option<T>, Option<String>) {
+fn optional<T>(
+    path: &std::path::Path,
+    name: &str,
+    load: impl FnOnce(&std::path::Path) -> anyhow::Result<T>,
+) -> (Option<T>, Option<String>) {
     if !path.is_file() {
         return (None, Some(format!("{}: not trained yet (alignscope train --model {name})", path.display())));
     }
@@ -289,7 +333,11 @@ pub fn spawn_embedding(ranker: Arc<Ranker>, paths: Vec<PathBuf>, batch: usize, w
 
 /// Embed `captions` with the global model in batches of 32 on a background thread: (index,
 /// embedding or error).
-pub fn spawn_caption_embedding(ranker: Arc<Ranker>, captions: Vec<String>, waker: Waker) -> Job<(usize, Result<Vec<f32>, String>)> {
+pub fn spawn_caption_embedding(
+    ranker: Arc<Ranker>,
+    captions: Vec<String>,
+    waker: Waker,
+) -> Job<(usize, Result<Vec<f32>, String>)> {
     let (job, reporter, cancel) = Job::new("embed captions", waker);
     std::thread::spawn(move || {
         for (c, chunk) in captions.chunks(32).enumerate() {
@@ -313,7 +361,11 @@ pub fn spawn_load(compute: Compute, waker: Waker) -> Job<Result<Arc<Ranker>, Str
 }
 
 /// Embed a caption in the background.
-pub fn spawn_query(ranker: Arc<Ranker>, caption: String, waker: Waker) -> Job<Result<(String, Embeddings, Option<String>), String>> {
+pub fn spawn_query(
+    ranker: Arc<Ranker>,
+    caption: String,
+    waker: Waker,
+) -> Job<Result<(String, Embeddings, Option<String>), String>> {
     spawn_oneshot("embed caption", waker, move |_| {
         ranker.embed_caption(&caption).map(|(e, w)| (caption, e, w)).map_err(|e| format!("{e:#}"))
     })

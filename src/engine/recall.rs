@@ -54,7 +54,8 @@ mod tests {
     fn perfect_scores_give_full_recall() {
         // 12 images × 2 captions each; a caption scores 1 with its image, 0 elsewhere.
         let (n, per) = (12, 2);
-        let scores: Vec<f32> = (0..n * n * per).map(|k| if (k % (n * per)) / per == k / (n * per) { 1.0 } else { 0.0 }).collect();
+        let scores: Vec<f32> =
+            (0..n * n * per).map(|k| if (k % (n * per)) / per == k / (n * per) { 1.0 } else { 0.0 }).collect();
         let r = recalls(&scores, n, per);
         assert_eq!(r.i2t, [100.0; 3]);
         assert_eq!(r.t2i, [100.0; 3]);

@@ -5,10 +5,9 @@
 use std::path::Path;
 
 use burn::tensor::{Device, Tensor};
-use image::DynamicImage;
+use image::{DynamicImage, RgbImage};
 
 use super::backend::Compute;
-use super::shan::{CaptionBatch, ShanNet, TEXT_TOP_LAYER};
 use crate::data::feature_cache::sha256_file;
 use crate::features::minilm::TokenBatch;
 use crate::features::text::TextEncoder;
@@ -16,6 +15,11 @@ use crate::features::tokenizer::Tokenized;
 use crate::features::visual::VisualEncoder;
 use crate::features::{TEXT_WEIGHTS, VOCAB, models_dir, preprocess};
 use crate::model::shan::{ImageSide, TextSide};
+use crate::nets::TEXT_TOP_LAYER;
+use crate::nets::shan::{CaptionBatch, ShanNet};
+
+/// Model inputs per backbone pass when many are scored at once (bounded activations).
+const OCCLUSION_BATCH: usize = 10;
 
 pub struct Runtime {
     pub visual: VisualEncoder,
@@ -37,7 +41,7 @@ impl Runtime {
             model_key: format!("{visual}:{} shan:{}", hash(&visual_path)?, hash(weights)?),
             visual: VisualEncoder::load(&visual_path, &device)?,
             text: TextEncoder::load(&dir.join(TEXT_WEIGHTS), &dir.join(VOCAB), &device)?,
-            net: super::shan::load(weights, visual, &device)?,
+            net: crate::nets::shan::load(weights, visual, &device)?,
             device,
         })
     }
@@ -53,6 +57,25 @@ impl Runtime {
 
     pub fn image_side(&self, photo: &DynamicImage) -> ImageSide {
         self.net.shan.encode_projected(self.project_photo(photo))
+    }
+
+    /// The square model input of a photo (what [`Self::project_photo`] sees).
+    pub fn input(&self, photo: &DynamicImage) -> RgbImage {
+        preprocess::resize_square(photo, self.visual.image_size())
+    }
+
+    /// The image side of many model inputs at once (occluded copies of one photo), in batches
+    /// small enough to keep the backbone's activations bounded.
+    pub fn image_sides_of(&self, inputs: &[RgbImage]) -> ImageSide {
+        let projected = inputs
+            .chunks(OCCLUSION_BATCH)
+            .map(|chunk| {
+                let x = preprocess::batch(chunk, &self.device);
+                let entering = self.visual.net.features_until(x, self.net.visual.first_block);
+                self.net.shan.project_regions(self.net.regions(entering))
+            })
+            .collect();
+        self.net.shan.encode_projected(Tensor::cat(projected, 0))
     }
 
     /// A caption's side, with the tokenization that maps its pieces back to words.

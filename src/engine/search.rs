@@ -59,7 +59,16 @@ impl Default for SearchOptions {
 impl LoadedIndex {
     pub fn new(root: &Path, file: IndexFile) -> Self {
         let h = &file.header;
-        let mut index = Self { root: root.to_path_buf(), paths: Vec::new(), dim: h.dim, embeddings: Vec::new(), regions: h.regions, region_dim: h.region_dim, fragments: Vec::new(), context: Vec::new() };
+        let mut index = Self {
+            root: root.to_path_buf(),
+            paths: Vec::new(),
+            dim: h.dim,
+            embeddings: Vec::new(),
+            regions: h.regions,
+            region_dim: h.region_dim,
+            fragments: Vec::new(),
+            context: Vec::new(),
+        };
         for (path, e) in file.entries {
             index.paths.push(path);
             index.embeddings.extend(e.embedding);
@@ -96,7 +105,10 @@ impl LoadedIndex {
         }
         let regions = Tensor::from_data(TensorData::new(v, [photos.len(), k, self.region_dim]), device);
         let part = |which: usize| {
-            let v: Vec<f32> = photos.iter().flat_map(|&p| self.context[p * 3 * k + which * k..p * 3 * k + (which + 1) * k].iter().copied()).collect();
+            let v: Vec<f32> = photos
+                .iter()
+                .flat_map(|&p| self.context[p * 3 * k + which * k..p * 3 * k + (which + 1) * k].iter().copied())
+                .collect();
             Tensor::<2>::from_data(TensorData::new(v, [photos.len(), k]), device)
         };
         ImageSide::from_parts(regions, part(0), part(1), part(2))
@@ -144,7 +156,12 @@ pub fn score_sides(runtime: &Runtime, sides: &[ImageSide], caption: &TextSide) -
 }
 
 /// Rank the index by a caption.
-pub fn search_caption(runtime: &Runtime, index: &LoadedIndex, caption: &str, options: SearchOptions) -> anyhow::Result<(Vec<Hit>, Option<String>)> {
+pub fn search_caption(
+    runtime: &Runtime,
+    index: &LoadedIndex,
+    caption: &str,
+    options: SearchOptions,
+) -> anyhow::Result<(Vec<Hit>, Option<String>)> {
     let (txt, tokenized) = runtime.text_side(caption)?;
     let hits = rank_by_text(runtime, index, &txt, options);
     Ok((hits, tokenized.truncation_warning()))

@@ -52,7 +52,13 @@ impl ThumbnailJob {
     }
 
     /// Decode only the photos at `pending` (indices into `paths`).
-    pub fn spawn_some(paths: Arc<Vec<PathBuf>>, pending: BTreeSet<usize>, max_side: u32, workers: usize, waker: Waker) -> Self {
+    pub fn spawn_some(
+        paths: Arc<Vec<PathBuf>>,
+        pending: BTreeSet<usize>,
+        max_side: u32,
+        workers: usize,
+        waker: Waker,
+    ) -> Self {
         let (job, reporter, cancel) = Job::new("thumbnails", waker);
         let workers = workers.max(1);
         let queue = Arc::new(Mutex::new(Queue { pending, wanted: Vec::new(), workers }));

@@ -38,7 +38,14 @@ pub fn same_padding(n: usize, kernel: usize, stride: usize) -> (usize, usize) {
 }
 
 impl SameConv {
-    fn load(w: &WeightFile, name: &str, shape: [usize; 4], stride: usize, groups: usize, device: &Device) -> Result<Self, WeightsError> {
+    fn load(
+        w: &WeightFile,
+        name: &str,
+        shape: [usize; 4],
+        stride: usize,
+        groups: usize,
+        device: &Device,
+    ) -> Result<Self, WeightsError> {
         Ok(Self {
             weight: Param::from_tensor(w.tensor(&format!("{name}.weight"), shape, device)?),
             bias: Param::from_tensor(w.tensor(&format!("{name}.bias"), [shape[0]], device)?),
@@ -128,7 +135,11 @@ impl EfficientNetLite {
         let w = WeightFile::open(path)?;
         let specs: Vec<BlockSpec> = w.metadata_parsed("blocks")?;
         if specs.is_empty() {
-            return Err(WeightsError::Metadata { path: path.to_path_buf(), key: "blocks".into(), cause: "no MBConv blocks listed".into() });
+            return Err(WeightsError::Metadata {
+                path: path.to_path_buf(),
+                key: "blocks".into(),
+                cause: "no MBConv blocks listed".into(),
+            });
         }
         let image_size: usize = w.metadata_parsed("image_size")?;
         let stem_out = specs.first().map_or(32, |b| b.input);
@@ -143,7 +154,14 @@ impl EfficientNetLite {
             };
             blocks.push(MbConv {
                 expand,
-                depthwise: SameConv::load(&w, &format!("blocks.{i}.depthwise"), [hidden, 1, s.kernel, s.kernel], s.stride, hidden, device)?,
+                depthwise: SameConv::load(
+                    &w,
+                    &format!("blocks.{i}.depthwise"),
+                    [hidden, 1, s.kernel, s.kernel],
+                    s.stride,
+                    hidden,
+                    device,
+                )?,
                 project: SameConv::load(&w, &format!("blocks.{i}.project"), [s.output, hidden, 1, 1], 1, 1, device)?,
                 skip: s.skip,
             });
@@ -183,7 +201,11 @@ impl EfficientNetLite {
 
     /// A copy of blocks `block..` and the head: the part a matching network fine-tunes.
     pub fn top(&self, block: usize) -> Top {
-        Top { first_block: block, blocks: self.blocks[block.min(self.blocks.len())..].to_vec(), head: self.head.clone() }
+        Top {
+            first_block: block,
+            blocks: self.blocks[block.min(self.blocks.len())..].to_vec(),
+            head: self.head.clone(),
+        }
     }
 
     /// Global average pooling of a feature map: [B, 1280].

@@ -152,10 +152,21 @@ impl MiniLm {
             })
             .collect::<Result<Vec<_>, WeightsError>>()?;
         Ok(Self {
-            word_embeddings: Param::from_tensor(w.tensor("embeddings.word_embeddings.weight", [vocab, hidden], device)?),
-            position_embeddings: Param::from_tensor(w.tensor("embeddings.position_embeddings.weight", [positions, hidden], device)?),
+            word_embeddings: Param::from_tensor(w.tensor(
+                "embeddings.word_embeddings.weight",
+                [vocab, hidden],
+                device,
+            )?),
+            position_embeddings: Param::from_tensor(w.tensor(
+                "embeddings.position_embeddings.weight",
+                [positions, hidden],
+                device,
+            )?),
             // Single-sentence inputs always use token type 0.
-            token_type_embedding: Param::from_tensor(Tensor::from_data(TensorData::new(token_types[..hidden].to_vec(), [hidden]), device)),
+            token_type_embedding: Param::from_tensor(Tensor::from_data(
+                TensorData::new(token_types[..hidden].to_vec(), [hidden]),
+                device,
+            )),
             embedding_norm: Norm::load(&w, "embeddings.LayerNorm", hidden, eps, device)?,
             layers,
             hidden,

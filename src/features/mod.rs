@@ -15,11 +15,7 @@ use burn::tensor::Tensor;
 
 /// A float tensor's values, read back to the host as f32.
 pub fn values<const D: usize>(tensor: Tensor<D>) -> Vec<f32> {
-    tensor
-        .into_data()
-        .convert::<f32>()
-        .try_into_vec::<f32>()
-        .expect("float data converted to f32 reads back as f32")
+    tensor.into_data().convert::<f32>().try_into_vec::<f32>().expect("float data converted to f32 reads back as f32")
 }
 
 /// `assets/models`: next to the working directory in a checkout, else where the crate was built.

@@ -82,7 +82,9 @@ mod tests {
     fn augmented_views_are_reproducible_crops_of_the_photo() {
         // Left half black, right half white: any crop of ≥ 50 % of the area at ratio ≤ 4/3 keeps
         // both colours, and a mirrored view has the white on the left.
-        let photo = DynamicImage::ImageRgb8(RgbImage::from_fn(64, 64, |x, _| image::Rgb(if x < 32 { [0; 3] } else { [255; 3] })));
+        let photo = DynamicImage::ImageRgb8(RgbImage::from_fn(64, 64, |x, _| {
+            image::Rgb(if x < 32 { [0; 3] } else { [255; 3] })
+        }));
         let mut mirrored = 0;
         for seed in 0..20 {
             let view = augmented_view(&photo, 16, seed);
@@ -98,7 +100,8 @@ mod tests {
 
     #[test]
     fn normalize_maps_to_minus_one_one_in_chw() {
-        let img = RgbImage::from_fn(2, 1, |x, _| if x == 0 { image::Rgb([0, 255, 0]) } else { image::Rgb([255, 0, 255]) });
+        let img =
+            RgbImage::from_fn(2, 1, |x, _| if x == 0 { image::Rgb([0, 255, 0]) } else { image::Rgb([255, 0, 255]) });
         assert_eq!(normalize(&img), vec![-1.0, 1.0, 1.0, -1.0, -1.0, 1.0]);
     }
 }

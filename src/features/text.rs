@@ -55,7 +55,8 @@ impl TextEncoder {
     pub fn load(weights: &Path, vocab: &Path, device: &Device) -> Result<Self, TextLoadError> {
         let model = MiniLm::load(weights, device)?;
         let max = MAX_TOKENS.min(model.max_positions());
-        let tokenizer = WordPiece::load(vocab, max).map_err(|source| TextLoadError::Vocab { path: vocab.display().to_string(), source })?;
+        let tokenizer = WordPiece::load(vocab, max)
+            .map_err(|source| TextLoadError::Vocab { path: vocab.display().to_string(), source })?;
         Ok(Self { model, tokenizer, device: device.clone() })
     }
 
@@ -72,10 +73,12 @@ impl TextEncoder {
         let mut encoded = self.encode_tokenized(&ok, top).into_iter();
         tokenized
             .into_iter()
-            .map(|t| t.map(|t| {
-                let (tokens, sentence, top_sentence) = encoded.next().unwrap_or_default();
-                TextFeatures { tokenized: t, tokens, sentence, top_sentence, dim: self.model.hidden }
-            }))
+            .map(|t| {
+                t.map(|t| {
+                    let (tokens, sentence, top_sentence) = encoded.next().unwrap_or_default();
+                    TextFeatures { tokenized: t, tokens, sentence, top_sentence, dim: self.model.hidden }
+                })
+            })
             .collect()
     }
 

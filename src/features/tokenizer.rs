@@ -38,7 +38,11 @@ impl Tokenized {
     /// A warning to show when the caption was cut to fit the model.
     pub fn truncation_warning(&self) -> Option<String> {
         (self.truncated_pieces > 0).then(|| {
-            format!("caption too long: the last {} word pieces were dropped (the model reads at most {} pieces)", self.truncated_pieces, self.ids.len())
+            format!(
+                "caption too long: the last {} word pieces were dropped (the model reads at most {} pieces)",
+                self.truncated_pieces,
+                self.ids.len()
+            )
         })
     }
 }
@@ -219,7 +223,11 @@ fn is_control(c: char) -> bool {
     }
     matches!(
         get_general_category(c),
-        GeneralCategory::Control | GeneralCategory::Format | GeneralCategory::Surrogate | GeneralCategory::PrivateUse | GeneralCategory::Unassigned
+        GeneralCategory::Control
+            | GeneralCategory::Format
+            | GeneralCategory::Surrogate
+            | GeneralCategory::PrivateUse
+            | GeneralCategory::Unassigned
     )
 }
 

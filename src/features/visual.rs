@@ -41,7 +41,11 @@ pub fn micro_batch_for(device: &Device) -> usize {
 
 impl VisualEncoder {
     pub fn load(path: &Path, device: &Device) -> Result<Self, WeightsError> {
-        Ok(Self { net: EfficientNetLite::load(path, device)?, device: device.clone(), micro_batch: micro_batch_for(device) })
+        Ok(Self {
+            net: EfficientNetLite::load(path, device)?,
+            device: device.clone(),
+            micro_batch: micro_batch_for(device),
+        })
     }
 
     pub fn image_size(&self) -> u32 {
@@ -84,7 +88,8 @@ impl VisualEncoder {
         let probs = super::values(burn::tensor::activation::softmax(logits, 1));
         (0..b)
             .map(|i| {
-                let mut row: Vec<(usize, f32)> = probs[i * classes..(i + 1) * classes].iter().copied().enumerate().collect();
+                let mut row: Vec<(usize, f32)> =
+                    probs[i * classes..(i + 1) * classes].iter().copied().enumerate().collect();
                 row.sort_by(|a, b| b.1.total_cmp(&a.1));
                 row.truncate(k);
                 row

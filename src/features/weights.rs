@@ -38,41 +38,64 @@ impl WeightFile {
     }
 
     fn parse(&self) -> Result<SafeTensors<'_>, WeightsError> {
-        SafeTensors::deserialize(&self.bytes).map_err(|e| WeightsError::Format { path: self.path.clone(), cause: e.to_string() })
+        SafeTensors::deserialize(&self.bytes)
+            .map_err(|e| WeightsError::Format { path: self.path.clone(), cause: e.to_string() })
     }
 
     /// A string from the file's `__metadata__`.
     pub fn metadata(&self, key: &str) -> Result<String, WeightsError> {
         let (_, meta) = SafeTensors::read_metadata(&self.bytes)
             .map_err(|e| WeightsError::Format { path: self.path.clone(), cause: e.to_string() })?;
-        meta.metadata()
-            .as_ref()
-            .and_then(|m| m.get(key).cloned())
-            .ok_or_else(|| WeightsError::Metadata { path: self.path.clone(), key: key.into(), cause: "missing".into() })
+        meta.metadata().as_ref().and_then(|m| m.get(key).cloned()).ok_or_else(|| WeightsError::Metadata {
+            path: self.path.clone(),
+            key: key.into(),
+            cause: "missing".into(),
+        })
     }
 
     /// A metadata value parsed as `T` (numbers, JSON).
     pub fn metadata_parsed<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<T, WeightsError> {
         let raw = self.metadata(key)?;
-        serde_json::from_str(&raw).map_err(|e| WeightsError::Metadata { path: self.path.clone(), key: key.into(), cause: e.to_string() })
+        serde_json::from_str(&raw).map_err(|e| WeightsError::Metadata {
+            path: self.path.clone(),
+            key: key.into(),
+            cause: e.to_string(),
+        })
     }
 
     /// The values of tensor `name` as f32, checked against `shape`.
     pub fn values(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>, WeightsError> {
         let tensors = self.parse()?;
-        let view = tensors.tensor(name).map_err(|_| WeightsError::Missing { path: self.path.clone(), name: name.into() })?;
+        let view =
+            tensors.tensor(name).map_err(|_| WeightsError::Missing { path: self.path.clone(), name: name.into() })?;
         if view.shape() != shape {
-            return Err(WeightsError::Shape { path: self.path.clone(), name: name.into(), found: view.shape().to_vec(), expected: shape.to_vec() });
+            return Err(WeightsError::Shape {
+                path: self.path.clone(),
+                name: name.into(),
+                found: view.shape().to_vec(),
+                expected: shape.to_vec(),
+            });
         }
         let data = view.data();
         Ok(match view.dtype() {
             Dtype::F32 => data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
             Dtype::F16 => data.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
-            other => return Err(WeightsError::Dtype { path: self.path.clone(), name: name.into(), dtype: format!("{other:?}") }),
+            other => {
+                return Err(WeightsError::Dtype {
+                    path: self.path.clone(),
+                    name: name.into(),
+                    dtype: format!("{other:?}"),
+                });
+            }
         })
     }
 
-    pub fn tensor<const D: usize>(&self, name: &str, shape: [usize; D], device: &Device) -> Result<Tensor<D>, WeightsError> {
+    pub fn tensor<const D: usize>(
+        &self,
+        name: &str,
+        shape: [usize; D],
+        device: &Device,
+    ) -> Result<Tensor<D>, WeightsError> {
         let values = self.values(name, &shape)?;
         Ok(Tensor::from_data(TensorData::new(values, shape), device))
     }
@@ -90,12 +113,15 @@ pub fn save_safetensors(
     metadata: std::collections::HashMap<String, String>,
 ) -> Result<(), WeightsError> {
     let format_err = |cause: String| WeightsError::Format { path: path.to_path_buf(), cause };
-    let bytes: Vec<Vec<u8>> = tensors.iter().map(|(_, _, v)| v.iter().flat_map(|x| x.to_le_bytes()).collect()).collect();
+    let bytes: Vec<Vec<u8>> =
+        tensors.iter().map(|(_, _, v)| v.iter().flat_map(|x| x.to_le_bytes()).collect()).collect();
     let views = tensors
         .iter()
         .zip(&bytes)
         .map(|((name, shape, _), data)| {
-            safetensors::tensor::TensorView::new(Dtype::F32, shape.clone(), data).map(|v| (name.clone(), v)).map_err(|e| format_err(e.to_string()))
+            safetensors::tensor::TensorView::new(Dtype::F32, shape.clone(), data)
+                .map(|v| (name.clone(), v))
+                .map_err(|e| format_err(e.to_string()))
         })
         .collect::<Result<Vec<_>, _>>()?;
     let serialized = safetensors::serialize(views, Some(metadata)).map_err(|e| format_err(e.to_string()))?;

@@ -148,7 +148,10 @@ mod tests {
     fn embeddings_are_unit_rows_of_the_joint_width() {
         let (net, device) = small();
         let img = net.embed_images(Tensor::random([3, 49, 12], Distribution::Normal(0.0, 1.0), &device));
-        let txt = net.embed_texts(Tensor::random([2, 5, 10], Distribution::Normal(0.0, 1.0), &device), Tensor::ones([2, 5], &device));
+        let txt = net.embed_texts(
+            Tensor::random([2, 5, 10], Distribution::Normal(0.0, 1.0), &device),
+            Tensor::ones([2, 5], &device),
+        );
         assert_eq!(img.dims(), [3, 16]);
         assert_eq!(txt.dims(), [2, 16]);
         for row in values(img.clone().powi_scalar(2).sum_dim(1)) {

@@ -50,7 +50,11 @@ pub fn hinge(scores: Tensor<2>, margin: f64, all_negatives: bool) -> Tensor<1> {
     let (row_true, column_true) = (positives.clone().sum_dim(1), positives.sum_dim(0));
     let caption_cost = (scores.clone() - row_true + margin).clamp_min(0.0) * off_diagonal.clone();
     let image_cost = (scores - column_true + margin).clamp_min(0.0) * off_diagonal;
-    let total = if all_negatives { caption_cost.sum() + image_cost.sum() } else { caption_cost.max_dim(1).sum() + image_cost.max_dim(0).sum() };
+    let total = if all_negatives {
+        caption_cost.sum() + image_cost.sum()
+    } else {
+        caption_cost.max_dim(1).sum() + image_cost.max_dim(0).sum()
+    };
     total / b as f64
 }
 
@@ -70,8 +74,14 @@ mod tests {
     #[test]
     fn matching_diagonal_gives_low_loss_and_shuffled_high() {
         let device = Device::flex();
-        let good = Tensor::<2>::from_data(TensorData::new(vec![1.0f32, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0], [3, 3]), &device);
-        let bad = Tensor::<2>::from_data(TensorData::new(vec![0.0f32, 1.0, 0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0], [3, 3]), &device);
+        let good = Tensor::<2>::from_data(
+            TensorData::new(vec![1.0f32, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0], [3, 3]),
+            &device,
+        );
+        let bad = Tensor::<2>::from_data(
+            TensorData::new(vec![0.0f32, 1.0, 0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0], [3, 3]),
+            &device,
+        );
         let t = Tensor::<1>::from_floats([0.1f32.ln()], &device);
         let lg = info_nce(good, t.clone()).into_scalar::<f32>();
         let lb = info_nce(bad, t).into_scalar::<f32>();
@@ -90,7 +100,10 @@ mod tests {
         let hardest = hinge(s.clone(), 0.2, false).into_scalar::<f32>();
         assert!((hardest - 0.6).abs() < 1e-6, "{hardest}");
         // Three pairs: row 1 has two violating negatives; hardest keeps one, all sums both.
-        let s = Tensor::<2>::from_data(TensorData::new(vec![0.5f32, 0.4, 0.6, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0], [3, 3]), &device);
+        let s = Tensor::<2>::from_data(
+            TensorData::new(vec![0.5f32, 0.4, 0.6, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0], [3, 3]),
+            &device,
+        );
         // Rows: [0.1, 0.3] → 0.3 | 0 | 0. Columns: col 1 → [0.2−0.5+0]₊ twice = 0; col 2 → [0.2−1+0.4]₊ = 0; col 3 → [0.2−1+0.6]₊ = 0.
         let hardest = hinge(s.clone(), 0.2, false).into_scalar::<f32>();
         let all = hinge(s, 0.2, true).into_scalar::<f32>();

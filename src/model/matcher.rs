@@ -68,7 +68,8 @@ impl Matcher for Racg {
     const NAME: &'static str = "racg";
     const EXPLAINS: &'static [Explains] = &[Explains::WordRegions, Explains::Levels];
     fn score_batch(&self, images: &Graph, captions: &Graph) -> Scored {
-        let (levels, attention) = self.levels((images.heads.clone(), images.mask.clone()), (captions.heads.clone(), captions.mask.clone()));
+        let (levels, attention) =
+            self.levels((images.heads.clone(), images.mask.clone()), (captions.heads.clone(), captions.mask.clone()));
         Scored {
             total: levels.total(self.graph_share),
             levels: vec![("node", levels.node), ("graph", levels.graph)],
@@ -85,7 +86,9 @@ impl Matcher for Dsran {
     const NAME: &'static str = "dsran";
     const EXPLAINS: &'static [Explains] = &[Explains::GlobalNodeRegions];
     fn score_batch(&self, images: &Tensor<3>, (words, mask): &(Tensor<3>, Tensor<2>)) -> Scored {
-        Scored::total(self.embed_images(images.clone()).matmul(self.embed_texts(words.clone(), mask.clone()).transpose()))
+        Scored::total(
+            self.embed_images(images.clone()).matmul(self.embed_texts(words.clone(), mask.clone()).transpose()),
+        )
     }
 }
 
@@ -111,7 +114,12 @@ mod tests {
     /// The trait's contract on one batch: totals [Bi, Bc] and finite, levels named and shaped like
     /// the total, word × region attention present exactly when declared, each row a distribution
     /// over the regions. Returns the total.
-    fn contract<M: Matcher>(net: &M, images: &M::Images, captions: &M::Captions, [bi, bc, n, k]: [usize; 4]) -> Vec<f32> {
+    fn contract<M: Matcher>(
+        net: &M,
+        images: &M::Images,
+        captions: &M::Captions,
+        [bi, bc, n, k]: [usize; 4],
+    ) -> Vec<f32> {
         let scored = net.score_batch(images, captions);
         assert_eq!(scored.total.dims(), [bi, bc], "{}", M::NAME);
         assert_eq!(!scored.levels.is_empty(), M::EXPLAINS.contains(&Explains::Levels), "{}", M::NAME);
@@ -135,21 +143,45 @@ mod tests {
         let device = Device::flex();
         let regions = Tensor::<3>::random([3, 4, 12], Distribution::Normal(0.0, 1.0), &device);
         let words = Tensor::<3>::random([2, 5, 10], Distribution::Normal(0.0, 1.0), &device);
-        let mask = Tensor::<2>::from_data(TensorData::new(vec![1.0f32, 1.0, 1.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0, 1.0], [2, 5]), &device);
+        let mask = Tensor::<2>::from_data(
+            TensorData::new(vec![1.0f32, 1.0, 1.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0, 1.0], [2, 5]),
+            &device,
+        );
         let shape = [3, 2, 5, 4];
 
-        let shan = crate::model::shan::ShanConfig::new().with_image_dim(12).with_text_dim(10).with_joint_dim(8).with_pool_hidden(4).init(&device);
+        let shan = crate::model::shan::ShanConfig::new()
+            .with_image_dim(12)
+            .with_text_dim(10)
+            .with_joint_dim(8)
+            .with_pool_hidden(4)
+            .init(&device);
         contract(&shan, &shan.encode_images(regions.clone()), &shan.encode_texts(words.clone(), mask.clone()), shape);
 
-        let racg = crate::model::racg::RacgConfig::new().with_image_dim(12).with_text_dim(10).with_dim(16).with_heads(4).init(&device).valid();
+        let racg = crate::model::racg::RacgConfig::new()
+            .with_image_dim(12)
+            .with_text_dim(10)
+            .with_dim(16)
+            .with_heads(4)
+            .init(&device)
+            .valid();
         let (img, txt) = (racg.encode_images(regions.clone()), racg.encode_texts(words.clone(), mask.clone()));
         let total = contract(&racg, &img, &txt, shape);
         assert_eq!(total, values(racg.score(&img, &txt).0), "the trait scores as the network does");
 
-        let dsran = crate::model::dsran::DsranConfig::new().with_image_dim(12).with_text_dim(10).with_dim(16).with_heads(4).init(&device).valid();
+        let dsran = crate::model::dsran::DsranConfig::new()
+            .with_image_dim(12)
+            .with_text_dim(10)
+            .with_dim(16)
+            .with_heads(4)
+            .init(&device)
+            .valid();
         contract(&dsran, &regions, &(words.clone(), mask.clone()), shape);
 
-        let global = crate::model::global::GlobalConfig::new().with_image_dim(12).with_text_dim(10).with_joint_dim(8).init(&device);
+        let global = crate::model::global::GlobalConfig::new()
+            .with_image_dim(12)
+            .with_text_dim(10)
+            .with_joint_dim(8)
+            .init(&device);
         let sentences = words.mean_dim(1).reshape([2, 10]);
         contract(&global, &regions.mean_dim(1).reshape([3, 12]), &sentences, shape);
     }

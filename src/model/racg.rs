@@ -89,7 +89,8 @@ pub struct Graph {
 
 impl RacgConfig {
     pub fn init(&self, device: &Device) -> Racg {
-        let gat = || TransformerEncoderConfig::new(self.dim, self.dim, self.heads, 1).with_dropout(self.dropout).init(device);
+        let gat =
+            || TransformerEncoderConfig::new(self.dim, self.dim, self.heads, 1).with_dropout(self.dropout).init(device);
         Racg {
             region_proj: LinearConfig::new(self.image_dim, self.dim).init(device),
             word_proj: LinearConfig::new(self.text_dim, self.dim).init(device),
@@ -136,7 +137,8 @@ impl Racg {
             let per_node = (decoded - target).powi_scalar(2).mean_dim(2).reshape([b, n]);
             (per_node * mask.clone()).sum() / mask.sum().clamp_min(1.0)
         };
-        err(self.region_decoder.forward(img.nodes.clone()), regions, img.mask.clone()) + err(self.word_decoder.forward(txt.nodes.clone()), words, txt.mask.clone())
+        err(self.region_decoder.forward(img.nodes.clone()), regions, img.mask.clone())
+            + err(self.word_decoder.forward(txt.nodes.clone()), words, txt.mask.clone())
     }
 
     /// Every image × caption score [Bi, Bc], and the head-averaged attention of each word over
@@ -153,7 +155,11 @@ impl Racg {
     }
 
     /// Both levels' scores [Bi, Bc] and the head-averaged word attention [Bi, Bc, n, k].
-    pub fn levels(&self, (img, img_mask): (Tensor<4>, Tensor<2>), (txt, txt_mask): (Tensor<4>, Tensor<2>)) -> (RacgLevels, Tensor<4>) {
+    pub fn levels(
+        &self,
+        (img, img_mask): (Tensor<4>, Tensor<2>),
+        (txt, txt_mask): (Tensor<4>, Tensor<2>),
+    ) -> (RacgLevels, Tensor<4>) {
         let (words, attention) = cross(txt.clone(), img.clone(), img_mask.clone(), txt_mask.clone(), self.lambda);
         let (regions, _) = cross(img.clone(), txt.clone(), txt_mask.clone(), img_mask.clone(), self.lambda);
         let graph = pooled(img, img_mask).matmul(pooled(txt, txt_mask).transpose());
@@ -187,7 +193,13 @@ fn pooled(heads: Tensor<4>, mask: Tensor<2>) -> Tensor<2> {
 /// (S graphs), for every receiving × sending pair. Returns the masked mean over receiving nodes of
 /// each node's head-averaged cosine with its message [R, S], and the head-averaged attention
 /// [R, S, n, m]. Heads are unit vectors, so attention logits are cosines.
-fn cross(q: Tensor<4>, k: Tensor<4>, send_mask: Tensor<2>, recv_mask: Tensor<2>, lambda: f64) -> (Tensor<2>, Tensor<4>) {
+fn cross(
+    q: Tensor<4>,
+    k: Tensor<4>,
+    send_mask: Tensor<2>,
+    recv_mask: Tensor<2>,
+    lambda: f64,
+) -> (Tensor<2>, Tensor<4>) {
     let [r, n, heads, h] = q.dims();
     let [s, m, _, _] = k.dims();
     // Cosines of every receiving node with every sending node, per head: [R, S, H, n, m].
@@ -201,7 +213,8 @@ fn cross(q: Tensor<4>, k: Tensor<4>, send_mask: Tensor<2>, recv_mask: Tensor<2>,
     let kk = k.permute([0, 2, 1, 3]); // [S, H, m, h]
     let gram = kk.clone().matmul(kk.transpose()); // [S, H, m, m]
     let a_by_sender = a.clone().permute([1, 2, 0, 3, 4]).reshape([s, heads, r * n, m]);
-    let quad = (a_by_sender.clone().matmul(gram) * a_by_sender).sum_dim(3).reshape([s, heads, r, n]).permute([2, 0, 1, 3]);
+    let quad =
+        (a_by_sender.clone().matmul(gram) * a_by_sender).sum_dim(3).reshape([s, heads, r, n]).permute([2, 0, 1, 3]);
     let node_cos = numerator / quad.clamp_min(1e-12).sqrt(); // [R, S, H, n]
     let per_node = node_cos.mean_dim(2).reshape([r, s, n]);
     let mask = recv_mask.reshape([r, 1, n]);
@@ -228,7 +241,9 @@ mod tests {
             let [_, n, hh, h] = g.heads.dims();
             let v = values(g.heads.clone());
             let base = row * n * hh * h;
-            (0..n).map(|j| (0..hh).map(|x| v[base + (j * hh + x) * h..base + (j * hh + x + 1) * h].to_vec()).collect()).collect()
+            (0..n)
+                .map(|j| (0..hh).map(|x| v[base + (j * hh + x) * h..base + (j * hh + x + 1) * h].to_vec()).collect())
+                .collect()
         };
         let mask = |g: &Graph, row: usize| -> Vec<f32> {
             let n = g.mask.dims()[1];
@@ -240,9 +255,17 @@ mod tests {
             for (_, node) in recv.iter().enumerate().filter(|&(j, _)| recv_mask[j] > 0.5) {
                 let mut per_head = 0.0;
                 for x in 0..node.len() {
-                    let logits: Vec<f32> = send.iter().enumerate().map(|(i, s)| if send_mask[i] > 0.5 { (net.lambda as f32 * dot(&node[x], &s[x])).exp() } else { 0.0 }).collect();
+                    let logits: Vec<f32> =
+                        send.iter()
+                            .enumerate()
+                            .map(|(i, s)| {
+                                if send_mask[i] > 0.5 { (net.lambda as f32 * dot(&node[x], &s[x])).exp() } else { 0.0 }
+                            })
+                            .collect();
                     let z: f32 = logits.iter().sum();
-                    let message: Vec<f32> = (0..node[x].len()).map(|d| send.iter().zip(&logits).map(|(s, l)| l / z * s[x][d]).sum()).collect();
+                    let message: Vec<f32> = (0..node[x].len())
+                        .map(|d| send.iter().zip(&logits).map(|(s, l)| l / z * s[x][d]).sum())
+                        .collect();
                     per_head += dot(&node[x], &message) / dot(&message, &message).sqrt();
                 }
                 total += per_head / node.len() as f32;
@@ -254,7 +277,9 @@ mod tests {
         let (im, tm) = (mask(img, i), mask(txt, c));
         let pool = |g: &[Vec<Vec<f32>>], m: &[f32]| -> Vec<f32> {
             let flat: Vec<Vec<f32>> = g.iter().map(|node| node.concat()).collect();
-            let v: Vec<f32> = (0..flat[0].len()).map(|d| flat.iter().zip(m).filter(|(_, m)| **m > 0.5).map(|(f, _)| f[d]).sum()).collect();
+            let v: Vec<f32> = (0..flat[0].len())
+                .map(|d| flat.iter().zip(m).filter(|(_, m)| **m > 0.5).map(|(f, _)| f[d]).sum())
+                .collect();
             let norm = dot(&v, &v).sqrt();
             v.iter().map(|x| x / norm).collect()
         };
@@ -266,7 +291,10 @@ mod tests {
     fn batched_scores_equal_a_per_pair_reference_and_attention_rows_sum_to_one() {
         let (net, device) = small();
         let img = net.encode_images(Tensor::random([3, 49, 12], Distribution::Normal(0.0, 1.0), &device));
-        let mask = Tensor::from_data(TensorData::new(vec![1.0f32, 1.0, 1.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0, 1.0], [2, 5]), &device);
+        let mask = Tensor::from_data(
+            TensorData::new(vec![1.0f32, 1.0, 1.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0, 1.0], [2, 5]),
+            &device,
+        );
         let txt = net.encode_texts(Tensor::random([2, 5, 10], Distribution::Normal(0.0, 1.0), &device), mask);
         let (scores, attention) = net.score(&img, &txt);
         assert_eq!(scores.dims(), [3, 2]);
@@ -289,8 +317,12 @@ mod tests {
         let img = net.encode_images(Tensor::random([2, 49, 12], Distribution::Normal(0.0, 1.0), &device));
         let words = Tensor::<3>::random([1, 3, 10], Distribution::Normal(0.0, 1.0), &device);
         let alone = net.encode_texts(words.clone(), Tensor::ones([1, 3], &device));
-        let padded_words = Tensor::cat(vec![words, Tensor::random([1, 2, 10], Distribution::Normal(0.0, 5.0), &device)], 1);
-        let padded = net.encode_texts(padded_words, Tensor::from_data(TensorData::new(vec![1.0f32, 1.0, 1.0, 0.0, 0.0], [1, 5]), &device));
+        let padded_words =
+            Tensor::cat(vec![words, Tensor::random([1, 2, 10], Distribution::Normal(0.0, 5.0), &device)], 1);
+        let padded = net.encode_texts(
+            padded_words,
+            Tensor::from_data(TensorData::new(vec![1.0f32, 1.0, 1.0, 0.0, 0.0], [1, 5]), &device),
+        );
         let (a, b) = (values(net.score(&img, &alone).0), values(net.score(&img, &padded).0));
         assert!(a.iter().zip(&b).all(|(x, y)| (x - y).abs() < 1e-5), "{a:?} vs {b:?}");
     }
@@ -299,7 +331,10 @@ mod tests {
     fn graph_share_mixes_the_levels_and_old_configs_get_the_training_mix() {
         let (mut net, device) = small();
         let img = net.encode_images(Tensor::random([2, 49, 12], Distribution::Normal(0.0, 1.0), &device));
-        let txt = net.encode_texts(Tensor::random([3, 4, 10], Distribution::Normal(0.0, 1.0), &device), Tensor::ones([3, 4], &device));
+        let txt = net.encode_texts(
+            Tensor::random([3, 4, 10], Distribution::Normal(0.0, 1.0), &device),
+            Tensor::ones([3, 4], &device),
+        );
         let (levels, _) = net.levels((img.heads.clone(), img.mask.clone()), (txt.heads.clone(), txt.mask.clone()));
         let (node, graph) = (values(levels.node.clone()), values(levels.graph.clone()));
         assert_ne!(node, graph);

@@ -66,7 +66,11 @@ pub struct AttentionPool {
 
 impl AttentionPool {
     fn new(dim: usize, hidden: usize, device: &Device) -> Self {
-        Self { local: LinearConfig::new(dim, hidden).init(device), global: LinearConfig::new(dim, hidden).init(device), score: LinearConfig::new(hidden, 1).init(device) }
+        Self {
+            local: LinearConfig::new(dim, hidden).init(device),
+            global: LinearConfig::new(dim, hidden).init(device),
+            score: LinearConfig::new(hidden, 1).init(device),
+        }
     }
 
     /// `x`: [B, n, d]; `mask`: [B, n] (1 = fragment, 0 = padding) → weights [B, n], 0 on padding.
@@ -267,7 +271,12 @@ impl Shan {
         let v = img.regions.clone();
         let t = txt.words.clone();
         // A[b, c, i, j] = cos(v_i, t_j)
-        let a = v.clone().reshape([bi * k, d]).matmul(t.clone().reshape([bc * n, d]).transpose()).reshape([bi, k, bc, n]).swap_dims(1, 2);
+        let a = v
+            .clone()
+            .reshape([bi * k, d])
+            .matmul(t.clone().reshape([bc * n, d]).transpose())
+            .reshape([bi, k, bc, n])
+            .swap_dims(1, 2);
         // Both attentions share one exponential: cosines are ≤ 1, so exp(λ(A − 1)) ∈ (0, 1]
         // needs no max subtraction, and the two softmaxes are its two normalisations.
         let word_mask4 = txt.mask.clone().reshape([1, bc, 1, n]);
@@ -279,7 +288,8 @@ impl Shan {
         // Fragment level. R_v(i) = Σ_j α_ij A_ij / ‖t*_i‖, ‖t*_i‖² = α_iᵀ H α_i (H: caption Gram).
         let num_v = (alpha.clone() * a.clone()).sum_dim(3).reshape([bi, bc, k]);
         let alpha_c = alpha.clone().swap_dims(0, 1).reshape([bc, bi * k, n]);
-        let norm_v = (alpha_c.clone().matmul(txt.gram.clone()) * alpha_c).sum_dim(2).reshape([bc, bi, k]).swap_dims(0, 1);
+        let norm_v =
+            (alpha_c.clone().matmul(txt.gram.clone()) * alpha_c).sum_dim(2).reshape([bc, bi, k]).swap_dims(0, 1);
         let r_v = num_v / norm_v.clamp_min(1e-12).sqrt();
         // R_t(j) = Σ_i β_ij A_ij / ‖v*_j‖, ‖v*_j‖² = β_jᵀ G β_j (G: image Gram).
         let num_t = (beta.clone() * a).sum_dim(2).reshape([bi, bc, n]);
@@ -288,7 +298,8 @@ impl Shan {
         let r_t = num_t / norm_t.clamp_min(1e-12).sqrt();
         let word_mask = txt.mask.clone().reshape([1, bc, n]);
         let lengths = txt.mask.clone().sum_dim(1).reshape([1, bc]).clamp_min(1.0);
-        let l2l = r_v.mean_dim(2).reshape([bi, bc]) + (r_t.clone() * word_mask.clone()).sum_dim(2).reshape([bi, bc]) / lengths;
+        let l2l = r_v.mean_dim(2).reshape([bi, bc])
+            + (r_t.clone() * word_mask.clone()).sum_dim(2).reshape([bi, bc]) / lengths;
 
         // Context level: gated fusion, pooled with pair-independent weights.
         // Image context v_c = Σ_i w_i g_i v_i + Σ_j (Σ_i w_i (1−g_i) α_ij) t_j.

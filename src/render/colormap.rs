@@ -2,7 +2,17 @@
 //! colour-blind viewers), shared by exported PNGs and the app.
 
 /// Viridis sampled at 9 evenly spaced stops; linear interpolation between them.
-const STOPS: [[u8; 3]; 9] = [[68, 1, 84], [71, 44, 122], [59, 81, 139], [44, 113, 142], [33, 144, 141], [39, 173, 129], [92, 200, 99], [170, 220, 50], [253, 231, 37]];
+const STOPS: [[u8; 3]; 9] = [
+    [68, 1, 84],
+    [71, 44, 122],
+    [59, 81, 139],
+    [44, 113, 142],
+    [33, 144, 141],
+    [39, 173, 129],
+    [92, 200, 99],
+    [170, 220, 50],
+    [253, 231, 37],
+];
 
 /// The colour of `t` in [0, 1] (clamped; NaN reads as 0).
 pub fn viridis(t: f32) -> [u8; 3] {

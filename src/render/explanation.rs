@@ -1,12 +1,13 @@
-//! An explanation as one PNG: the caption and the three level scores as bars, a colour legend
-//! with its value range, and one panel per word: the photo with that word's attention over the
-//! region grid, cells flat (no blur) and outlined.
+//! An explanation as one PNG: the caption, the model and method, the three level scores as bars,
+//! a colour bar with its value scale (uniform attention marked where the map is a distribution),
+//! and one panel per content word: the photo with that word's map over the region grid, cells
+//! flat (no blur) and outlined. Function words ("a", "of") are listed, not drawn.
 
 use image::{RgbaImage, imageops};
 
 use super::colormap::viridis;
 use super::text::{TextPainter, blend};
-use crate::engine::explain::Explanation;
+use crate::engine::explain::{Explanation, is_content_word};
 
 /// The longer side of each word panel, in pixels.
 pub const PANEL: u32 = 224;
@@ -26,32 +27,36 @@ pub fn panel_origin(j: usize, panel_height: u32) -> (u32, u32) {
     (MARGIN + col * (PANEL + MARGIN), HEADER + row * (panel_height + LABEL + MARGIN) + LABEL)
 }
 
-/// The value range every panel shares: 0 … the largest weight any word gives a region.
-pub fn value_range(e: &Explanation) -> (f32, f32) {
-    let max = e.words.iter().flat_map(|w| w.attention.iter().copied()).fold(0.0f32, f32::max);
-    (0.0, max.max(f32::EPSILON))
+/// The words that get a panel, in order: the content words (every word where there is none).
+pub fn shown_words(e: &Explanation) -> Vec<usize> {
+    let content: Vec<usize> = (0..e.words.len()).filter(|&j| is_content_word(&e.words[j].word)).collect();
+    if content.is_empty() { (0..e.words.len()).collect() } else { content }
 }
 
 /// The photo scaled into a PANEL×PANEL box (aspect kept) and the scale applied.
 fn scaled(photo: &RgbaImage) -> (RgbaImage, f32) {
     let s = PANEL as f32 / photo.width().max(photo.height()).max(1) as f32;
-    let (w, h) = (((photo.width() as f32 * s).round() as u32).max(1), ((photo.height() as f32 * s).round() as u32).max(1));
+    let (w, h) =
+        (((photo.width() as f32 * s).round() as u32).max(1), ((photo.height() as f32 * s).round() as u32).max(1));
     (imageops::resize(photo, w, h, imageops::FilterType::Triangle), s)
 }
 
 pub fn render(photo: &RgbaImage, e: &Explanation, text: &mut TextPainter) -> RgbaImage {
     let (small, scale) = scaled(photo);
-    let rows = e.words.len().div_ceil(COLUMNS).max(1) as u32;
-    let cols = e.words.len().clamp(1, COLUMNS) as u32;
-    let width = (MARGIN + cols * (PANEL + MARGIN)).max(760);
+    let shown = shown_words(e);
+    let rows = shown.len().div_ceil(COLUMNS).max(1) as u32;
+    let cols = shown.len().clamp(1, COLUMNS) as u32;
+    let width = (MARGIN + cols * (PANEL + MARGIN)).max(820);
     let height = HEADER + rows * (small.height() + LABEL + MARGIN) + MARGIN;
     let mut img = RgbaImage::from_pixel(width, height, image::Rgba([BG[0], BG[1], BG[2], 255]));
-    let (lo, hi) = value_range(e);
+    let heat = e.scale();
 
-    // Header: caption, photo, level scores as bars, legend.
+    // Header: caption, photo, model and method, level scores as bars, the colour bar.
     let mut y = MARGIN as i32;
     y += text.draw(&mut img, MARGIN as i32, y, &format!("\u{201c}{}\u{201d}", e.caption), 18.0, INK).1 as i32 + 4;
-    y += text.draw(&mut img, MARGIN as i32, y, &e.image.display().to_string(), 12.0, MUTED).1 as i32 + 8;
+    y += text.draw(&mut img, MARGIN as i32, y, &e.image.display().to_string(), 12.0, MUTED).1 as i32 + 4;
+    y += text.draw(&mut img, MARGIN as i32, y, &format!("model SHAN, heatmaps by {}", e.method), 12.0, MUTED).1 as i32
+        + 6;
     let [a, b, c] = e.weights;
     // (name, score, its weight, the score's range: G2L sums two cosines)
     let bars = [("fragment L2L", e.l2l, a, 1.0), ("context G2L", e.g2l, b, 2.0), ("global G2G", e.g2g, c, 1.0)];
@@ -63,33 +68,60 @@ pub fn render(photo: &RgbaImage, e: &Explanation, text: &mut TextPainter) -> Rgb
     }
     text.draw(&mut img, MARGIN as i32, y, &format!("final score {:.3}", e.score), 14.0, INK);
 
-    // Legend: the colormap over the shared value range.
-    let (lx, ly, lw) = (MARGIN as i32 + 470, MARGIN as i32 + 56, 256);
-    text.draw(&mut img, lx, ly - 20, "attention of the word over the regions", 13.0, INK);
+    // The colour bar over the explanation's value scale.
+    let (lx, ly, lw) = (MARGIN as i32 + 470, MARGIN as i32 + 60, 300);
+    text.draw(&mut img, lx, ly - 20, &heat.meaning, 12.0, INK);
     for dx in 0..lw {
         let color = viridis(dx as f32 / (lw - 1) as f32);
         for dy in 0..14 {
             blend(&mut img, lx + dx, ly + dy, color, 1.0);
         }
     }
-    for (k, v) in [lo, (lo + hi) / 2.0, hi].iter().enumerate() {
+    for (k, v) in [heat.lo, (heat.lo + heat.hi) / 2.0, heat.hi].iter().enumerate() {
         let label = format!("{v:.3}");
         let w = text.measure(&label, 12.0).0 as i32;
         let x = lx + (k as i32 * (lw - 1)) / 2 - w * k as i32 / 2;
         text.draw(&mut img, x, ly + 16, &label, 12.0, INK);
     }
-    let uniform = 1.0 / e.boxes.len().max(1) as f32;
-    text.draw(&mut img, lx, ly + 34, &format!("each word's weights sum to 1 (uniform: {uniform:.3})"), 12.0, MUTED);
+    if let Some(u) = heat.uniform {
+        let x = lx + (heat.position(u) * (lw - 1) as f32).round() as i32;
+        for dy in -3..17 {
+            blend(&mut img, x, ly + dy, [230, 40, 40], 1.0);
+        }
+        text.draw(&mut img, lx, ly + 34, &format!("red mark: uniform ({u:.3}); one scale for every word"), 12.0, MUTED);
+    } else {
+        text.draw(
+            &mut img,
+            lx,
+            ly + 34,
+            "dark: hiding the cell costs nothing (or helps); one scale for every word",
+            12.0,
+            MUTED,
+        );
+    }
+    let hidden: Vec<&str> =
+        (0..e.words.len()).filter(|j| !shown.contains(j)).map(|j| e.words[j].word.as_str()).collect();
+    if !hidden.is_empty() {
+        text.draw(&mut img, lx, ly + 52, &format!("not drawn: {}", hidden.join(", ")), 12.0, MUTED);
+    }
     if let Some(w) = &e.warning {
-        text.draw(&mut img, lx, ly + 52, w, 12.0, [170, 40, 40]);
+        text.draw(&mut img, lx, ly + 70, w, 12.0, [170, 40, 40]);
     }
 
-    for (j, word) in e.words.iter().enumerate() {
-        let (px, py) = panel_origin(j, small.height());
-        text.draw(&mut img, px as i32, (py - LABEL) as i32 + 2, &format!("{}   R_t {:.2}", word.word, word.alignment), 14.0, INK);
+    for (panel, &j) in shown.iter().enumerate() {
+        let word = &e.words[j];
+        let (px, py) = panel_origin(panel, small.height());
+        text.draw(
+            &mut img,
+            px as i32,
+            (py - LABEL) as i32 + 2,
+            &format!("{}   R_t {:.2}", word.word, word.alignment),
+            14.0,
+            INK,
+        );
         imageops::overlay(&mut img, &small, px as i64, py as i64);
-        for (cell, &weight) in e.boxes.iter().zip(&word.attention) {
-            let color = viridis((weight - lo) / (hi - lo));
+        for (cell, &weight) in e.boxes.iter().zip(&word.relevance) {
+            let color = viridis(heat.position(weight));
             let [x0, y0, x1, y1] = cell.map(|v| (v * scale).round() as i32);
             for yy in y0..y1 {
                 for xx in x0..x1 {
@@ -131,12 +163,13 @@ fn outline(img: &mut RgbaImage, x0: i32, y0: i32, x1: i32, y1: i32) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::explain::WordExplanation;
+    use crate::engine::explain::{Method, WordExplanation};
 
     fn explanation(words: Vec<Vec<f32>>) -> Explanation {
         Explanation {
             image: "grey.png".into(),
             caption: "two words".into(),
+            method: Method::Attention,
             score: 0.5,
             weights: [1.0, 0.1, 0.0],
             l2l: 0.6,
@@ -144,7 +177,18 @@ mod tests {
             g2g: 0.3,
             grid: 7,
             boxes: crate::features::preprocess::region_boxes(448, 448, 7),
-            words: words.into_iter().enumerate().map(|(i, attention)| WordExplanation { word: format!("w{i}"), pieces: vec![], alignment: 0.1, attention }).collect(),
+            words: words
+                .into_iter()
+                .enumerate()
+                .map(|(i, attention)| WordExplanation {
+                    word: format!("w{i}"),
+                    pieces: vec![],
+                    alignment: 0.1,
+                    relevance: attention.clone(),
+                    attention,
+                })
+                .collect(),
+            pair_relevance: vec![0.0; 49],
             warning: None,
         }
     }
@@ -159,15 +203,16 @@ mod tests {
         let second: Vec<f32> = (0..49).map(|i| i as f32 / (48.0 * 49.0 / 2.0)).collect();
         let e = explanation(vec![first.clone(), second.clone()]);
         let img = render(&photo, &e, &mut TextPainter::default());
-        let (_, hi) = value_range(&e);
-        assert_eq!(hi, 0.5);
+        let scale = e.scale();
+        assert_eq!((scale.lo, scale.hi), (0.0, 0.5));
         for (j, att) in [first, second].iter().enumerate() {
             let (px, py) = panel_origin(j, PANEL);
             for (cell, &w) in att.iter().enumerate() {
                 // Cell centres: 224 px panel / 7 = 32 px cells.
                 let (cx, cy) = (px + (cell % 7) as u32 * 32 + 16, py + (cell / 7) as u32 * 32 + 16);
-                let heat = viridis(w / hi);
-                let want = [0, 1, 2].map(|c| (heat[c] as f32 * HEAT_ALPHA + grey[c] as f32 * (1.0 - HEAT_ALPHA)).round() as u8);
+                let heat = viridis(w / scale.hi);
+                let want = [0, 1, 2]
+                    .map(|c| (heat[c] as f32 * HEAT_ALPHA + grey[c] as f32 * (1.0 - HEAT_ALPHA)).round() as u8);
                 let got = img.get_pixel(cx, cy);
                 assert_eq!([got[0], got[1], got[2]], want, "word {j} cell {cell}");
                 // Flat cells: a pixel near the cell's corner has the same colour (no blur).
@@ -180,6 +225,6 @@ mod tests {
     fn no_words_still_renders_the_header() {
         let photo = RgbaImage::from_pixel(10, 30, image::Rgba([0, 0, 0, 255]));
         let img = render(&photo, &explanation(vec![]), &mut TextPainter::default());
-        assert!(img.width() >= 760 && img.height() > HEADER);
+        assert!(img.width() >= 820 && img.height() > HEADER);
     }
 }

@@ -18,14 +18,22 @@ impl Default for TextPainter {
 impl TextPainter {
     /// Width and height in pixels of `text` at `size` px.
     pub fn measure(&mut self, text: &str, size: f32) -> (u32, u32) {
-        let galley = self.fonts.with_pixels_per_point(1.0).layout_no_wrap(text.to_string(), FontId::proportional(size), Color32::WHITE);
+        let galley = self.fonts.with_pixels_per_point(1.0).layout_no_wrap(
+            text.to_string(),
+            FontId::proportional(size),
+            Color32::WHITE,
+        );
         (galley.size().x.ceil() as u32, galley.size().y.ceil() as u32)
     }
 
     /// Draw `text` with its top-left corner at (x, y), alpha-blended; glyphs outside the image are
     /// clipped. Returns the text's width and height.
     pub fn draw(&mut self, img: &mut RgbaImage, x: i32, y: i32, text: &str, size: f32, color: [u8; 3]) -> (u32, u32) {
-        let galley = self.fonts.with_pixels_per_point(1.0).layout_no_wrap(text.to_string(), FontId::proportional(size), Color32::WHITE);
+        let galley = self.fonts.with_pixels_per_point(1.0).layout_no_wrap(
+            text.to_string(),
+            FontId::proportional(size),
+            Color32::WHITE,
+        );
         // Layout rasterizes the glyphs into the atlas; read it after.
         let atlas = self.fonts.image();
         for placed in &galley.rows {
@@ -41,7 +49,8 @@ impl TextPainter {
                 for v in v0..v1.min(atlas.size[1]) {
                     for u in u0..u1.min(atlas.size[0]) {
                         let texel = atlas.pixels[v * atlas.size[0] + u];
-                        let (tx, ty) = (x + px.round() as i32 + (u - u0) as i32, y + py.round() as i32 + (v - v0) as i32);
+                        let (tx, ty) =
+                            (x + px.round() as i32 + (u - u0) as i32, y + py.round() as i32 + (v - v0) as i32);
                         blend(img, tx, ty, color, texel.a() as f32 / 255.0);
                     }
                 }
@@ -72,9 +81,13 @@ mod tests {
         let (w, h) = painter.draw(&mut img, 10, 5, "Heatmap 0.25", 16.0, [0, 0, 0]);
         assert!(w > 40 && w < 190 && h >= 12, "text box {w}×{h}");
         assert_eq!((w, h), painter.measure("Heatmap 0.25", 16.0));
-        let dark: Vec<(u32, u32)> = img.enumerate_pixels().filter(|(_, _, p)| p[0] < 128).map(|(x, y, _)| (x, y)).collect();
+        let dark: Vec<(u32, u32)> =
+            img.enumerate_pixels().filter(|(_, _, p)| p[0] < 128).map(|(x, y, _)| (x, y)).collect();
         assert!(dark.len() > 50, "only {} dark pixels", dark.len());
-        assert!(dark.iter().all(|&(x, y)| (10..10 + w + 1).contains(&x) && (5..5 + h + 1).contains(&y)), "ink outside the text box");
+        assert!(
+            dark.iter().all(|&(x, y)| (10..10 + w + 1).contains(&x) && (5..5 + h + 1).contains(&y)),
+            "ink outside the text box"
+        );
     }
 
     #[test]

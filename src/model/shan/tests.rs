@@ -61,13 +61,23 @@ struct Reference {
 
 /// One pair, per the spec. `v`: regions; `t`: the caption's real words only.
 #[allow(clippy::too_many_arguments)]
-fn reference(model: &Shan, v: &[Vec<f32>], t: &[Vec<f32>], gs_v: &[f32], pool_v: &[f32], gs_t: &[f32], pool_t: &[f32]) -> Reference {
+fn reference(
+    model: &Shan,
+    v: &[Vec<f32>],
+    t: &[Vec<f32>],
+    gs_v: &[f32],
+    pool_v: &[f32],
+    gs_t: &[f32],
+    pool_t: &[f32],
+) -> Reference {
     let (lam, lam_c) = (model.lambda_local as f32, model.lambda_context as f32);
     let wc_word = values(model.word_gate_cross.weight.val()); // applied to t*_i in a region's gate
     let wc_region = values(model.region_gate_cross.weight.val()); // applied to v*_j in a word's gate
     let a: Vec<Vec<f32>> = v.iter().map(|vi| t.iter().map(|tj| dot(vi, tj)).collect()).collect();
-    let alpha: Vec<Vec<f32>> = a.iter().map(|row| softmax_vec(&row.iter().map(|x| lam * x).collect::<Vec<_>>())).collect();
-    let beta: Vec<Vec<f32>> = (0..t.len()).map(|j| softmax_vec(&a.iter().map(|row| lam * row[j]).collect::<Vec<_>>())).collect();
+    let alpha: Vec<Vec<f32>> =
+        a.iter().map(|row| softmax_vec(&row.iter().map(|x| lam * x).collect::<Vec<_>>())).collect();
+    let beta: Vec<Vec<f32>> =
+        (0..t.len()).map(|j| softmax_vec(&a.iter().map(|row| lam * row[j]).collect::<Vec<_>>())).collect();
     let t_star: Vec<Vec<f32>> = alpha.iter().map(|w| weighted(w, t)).collect();
     let v_star: Vec<Vec<f32>> = beta.iter().map(|w| weighted(w, v)).collect();
     let r_v: f32 = v.iter().zip(&t_star).map(|(x, y)| cos(x, y)).sum::<f32>() / v.len() as f32;
@@ -106,7 +116,13 @@ fn random(shape: [usize; 3], seed: u64, device: &Device) -> Tensor<3> {
 }
 
 fn tiny() -> ShanConfig {
-    ShanConfig::new().with_image_dim(6).with_text_dim(5).with_joint_dim(8).with_pool_hidden(4).with_lambda_local(4.0).with_lambda_context(3.0)
+    ShanConfig::new()
+        .with_image_dim(6)
+        .with_text_dim(5)
+        .with_joint_dim(8)
+        .with_pool_hidden(4)
+        .with_lambda_local(4.0)
+        .with_lambda_context(3.0)
 }
 
 /// 3 images × 4 regions; 4 captions of 3, 1, 2 and 3 words (padded to 3).
@@ -114,7 +130,8 @@ fn batch(model: &Shan, device: &Device) -> (ImageSide, TextSide, Vec<usize>) {
     let lengths = vec![3, 1, 2, 3];
     let mask: Vec<f32> = lengths.iter().flat_map(|&l| (0..3).map(move |j| if j < l { 1.0 } else { 0.0 })).collect();
     let img = model.encode_images(random([3, 4, 6], 1, device));
-    let txt = model.encode_texts(random([4, 3, 5], 2, device), Tensor::from_data(TensorData::new(mask, [4, 3]), device));
+    let txt =
+        model.encode_texts(random([4, 3, 5], 2, device), Tensor::from_data(TensorData::new(mask, [4, 3]), device));
     (img, txt, lengths)
 }
 
@@ -132,8 +149,12 @@ fn batched_scores_equal_the_per_pair_reference() {
     for b in 0..3 {
         for (c, &len) in lengths.iter().enumerate() {
             let r = reference(&model, &v[b], &t[c][..len], &gs_v[b], &pool_v[b], &gs_t[c], &pool_t[c]);
-            for (got, want, level) in [(l2l[b][c], r.l2l, "L2L"), (g2l[b][c], r.g2l, "G2L"), (g2g[b][c], r.g2g, "G2G")] {
-                assert!((got - want).abs() < 1e-4, "{level} of image {b}, caption {c}: batched {got} vs reference {want}");
+            for (got, want, level) in [(l2l[b][c], r.l2l, "L2L"), (g2l[b][c], r.g2l, "G2L"), (g2g[b][c], r.g2g, "G2G")]
+            {
+                assert!(
+                    (got - want).abs() < 1e-4,
+                    "{level} of image {b}, caption {c}: batched {got} vs reference {want}"
+                );
             }
             for j in 0..len {
                 for i in 0..4 {
@@ -184,7 +205,12 @@ fn padding_does_not_change_a_captions_scores() {
 #[test]
 fn a_caption_made_of_the_images_regions_scores_highest() {
     let device = Device::flex();
-    let config = ShanConfig::new().with_image_dim(8).with_text_dim(8).with_joint_dim(8).with_pool_hidden(4).with_lambda_local(20.0);
+    let config = ShanConfig::new()
+        .with_image_dim(8)
+        .with_text_dim(8)
+        .with_joint_dim(8)
+        .with_pool_hidden(4)
+        .with_lambda_local(20.0);
     let mut model = config.init(&device);
     // The same projection on both sides, so a word equal to a region lands on the same point.
     model.word_proj = model.region_proj.clone();
@@ -196,7 +222,12 @@ fn a_caption_made_of_the_images_regions_scores_highest() {
     let scores = model.score(&img, &txt);
     for (name, s) in [("L2L", scores.l2l.clone()), ("total", scores.total(model.weights))] {
         let s = values(s);
-        assert!(s[1..].iter().all(|&x| x < s[0]), "{name}: the image's own regions as words {} vs others {:?}", s[0], &s[1..]);
+        assert!(
+            s[1..].iter().all(|&x| x < s[0]),
+            "{name}: the image's own regions as words {} vs others {:?}",
+            s[0],
+            &s[1..]
+        );
     }
     assert!(values(scores.l2l)[0] > 1.9, "near-identical fragments align almost perfectly");
 }

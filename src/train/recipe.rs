@@ -27,13 +27,25 @@ pub struct Recipe {
 
 impl Default for Recipe {
     fn default() -> Self {
-        Self { batch: 128, lr: 2e-4, weight_decay: 1e-4, max_epochs: 30, patience: 4, seed: 7, loss: Loss::InfoNce, decay_epochs: 0 }
+        Self {
+            batch: 128,
+            lr: 2e-4,
+            weight_decay: 1e-4,
+            max_epochs: 30,
+            patience: 4,
+            seed: 7,
+            loss: Loss::InfoNce,
+            decay_epochs: 0,
+        }
     }
 }
 
 /// AdamW with recipe B's weight decay and gradient-norm clipping at 2.
 pub fn optimizer(weight_decay: f32) -> ModuleOptimizer {
-    AdamWConfig::new().with_weight_decay(weight_decay).with_grad_clipping(Some(GradientClippingConfig::Norm(2.0))).init()
+    AdamWConfig::new()
+        .with_weight_decay(weight_decay)
+        .with_grad_clipping(Some(GradientClippingConfig::Norm(2.0)))
+        .init()
 }
 
 /// One epoch's batches of image indices `0..n`: shuffled, `batch` at a time; a last batch of one

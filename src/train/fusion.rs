@@ -4,10 +4,12 @@
 
 use burn::tensor::Device;
 
-use super::global_tuned::TunedGlobal;
-use super::jobs::CancelToken;
-use super::recall::{Recalls, recalls};
-use super::shan::{FragmentSplit, ShanNet, score_split};
+use super::shan::score_split;
+use super::splits::FragmentSplit;
+use crate::engine::jobs::CancelToken;
+use crate::engine::recall::{Recalls, recalls};
+use crate::nets::global_tuned::TunedGlobal;
+use crate::nets::shan::ShanNet;
 
 /// Every score matrix of a split the fusions draw on: SHAN's L2L, G2L, G2G and embedding, then
 /// the global model's.
@@ -21,7 +23,13 @@ const L2L: usize = 0;
 const EMBEDDING: usize = 3;
 const GLOBAL: usize = 4;
 
-pub fn split_scores(shan: &ShanNet, global: &TunedGlobal, data: &FragmentSplit, device: &Device, cancel: &CancelToken) -> anyhow::Result<SplitScores> {
+pub fn split_scores(
+    shan: &ShanNet,
+    global: &TunedGlobal,
+    data: &FragmentSplit,
+    device: &Device,
+    cancel: &CancelToken,
+) -> anyhow::Result<SplitScores> {
     let [l2l, g2l, g2g, embedding] = score_split(shan, data, device, cancel)?;
     let global = super::global::scores(global, data, device);
     Ok(SplitScores { images: data.len(), scores: [l2l, g2l, g2g, embedding, global] })
@@ -49,14 +57,17 @@ pub fn fusions(dev: &SplitScores, test: &SplitScores) -> Vec<Fused> {
 
 fn combine(split: &SplitScores, base: usize, added: &[usize], weights: &[f32]) -> Recalls {
     let s = &split.scores;
-    let fused: Vec<f32> = (0..s[base].len()).map(|i| s[base][i] + added.iter().zip(weights).map(|(&k, w)| w * s[k][i]).sum::<f32>()).collect();
+    let fused: Vec<f32> = (0..s[base].len())
+        .map(|i| s[base][i] + added.iter().zip(weights).map(|(&k, w)| w * s[k][i]).sum::<f32>())
+        .collect();
     recalls(&fused, split.images, 5)
 }
 
 fn fuse(dev: &SplitScores, test: &SplitScores, base: usize, added: &[usize]) -> Fused {
     // Every point of the grid over the added scores' weights (odometer order; point 0 is the
     // base alone), the first with the highest dev rSum kept.
-    let point = |p: usize| -> Vec<f32> { (0..added.len()).map(|d| GRID[p / GRID.len().pow(d as u32) % GRID.len()]).collect() };
+    let point =
+        |p: usize| -> Vec<f32> { (0..added.len()).map(|d| GRID[p / GRID.len().pow(d as u32) % GRID.len()]).collect() };
     let (mut weights, mut dev_recalls) = (point(0), combine(dev, base, added, &point(0)));
     for p in 1..GRID.len().pow(added.len() as u32) {
         let r = combine(dev, base, added, &point(p));
@@ -64,7 +75,10 @@ fn fuse(dev: &SplitScores, test: &SplitScores, base: usize, added: &[usize]) -> 
             (weights, dev_recalls) = (point(p), r);
         }
     }
-    let label = std::iter::once(SCORE_NAMES[base].to_string()).chain(added.iter().zip(&weights).map(|(&k, w)| format!("{w} × {}", SCORE_NAMES[k]))).collect::<Vec<_>>().join(" + ");
+    let label = std::iter::once(SCORE_NAMES[base].to_string())
+        .chain(added.iter().zip(&weights).map(|(&k, w)| format!("{w} × {}", SCORE_NAMES[k])))
+        .collect::<Vec<_>>()
+        .join(" + ");
     Fused { label, test: combine(test, base, added, &weights), dev: dev_recalls, weights }
 }
 
@@ -80,7 +94,10 @@ mod tests {
         let truth = |i: usize, c: usize| if c / 5 == i { 1.0 } else { 0.0 };
         let mut scores: [Vec<f32>; 5] = Default::default();
         for (k, s) in scores.iter_mut().enumerate() {
-            *s = (0..n * n * 5).map(|x| (x / (n * 5), x % (n * 5))).map(|(i, c)| if k == GLOBAL { truth(i, c) } else { 0.5 * (1.0 - truth(i, c)) }).collect();
+            *s = (0..n * n * 5)
+                .map(|x| (x / (n * 5), x % (n * 5)))
+                .map(|(i, c)| if k == GLOBAL { truth(i, c) } else { 0.5 * (1.0 - truth(i, c)) })
+                .collect();
         }
         let split = SplitScores { images: n, scores };
         let fused = fuse(&split, &split, L2L, &[GLOBAL]);

@@ -6,11 +6,11 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
-use super::backend::Compute;
-use super::jobs::CancelToken;
 use crate::data::decode::decode_oriented;
 use crate::data::feature_cache::{CacheError, CacheKey, FeatureCache, sha256_file};
 use crate::data::flickr8k::{Split, load_split};
+use crate::engine::backend::Compute;
+use crate::engine::jobs::CancelToken;
 use crate::features::efficientnet::EfficientNetLite;
 use crate::features::minilm::{MiniLm, TokenBatch};
 use crate::features::tokenizer::WordPiece;
@@ -75,11 +75,23 @@ pub struct Extracted {
 }
 
 /// The image cache of `o` (its view of each photo), built if missing, stale or corrupt.
-pub fn image_cache(compute: &Compute, o: &ExtractOptions, photos: &[PathBuf], cancel: &CancelToken, report: &dyn Fn(ExtractMsg)) -> anyhow::Result<FeatureCache> {
+pub fn image_cache(
+    compute: &Compute,
+    o: &ExtractOptions,
+    photos: &[PathBuf],
+    cancel: &CancelToken,
+    report: &dyn Fn(ExtractMsg),
+) -> anyhow::Result<FeatureCache> {
     let device = &compute.device;
     let weights = models_dir().join(format!("{}.safetensors", o.visual));
     let net = EfficientNetLite::load(&weights, device)?;
-    anyhow::ensure!(o.image_block < net.blocks.len(), "{} has blocks 0..{}, not {}", o.visual, net.blocks.len(), o.image_block);
+    anyhow::ensure!(
+        o.image_block < net.blocks.len(),
+        "{} has blocks 0..{}, not {}",
+        o.visual,
+        net.blocks.len(),
+        o.image_block
+    );
     let path = image_cache_path(o);
     let key = image_key(&weights, net.image_size, o.image_block, o.view)?;
     if let Some(cache) = valid(&path, &key, report) {
@@ -118,7 +130,8 @@ pub fn image_cache(compute: &Compute, o: &ExtractOptions, photos: &[PathBuf], ca
         }
         if !ok.is_empty() {
             let micro = crate::features::visual::micro_batch_for(device);
-            let parts: Vec<_> = ok.chunks(micro).map(|c| net.features_until(preprocess::batch(c, device), o.image_block)).collect();
+            let parts: Vec<_> =
+                ok.chunks(micro).map(|c| net.features_until(preprocess::batch(c, device), o.image_block)).collect();
             let act = burn::tensor::Tensor::cat(parts, 0);
             let [b, c, h, w] = act.dims();
             let v = values(act);
@@ -137,11 +150,18 @@ pub fn image_cache(compute: &Compute, o: &ExtractOptions, photos: &[PathBuf], ca
 /// The seed of a photo's augmented view: from its file name, so it does not depend on the order
 /// or the machine (FNV-1a).
 fn view_seed(name: &str, view: usize) -> u64 {
-    name.bytes().chain(view.to_le_bytes()).fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
+    name.bytes()
+        .chain(view.to_le_bytes())
+        .fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
 }
 
 /// Build whichever of the two caches is missing, stale or corrupt; return both.
-pub fn extract(compute: &Compute, o: &ExtractOptions, cancel: &CancelToken, report: &dyn Fn(ExtractMsg)) -> anyhow::Result<Extracted> {
+pub fn extract(
+    compute: &Compute,
+    o: &ExtractOptions,
+    cancel: &CancelToken,
+    report: &dyn Fn(ExtractMsg),
+) -> anyhow::Result<Extracted> {
     let data = load_split(&o.flickr8k, o.split)?;
     let images = image_cache(compute, o, &data.images, cancel, report)?;
     let device = &compute.device;
@@ -192,7 +212,11 @@ pub fn extract(compute: &Compute, o: &ExtractOptions, cancel: &CancelToken, repo
                 cache.push(name, &[len, h], &v[k * n * h..(k * n + len) * h]);
             }
         }
-        report(ExtractMsg::Progress { stage: format!("{} captions", o.split.name()), done: ((i + 1) * text_batch).min(total), total });
+        report(ExtractMsg::Progress {
+            stage: format!("{} captions", o.split.name()),
+            done: ((i + 1) * text_batch).min(total),
+            total,
+        });
     }
     cache.save(&path)?;
     report(ExtractMsg::Saved(path));

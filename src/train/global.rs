@@ -1,25 +1,22 @@
-//! Training, evaluating, saving and loading the global dual encoder ("recipe B", MODELS.md):
+//! Training and evaluating the global dual encoder ("recipe B", MODELS.md):
 //! every epoch visits each training image once with one of its five captions drawn at random (so
 //! a batch never holds an image twice), symmetric InfoNCE with a learned temperature, AdamW,
 //! gradient clipping 2; the best dev epoch is kept; after `patience` epochs without a dev gain
 //! training goes on from the best epoch at a tenth of the learning rate (`decay_epochs`).
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use burn::module::{Module, Param};
-use burn::nn::Linear;
+use burn::module::Module;
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor};
 
-use super::jobs::CancelToken;
-use super::prepare::PooledSplit;
-use super::recall::{Recalls, recalls};
+use super::splits::{FragmentSplit, PooledSplit};
+use crate::engine::jobs::CancelToken;
+use crate::engine::recall::{Recalls, recalls};
 use crate::features::values;
-use crate::features::weights::{WeightFile, WeightsError, save_safetensors};
-use crate::model::global::{GlobalConfig, GlobalModel};
+use crate::model::global::GlobalModel;
 use crate::model::loss::contrastive;
+use crate::nets::global_tuned::TunedGlobal;
 
 /// The global model trains with recipe B's defaults.
 pub type TrainConfig = super::recipe::Recipe;
@@ -52,7 +49,13 @@ pub trait DualEncoder: Module + Clone + Sized {
     fn embed_texts(&self, split: &Self::Split, rows: &[usize], device: &Device) -> Tensor<2>;
     /// A training batch's image embeddings: where the split holds augmented views, each image as
     /// itself or one of them, drawn from `rng`.
-    fn embed_train_images(&self, split: &Self::Split, rows: &[usize], _rng: &mut fastrand::Rng, device: &Device) -> Tensor<2> {
+    fn embed_train_images(
+        &self,
+        split: &Self::Split,
+        rows: &[usize],
+        _rng: &mut fastrand::Rng,
+        device: &Device,
+    ) -> Tensor<2> {
         self.embed_images(split, rows, device)
     }
     fn log_temperature(&self) -> Tensor<1>;
@@ -105,7 +108,15 @@ pub fn evaluate<E: DualEncoder>(model: &E, split: &E::Split, device: &Device) ->
 }
 
 /// Recipe B from `init` (built on the autodiff device it is given), then the step decay.
-pub fn train<E: DualEncoder>(init: impl Fn(&Device) -> anyhow::Result<E>, train: &E::Split, dev: &E::Split, device: &Device, config: &TrainConfig, cancel: &CancelToken, report: &dyn Fn(TrainMsg)) -> anyhow::Result<Trained<E>> {
+pub fn train<E: DualEncoder>(
+    init: impl Fn(&Device) -> anyhow::Result<E>,
+    train: &E::Split,
+    dev: &E::Split,
+    device: &Device,
+    config: &TrainConfig,
+    cancel: &CancelToken,
+    report: &dyn Fn(TrainMsg),
+) -> anyhow::Result<Trained<E>> {
     let started = Instant::now();
     let ad = device.clone().autodiff();
     let mut rng = fastrand::Rng::with_seed(config.seed);
@@ -138,7 +149,14 @@ pub fn train<E: DualEncoder>(init: impl Fn(&Device) -> anyhow::Result<E>, train:
             }
             let dev_recalls = evaluate(&model.valid(), dev, device);
             let improved = best.as_ref().is_none_or(|(_, _, b)| dev_recalls.rsum > b.rsum);
-            report(TrainMsg::Epoch { epoch, lr, loss: loss_sum / steps.max(1) as f64, dev: dev_recalls, seconds: epoch_start.elapsed().as_secs_f64(), best: improved });
+            report(TrainMsg::Epoch {
+                epoch,
+                lr,
+                loss: loss_sum / steps.max(1) as f64,
+                dev: dev_recalls,
+                seconds: epoch_start.elapsed().as_secs_f64(),
+                best: improved,
+            });
             if improved {
                 best = Some((model.clone(), epoch, dev_recalls));
                 stale = 0;
@@ -154,45 +172,54 @@ pub fn train<E: DualEncoder>(init: impl Fn(&Device) -> anyhow::Result<E>, train:
     Ok(Trained { model: model.valid(), best_epoch, best_dev, seconds: started.elapsed().as_secs_f64() })
 }
 
-fn linear_tensors(name: &str, l: &Linear) -> Vec<(String, Vec<usize>, Vec<f32>)> {
-    let mut out = vec![(format!("{name}.weight"), l.weight.dims().to_vec(), values(l.weight.val()))];
-    if let Some(b) = &l.bias {
-        out.push((format!("{name}.bias"), b.dims().to_vec(), values(b.val())));
+/// The fine-tuned layers' learning rate as a share of the heads' (MODELS.md: 5e-5 beside 2e-4).
+pub const BACKBONE_LR_SHARE: f64 = 0.25;
+
+impl DualEncoder for TunedGlobal {
+    type Split = FragmentSplit;
+
+    fn images(split: &FragmentSplit) -> usize {
+        split.len()
     }
-    out
-}
 
-pub fn save(model: &GlobalModel, path: &Path, metadata: HashMap<String, String>) -> Result<(), WeightsError> {
-    let mut tensors = linear_tensors("image_proj", &model.image_proj);
-    tensors.extend(linear_tensors("text_proj", &model.text_proj));
-    tensors.push(("log_temperature".into(), vec![1], values(model.log_temperature.val())));
-    save_safetensors(path, &tensors, metadata)
-}
+    fn embed_images(&self, split: &FragmentSplit, rows: &[usize], device: &Device) -> Tensor<2> {
+        self.embed_entering(split.image_batch(rows, device))
+    }
 
-pub fn load(path: &Path, device: &Device) -> Result<GlobalModel, WeightsError> {
-    let w = WeightFile::open(path)?;
-    let c = GlobalConfig::new();
-    let linear = |name: &str, i: usize, o: usize| -> Result<Linear, WeightsError> {
-        Ok(Linear {
-            weight: Param::from_tensor(w.tensor(&format!("{name}.weight"), [i, o], device)?),
-            bias: Some(Param::from_tensor(w.tensor(&format!("{name}.bias"), [o], device)?)),
-        })
-    };
-    Ok(GlobalModel {
-        image_proj: linear("image_proj", c.image_dim, c.joint_dim)?,
-        text_proj: linear("text_proj", c.text_dim, c.joint_dim)?,
-        log_temperature: Param::from_tensor(w.tensor::<1>("log_temperature", [1], device)?),
-    })
-}
+    fn embed_train_images(
+        &self,
+        split: &FragmentSplit,
+        rows: &[usize],
+        rng: &mut fastrand::Rng,
+        device: &Device,
+    ) -> Tensor<2> {
+        self.embed_entering(split.image_batch_sampled(rows, rng, device))
+    }
 
-/// Where the committed global model lives.
-pub fn default_path() -> PathBuf {
-    crate::features::models_dir().join("global.safetensors")
+    fn embed_texts(&self, split: &FragmentSplit, rows: &[usize], device: &Device) -> Tensor<2> {
+        self.embed_hidden(split.caption_batch(rows, device))
+    }
+
+    fn log_temperature(&self) -> Tensor<1> {
+        self.head.log_temperature.val()
+    }
+
+    fn step(self, optim: &mut Optimizers, lr: f64, loss: Tensor<1>) -> Self {
+        let mut grads = loss.backward();
+        let TunedGlobal { visual, text, head } = self;
+        let head_grads = GradientsParams::from_module(&mut grads, &head);
+        let tops = (visual, text);
+        let top_grads = GradientsParams::from_module(&mut grads, &tops);
+        let head = optim.heads.step(lr, head, head_grads);
+        let (visual, text) = optim.tops.step(lr * BACKBONE_LR_SHARE, tops, top_grads);
+        TunedGlobal { visual, text, head }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::global::GlobalConfig;
 
     /// `n` images with five captions each, pseudo-random features of the model's widths.
     fn split(n: usize, rng: &mut fastrand::Rng) -> PooledSplit {
@@ -213,12 +240,24 @@ mod tests {
         let device = Device::flex();
         let config = TrainConfig { batch: 8, max_epochs: 3, patience: 1, decay_epochs: 2, ..TrainConfig::default() };
         let epochs = std::cell::RefCell::new(Vec::new());
-        let trained = train(|d| Ok(GlobalConfig::new().init(d)), &train_split, &dev, &device, &config, &CancelToken::default(), &|TrainMsg::Epoch { epoch, lr, dev, best, .. }| epochs.borrow_mut().push((epoch, lr, dev.rsum, best))).unwrap();
+        let trained = train(
+            |d| Ok(GlobalConfig::new().init(d)),
+            &train_split,
+            &dev,
+            &device,
+            &config,
+            &CancelToken::default(),
+            &|TrainMsg::Epoch { epoch, lr, dev, best, .. }| epochs.borrow_mut().push((epoch, lr, dev.rsum, best)),
+        )
+        .unwrap();
         let epochs = epochs.into_inner();
         let first_phase = epochs.iter().take_while(|e| e.1 == config.lr).count();
         assert!((1..=3).contains(&first_phase), "{epochs:?}");
         let decayed = &epochs[first_phase..];
-        assert!(!decayed.is_empty() && decayed.len() <= 2 && decayed.iter().all(|e| (e.1 - config.lr * 0.1).abs() < 1e-12), "{epochs:?}");
+        assert!(
+            !decayed.is_empty() && decayed.len() <= 2 && decayed.iter().all(|e| (e.1 - config.lr * 0.1).abs() < 1e-12),
+            "{epochs:?}"
+        );
         assert_eq!(decayed[0].0, first_phase + 1, "epochs are numbered on");
         let best = epochs.iter().rfind(|e| e.3).unwrap();
         assert_eq!((trained.best_epoch, trained.best_dev.rsum), (best.0, best.2));

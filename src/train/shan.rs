@@ -1,197 +1,33 @@
-//! SHAN end to end: the cached backbone activations of a split, the network with the backbone
-//! layers it fine-tunes (EfficientNet's last MBConv block + head, MiniLM's last layer), training
-//! with recipe B, sharded exhaustive evaluation with every level's Recall@K, saving and loading.
+//! Training SHAN with recipe B (the network with its fine-tuned backbone tops, on a split's cached
+//! backbone activations) and its sharded exhaustive evaluation with every level's Recall@K.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context as _;
-use burn::config::Config as _;
 use burn::module::Module;
 use burn::optim::GradientsParams;
-use burn::store::{ModuleSnapshot, SafetensorsStore};
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Tensor};
 
 use super::frozen::scatter;
-use super::jobs::CancelToken;
-use super::recall::{Recalls, recalls};
-use crate::data::feature_cache::FeatureCache;
-use crate::features::efficientnet::{EfficientNetLite, Top};
-use crate::features::minilm::{Layer, MiniLm, additive_mask};
+use super::splits::FragmentSplit;
+use crate::engine::jobs::CancelToken;
+use crate::engine::recall::{Recalls, recalls};
+use crate::features::values;
 use crate::features::weights::WeightFile;
-use crate::features::{TEXT_WEIGHTS, models_dir, values};
 use crate::model::loss::{Loss, contrastive};
-use crate::model::shan::{ImageSide, LevelScores, Shan, ShanConfig, TextSide};
+use crate::model::shan::{ImageSide, LevelScores, ShanConfig, TextSide};
+use crate::nets::DEFAULT_FIRST_BLOCK;
+use crate::nets::TEXT_TOP_LAYER;
+use crate::nets::shan::{ShanNet, init, load, save};
 
 /// Captions scored together in a training step: a step's captions are sorted by length and
 /// scored in groups of this many, so the per-pair tensors are padded per group (measured: the
 /// pairwise scoring dominates a step).
 const CAPTION_GROUP: usize = 32;
 
-/// The MiniLM layer whose input is cached; it and the layers after it run per step.
-pub const TEXT_TOP_LAYER: usize = 5;
-
-/// The matching network with the backbone layers it owns.
-#[derive(Module, Debug)]
-pub struct ShanNet {
-    pub visual: Top,
-    pub text: Layer,
-    pub shan: Shan,
-}
-
-/// A split as the network's inputs: the activation entering the visual top per image, the
-/// hidden states entering MiniLM's last layer per caption (five per image, rows 5i..5i+5).
-pub struct FragmentSplit {
-    pub names: Vec<String>,
-    pub images: Vec<f32>,
-    pub image_shape: [usize; 3],
-    pub captions: Vec<Vec<f32>>,
-    pub text_dim: usize,
-    /// Augmented views of the images, laid out as `images` (training only; usually none).
-    pub views: Vec<Vec<f32>>,
-}
-
-impl FragmentSplit {
-    /// Align the two caches by image name (images with all five captions cached).
-    pub fn from_caches(images: &FeatureCache, captions: &FeatureCache) -> anyhow::Result<Self> {
-        let names: Vec<String> = images.entries.iter().map(|e| e.name.clone()).collect();
-        let first = images.entries.first().context("the image cache is empty")?;
-        let image_shape: [usize; 3] = first.shape.as_slice().try_into().context("cached image activations are not C×H×W")?;
-        let text_dim = *captions.entries.first().context("the caption cache is empty")?.shape.last().unwrap_or(&0);
-        anyhow::ensure!(text_dim > 0, "cached caption features have no width");
-        let mut split = Self { names: Vec::new(), images: Vec::new(), image_shape, captions: Vec::new(), text_dim, views: Vec::new() };
-        for (i, rows) in super::prepare::with_five_captions(&names, captions) {
-            anyhow::ensure!(images.entries[i].shape == first.shape, "cached image {} has shape {:?}, not {:?}", names[i], images.entries[i].shape, first.shape);
-            split.names.push(names[i].clone());
-            split.images.extend(images.values(i));
-            split.captions.extend(rows.iter().map(|&r| captions.values(r)));
-        }
-        anyhow::ensure!(!split.names.is_empty(), "no image has all five captions cached");
-        Ok(split)
-    }
-
-    pub fn len(&self) -> usize {
-        self.names.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.names.is_empty()
-    }
-
-    /// The first `n` images and their captions.
-    pub fn truncated(mut self, n: usize) -> Self {
-        let n = n.min(self.len());
-        let per = self.image_shape.iter().product::<usize>();
-        self.names.truncate(n);
-        self.images.truncate(n * per);
-        self.captions.truncate(n * 5);
-        self.views.iter_mut().for_each(|v| v.truncate(n * per));
-        self
-    }
-
-    /// The split with augmented views of its images beside them, from caches of those views
-    /// (matched by name; every image must have each view).
-    pub fn with_views(mut self, caches: &[FeatureCache]) -> anyhow::Result<Self> {
-        for cache in caches {
-            let rows: HashMap<&str, usize> = cache.entries.iter().enumerate().map(|(i, e)| (e.name.as_str(), i)).collect();
-            let mut view = Vec::with_capacity(self.images.len());
-            for name in &self.names {
-                let row = *rows.get(name.as_str()).with_context(|| format!("{name} is missing from an augmented view's cache"))?;
-                anyhow::ensure!(cache.entries[row].shape == self.image_shape, "{name}: augmented view of shape {:?}, not {:?}", cache.entries[row].shape, self.image_shape);
-                view.extend(cache.values(row));
-            }
-            self.views.push(view);
-        }
-        Ok(self)
-    }
-
-    /// A training batch: each image as itself or one of its augmented views, drawn uniformly
-    /// (the photo itself, and no draw from `rng`, when there are no views).
-    pub fn image_batch_sampled(&self, rows: &[usize], rng: &mut fastrand::Rng, device: &Device) -> Tensor<4> {
-        if self.views.is_empty() {
-            return self.image_batch(rows, device);
-        }
-        let picks: Vec<(&[f32], usize)> = rows
-            .iter()
-            .map(|&r| match rng.usize(0..=self.views.len()) {
-                0 => (self.images.as_slice(), r),
-                k => (self.views[k - 1].as_slice(), r),
-            })
-            .collect();
-        self.stack(picks.into_iter(), device)
-    }
-
-    pub fn image_batch(&self, rows: &[usize], device: &Device) -> Tensor<4> {
-        self.stack(rows.iter().map(|&r| (self.images.as_slice(), r)), device)
-    }
-
-    /// Image `r` of each `(source, r)` (the images or one of their views) as one batch.
-    fn stack<'a>(&self, picks: impl ExactSizeIterator<Item = (&'a [f32], usize)>, device: &Device) -> Tensor<4> {
-        let per = self.image_shape.iter().product::<usize>();
-        let n = picks.len();
-        let v: Vec<f32> = picks.flat_map(|(source, r)| source[r * per..(r + 1) * per].iter().copied()).collect();
-        let [c, h, w] = self.image_shape;
-        Tensor::from_data(TensorData::new(v, [n, c, h, w]), device)
-    }
-
-    /// Token counts (with [CLS] and [SEP]) of captions.
-    pub fn length(&self, caption: usize) -> usize {
-        self.captions[caption].len() / self.text_dim
-    }
-
-    pub fn caption_batch(&self, rows: &[usize], device: &Device) -> CaptionBatch {
-        let lengths: Vec<usize> = rows.iter().map(|&r| self.length(r)).collect();
-        let n = lengths.iter().copied().max().unwrap_or(1).max(3);
-        let h = self.text_dim;
-        let mut x = vec![0.0f32; rows.len() * n * h];
-        for (k, &r) in rows.iter().enumerate() {
-            x[k * n * h..k * n * h + self.captions[r].len()].copy_from_slice(&self.captions[r]);
-        }
-        CaptionBatch { hidden: Tensor::from_data(TensorData::new(x, [rows.len() * n, h]), device), lengths, tokens: n }
-    }
-}
-
-/// Captions padded to `tokens`, as the hidden states entering MiniLM's last layer [B·tokens, H]
-/// (`tokens` ≥ 3 so every row has room for [CLS], a piece and [SEP]).
-pub struct CaptionBatch {
-    pub hidden: Tensor<2>,
-    pub lengths: Vec<usize>,
-    pub tokens: usize,
-}
-
-/// 1 where a row has a token, 0 for padding: [rows, n], row r real for its first `len(r)` slots.
-fn length_mask(lengths: &[usize], n: usize, device: &Device) -> Tensor<2> {
-    let m: Vec<f32> = lengths.iter().flat_map(|&l| (0..n).map(move |j| if j < l { 1.0 } else { 0.0 })).collect();
-    Tensor::from_data(TensorData::new(m, [lengths.len(), n]), device)
-}
-
-/// Every token's features after MiniLM's last layer [B, n, 384] ([CLS] and [SEP] included) and
-/// the mask of real tokens [B, n].
-pub fn tokens(layer: &Layer, batch: CaptionBatch) -> (Tensor<3>, Tensor<2>) {
-    let CaptionBatch { hidden, lengths, tokens: n } = batch;
-    let b = lengths.len();
-    let mask = length_mask(&lengths, n, &hidden.device());
-    let out = layer.forward(hidden, additive_mask(mask.clone()), b);
-    let h = out.dims()[1];
-    (out.reshape([b, n, h]), mask)
-}
-
+/// SHAN's two sides of a split's rows, for training and evaluation.
 impl ShanNet {
-    /// Region features [B, k, 1280] from cached activations.
-    pub fn regions(&self, x: Tensor<4>) -> Tensor<3> {
-        self.visual.regions(x)
-    }
-
-    /// Word (piece) features [B, n−2, 384] and their mask, without [CLS] and [SEP].
-    pub fn words(&self, batch: CaptionBatch) -> (Tensor<3>, Tensor<2>) {
-        let pieces: Vec<usize> = batch.lengths.iter().map(|l| l.saturating_sub(2)).collect();
-        let (tokens, _) = tokens(&self.text, batch);
-        let [b, n, _] = tokens.dims();
-        let device = tokens.device();
-        (tokens.slice([0..b, 1..n - 1]), length_mask(&pieces, n - 2, &device))
-    }
-
     fn image_side(&self, data: &FragmentSplit, rows: &[usize], device: &Device) -> ImageSide {
         self.image_side_of(data.image_batch(rows, device))
     }
@@ -293,31 +129,29 @@ pub struct ShanTrained {
     pub seconds: f64,
 }
 
-/// The visual top starts at the last MBConv block unless a config says otherwise.
-pub const DEFAULT_FIRST_BLOCK: usize = 15;
-
-/// The network at its starting point: the backbone tops (EfficientNet from `first_block`) from
-/// the committed backbone weights.
-pub fn init(config: &ShanConfig, visual: &str, first_block: usize, device: &Device) -> anyhow::Result<ShanNet> {
-    let net = EfficientNetLite::load(&models_dir().join(format!("{visual}.safetensors")), device)?;
-    let text = MiniLm::load(&models_dir().join(TEXT_WEIGHTS), device)?;
-    let layer = text.layers.into_iter().nth(TEXT_TOP_LAYER).context("MiniLM has fewer layers than expected")?;
-    anyhow::ensure!(first_block < net.blocks.len(), "{visual} has {} blocks; cannot fine-tune from block {first_block}", net.blocks.len());
-    Ok(ShanNet { visual: net.top(first_block), text: layer, shan: config.init(device) })
-}
-
 /// Every image × caption score of a split, sharded so memory stays bounded.
-pub fn score_split(net: &ShanNet, data: &FragmentSplit, device: &Device, cancel: &CancelToken) -> anyhow::Result<[Vec<f32>; 4]> {
+pub fn score_split(
+    net: &ShanNet,
+    data: &FragmentSplit,
+    device: &Device,
+    cancel: &CancelToken,
+) -> anyhow::Result<[Vec<f32>; 4]> {
     // Small shards keep each per-pair tensor in cache: scoring 500 dev photos × 2,500 captions took
     // 126 s at 64 × 256, 86 s at 32 × 128, 61 s at 32 × 64 and 57 s at 16 × 64 (2 cores, flex).
     let (images_per_chunk, captions_per_chunk) = (16, 64);
     let (n_img, n_cap) = (data.len(), data.len() * 5);
     let images: Vec<usize> = (0..n_img).collect();
-    let image_sides: Vec<ImageSide> = images.chunks(images_per_chunk).map(|rows| net.image_side(data, rows, device)).collect();
+    let image_sides: Vec<ImageSide> =
+        images.chunks(images_per_chunk).map(|rows| net.image_side(data, rows, device)).collect();
     // Captions grouped by length so a shard pads little.
     let mut order: Vec<usize> = (0..n_cap).collect();
     order.sort_by_key(|&c| data.length(c));
-    let mut levels = [vec![0.0f32; n_img * n_cap], vec![0.0f32; n_img * n_cap], vec![0.0f32; n_img * n_cap], vec![0.0f32; n_img * n_cap]];
+    let mut levels = [
+        vec![0.0f32; n_img * n_cap],
+        vec![0.0f32; n_img * n_cap],
+        vec![0.0f32; n_img * n_cap],
+        vec![0.0f32; n_img * n_cap],
+    ];
     let image_embeddings = Tensor::cat(image_sides.iter().map(|s| s.embedding.clone()).collect(), 0);
     for caps in order.chunks(captions_per_chunk) {
         anyhow::ensure!(!cancel.is_cancelled(), "cancelled");
@@ -336,18 +170,33 @@ pub fn score_split(net: &ShanNet, data: &FragmentSplit, device: &Device, cancel:
     Ok(levels)
 }
 
-
-pub fn evaluate(net: &ShanNet, data: &FragmentSplit, device: &Device, cancel: &CancelToken) -> anyhow::Result<ShanRecalls> {
+pub fn evaluate(
+    net: &ShanNet,
+    data: &FragmentSplit,
+    device: &Device,
+    cancel: &CancelToken,
+) -> anyhow::Result<ShanRecalls> {
     let [l2l, g2l, g2g, embedding] = score_split(net, data, device, cancel)?;
     let w = net.shan.weights.map(|x| x as f32);
     let full: Vec<f32> = (0..l2l.len()).map(|i| w[0] * l2l[i] + w[1] * g2l[i] + w[2] * g2g[i]).collect();
     let n = data.len();
-    Ok(ShanRecalls { full: recalls(&full, n, 5), l2l: recalls(&l2l, n, 5), g2l: recalls(&g2l, n, 5), g2g: recalls(&g2g, n, 5), embedding: recalls(&embedding, n, 5) })
+    Ok(ShanRecalls {
+        full: recalls(&full, n, 5),
+        l2l: recalls(&l2l, n, 5),
+        g2l: recalls(&g2l, n, 5),
+        g2g: recalls(&g2g, n, 5),
+        embedding: recalls(&embedding, n, 5),
+    })
 }
 
 /// Weights of the three levels in the final score that maximise rSum on `data` (a dev split), on
 /// a grid with L2L's weight fixed at 1; returns them with the recalls they reach.
-pub fn choose_level_weights(net: &ShanNet, data: &FragmentSplit, device: &Device, cancel: &CancelToken) -> anyhow::Result<([f64; 3], Recalls)> {
+pub fn choose_level_weights(
+    net: &ShanNet,
+    data: &FragmentSplit,
+    device: &Device,
+    cancel: &CancelToken,
+) -> anyhow::Result<([f64; 3], Recalls)> {
     let [l2l, g2l, g2g, _] = score_split(net, data, device, cancel)?;
     let grid = [0.0, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0];
     let mut best: Option<([f64; 3], Recalls)> = None;
@@ -368,6 +217,7 @@ fn term(loss: Loss, epoch: usize, scores: Tensor<2>, temperatures: &Tensor<1>, w
     contrastive(loss, scores, temperatures.clone().slice([which..which + 1]), epoch)
 }
 
+#[allow(clippy::too_many_arguments)]
 pub fn train(
     visual: &str,
     train: &FragmentSplit,
@@ -387,7 +237,13 @@ pub fn train(
         Some(path) => {
             let epoch: usize = WeightFile::open(path)?.metadata_parsed("best_epoch")?;
             let mut net = load(path, visual, &ad)?;
-            anyhow::ensure!(net.visual.first_block == config.visual_first_block, "{} fine-tuned from block {}, not {}", path.display(), net.visual.first_block, config.visual_first_block);
+            anyhow::ensure!(
+                net.visual.first_block == config.visual_first_block,
+                "{} fine-tuned from block {}, not {}",
+                path.display(),
+                net.visual.first_block,
+                config.visual_first_block
+            );
             net.shan.weights = training_weights;
             let dev_recalls = evaluate(&net.valid(), dev, device, cancel)?;
             report(ShanTrainMsg::Resumed { epoch, dev: dev_recalls });
@@ -397,8 +253,14 @@ pub fn train(
         None => {
             let mut net = init(&config.model, visual, config.visual_first_block, &ad)?;
             if let Some(path) = &config.init_tops {
-                let global = super::global_tuned::load(path, visual, &ad)?;
-                anyhow::ensure!(global.visual.first_block == config.visual_first_block, "{} fine-tuned from block {}, not {}", path.display(), global.visual.first_block, config.visual_first_block);
+                let global = crate::nets::global_tuned::load(path, visual, &ad)?;
+                anyhow::ensure!(
+                    global.visual.first_block == config.visual_first_block,
+                    "{} fine-tuned from block {}, not {}",
+                    path.display(),
+                    global.visual.first_block,
+                    config.visual_first_block
+                );
                 (net.visual, net.text) = (global.visual, global.text);
             }
             (net, 1, None)
@@ -426,7 +288,8 @@ pub fn train(
             }
             epoch + config.decay_epochs
         };
-        let (mut optim_shan, mut optim_tops) = (super::recipe::optimizer(config.weight_decay), super::recipe::optimizer(config.weight_decay));
+        let (mut optim_shan, mut optim_tops) =
+            (super::recipe::optimizer(config.weight_decay), super::recipe::optimizer(config.weight_decay));
         let mut stale = 0;
         while epoch < last {
             epoch += 1;
@@ -442,14 +305,18 @@ pub fn train(
                 pairs.sort_by_key(|&(_, c)| train.length(c));
                 let (images, captions): (Vec<usize>, Vec<usize>) = pairs.into_iter().unzip();
                 let img = net.image_side_of(train.image_batch_sampled(&images, &mut rng, &ad));
-                let groups: Vec<TextSide> = captions.chunks(CAPTION_GROUP).map(|g| net.text_side(train, g, &ad)).collect();
+                let groups: Vec<TextSide> =
+                    captions.chunks(CAPTION_GROUP).map(|g| net.text_side(train, g, &ad)).collect();
                 let encoded = step_start.elapsed().as_secs_f64();
                 let parts: Vec<LevelScores> = groups.iter().map(|txt| net.shan.score(&img, txt)).collect();
                 let scores = LevelScores::cat_captions(parts);
                 let text_embedding = Tensor::cat(groups.iter().map(|t| t.embedding.clone()).collect(), 0);
                 let temps = net.shan.log_temperature.val();
                 let nce = |scores: Tensor<2>, which: usize| term(config.loss, epoch, scores, &temps, which);
-                let aux = nce(scores.l2l.clone(), 1) + nce(scores.g2l.clone(), 2) + nce(scores.g2g.clone(), 3) + nce(img.embedding.matmul(text_embedding.transpose()), 4);
+                let aux = nce(scores.l2l.clone(), 1)
+                    + nce(scores.g2l.clone(), 2)
+                    + nce(scores.g2g.clone(), 3)
+                    + nce(img.embedding.matmul(text_embedding.transpose()), 4);
                 let loss = nce(scores.total(net.shan.weights), 0) + aux * config.aux_weight;
                 let value = loss.clone().into_scalar::<f32>() as f64;
                 anyhow::ensure!(value.is_finite(), "the loss diverged at epoch {epoch}, step {}", steps + 1);
@@ -467,7 +334,14 @@ pub fn train(
                 net = ShanNet { visual, text, shan };
                 let total = step_start.elapsed().as_secs_f64();
                 let phases = [encoded, scored - encoded, backward - scored, total - backward];
-                report(ShanTrainMsg::Step { epoch, step: steps, steps: batches.len(), loss: value, seconds_per_step: total, phases });
+                report(ShanTrainMsg::Step {
+                    epoch,
+                    step: steps,
+                    steps: batches.len(),
+                    loss: value,
+                    seconds_per_step: total,
+                    phases,
+                });
             }
             let train_seconds = epoch_start.elapsed().as_secs_f64();
             let eval_start = Instant::now();
@@ -475,7 +349,15 @@ pub fn train(
             let dev_recalls = evaluate(&valid, dev, device, cancel)?;
             let improved = best.as_ref().is_none_or(|(_, _, b)| dev_recalls.full.rsum > b.full.rsum);
             let lr = config.lr * factor;
-            report(ShanTrainMsg::Epoch { epoch, lr, loss: loss_sum / steps.max(1) as f64, dev: dev_recalls, train_seconds, eval_seconds: eval_start.elapsed().as_secs_f64(), best: improved });
+            report(ShanTrainMsg::Epoch {
+                epoch,
+                lr,
+                loss: loss_sum / steps.max(1) as f64,
+                dev: dev_recalls,
+                train_seconds,
+                eval_seconds: eval_start.elapsed().as_secs_f64(),
+                best: improved,
+            });
             if improved {
                 if let Some(path) = out {
                     // A checkpoint per improvement: an interrupted run keeps its best epoch so far.
@@ -506,44 +388,32 @@ pub fn train(
 
 fn describe(config: &ShanTrainConfig, train: &FragmentSplit, epoch: usize, dev: &ShanRecalls) -> Vec<(String, String)> {
     vec![
-        ("recipe".into(), format!("B: batch {}, AdamW lr {} (backbone {}) wd {}, loss {:?} (InfoNCE: learned temperatures), aux weight {}; then lr ×0.1 for up to {} epochs", config.batch, config.lr, config.backbone_lr, config.weight_decay, config.loss, config.aux_weight, config.decay_epochs)),
-        ("finetuned".into(), format!("visual blocks {}.. + head: {}; MiniLM layer {TEXT_TOP_LAYER}: {}", config.visual_first_block, config.finetune_visual, config.finetune_text)),
+        (
+            "recipe".into(),
+            format!(
+                "B: batch {}, AdamW lr {} (backbone {}) wd {}, loss {:?} (InfoNCE: learned temperatures), aux weight {}; then lr ×0.1 for up to {} epochs",
+                config.batch,
+                config.lr,
+                config.backbone_lr,
+                config.weight_decay,
+                config.loss,
+                config.aux_weight,
+                config.decay_epochs
+            ),
+        ),
+        (
+            "finetuned".into(),
+            format!(
+                "visual blocks {}.. + head: {}; MiniLM layer {TEXT_TOP_LAYER}: {}",
+                config.visual_first_block, config.finetune_visual, config.finetune_text
+            ),
+        ),
         ("augmented_views".into(), train.views.len().to_string()),
         ("best_epoch".into(), epoch.to_string()),
-        ("tops_from".into(), config.init_tops.as_ref().map_or("the pretrained backbones".into(), |p| p.display().to_string())),
+        (
+            "tops_from".into(),
+            config.init_tops.as_ref().map_or("the pretrained backbones".into(), |p| p.display().to_string()),
+        ),
         ("dev_rsum".into(), format!("{:.1} (first {} dev images)", dev.full.rsum, config.dev_images)),
     ]
-}
-
-/// The config a saved SHAN was built with (its `shan_config` metadata).
-pub fn saved_config(file: &WeightFile, path: &Path) -> anyhow::Result<ShanConfig> {
-    let json = file.metadata("shan_config")?;
-    ShanConfig::load_binary(json.as_bytes()).map_err(|e| anyhow::anyhow!("{}: shan_config metadata: {e}", path.display()))
-}
-
-/// Weights + the config that built them (metadata `shan_config`), written atomically.
-pub fn save(net: &ShanNet, path: &Path, config: &ShanConfig, notes: &[(String, String)]) -> anyhow::Result<()> {
-    // The level weights live in the network (chosen on dev after training); the file's config
-    // carries them so a loaded network scores the same.
-    let [w1, w2, w3] = net.shan.weights;
-    let config = config.clone().with_weight_l2l(w1).with_weight_g2l(w2).with_weight_g2g(w3);
-    let mut notes = notes.to_vec();
-    notes.push(("visual_first_block".into(), net.visual.first_block.to_string()));
-    super::frozen::save(net, path, "shan", "shan_config", config.to_string(), &notes)
-}
-
-/// A saved SHAN: its config from the file's metadata, the backbone tops rebuilt, then every
-/// tensor from the file (a missing or misshapen tensor is an error naming the file).
-pub fn load(path: &Path, visual: &str, device: &Device) -> anyhow::Result<ShanNet> {
-    let file = WeightFile::open(path)?;
-    let config = saved_config(&file, path)?;
-    let first: usize = file.metadata_parsed("visual_first_block")?;
-    let mut net = init(&config, visual, first, device)?;
-    net.load_from(&mut SafetensorsStore::from_file(path)).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    Ok(net)
-}
-
-/// Where the committed SHAN lives.
-pub fn default_path() -> PathBuf {
-    models_dir().join("shan.safetensors")
 }

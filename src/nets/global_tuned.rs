@@ -8,20 +8,16 @@
 use std::path::Path;
 
 use burn::module::Module;
-use burn::optim::GradientsParams;
 use burn::store::{ModuleSnapshot, SafetensorsStore};
 use burn::tensor::{Device, Tensor};
 
-use super::global::{DualEncoder, Optimizers};
-use super::shan::{CaptionBatch, FragmentSplit, TEXT_TOP_LAYER, tokens};
+use super::TEXT_TOP_LAYER;
+use super::shan::{CaptionBatch, tokens};
 use crate::features::efficientnet::{EfficientNetLite, Top};
 use crate::features::minilm::{Layer, MiniLm};
 use crate::features::weights::WeightFile;
 use crate::features::{TEXT_WEIGHTS, models_dir};
 use crate::model::global::{GlobalConfig, GlobalModel};
-
-/// The fine-tuned layers' learning rate as a share of the heads' (MODELS.md: 5e-5 beside 2e-4).
-pub const BACKBONE_LR_SHARE: f64 = 0.25;
 
 #[derive(Module, Debug)]
 pub struct TunedGlobal {
@@ -41,10 +37,19 @@ pub struct Lifts {
 /// backbone weights, fresh heads.
 pub fn init(visual: &str, first_block: usize, lifts: Lifts, device: &Device) -> anyhow::Result<TunedGlobal> {
     let backbone = EfficientNetLite::load(&models_dir().join(format!("{visual}.safetensors")), device)?;
-    anyhow::ensure!(first_block < backbone.blocks.len(), "{visual} has {} blocks; cannot fine-tune from block {first_block}", backbone.blocks.len());
+    anyhow::ensure!(
+        first_block < backbone.blocks.len(),
+        "{visual} has {} blocks; cannot fine-tune from block {first_block}",
+        backbone.blocks.len()
+    );
     let text = MiniLm::load(&models_dir().join(TEXT_WEIGHTS), device)?;
-    let layer = text.layers.into_iter().nth(TEXT_TOP_LAYER).ok_or_else(|| anyhow::anyhow!("MiniLM has fewer layers than expected"))?;
-    let mut net = TunedGlobal { visual: backbone.top(first_block), text: layer, head: GlobalConfig::new().init(device) };
+    let layer = text
+        .layers
+        .into_iter()
+        .nth(TEXT_TOP_LAYER)
+        .ok_or_else(|| anyhow::anyhow!("MiniLM has fewer layers than expected"))?;
+    let mut net =
+        TunedGlobal { visual: backbone.top(first_block), text: layer, head: GlobalConfig::new().init(device) };
     if !lifts.visual {
         net.visual = net.visual.no_grad();
     }
@@ -69,46 +74,11 @@ impl TunedGlobal {
     }
 }
 
-impl DualEncoder for TunedGlobal {
-    type Split = FragmentSplit;
-
-    fn images(split: &FragmentSplit) -> usize {
-        split.len()
-    }
-
-    fn embed_images(&self, split: &FragmentSplit, rows: &[usize], device: &Device) -> Tensor<2> {
-        self.embed_entering(split.image_batch(rows, device))
-    }
-
-    fn embed_train_images(&self, split: &FragmentSplit, rows: &[usize], rng: &mut fastrand::Rng, device: &Device) -> Tensor<2> {
-        self.embed_entering(split.image_batch_sampled(rows, rng, device))
-    }
-
-    fn embed_texts(&self, split: &FragmentSplit, rows: &[usize], device: &Device) -> Tensor<2> {
-        self.embed_hidden(split.caption_batch(rows, device))
-    }
-
-    fn log_temperature(&self) -> Tensor<1> {
-        self.head.log_temperature.val()
-    }
-
-    fn step(self, optim: &mut Optimizers, lr: f64, loss: Tensor<1>) -> Self {
-        let mut grads = loss.backward();
-        let TunedGlobal { visual, text, head } = self;
-        let head_grads = GradientsParams::from_module(&mut grads, &head);
-        let tops = (visual, text);
-        let top_grads = GradientsParams::from_module(&mut grads, &tops);
-        let head = optim.heads.step(lr, head, head_grads);
-        let (visual, text) = optim.tops.step(lr * BACKBONE_LR_SHARE, tops, top_grads);
-        TunedGlobal { visual, text, head }
-    }
-}
-
 /// Weights + metadata (the heads' config, the first fine-tuned block, notes), written atomically.
 pub fn save(net: &TunedGlobal, path: &Path, notes: &[(String, String)]) -> anyhow::Result<()> {
     let mut notes = notes.to_vec();
     notes.push(("visual_first_block".into(), net.visual.first_block.to_string()));
-    super::frozen::save(net, path, "global", "global_config", GlobalConfig::new().to_string(), &notes)
+    super::store::save(net, path, "global", "global_config", GlobalConfig::new().to_string(), &notes)
 }
 
 /// Whether a global model's file holds fine-tuned backbone layers (else: heads only).

@@ -8,9 +8,9 @@ use std::time::Instant;
 
 use burn::module::Module;
 
-use super::rank::{RankerModel, Ranker, dot};
-use super::search::top_k;
-use super::search_bench::{percentile, unit};
+use super::search::{percentile, unit};
+use alignscope::engine::rank::{Ranker, RankerModel, dot};
+use alignscope::engine::search::top_k;
 
 pub struct NetworksBench {
     pub photos: usize,
@@ -20,17 +20,25 @@ pub struct NetworksBench {
 
 impl NetworksBench {
     /// `shan`: SHAN's trained network (its parameters are counted; its latency is `bench search`'s).
-    pub fn run(&self, ranker: &Ranker, shan: Option<&super::shan::ShanNet>) -> anyhow::Result<String> {
+    pub fn run(&self, ranker: &Ranker, shan: Option<&alignscope::nets::shan::ShanNet>) -> anyhow::Result<String> {
         let mut out = String::new();
         let mut rng = fastrand::Rng::with_seed(2);
         // A real photo's shapes: one embedding per network, RACG's region graph.
-        let probe = ranker.embed_images(&[image::DynamicImage::new_rgb8(224, 224)]).pop().ok_or_else(|| anyhow::anyhow!("no embedding"))?;
+        let probe = ranker
+            .embed_images(&[image::DynamicImage::new_rgb8(224, 224)])
+            .pop()
+            .ok_or_else(|| anyhow::anyhow!("no embedding"))?;
         let mut synthetic = |n: usize| (0..self.photos).map(|_| unit(&mut rng, n)).collect::<Vec<_>>();
         let global = synthetic(probe.global.len());
         let dsran = probe.dsran.as_ref().map(|d| synthetic(d.len()));
         // RACG's graphs are unit per head; random values cost the same as real ones.
-        let racg: Option<Vec<Arc<[f32]>>> = probe.racg.as_ref().map(|g| synthetic(g.len()).into_iter().map(Arc::from).collect());
-        writeln!(out, "query latency over {} synthetic photos (real shapes), caption encoding and top-10 included:", self.photos)?;
+        let racg: Option<Vec<Arc<[f32]>>> =
+            probe.racg.as_ref().map(|g| synthetic(g.len()).into_iter().map(Arc::from).collect());
+        writeln!(
+            out,
+            "query latency over {} synthetic photos (real shapes), caption encoding and top-10 included:",
+            self.photos
+        )?;
         for model in RankerModel::ALL {
             let params = match model {
                 RankerModel::Global => Some(ranker.global.num_params()),
@@ -61,11 +69,27 @@ impl NetworksBench {
             }
             times.remove(0); // the first query warms caches
             times.sort_by(f64::total_cmp);
-            let how = if model == RankerModel::Racg { "every photo's graph against the caption's" } else { "one dot product per photo" };
-            writeln!(out, "  {:7} median {:8.1} ms, p95 {:8.1} ms over {} queries ({how}); {:.1} M parameters", model.name(), percentile(&times, 0.5), percentile(&times, 0.95), times.len(), params as f64 / 1e6)?;
+            let how = if model == RankerModel::Racg {
+                "every photo's graph against the caption's"
+            } else {
+                "one dot product per photo"
+            };
+            writeln!(
+                out,
+                "  {:7} median {:8.1} ms, p95 {:8.1} ms over {} queries ({how}); {:.1} M parameters",
+                model.name(),
+                percentile(&times, 0.5),
+                percentile(&times, 0.95),
+                times.len(),
+                params as f64 / 1e6
+            )?;
         }
         if let Some(net) = shan {
-            writeln!(out, "  SHAN    {:.1} M parameters (the network and the fine-tuned backbone tops); latency: `alignscope bench search`", net.num_params() as f64 / 1e6)?;
+            writeln!(
+                out,
+                "  SHAN    {:.1} M parameters (the network and the fine-tuned backbone tops); latency: `alignscope bench search`",
+                net.num_params() as f64 / 1e6
+            )?;
         }
         writeln!(out, "(each query embeds the caption for every loaded network, as the app does)")?;
         Ok(out)

@@ -8,12 +8,12 @@ use std::time::Instant;
 use anyhow::Context as _;
 use rayon::prelude::*;
 
-use super::backend::{BackendRequest, Compute, probe_adapter};
-use crate::data::decode::decode_oriented;
-use crate::data::folder::scan_folder;
-use crate::features::text::TextEncoder;
-use crate::features::visual::VisualEncoder;
-use crate::features::{TEXT_WEIGHTS, VISUAL_WEIGHTS, VOCAB, models_dir};
+use alignscope::data::decode::decode_oriented;
+use alignscope::data::folder::scan_folder;
+use alignscope::engine::backend::{BackendRequest, Compute, probe_adapter};
+use alignscope::features::text::TextEncoder;
+use alignscope::features::visual::VisualEncoder;
+use alignscope::features::{TEXT_WEIGHTS, VISUAL_WEIGHTS, VOCAB, models_dir};
 
 pub struct EncoderBench {
     pub images: Vec<PathBuf>,
@@ -34,10 +34,14 @@ impl EncoderBench {
         let mut images = scan_folder(&source).images;
         images.truncate(n_images);
         let mut captions: Vec<String> = std::fs::read_to_string(flickr8k.join("Flickr8k.token.txt"))
-            .map(|s| s.lines().filter_map(|l| l.split_once('\t').map(|(_, c)| c.to_string())).take(n_captions).collect())
+            .map(|s| {
+                s.lines().filter_map(|l| l.split_once('\t').map(|(_, c)| c.to_string())).take(n_captions).collect()
+            })
             .unwrap_or_default();
         if captions.is_empty() {
-            captions = (0..n_captions).map(|i| format!("a photo of {} dogs playing in the snow near a red house", i % 7 + 1)).collect();
+            captions = (0..n_captions)
+                .map(|i| format!("a photo of {} dogs playing in the snow near a red house", i % 7 + 1))
+                .collect();
         }
         (images, captions)
     }
@@ -89,20 +93,33 @@ impl EncoderBench {
         let json: serde_json::Value = serde_json::from_str(line)
             .with_context(|| format!("reference script failed: {}", String::from_utf8_lossy(&out.stderr)))?;
         let get = |k: &str| json[k].as_f64().with_context(|| format!("reference output lacks {k}"));
-        Ok((get("images_per_s")?, get("captions_per_s")?, format!("PyTorch {} CPU, {} threads", json["torch"].as_str().unwrap_or("?"), json["threads"])))
+        Ok((
+            get("images_per_s")?,
+            get("captions_per_s")?,
+            format!("PyTorch {} CPU, {} threads", json["torch"].as_str().unwrap_or("?"), json["threads"]),
+        ))
     }
 
     pub fn run(&self) -> anyhow::Result<String> {
         anyhow::ensure!(!self.images.is_empty(), "no photos to benchmark");
         let mut out = String::new();
-        writeln!(out, "encoders: {} photos (batch {}), {} captions (batch {})", self.images.len(), self.batch, self.captions.len(), self.text_batch)?;
+        writeln!(
+            out,
+            "encoders: {} photos (batch {}), {} captions (batch {})",
+            self.images.len(),
+            self.batch,
+            self.captions.len(),
+            self.text_batch
+        )?;
         let reference = match &self.python {
             Some(python) => Some(self.reference(python)?),
             None => None,
         };
         let backends = match self.only {
             Some(request) => vec![Compute::headless(request)?],
-            None if probe_adapter().is_some() => vec![Compute::headless(BackendRequest::Flex)?, Compute::headless(BackendRequest::Wgpu)?],
+            None if probe_adapter().is_some() => {
+                vec![Compute::headless(BackendRequest::Flex)?, Compute::headless(BackendRequest::Wgpu)?]
+            }
             None => vec![Compute::headless(BackendRequest::Flex)?],
         };
         writeln!(out, "{:<34} {:>10} {:>8} {:>12} {:>8}", "backend", "images/s", "× torch", "captions/s", "× torch")?;
@@ -110,14 +127,28 @@ impl EncoderBench {
             let (ips, cps) = (self.images_per_s(compute)?, self.captions_per_s(compute)?);
             let ratio = |ours: f64, theirs: Option<f64>| theirs.map_or("-".to_string(), |t| format!("{:.2}", ours / t));
             let name = match &compute.adapter {
-                Some(a) if compute.decision.backend == super::backend::Backend::Wgpu => format!("burn wgpu ({})", a.name),
+                Some(a) if compute.decision.backend == alignscope::engine::backend::Backend::Wgpu => {
+                    format!("burn wgpu ({})", a.name)
+                }
                 _ => "burn flex".to_string(),
             };
-            writeln!(out, "{:<34} {:>10.1} {:>8} {:>12.1} {:>8}", name, ips, ratio(ips, reference.as_ref().map(|r| r.0)), cps, ratio(cps, reference.as_ref().map(|r| r.1)))?;
+            writeln!(
+                out,
+                "{:<34} {:>10.1} {:>8} {:>12.1} {:>8}",
+                name,
+                ips,
+                ratio(ips, reference.as_ref().map(|r| r.0)),
+                cps,
+                ratio(cps, reference.as_ref().map(|r| r.1))
+            )?;
         }
         match reference {
-            Some((ips, cps, label)) => writeln!(out, "{:<34} {:>10.1} {:>8} {:>12.1} {:>8}", label, ips, "1.00", cps, "1.00")?,
-            None => writeln!(out, "(no PyTorch column: pass --python PATH to a Python with torch and the model wheels)")?,
+            Some((ips, cps, label)) => {
+                writeln!(out, "{:<34} {:>10.1} {:>8} {:>12.1} {:>8}", label, ips, "1.00", cps, "1.00")?
+            }
+            None => {
+                writeln!(out, "(no PyTorch column: pass --python PATH to a Python with torch and the model wheels)")?
+            }
         }
         Ok(out)
     }

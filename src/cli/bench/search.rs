@@ -9,12 +9,12 @@ use std::time::Instant;
 use anyhow::Context as _;
 use half::f16;
 
-use super::index::update_index;
-use super::jobs::CancelToken;
-use super::runtime::Runtime;
-use super::search::{LoadedIndex, SearchOptions, rank_by_text, top_k};
-use crate::data::flickr8k::{Split, load_split};
-use crate::features::values;
+use alignscope::data::flickr8k::{Split, load_split};
+use alignscope::engine::index::update_index;
+use alignscope::engine::jobs::CancelToken;
+use alignscope::engine::runtime::Runtime;
+use alignscope::engine::search::{LoadedIndex, SearchOptions, rank_by_text, top_k};
+use alignscope::features::values;
 
 pub struct SearchBench {
     /// Photos in the synthetic index.
@@ -49,15 +49,30 @@ impl SearchBench {
     }
 
     fn captions(&self) -> Vec<String> {
-        let from_data: Vec<String> = load_split(&self.flickr8k, Split::Test).map(|d| d.captions.into_iter().map(|c| c[0].clone()).collect()).unwrap_or_default();
-        if from_data.is_empty() { vec!["a dog runs through the grass".to_string(), "two children play on the beach".to_string()] } else { from_data }
+        let from_data: Vec<String> = load_split(&self.flickr8k, Split::Test)
+            .map(|d| d.captions.into_iter().map(|c| c[0].clone()).collect())
+            .unwrap_or_default();
+        if from_data.is_empty() {
+            vec!["a dog runs through the grass".to_string(), "two children play on the beach".to_string()]
+        } else {
+            from_data
+        }
     }
 
     /// A synthetic index with the real shapes: unit fragments and embeddings.
     fn synthetic(&self, runtime: &Runtime) -> LoadedIndex {
         let h = runtime.index_header();
         let mut rng = fastrand::Rng::with_seed(1);
-        let mut index = LoadedIndex { root: "synthetic".into(), paths: Vec::new(), dim: h.dim, embeddings: Vec::new(), regions: h.regions, region_dim: h.region_dim, fragments: Vec::new(), context: Vec::new() };
+        let mut index = LoadedIndex {
+            root: "synthetic".into(),
+            paths: Vec::new(),
+            dim: h.dim,
+            embeddings: Vec::new(),
+            regions: h.regions,
+            region_dim: h.region_dim,
+            fragments: Vec::new(),
+            context: Vec::new(),
+        };
         for i in 0..self.photos {
             index.paths.push(format!("photo-{i:05}.jpg").into());
             index.embeddings.extend(unit(&mut rng, h.dim));
@@ -74,9 +89,17 @@ impl SearchBench {
 
     fn latency(&self, runtime: &Runtime, captions: &[String], out: &mut String) -> anyhow::Result<()> {
         let index = self.synthetic(runtime);
-        writeln!(out, "query latency over a synthetic index of {} photos ({} regions × {} each), caption encoding included:", index.len(), index.regions, index.region_dim)?;
+        writeln!(
+            out,
+            "query latency over a synthetic index of {} photos ({} regions × {} each), caption encoding included:",
+            index.len(),
+            index.regions,
+            index.region_dim
+        )?;
         let mut medians = Vec::new();
-        for (name, exhaustive, n) in [("two-stage", false, self.queries), ("exhaustive", true, self.queries.div_ceil(5).max(3))] {
+        for (name, exhaustive, n) in
+            [("two-stage", false, self.queries), ("exhaustive", true, self.queries.div_ceil(5).max(3))]
+        {
             let options = SearchOptions { top: 10, candidates: self.candidates, exhaustive };
             let mut times: Vec<f64> = Vec::new();
             for caption in captions.iter().cycle().take(n + 1) {
@@ -106,15 +129,23 @@ impl SearchBench {
             std::fs::copy(photo, folder.0.join(name)).with_context(|| format!("copy {}", photo.display()))?;
         }
         let (summary, file) = update_index(runtime, &folder.0, &CancelToken::default(), &|_| {})?;
-        writeln!(out, "indexing {} Flickr8k test photos: {:.1} photos/s ({:.1} s)", summary.embedded, summary.embedded as f64 / summary.seconds, summary.seconds)?;
+        writeln!(
+            out,
+            "indexing {} Flickr8k test photos: {:.1} photos/s ({:.1} s)",
+            summary.embedded,
+            summary.embedded as f64 / summary.seconds,
+            summary.seconds
+        )?;
         let index = LoadedIndex::new(&folder.0, file);
-        let position: std::collections::HashMap<&std::ffi::OsStr, usize> = index.paths.iter().enumerate().map(|(i, p)| (p.as_os_str(), i)).collect();
+        let position: std::collections::HashMap<&std::ffi::OsStr, usize> =
+            index.paths.iter().enumerate().map(|(i, p)| (p.as_os_str(), i)).collect();
 
         // Every caption against every photo: SHAN's exhaustive scores and the embedding scores.
         let started = Instant::now();
-        let mut queries: Vec<(usize, crate::features::tokenizer::Tokenized)> = Vec::new();
+        let mut queries: Vec<(usize, alignscope::features::tokenizer::Tokenized)> = Vec::new();
         for (photo, five) in data.images.iter().zip(&data.captions) {
-            let gt = *position.get(photo.file_name().unwrap_or_default()).context("a test photo missing from the index")?;
+            let gt =
+                *position.get(photo.file_name().unwrap_or_default()).context("a test photo missing from the index")?;
             for c in five {
                 queries.push((gt, runtime.text.tokenizer.tokenize(c)?));
             }
@@ -127,7 +158,7 @@ impl SearchBench {
         for group in queries.chunks(64) {
             let tokenized: Vec<_> = group.iter().map(|(_, t)| t.clone()).collect();
             let txt = runtime.text_sides(&tokenized);
-            let shan = super::search::score_sides(runtime, &sides, &txt); // [photos, group]
+            let shan = alignscope::engine::search::score_sides(runtime, &sides, &txt); // [photos, group]
             let emb = values(txt.embedding.clone());
             for (q, (gt, _)) in group.iter().enumerate() {
                 let column: Vec<f32> = (0..index.len()).map(|p| shan[p * group.len() + q]).collect();
@@ -135,16 +166,28 @@ impl SearchBench {
                 count(&mut exhaustive, Some(rank));
                 let query = &emb[q * index.dim..(q + 1) * index.dim];
                 let candidates = top_k(&index.embedding_scores(query), self.candidates);
-                let rank = candidates.contains(gt).then(|| candidates.iter().filter(|&&p| p != *gt && column[p] >= column[*gt]).count());
+                let rank = candidates
+                    .contains(gt)
+                    .then(|| candidates.iter().filter(|&&p| p != *gt && column[p] >= column[*gt]).count());
                 count(&mut two_stage, rank);
             }
         }
         let pct = |h: [usize; 3]| h.map(|x| 100.0 * x as f64 / queries.len() as f64);
         let (e, t) = (pct(exhaustive), pct(two_stage));
-        writeln!(out, "Flickr8k 1K test as a folder, {} captions as queries ({:.0} s):", queries.len(), started.elapsed().as_secs_f64())?;
+        writeln!(
+            out,
+            "Flickr8k 1K test as a folder, {} captions as queries ({:.0} s):",
+            queries.len(),
+            started.elapsed().as_secs_f64()
+        )?;
         writeln!(out, "  exhaustive SHAN   t2i R@1/5/10 {:.1}/{:.1}/{:.1}", e[0], e[1], e[2])?;
         writeln!(out, "  two-stage (K={})  t2i R@1/5/10 {:.1}/{:.1}/{:.1}", self.candidates, t[0], t[1], t[2])?;
-        writeln!(out, "  two-stage top-10 holds the ground-truth photo for {:.1}% of the captions ({:+.1} vs exhaustive)", t[2], t[2] - e[2])?;
+        writeln!(
+            out,
+            "  two-stage top-10 holds the ground-truth photo for {:.1}% of the captions ({:+.1} vs exhaustive)",
+            t[2],
+            t[2] - e[2]
+        )?;
         Ok(())
     }
 }

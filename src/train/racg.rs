@@ -1,23 +1,32 @@
-//! RACG on the frozen backbones: its scores and loss for the shared training loop, save and load.
+//! RACG's scores and loss for the shared training loop on the frozen backbones, its two levels'
+//! recalls, and the graph level's share chosen on dev.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use burn::tensor::{Device, Tensor};
 
-use super::frozen::{FrozenNet, FrozenSplit, scatter};
-use super::recall::{Recalls, recalls};
+use super::frozen::{FrozenNet, scatter};
+use super::splits::FrozenSplit;
+use crate::engine::recall::{Recalls, recalls};
 use crate::features::values;
 use crate::model::loss::{Loss, contrastive};
 use crate::model::matcher::Matcher;
-use crate::model::racg::{Graph, Racg, RacgConfig};
-
-const CONFIG_KEY: &str = "racg_config";
+use crate::model::racg::{Graph, Racg};
+use crate::nets::racg::{CONFIG_KEY, save};
 
 /// Captions scored together (the per-pair attention is [images, captions, words, regions]).
 const CAPTION_GROUP: usize = 32;
 
 impl FrozenNet for Racg {
-    fn batch_loss(&self, data: &FrozenSplit, images: &[usize], captions: &[usize], loss: Loss, epoch: usize, device: &Device) -> Tensor<1> {
+    fn batch_loss(
+        &self,
+        data: &FrozenSplit,
+        images: &[usize],
+        captions: &[usize],
+        loss: Loss,
+        epoch: usize,
+        device: &Device,
+    ) -> Tensor<1> {
         let regions = data.image_batch(images, device);
         let img = self.encode_images(regions.clone());
         // Captions in groups of similar length, so the per-pair tensors pad little; the columns
@@ -30,7 +39,9 @@ impl FrozenNet for Racg {
             let rows: Vec<usize> = group.iter().map(|&j| captions[j]).collect();
             let (words, mask) = data.caption_batch(&rows, device);
             let txt = self.encode_texts(words.clone(), mask);
-            reconstruction = reconstruction + self.reconstruction(&img, regions.clone(), &txt, words) * (group.len() as f64 / captions.len() as f64);
+            reconstruction = reconstruction
+                + self.reconstruction(&img, regions.clone(), &txt, words)
+                    * (group.len() as f64 / captions.len() as f64);
             columns.push(self.score_batch(&img, &txt).total);
         }
         let scores = Tensor::cat(columns, 1);
@@ -75,7 +86,11 @@ pub fn score_levels(net: &Racg, data: &FrozenSplit, device: &Device) -> [Vec<f32
 pub fn evaluate_levels(net: &Racg, data: &FrozenSplit, device: &Device) -> [(&'static str, Recalls); 3] {
     let [node, graph] = score_levels(net, data, device);
     let full = mix(&node, &graph, net.graph_share);
-    [("full", recalls(&full, data.len(), 5)), ("node", recalls(&node, data.len(), 5)), ("graph", recalls(&graph, data.len(), 5))]
+    [
+        ("full", recalls(&full, data.len(), 5)),
+        ("node", recalls(&node, data.len(), 5)),
+        ("graph", recalls(&graph, data.len(), 5)),
+    ]
 }
 
 /// The graph level's share of the final score that maximises rSum on `data` (a dev split), on a
@@ -83,7 +98,10 @@ pub fn evaluate_levels(net: &Racg, data: &FrozenSplit, device: &Device) -> [(&'s
 /// order, and the index of the chosen one.
 pub fn choose_graph_share(net: &Racg, data: &FrozenSplit, device: &Device) -> (usize, Vec<(f64, Recalls)>) {
     let [node, graph] = score_levels(net, data, device);
-    let grid: Vec<(f64, Recalls)> = (0..=10).map(|i| i as f64 / 10.0).map(|share| (share, recalls(&mix(&node, &graph, share), data.len(), 5))).collect();
+    let grid: Vec<(f64, Recalls)> = (0..=10)
+        .map(|i| i as f64 / 10.0)
+        .map(|share| (share, recalls(&mix(&node, &graph, share), data.len(), 5)))
+        .collect();
     // Ties go to the training mix (share 0.5, index 5), then to the lower share.
     let chosen = (0..grid.len()).fold(5, |best, i| if grid[i].1.rsum > grid[best].1.rsum { i } else { best });
     (chosen, grid)
@@ -92,15 +110,25 @@ pub fn choose_graph_share(net: &Racg, data: &FrozenSplit, device: &Device) -> (u
 /// Choose the graph level's share of `net` (loaded from `path`) on `dev` and write it into the
 /// weights file's config (its training notes kept, its dev rSum replaced by the one with the
 /// chosen share). Returns `choose_graph_share`'s answer.
-pub fn tune_graph_share(mut net: Racg, path: &Path, dev: &FrozenSplit, device: &Device) -> anyhow::Result<(usize, Vec<(f64, Recalls)>)> {
+pub fn tune_graph_share(
+    mut net: Racg,
+    path: &Path,
+    dev: &FrozenSplit,
+    device: &Device,
+) -> anyhow::Result<(usize, Vec<(f64, Recalls)>)> {
     let file = crate::features::weights::WeightFile::open(path)?;
-    let mut config: RacgConfig = super::frozen::saved_config(&file, path, CONFIG_KEY)?;
+    let mut config: crate::model::racg::RacgConfig = crate::nets::store::saved_config(&file, path, CONFIG_KEY)?;
     let (chosen, grid) = choose_graph_share(&net, dev, device);
     let (share, r) = grid[chosen];
     config.graph_share = Some(share);
     net.graph_share = share;
     let kept = ["best_epoch", "recipe"].iter().filter_map(|k| file.metadata(k).ok().map(|v| (k.to_string(), v)));
-    let notes: Vec<(String, String)> = kept.chain([("dev_rsum".to_string(), format!("{:.1} (first {} dev images, graph share {share} chosen there)", r.rsum, dev.len()))]).collect();
+    let notes: Vec<(String, String)> = kept
+        .chain([(
+            "dev_rsum".to_string(),
+            format!("{:.1} (first {} dev images, graph share {share} chosen there)", r.rsum, dev.len()),
+        )])
+        .collect();
     drop(file);
     save(&net, path, &config, &notes)?;
     Ok((chosen, grid))
@@ -109,18 +137,4 @@ pub fn tune_graph_share(mut net: Racg, path: &Path, dev: &FrozenSplit, device: &
 fn mix(node: &[f32], graph: &[f32], share: f64) -> Vec<f32> {
     let w = share as f32;
     node.iter().zip(graph).map(|(n, g)| n * (1.0 - w) + g * w).collect()
-}
-
-/// Weights + the config that built them (metadata `racg_config`), written atomically.
-pub fn save(net: &Racg, path: &Path, config: &RacgConfig, notes: &[(String, String)]) -> anyhow::Result<()> {
-    super::frozen::save(net, path, "racg", CONFIG_KEY, config.to_string(), notes)
-}
-
-pub fn load(path: &Path, device: &Device) -> anyhow::Result<Racg> {
-    super::frozen::load(path, CONFIG_KEY, |c: &RacgConfig| c.init(device))
-}
-
-/// Where the committed RACG lives.
-pub fn default_path() -> PathBuf {
-    crate::features::models_dir().join("racg.safetensors")
 }

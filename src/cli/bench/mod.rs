@@ -1,0 +1,43 @@
+//! `bench`: benchmarks that print figures and ratios.
+
+mod encoders;
+mod networks;
+mod search;
+
+use alignscope::engine::backend::BackendRequest;
+
+use super::BenchWhat;
+
+pub fn run(what: BenchWhat, backend: Option<BackendRequest>, visual: &str) -> anyhow::Result<String> {
+    match what {
+        BenchWhat::Encoders { flickr8k, images, captions, batch, text_batch, python } => {
+            let (images, captions) =
+                encoders::EncoderBench::inputs(&flickr8k, &alignscope::app::demo_folder(), images, captions);
+            encoders::EncoderBench {
+                images,
+                captions,
+                batch: batch.max(1),
+                text_batch: text_batch.max(1),
+                python,
+                only: backend,
+            }
+            .run()
+        }
+        BenchWhat::Search { flickr8k, photos, queries, candidates, weights } => {
+            let bench = search::SearchBench { photos, queries: queries.max(1), candidates, flickr8k };
+            bench.run(&super::folder::shan_runtime(backend.unwrap_or_default(), visual, weights)?)
+        }
+        BenchWhat::Networks { flickr8k, photos, queries } => {
+            use alignscope::data::flickr8k::{Split, load_split};
+            let captions = load_split(&flickr8k, Split::Test)
+                .map(|d| d.captions.into_iter().map(|c| c[0].clone()).collect())
+                .unwrap_or_else(|_| vec!["a dog runs through the grass".to_string()]);
+            let bench = networks::NetworksBench { photos: photos.max(1), queries: queries.max(1), captions };
+            let compute = super::compute(backend.unwrap_or_default())?;
+            let ranker = alignscope::engine::rank::Ranker::load(&compute)?;
+            let shan =
+                alignscope::nets::shan::load(&alignscope::nets::shan::default_path(), visual, &compute.device).ok();
+            bench.run(&ranker, shan.as_ref())
+        }
+    }
+}

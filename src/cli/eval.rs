@@ -1,0 +1,109 @@
+//! `eval`: Recall@K on a Flickr8k split, the papers' protocol.
+
+use std::path::{Path, PathBuf};
+
+use alignscope::data::flickr8k::Split;
+use alignscope::engine::backend::BackendRequest;
+use alignscope::train::source::Source;
+
+use super::args::ModelKind;
+use super::{compute, progress};
+
+#[allow(clippy::too_many_arguments)]
+pub fn eval(
+    request: BackendRequest,
+    visual: &str,
+    flickr8k: &Path,
+    model: ModelKind,
+    split: Split,
+    cache: &Path,
+    json: bool,
+    weights: Option<PathBuf>,
+    first: usize,
+) -> anyhow::Result<String> {
+    use alignscope::engine::recall::Recalls;
+    use alignscope::nets;
+    use alignscope::train::{global, shan};
+    let which = split;
+    let compute = compute(request)?;
+    let cancel = alignscope::engine::jobs::CancelToken::default();
+    let source = Source { compute: &compute, flickr8k, cache_dir: cache, visual, cancel: &cancel, report: &progress };
+    // (level name, recalls) in the order they are reported; "full" first.
+    let (levels, images, seconds): (Vec<(&str, Recalls)>, usize, f64) = match model {
+        ModelKind::Global => {
+            anyhow::ensure!(first == usize::MAX, "--images is for shan, dsran and racg");
+            use alignscope::nets::global_tuned;
+            let path = weights.unwrap_or_else(nets::global::default_path);
+            // Timed from the cached activations: the frozen layers' pass is the pooled model's input.
+            let timed = |evaluate: &dyn Fn() -> Recalls| {
+                let started = std::time::Instant::now();
+                (evaluate(), started.elapsed().as_secs_f64())
+            };
+            let ((r, seconds), images) = match global_tuned::load_any(&path, visual, &compute.device)? {
+                global_tuned::AnyGlobal::Tuned(net) => {
+                    let data = source.fragments(which, net.visual.first_block)?;
+                    (timed(&|| global::evaluate(&net, &data, &compute.device)), data.len())
+                }
+                global_tuned::AnyGlobal::Frozen(net) => {
+                    let data = source.pooled(which)?;
+                    (timed(&|| global::evaluate(&net, &data, &compute.device)), data.len())
+                }
+            };
+            (vec![("full", r)], images, seconds)
+        }
+        ModelKind::Shan => {
+            let net = nets::shan::load(&weights.unwrap_or_else(nets::shan::default_path), visual, &compute.device)?;
+            let data = source.fragments(which, net.visual.first_block)?.truncated(first);
+            let started = std::time::Instant::now();
+            let r = shan::evaluate(&net, &data, &compute.device, &cancel)?;
+            (
+                vec![("full", r.full), ("l2l", r.l2l), ("g2l", r.g2l), ("g2g", r.g2g), ("embedding", r.embedding)],
+                data.len(),
+                started.elapsed().as_secs_f64(),
+            )
+        }
+        ModelKind::Dsran | ModelKind::Racg => {
+            use alignscope::nets::dsran;
+            use alignscope::train::frozen::evaluate;
+            use alignscope::train::racg;
+            let data = source.frozen(which, first)?;
+            let started = std::time::Instant::now();
+            let levels = if model == ModelKind::Dsran {
+                vec![(
+                    "full",
+                    evaluate(
+                        &dsran::load(&weights.unwrap_or_else(dsran::default_path), &compute.device)?,
+                        &data,
+                        &compute.device,
+                    ),
+                )]
+            } else {
+                racg::evaluate_levels(
+                    &nets::racg::load(&weights.unwrap_or_else(nets::racg::default_path), &compute.device)?,
+                    &data,
+                    &compute.device,
+                )
+                .to_vec()
+            };
+            (levels, data.len(), started.elapsed().as_secs_f64())
+        }
+    };
+    if json {
+        let round = |v: f64| (v * 10.0).round() / 10.0;
+        let mut object = serde_json::json!({ "model": model.name(), "split": split.name(), "images": images, "seconds": (seconds * 100.0).round() / 100.0 });
+        for (name, r) in &levels {
+            object[*name] =
+                serde_json::json!({ "i2t": r.i2t.map(round), "t2i": r.t2i.map(round), "rsum": round(r.rsum) });
+        }
+        return Ok(format!("{object}\n"));
+    }
+    let mut out =
+        format!("{model} on Flickr8k {} ({images} images × 5 captions, scored in {seconds:.1} s):\n", split.name());
+    for (name, r) in &levels {
+        out.push_str(&format!(
+            "  {name:9} i2t R@1/5/10 {:.1}/{:.1}/{:.1}, t2i {:.1}/{:.1}/{:.1}, rSum {:.1}\n",
+            r.i2t[0], r.i2t[1], r.i2t[2], r.t2i[0], r.t2i[1], r.t2i[2], r.rsum
+        ));
+    }
+    Ok(out)
+}

@@ -1,0 +1,192 @@
+//! `index`, `search`, `explain` and `features`: what the CLI does with photos.
+
+use std::path::{Path, PathBuf};
+
+use alignscope::engine::backend::BackendRequest;
+use alignscope::engine::inspect;
+
+use super::compute;
+
+pub fn features(
+    request: BackendRequest,
+    visual: &str,
+    image: Option<PathBuf>,
+    text: Option<String>,
+) -> anyhow::Result<String> {
+    match (image, text) {
+        (Some(image), None) => inspect::describe_image(&compute(request)?, &image, visual),
+        (None, Some(text)) => inspect::describe_caption(&compute(request)?, &text),
+        _ => anyhow::bail!("give either a photo or --text \"CAPTION\""),
+    }
+}
+
+/// The runtime SHAN's index and search use, with the default weights unless told otherwise.
+pub fn shan_runtime(
+    request: BackendRequest,
+    visual: &str,
+    weights: Option<PathBuf>,
+) -> anyhow::Result<alignscope::engine::runtime::Runtime> {
+    let compute = compute(request)?;
+    alignscope::engine::runtime::Runtime::load(
+        &compute,
+        &weights.unwrap_or_else(alignscope::nets::shan::default_path),
+        visual,
+    )
+}
+
+/// The cancel token Ctrl-C trips (set once, read by the signal handler).
+static INTERRUPT: std::sync::OnceLock<alignscope::engine::jobs::CancelToken> = std::sync::OnceLock::new();
+
+extern "C" fn on_sigint(_: libc::c_int) {
+    // Only an atomic store: safe inside a signal handler.
+    if let Some(token) = INTERRUPT.get() {
+        token.cancel();
+    }
+}
+
+/// Update `dir`'s index with a progress line (count, rate, ETA); Ctrl-C stops after the batch
+/// in flight and keeps everything indexed so far.
+fn update_index_cli(
+    runtime: &alignscope::engine::runtime::Runtime,
+    dir: &Path,
+) -> anyhow::Result<(alignscope::engine::index::IndexSummary, alignscope::data::index_file::IndexFile)> {
+    use alignscope::engine::index::{IndexMsg, update_index};
+    use std::io::IsTerminal as _;
+    let cancel = INTERRUPT.get_or_init(Default::default).clone();
+    // SAFETY: installs a handler that performs one atomic store.
+    unsafe { libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t) };
+    let tty = std::io::stderr().is_terminal();
+    let started = std::time::Instant::now();
+    let result = update_index(runtime, dir, &cancel, &|m| match m {
+        IndexMsg::Planned { photos, to_embed, unchanged, removed } => {
+            eprintln!("{photos} photos: {unchanged} unchanged, {to_embed} to embed, {removed} removed from the index")
+        }
+        IndexMsg::Embedded { done, total } if tty => {
+            let rate = done as f64 / started.elapsed().as_secs_f64().max(1e-6);
+            let eta = (total - done) as f64 / rate.max(1e-6);
+            eprint!("\rembedding {done}/{total} photos, {rate:.1}/s, ETA {eta:.0} s   ");
+        }
+        IndexMsg::Embedded { .. } => {}
+        IndexMsg::Warning(w) => eprintln!("{}warning: {w}", if tty { "\n" } else { "" }),
+    });
+    if tty {
+        eprintln!();
+    }
+    result
+}
+
+pub fn index_command(
+    request: BackendRequest,
+    visual: &str,
+    dir: &Path,
+    weights: Option<PathBuf>,
+) -> anyhow::Result<(String, bool)> {
+    let runtime = shan_runtime(request, visual, weights)?;
+    let (s, file) = update_index_cli(&runtime, dir)?;
+    let mut out = format!(
+        "{}: {} photos indexed ({} embedded, {} unchanged, {} removed) in {:.1} s\n",
+        s.index_path.display(),
+        file.entries.len(),
+        s.embedded,
+        s.unchanged,
+        s.removed,
+        s.seconds
+    );
+    if !s.failed.is_empty() {
+        out.push_str(&format!("{} could not be indexed (see the warnings above)\n", s.failed.len()));
+    }
+    if s.cancelled {
+        out.push_str("interrupted: what was embedded is saved; run again to finish\n");
+    }
+    Ok((out, !s.failed.is_empty() || s.cancelled))
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn search_command(
+    request: BackendRequest,
+    visual: &str,
+    dir: &Path,
+    caption: Option<String>,
+    image: Option<PathBuf>,
+    options: alignscope::engine::search::SearchOptions,
+    json: bool,
+    weights: Option<PathBuf>,
+) -> anyhow::Result<String> {
+    use alignscope::engine::search::{LoadedIndex, search_caption, search_image};
+    let runtime = shan_runtime(request, visual, weights)?;
+    let (_, file) = update_index_cli(&runtime, dir)?;
+    let index = LoadedIndex::new(dir, file);
+    let started = std::time::Instant::now();
+    let (hits, query) = match (caption, image) {
+        (Some(caption), None) => {
+            let (hits, warning) = search_caption(&runtime, &index, &caption, options)?;
+            if let Some(w) = warning {
+                eprintln!("warning: {w}");
+            }
+            (hits, serde_json::json!({ "caption": caption }))
+        }
+        (None, Some(image)) => {
+            (search_image(&runtime, &index, &image, options.top)?, serde_json::json!({ "image": image }))
+        }
+        _ => anyhow::bail!("give either a caption or --image PHOTO"),
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    if json {
+        let stage = if options.exhaustive { "exhaustive" } else { "two-stage" };
+        let object = serde_json::json!({ "query": query, "photos": index.len(), "search": stage, "candidates": options.candidates, "seconds": seconds, "results": hits });
+        return Ok(format!("{object}\n"));
+    }
+    Ok(hits.iter().map(|h| format!("{:.4}\t{}\n", h.score, h.path.display())).collect())
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn explain(
+    request: BackendRequest,
+    visual: &str,
+    image: &Path,
+    caption: &str,
+    method: alignscope::engine::explain::Method,
+    json: bool,
+    out: Option<&Path>,
+    weights: Option<PathBuf>,
+) -> anyhow::Result<String> {
+    let runtime = shan_runtime(request, visual, weights)?;
+    let e = alignscope::engine::explain::explain(&runtime, image, caption, method)?;
+    if let Some(w) = &e.warning {
+        eprintln!("warning: {w}");
+    }
+    if let Some(out) = out {
+        let photo = alignscope::data::decode::decode_oriented(image)?.to_rgba8();
+        let png = alignscope::render::explanation::render(&photo, &e, &mut Default::default());
+        png.save_with_format(out, image::ImageFormat::Png)
+            .map_err(|err| anyhow::anyhow!("cannot write {}: {err}", out.display()))?;
+        eprintln!("wrote {}", out.display());
+    }
+    if json {
+        return Ok(format!("{}\n", serde_json::to_string(&e)?));
+    }
+    let [a, b, c] = e.weights;
+    let mut out = format!(
+        "{}\n\"{}\"\nscore {:.3} = {a}·L2L {:.3} + {b}·G2L {:.3} + {c}·G2G {:.3}\nheatmaps: {}\n\nword            alignment  most relevant cell (row, col)  its value\n",
+        e.image.display(),
+        e.caption,
+        e.score,
+        e.l2l,
+        e.g2l,
+        e.g2g,
+        e.method.meaning(),
+    );
+    for w in &e.words {
+        let best = alignscope::engine::explain::peak(&w.relevance);
+        out.push_str(&format!(
+            "{:15} {:9.3}  ({}, {}){:22}{:.3}\n",
+            w.word,
+            w.alignment,
+            best / e.grid,
+            best % e.grid,
+            "",
+            w.relevance.get(best).copied().unwrap_or(0.0)
+        ));
+    }
+    Ok(out)
+}

@@ -1,0 +1,519 @@
+//! The command line: typed arguments, one file per command group; `main` only parses and
+//! dispatches here.
+
+mod args;
+mod bench;
+mod eval;
+mod folder;
+mod grounding;
+mod train;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use alignscope::data::flickr8k::Split;
+use alignscope::engine::backend::{BackendRequest, Compute};
+use alignscope::engine::explain::Method;
+use args::{ModelKind, Splits, at_least_one, positive_factor};
+
+#[derive(Parser)]
+#[command(name = "alignscope", version, about = "Explore how images and captions align")]
+pub struct Cli {
+    /// Compute backend for the model: auto (wgpu on a GPU, flex on a software adapter), wgpu, flex.
+    #[arg(long, global = true)]
+    backend: Option<BackendRequest>,
+    /// Visual backbone for extract/train/eval: a weights file stem in assets/models.
+    #[arg(long, global = true, default_value = "efficientnet-lite0")]
+    visual: String,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Open the window (the default).
+    Gui {
+        /// Folder of photos to open (default: the last one, else the bundled demo).
+        #[arg(long)]
+        folder: Option<PathBuf>,
+        /// Save a PNG of the window once the folder has loaded, then quit.
+        #[arg(long)]
+        screenshot: Option<PathBuf>,
+        /// Start with this caption in the query box (the folder is ranked by it).
+        #[arg(long)]
+        query: Option<String>,
+        /// Once ranked, select the N-th photo (1 = best) and open the inspector on it.
+        #[arg(long)]
+        select: Option<usize>,
+        /// Browse a dataset instead of a photo folder: a Flickr8k folder (token file, split files,
+        /// images/), a Karpathy-split JSON (Flickr30k, COCO; images beside it or in images/), or
+        /// a folder holding one.
+        #[arg(long)]
+        dataset: Option<PathBuf>,
+        /// The dataset split to browse: train, dev or test.
+        #[arg(long, default_value = "test")]
+        split: Split,
+    },
+    /// Print the backend, the wgpu adapter and driver, and check that the backend computes.
+    Doctor,
+    /// What the backbones see: a photo's ImageNet top-5 and region grid, or a caption's word pieces.
+    Features {
+        /// A photo.
+        image: Option<PathBuf>,
+        /// A caption (instead of a photo).
+        #[arg(long)]
+        text: Option<String>,
+    },
+    /// Compute the frozen backbone layers once for a Flickr8k split into feature caches.
+    Extract {
+        #[arg(long, default_value = "../shared/data/flickr8k")]
+        flickr8k: PathBuf,
+        #[arg(long, value_enum, default_value = "all")]
+        split: Splits,
+        /// Where the caches go (never inside the dataset).
+        #[arg(long, default_value = "target/feature-cache")]
+        out: PathBuf,
+        /// Cache the input of this EfficientNet block (15: fine-tune the last block; 16: frozen).
+        #[arg(long, default_value_t = 15)]
+        image_block: usize,
+        /// Cache the input of this MiniLM layer (5: fine-tune the last layer; 6: frozen).
+        #[arg(long, default_value_t = 5)]
+        text_layer: usize,
+        #[arg(long, default_value_t = 16)]
+        batch: usize,
+    },
+    /// Train a matching model on Flickr8k (feature caches are built first if needed).
+    Train {
+        #[arg(long, default_value = "../shared/data/flickr8k")]
+        flickr8k: PathBuf,
+        #[arg(long, value_enum, default_value = "shan")]
+        model: ModelKind,
+        #[arg(long, default_value = "target/feature-cache")]
+        cache: PathBuf,
+        /// Default: assets/models/MODEL.safetensors (written at every dev improvement for shan).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Global model: fine-tune EfficientNet's last block + head and MiniLM's last layer with
+        /// the heads, as SHAN does (the baseline with SHAN's lifts; --frozen-visual and
+        /// --frozen-text turn each off).
+        #[arg(long)]
+        tuned: bool,
+        /// SHAN, tuned global: keep EfficientNet's last block + head frozen instead of fine-tuning it.
+        #[arg(long)]
+        frozen_visual: bool,
+        /// SHAN: the first EfficientNet block of the fine-tuned top (15: the last block; 11: the
+        /// last two stages).
+        #[arg(long, default_value_t = alignscope::nets::DEFAULT_FIRST_BLOCK)]
+        visual_from_block: usize,
+        /// SHAN, tuned global: keep MiniLM's last layer frozen instead of fine-tuning it.
+        #[arg(long)]
+        frozen_text: bool,
+        /// SHAN, DSRAN, RACG: epochs at most (training stops earlier after 3 without a dev gain).
+        #[arg(long, default_value_t = 20)]
+        max_epochs: usize,
+        /// Model selection on the first N dev images (default: 500 for SHAN, all 1,000 for DSRAN
+        /// and RACG).
+        #[arg(long, value_parser = at_least_one())]
+        dev_images: Option<usize>,
+        /// `infonce` (symmetric, learned temperature) or `hinge` (VSE++ hardest negatives, margin
+        /// 0.2, first epoch over all negatives).
+        #[arg(long, default_value = "infonce")]
+        loss: alignscope::model::loss::Loss,
+        /// SHAN, DSRAN, RACG: continue from the checkpoint at --out (its best epoch) instead of starting over.
+        #[arg(long)]
+        resume: bool,
+        /// SHAN, DSRAN, RACG: multiply the recipe's learning rates by this factor (e.g. 0.1
+        /// with --resume: the papers' step decay once dev stops rising).
+        #[arg(long, default_value_t = 1.0, value_parser = positive_factor)]
+        lr_factor: f64,
+        /// Global model, SHAN: once dev stops rising (or after --max-epochs for SHAN), go on from
+        /// the best epoch at a tenth of the learning rates for up to N epochs (the step decay; 0: none).
+        #[arg(long, default_value_t = 0)]
+        decay_epochs: usize,
+        /// SHAN: start the backbone tops from a tuned global model's weights file (`train
+        /// --model global --tuned`) instead of the pretrained backbones.
+        #[arg(long)]
+        init_tops: Option<PathBuf>,
+        /// SHAN: weight of each level's and the embeddings' own InfoNCE terms beside the final
+        /// score's (default 0.25).
+        #[arg(long, value_parser = positive_factor)]
+        aux_weight: Option<f64>,
+        /// SHAN, tuned global: N augmented views of every training photo (random crop of 50–100 %
+        /// of the area, flip), cached once each; every step draws the photo or one of them.
+        #[arg(long, default_value_t = 0)]
+        aug_views: usize,
+    },
+    /// Choose the levels' weights in the final score on dev and write them into the weights file
+    /// (SHAN: L2L, G2L, G2G, which `train` does after its best epoch; RACG: the graph level's
+    /// share beside the node level).
+    TuneLevels {
+        #[arg(long, default_value = "../shared/data/flickr8k")]
+        flickr8k: PathBuf,
+        #[arg(long, default_value = "target/feature-cache")]
+        cache: PathBuf,
+        /// `shan` or `racg`.
+        #[arg(long, value_enum, default_value = "shan")]
+        model: ModelKind,
+        /// Default: the committed weights of --model.
+        #[arg(long)]
+        weights: Option<PathBuf>,
+        #[arg(long, default_value_t = 500, value_parser = at_least_one())]
+        dev_images: usize,
+    },
+    /// Fuse SHAN's scores with a tuned global model's (`train --model global --tuned`): weights
+    /// chosen on the dev split, Recall@K on test, beside the control (SHAN's own embedding fused
+    /// with the same global model).
+    Fuse {
+        #[arg(long, default_value = "../shared/data/flickr8k")]
+        flickr8k: PathBuf,
+        #[arg(long, default_value = "target/feature-cache")]
+        cache: PathBuf,
+        /// The tuned global model's weights. Default: the committed global model.
+        #[arg(long)]
+        global: Option<PathBuf>,
+        /// Default: the committed SHAN weights.
+        #[arg(long)]
+        shan: Option<PathBuf>,
+    },
+    /// Recall@K on a Flickr8k split, the papers' protocol.
+    Eval {
+        #[arg(long, default_value = "../shared/data/flickr8k")]
+        flickr8k: PathBuf,
+        #[arg(long, value_enum, default_value = "shan")]
+        model: ModelKind,
+        #[arg(long, default_value = "test")]
+        split: Split,
+        #[arg(long, default_value = "target/feature-cache")]
+        cache: PathBuf,
+        #[arg(long)]
+        json: bool,
+        /// Model weights (default: the committed assets/models/MODEL.safetensors).
+        #[arg(long)]
+        weights: Option<PathBuf>,
+        /// SHAN, DSRAN, RACG: only the split's first N images (e.g. the 500 dev images training
+        /// selects on); the papers' protocol is the whole 1K test.
+        #[arg(long, value_parser = at_least_one())]
+        images: Option<usize>,
+    },
+    /// Index a folder of photos (recursively) for search; incremental, resumable, Ctrl-C safe.
+    /// Exit status 2 when some photos could not be indexed.
+    Index {
+        dir: PathBuf,
+        /// Model weights (default: the committed assets/models/shan.safetensors).
+        #[arg(long)]
+        weights: Option<PathBuf>,
+    },
+    /// Rank a folder's photos by a caption (indexing first where needed): `SCORE<TAB>PATH` lines.
+    Search {
+        dir: PathBuf,
+        caption: Option<String>,
+        /// Rank by similarity to an example photo instead of a caption.
+        #[arg(long)]
+        image: Option<PathBuf>,
+        #[arg(long, default_value_t = 10)]
+        top: usize,
+        /// Photos SHAN re-scores after the embedding pre-rank.
+        #[arg(long, default_value_t = alignscope::engine::search::DEFAULT_CANDIDATES)]
+        candidates: usize,
+        /// Score every photo with SHAN (no pre-rank).
+        #[arg(long)]
+        exhaustive: bool,
+        #[arg(long)]
+        json: bool,
+        #[arg(long)]
+        weights: Option<PathBuf>,
+    },
+    /// Why a photo and a caption match: SHAN's level scores and each word's region attention.
+    Explain {
+        image: PathBuf,
+        caption: String,
+        /// Print one JSON object (scores, boxes, per word: pieces, alignment, attention, relevance).
+        #[arg(long)]
+        json: bool,
+        /// Also write a PNG: level scores, the colour bar, and each content word's heatmap.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Model weights (default: the committed assets/models/shan.safetensors).
+        #[arg(long)]
+        weights: Option<PathBuf>,
+        /// How each word's heatmap is computed: `occlusion` (what the word's alignment loses when
+        /// each cell is hidden; 49 more backbone passes) or `attention` (SHAN's word→region
+        /// attention). `alignscope grounding` measures both.
+        #[arg(long, default_value = "occlusion")]
+        method: Method,
+    },
+    /// Do the explanations point at what the words name? The pointing game on a set of boxed
+    /// words (default: the committed Flickr8k test set) beside the centre pointer and chance, and
+    /// deletion on Flickr8k test pairs: hide the k cells the pair's explanation ranks highest, or k
+    /// random cells, and see the pair's score and the true photo's rank fall.
+    ///
+    /// Example: alignscope grounding --model shan --method occlusion --json
+    Grounding {
+        /// The network explained.
+        #[arg(long, value_enum, default_value = "shan")]
+        model: ModelKind,
+        /// `occlusion` (what the word's score loses when each cell is hidden) or `attention` (the
+        /// network's own word→region attention; not for the global model).
+        #[arg(long, default_value = "occlusion")]
+        method: Method,
+        /// The grounding set (TSV: image caption word x0 y0 x1 y1, with a header line).
+        #[arg(long)]
+        set: Option<PathBuf>,
+        /// Flickr8k folder: the set's photos and the deletion test's photos and captions.
+        #[arg(long, default_value = "../shared/data/flickr8k")]
+        flickr8k: PathBuf,
+        /// Test photos (each with one of its captions, drawn with a fixed seed) in the deletion
+        /// test; 0 skips it.
+        #[arg(long, default_value_t = 100)]
+        pairs: usize,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Also write every measured item's word maps to this file (JSON lines).
+        #[arg(long)]
+        maps: Option<PathBuf>,
+    },
+    /// Benchmarks that print figures and ratios.
+    Bench {
+        #[command(subcommand)]
+        what: BenchWhat,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum BenchWhat {
+    /// Images/s (decode + resize + EfficientNet-Lite0) and captions/s (MiniLM) per backend, beside PyTorch.
+    Encoders {
+        /// Flickr8k folder for photos and captions (else the demo folder).
+        #[arg(long, default_value = "../shared/data/flickr8k")]
+        flickr8k: PathBuf,
+        #[arg(long, default_value_t = 64)]
+        images: usize,
+        #[arg(long, default_value_t = 256)]
+        captions: usize,
+        #[arg(long, default_value_t = 16)]
+        batch: usize,
+        #[arg(long, default_value_t = 64)]
+        text_batch: usize,
+        /// Python with torch + the model wheels, to run tools/bench_reference.py on the same inputs.
+        #[arg(long)]
+        python: Option<PathBuf>,
+    },
+    /// Query latency of global, DSRAN and RACG over a synthetic folder, and their parameter counts.
+    Networks {
+        #[arg(long, default_value = "../shared/data/flickr8k")]
+        flickr8k: PathBuf,
+        #[arg(long, default_value_t = 10_000)]
+        photos: usize,
+        #[arg(long, default_value_t = 20)]
+        queries: usize,
+    },
+    /// Search latency over a synthetic index (two-stage vs exhaustive), indexing throughput, and the
+    /// recall two-stage search keeps on the Flickr8k 1K test as a folder.
+    Search {
+        #[arg(long, default_value = "../shared/data/flickr8k")]
+        flickr8k: PathBuf,
+        #[arg(long, default_value_t = 10_000)]
+        photos: usize,
+        #[arg(long, default_value_t = 50)]
+        queries: usize,
+        #[arg(long, default_value_t = alignscope::engine::search::DEFAULT_CANDIDATES)]
+        candidates: usize,
+        #[arg(long)]
+        weights: Option<PathBuf>,
+    },
+}
+
+/// Run the parsed command line.
+pub fn run(cli: Cli) -> ExitCode {
+    let backend = cli.backend.unwrap_or_default();
+    let visual = cli.visual.as_str();
+    let command = cli.command.unwrap_or(Command::Gui {
+        folder: None,
+        screenshot: None,
+        query: None,
+        select: None,
+        dataset: None,
+        split: Split::Test,
+    });
+    match command {
+        Command::Gui { folder, screenshot, query, select, dataset, split } => {
+            let options = alignscope::app::GuiOptions {
+                folder,
+                backend: cli.backend,
+                screenshot,
+                query,
+                select,
+                dataset: dataset.map(|d| (d, split)),
+            };
+            report(alignscope::app::run(options).map(|()| String::new()))
+        }
+        Command::Doctor => {
+            let (report, ok) = alignscope::engine::doctor::report(backend);
+            print!("{report}");
+            if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+        }
+        Command::Grounding { model, method, set, flickr8k, pairs, json, maps } => {
+            report(grounding::run(backend, visual, model, method, set, &flickr8k, pairs, json, maps))
+        }
+        Command::Bench { what } => report(bench::run(what, cli.backend, visual)),
+        Command::Extract { flickr8k, split, out, image_block, text_layer, batch } => {
+            report(train::extract(backend, visual, flickr8k, &split.list(), out, image_block, text_layer, batch))
+        }
+        Command::Train {
+            flickr8k,
+            model,
+            cache,
+            out,
+            tuned,
+            frozen_visual,
+            visual_from_block,
+            frozen_text,
+            max_epochs,
+            dev_images,
+            loss,
+            resume,
+            lr_factor,
+            decay_epochs,
+            init_tops,
+            aux_weight,
+            aug_views,
+        } => {
+            let out = out.unwrap_or_else(|| PathBuf::from(format!("assets/models/{model}.safetensors")));
+            let lifts = alignscope::nets::global_tuned::Lifts { visual: !frozen_visual, text: !frozen_text };
+            if tuned && model != ModelKind::Global {
+                return report(Err(anyhow::anyhow!(
+                    "--tuned is for --model global (SHAN fine-tunes its backbone tops unless told --frozen-visual / --frozen-text)"
+                )));
+            }
+            if (init_tops.is_some() || aux_weight.is_some()) && model != ModelKind::Shan {
+                return report(Err(anyhow::anyhow!("--init-tops and --aux-weight are for --model shan")));
+            }
+            if aug_views > 0 && !(model == ModelKind::Shan || tuned) {
+                return report(Err(anyhow::anyhow!(
+                    "--aug-views is for --model shan and --model global --tuned (the others train on pooled or frozen features)"
+                )));
+            }
+            match model {
+                ModelKind::Global => report(train::global(
+                    backend,
+                    visual,
+                    &flickr8k,
+                    &cache,
+                    &out,
+                    loss,
+                    decay_epochs,
+                    tuned.then_some(lifts),
+                    aug_views,
+                )),
+                ModelKind::Dsran | ModelKind::Racg => report(train::frozen(
+                    backend,
+                    visual,
+                    &flickr8k,
+                    &cache,
+                    &out,
+                    model,
+                    loss,
+                    max_epochs,
+                    dev_images.unwrap_or(usize::MAX),
+                    resume,
+                    lr_factor,
+                )),
+                ModelKind::Shan => {
+                    let defaults = alignscope::train::shan::ShanTrainConfig::default();
+                    let (lr, backbone_lr) = (defaults.lr * lr_factor, defaults.backbone_lr * lr_factor);
+                    let config = alignscope::train::shan::ShanTrainConfig {
+                        finetune_visual: !frozen_visual,
+                        visual_first_block: visual_from_block,
+                        loss,
+                        resume,
+                        finetune_text: !frozen_text,
+                        max_epochs,
+                        dev_images: dev_images.unwrap_or(500),
+                        lr,
+                        backbone_lr,
+                        decay_epochs,
+                        init_tops,
+                        aux_weight: aux_weight.unwrap_or(defaults.aux_weight),
+                        ..defaults
+                    };
+                    report(train::shan(backend, visual, &flickr8k, &cache, &out, &config, aug_views))
+                }
+            }
+        }
+        Command::Fuse { flickr8k, cache, global, shan } => report(train::fuse(
+            backend,
+            visual,
+            &flickr8k,
+            &cache,
+            &global.unwrap_or_else(alignscope::nets::global::default_path),
+            shan,
+        )),
+        Command::Eval { flickr8k, model, split, cache, json, weights, images } => report(eval::eval(
+            backend,
+            visual,
+            &flickr8k,
+            model,
+            split,
+            &cache,
+            json,
+            weights,
+            images.unwrap_or(usize::MAX),
+        )),
+        Command::Index { dir, weights } => match folder::index_command(backend, visual, &dir, weights) {
+            Ok((out, failed)) => {
+                print!("{out}");
+                if failed { ExitCode::from(2) } else { ExitCode::SUCCESS }
+            }
+            Err(e) => report(Err(e)),
+        },
+        Command::Search { dir, caption, image, top, candidates, exhaustive, json, weights } => {
+            let options = alignscope::engine::search::SearchOptions { top, candidates, exhaustive };
+            report(folder::search_command(backend, visual, &dir, caption, image, options, json, weights))
+        }
+        Command::TuneLevels { flickr8k, cache, model, weights, dev_images } => {
+            report(train::tune_levels(backend, visual, &flickr8k, &cache, model, weights, dev_images))
+        }
+        Command::Explain { image, caption, json, out, weights, method } => {
+            report(folder::explain(backend, visual, &image, &caption, method, json, out.as_deref(), weights))
+        }
+        Command::Features { image, text } => report(folder::features(backend, visual, image, text)),
+    }
+}
+
+/// A headless compute context; says on stderr which backend runs and why.
+pub fn compute(request: BackendRequest) -> anyhow::Result<Compute> {
+    let compute = Compute::headless(request)?;
+    eprintln!("{}", compute.describe());
+    Ok(compute)
+}
+
+pub fn progress(m: alignscope::train::extract::ExtractMsg) {
+    use alignscope::train::extract::ExtractMsg;
+    match m {
+        ExtractMsg::Progress { stage, done, total } => eprint!("\r{stage}: {done}/{total}      "),
+        ExtractMsg::Warning(w) => eprintln!("\nwarning: {w}"),
+        ExtractMsg::UpToDate(p) => eprintln!("cache up to date: {}", p.display()),
+        ExtractMsg::Saved(p) => eprintln!("\nwrote {}", p.display()),
+    }
+}
+
+/// R@1/5/10 both ways: "i2t a/b/c, t2i d/e/f".
+pub fn both_ways(r: &alignscope::engine::recall::Recalls) -> String {
+    format!("i2t {:.1}/{:.1}/{:.1}, t2i {:.1}/{:.1}/{:.1}", r.i2t[0], r.i2t[1], r.i2t[2], r.t2i[0], r.t2i[1], r.t2i[2])
+}
+
+pub fn report(result: anyhow::Result<String>) -> ExitCode {
+    match result {
+        Ok(out) => {
+            print!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("alignscope: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

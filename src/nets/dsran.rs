@@ -1,0 +1,23 @@
+//! DSRAN as shipped: save, load, the committed file.
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::Device;
+
+use crate::model::dsran::{Dsran, DsranConfig};
+
+/// Weights + the config that built them (metadata `dsran_config`), written atomically.
+pub fn save(net: &Dsran, path: &Path, config: &DsranConfig, notes: &[(String, String)]) -> anyhow::Result<()> {
+    super::store::save(net, path, "dsran", "dsran_config", config.to_string(), notes)
+}
+
+/// A saved DSRAN: its config from the file, then every tensor (missing or misshapen: an error
+/// naming the file).
+pub fn load(path: &Path, device: &Device) -> anyhow::Result<Dsran> {
+    super::store::load(path, "dsran_config", |c: &DsranConfig| c.init(device))
+}
+
+/// Where the committed DSRAN lives.
+pub fn default_path() -> PathBuf {
+    crate::features::models_dir().join("dsran.safetensors")
+}
