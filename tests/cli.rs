@@ -2,8 +2,6 @@
 
 mod common;
 
-use std::process::Command;
-
 fn run(args: &[&str]) -> (bool, String, String) {
     common::alignscope(args)
 }

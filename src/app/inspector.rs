@@ -13,7 +13,7 @@ use std::sync::Arc;
 use image::RgbaImage;
 
 use crate::engine::backend::Compute;
-use crate::engine::explain::{Explanation, Method, explain_photo, is_content_word};
+use crate::engine::explain::{Explanation, Method, content_words, explain_photo};
 use crate::engine::jobs::{Job, Oneshot, Waker, poll_slot, spawn_oneshot};
 use crate::engine::rank::{Ranker, RankerModel};
 use crate::engine::runtime::Runtime;
@@ -337,8 +337,8 @@ fn view(
     if v.all_words {
         let width = ((ui.available_width() - 8.0) / 3.0).max(40.0);
         egui::Grid::new(format!("all words {id}")).spacing([4.0, 4.0]).show(ui, |ui| {
-            let shown = e.words.iter().filter(|w| is_content_word(&w.word)).enumerate();
-            for (j, w) in shown {
+            let shown = content_words(e.words.iter().map(|w| w.word.as_str()));
+            for (j, w) in shown.into_iter().map(|j| &e.words[j]).enumerate() {
                 ui.vertical(|ui| {
                     ui.label(&w.word);
                     heat_image(ui, &v.texture, &v.explained, &w.relevance, &scale, width);

@@ -114,6 +114,21 @@ pub fn is_content_word(word: &str) -> bool {
     !FUNCTION_WORDS.contains(&word.to_lowercase().as_str())
 }
 
+/// The indices of the content words among `words`, or of every word where none is one: the
+/// words a heatmap is drawn for, and whose maps make a pair's.
+pub fn content_words<'a>(words: impl IntoIterator<Item = &'a str>) -> Vec<usize> {
+    let words: Vec<&str> = words.into_iter().collect();
+    let content: Vec<usize> = (0..words.len()).filter(|&j| is_content_word(words[j])).collect();
+    if content.is_empty() { (0..words.len()).collect() } else { content }
+}
+
+/// The mean of the content words' maps over `k` cells ([`content_words`]).
+pub fn content_mean<'a>(words: impl IntoIterator<Item = (&'a str, &'a [f32])>, k: usize) -> Vec<f32> {
+    let words: Vec<(&str, &[f32])> = words.into_iter().collect();
+    let chosen = content_words(words.iter().map(|(w, _)| *w));
+    piece_mean(&chosen, k, |j, i| words[j].1[i])
+}
+
 impl Explanation {
     /// The scale every word's map is painted on, with what its colours mean.
     pub fn scale(&self) -> HeatScale {
@@ -205,7 +220,7 @@ pub fn explain_photo(
         .collect();
     let pair_relevance = match occluded {
         Some((pair, _)) => pair,
-        None => mean_of_content_words(&words, k),
+        None => content_mean(words.iter().map(|w| (w.word.as_str(), w.relevance.as_slice())), k),
     };
     Ok(Explanation {
         image: image.to_path_buf(),
@@ -222,14 +237,6 @@ pub fn explain_photo(
         pair_relevance,
         warning: tokenized.truncation_warning(),
     })
-}
-
-/// The mean of the content words' maps (of every word's, where no word is a content word).
-fn mean_of_content_words(words: &[WordExplanation], k: usize) -> Vec<f32> {
-    let content: Vec<&WordExplanation> = words.iter().filter(|w| is_content_word(&w.word)).collect();
-    let chosen: Vec<&WordExplanation> = if content.is_empty() { words.iter().collect() } else { content };
-    let share = 1.0 / chosen.len().max(1) as f32;
-    (0..k).map(|i| chosen.iter().map(|w| w.relevance[i]).sum::<f32>() * share).collect()
 }
 
 /// The cell a map points at: its largest finite value (the first of ties; 0 for an empty map).

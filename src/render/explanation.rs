@@ -7,7 +7,7 @@ use image::{RgbaImage, imageops};
 
 use super::colormap::viridis;
 use super::text::{TextPainter, blend};
-use crate::engine::explain::{Explanation, is_content_word};
+use crate::engine::explain::{Explanation, content_words};
 
 /// The longer side of each word panel, in pixels.
 pub const PANEL: u32 = 224;
@@ -29,8 +29,7 @@ pub fn panel_origin(j: usize, panel_height: u32) -> (u32, u32) {
 
 /// The words that get a panel, in order: the content words (every word where there is none).
 pub fn shown_words(e: &Explanation) -> Vec<usize> {
-    let content: Vec<usize> = (0..e.words.len()).filter(|&j| is_content_word(&e.words[j].word)).collect();
-    if content.is_empty() { (0..e.words.len()).collect() } else { content }
+    content_words(e.words.iter().map(|w| w.word.as_str()))
 }
 
 /// The photo scaled into a PANEL×PANEL box (aspect kept) and the scale applied.

@@ -17,7 +17,7 @@ use anyhow::Context as _;
 use image::{DynamicImage, RgbImage};
 
 use crate::data::decode::decode_oriented;
-use crate::engine::explain::{Method, explain_photo, is_content_word, peak, piece_mean, word_pieces};
+use crate::engine::explain::{Method, content_mean, explain_photo, peak, word_pieces};
 use crate::engine::jobs::CancelToken;
 use crate::engine::occlusion::{WINDOW, drops, gains, hide_cells, occluded_inputs, window_map, window_pass_inputs};
 use crate::engine::rank::{Embeddings, Ranker, RankerModel};
@@ -234,11 +234,7 @@ impl Explainer<'_> {
                     }
                     RankerModel::Global => anyhow::bail!("the global model has no attention: use --method occlusion"),
                 };
-                let content: Vec<&Vec<f32>> =
-                    words.iter().filter(|(w, _)| is_content_word(w)).map(|(_, m)| m).collect();
-                let chosen: Vec<&Vec<f32>> =
-                    if content.is_empty() { words.iter().map(|(_, m)| m).collect() } else { content };
-                let pair = piece_mean(&(0..chosen.len()).collect::<Vec<_>>(), GRID * GRID, |p, i| chosen[p][i]);
+                let pair = content_mean(words.iter().map(|(w, m)| (w.as_str(), m.as_slice())), GRID * GRID);
                 Ok((words, pair))
             }
         }
