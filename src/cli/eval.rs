@@ -24,7 +24,6 @@ pub fn eval(
     use alignscope::engine::recall::Recalls;
     use alignscope::nets;
     use alignscope::train::{global, shan};
-    let which = split;
     let compute = compute(request)?;
     let cancel = alignscope::engine::jobs::CancelToken::default();
     let source = Source { compute: &compute, flickr8k, cache_dir: cache, visual, cancel: &cancel, report: &progress };
@@ -41,11 +40,11 @@ pub fn eval(
             };
             let ((r, seconds), images) = match global_tuned::load_any(&path, visual, &compute.device)? {
                 global_tuned::AnyGlobal::Tuned(net) => {
-                    let data = source.fragments(which, net.visual.first_block)?;
+                    let data = source.fragments(split, net.visual.first_block)?;
                     (timed(&|| global::evaluate(&net, &data, &compute.device)), data.len())
                 }
                 global_tuned::AnyGlobal::Frozen(net) => {
-                    let data = source.pooled(which)?;
+                    let data = source.pooled(split)?;
                     (timed(&|| global::evaluate(&net, &data, &compute.device)), data.len())
                 }
             };
@@ -53,7 +52,7 @@ pub fn eval(
         }
         ModelKind::Shan => {
             let net = nets::shan::load(&weights.unwrap_or_else(nets::shan::default_path), visual, &compute.device)?;
-            let data = source.fragments(which, net.visual.first_block)?.truncated(first);
+            let data = source.fragments(split, net.visual.first_block)?.truncated(first);
             let started = std::time::Instant::now();
             let r = shan::evaluate(&net, &data, &compute.device, &cancel)?;
             (
@@ -66,7 +65,7 @@ pub fn eval(
             use alignscope::nets::dsran;
             use alignscope::train::frozen::evaluate;
             use alignscope::train::racg;
-            let data = source.frozen(which, first)?;
+            let data = source.frozen(split, first)?;
             let started = std::time::Instant::now();
             let levels = if model == ModelKind::Dsran {
                 vec![(
