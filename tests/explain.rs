@@ -9,7 +9,7 @@ fn run(args: &[&str]) -> (bool, String, String) {
 }
 
 fn explain(image: &str, caption: &str) -> serde_json::Value {
-    explain_by(image, caption, "occlusion")
+    explain_by(image, caption, "gradient")
 }
 
 fn explain_by(image: &str, caption: &str, method: &str) -> serde_json::Value {
@@ -40,7 +40,7 @@ fn explanation_has_levels_and_a_distribution_per_word() {
         assert!((-1.0..=1.0).contains(&f(&w["alignment"])), "{w}");
         assert_eq!(w["relevance"].as_array().unwrap().len(), 49);
     }
-    assert_eq!(e["method"], "occlusion", "occlusion is the default heatmap");
+    assert_eq!(e["method"], "gradient", "gradient × activation is the default heatmap");
     assert_eq!(e["pair_relevance"].as_array().unwrap().len(), 49);
 }
 
@@ -53,7 +53,7 @@ fn occlusion_points_at_the_cat_and_attention_maps_are_the_attention() {
         assert_eq!(w["relevance"], w["attention"], "{w}");
     }
     // Occlusion: hiding the cat's cells costs "cat" more than hiding a cell elsewhere.
-    let e = explain("assets/demo/chelsea.jpg", caption);
+    let e = explain_by("assets/demo/chelsea.jpg", caption, "occlusion");
     let cat = e["words"].as_array().unwrap().iter().find(|w| w["word"] == "cat").unwrap();
     let map: Vec<f64> = cat["relevance"].as_array().unwrap().iter().map(f).collect();
     let peak = map.iter().copied().fold(f64::MIN, f64::max);
@@ -107,8 +107,9 @@ fn out_png_shows_each_content_words_map_as_json_prints_it() {
     let e: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     let img = image::open(&png).unwrap_or_else(|err| panic!("{}: {err}", png.display())).to_rgba8();
     let words = e["words"].as_array().unwrap();
-    // One scale for every word: 0 … the largest drop, never below 0.05 (occlusion's floor).
-    let hi = words.iter().flat_map(|w| w["relevance"].as_array().unwrap().iter().map(f)).fold(0.05, f64::max);
+    // One scale for every word: 0 … the largest value of any word's map.
+    let hi =
+        words.iter().flat_map(|w| w["relevance"].as_array().unwrap().iter().map(f)).fold(f32::EPSILON as f64, f64::max);
     // Panels for the content words only, in order.
     let shown: Vec<&serde_json::Value> =
         words.iter().filter(|w| !["a", "on", "the"].contains(&w["word"].as_str().unwrap())).collect();

@@ -233,7 +233,7 @@ fn inspector_heatmap_is_the_explanation_and_follows_the_clicked_word() {
 
     // In a 1280×800 window the heatmap's colour bar and Save are on screen, not below the fold.
     assert_on_screen(&harness, "Save PNG…");
-    assert_on_screen(&harness, "drop of the word's alignment R_t when the cell is hidden");
+    assert_on_screen(&harness, alignscope::engine::explain::Method::default().meaning());
 
     // Clicking a word chip shows that word's map instead.
     for word in ["tripod", "camera"] {

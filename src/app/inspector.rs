@@ -1,7 +1,8 @@
 //! The inspector: why the selected photo matches the caption under SHAN. The photo with the
-//! selected word's heatmap over the region grid (flat cells; occlusion by default, SHAN's attention
-//! on request) with its colour bar, the caption as word chips coloured by their alignment R_t, the
-//! three level scores as bars, "all words" small multiples, and export as PNG. "Pin" keeps an explanation beside the live one, so
+//! selected word's heatmap over the region grid (flat cells; gradient × activation by default,
+//! occlusion, windows or SHAN's attention on request) with its colour bar, the caption as word
+//! chips coloured by their alignment R_t, the three level scores as bars, "all words" small
+//! multiples, and export as PNG. "Pin" keeps an explanation beside the live one, so
 //! two captions (pin, edit the query) or two photos (pin, select another) can be compared. The
 //! same pair under the three networks side by side: SHAN's word attention, DSRAN's graph
 //! attention, RACG's cross-graph attention for the same word, each with its score and folder

@@ -238,10 +238,12 @@ pub enum Command {
         /// Model weights (default: the committed assets/models/shan.safetensors).
         #[arg(long)]
         weights: Option<PathBuf>,
-        /// How each word's heatmap is computed: `occlusion` (what the word's alignment loses when
-        /// each cell is hidden; 49 more backbone passes) or `attention` (SHAN's word→region
-        /// attention). `alignscope grounding` measures both.
-        #[arg(long, default_value = "occlusion")]
+        /// How each word's heatmap is computed: `gradient` (gradient × activation of the word's
+        /// alignment on a 28×28 map, averaged per cell; one backward pass), `occlusion` (what the
+        /// word's alignment loses when each cell is hidden; 49 more backbone passes), `window`
+        /// (what it gains when only a block of cells is shown) or `attention` (SHAN's word→region
+        /// attention). `alignscope grounding` measures each.
+        #[arg(long, default_value = "gradient")]
         method: Method,
     },
     /// Do the explanations point at what the words name? The pointing game on a set of boxed
@@ -254,9 +256,11 @@ pub enum Command {
         /// The network explained.
         #[arg(long, value_enum, default_value = "shan")]
         model: ModelKind,
-        /// `occlusion` (what the word's score loses when each cell is hidden) or `attention` (the
+        /// `gradient` (SHAN only: gradient × activation on a 28×28 map, pointing with its own
+        /// finer grid), `occlusion` (what the word's score loses when each cell is hidden),
+        /// `window` (what it gains when only a block of cells is shown) or `attention` (the
         /// network's own word→region attention; not for the global model).
-        #[arg(long, default_value = "occlusion")]
+        #[arg(long, default_value = "gradient")]
         method: Method,
         /// The grounding set (TSV: image caption word x0 y0 x1 y1, with a header line).
         #[arg(long)]

@@ -21,21 +21,25 @@ pub enum Method {
     /// SHAN's word→region attention β (a distribution over the cells; one pass).
     Attention,
     /// The drop of the word's alignment R_t when each cell is hidden (one pass per cell).
-    #[default]
     Occlusion,
     /// The rise of the word's alignment R_t over a grey canvas when only a 3×3-cell window of the
     /// photo is shown, averaged over the windows showing each cell (one pass per window).
     Window,
+    /// Gradient × activation of the word's alignment R_t on the 28×28 activation entering
+    /// EfficientNet's fourth stage, averaged to the 7×7 cells (one forward and backward pass).
+    #[default]
+    Gradient,
 }
 
 impl Method {
-    pub const ALL: [Method; 3] = [Method::Attention, Method::Occlusion, Method::Window];
+    pub const ALL: [Method; 4] = [Method::Attention, Method::Occlusion, Method::Window, Method::Gradient];
 
     pub fn name(self) -> &'static str {
         match self {
             Self::Attention => "attention",
             Self::Occlusion => "occlusion",
             Self::Window => "window",
+            Self::Gradient => "gradient",
         }
     }
 
@@ -45,6 +49,7 @@ impl Method {
             Self::Attention => "SHAN's attention of the word over the cells (sums to 1)",
             Self::Occlusion => "drop of the word's alignment R_t when the cell is hidden",
             Self::Window => "rise of the word's alignment R_t when windows showing the cell are shown alone",
+            Self::Gradient => "gradient × activation of the word's alignment R_t (28×28, mean per cell)",
         }
     }
 }
@@ -55,7 +60,7 @@ impl std::str::FromStr for Method {
         Self::ALL
             .into_iter()
             .find(|m| m.name() == s)
-            .ok_or_else(|| format!("unknown method `{s}` (attention, occlusion, window)"))
+            .ok_or_else(|| format!("unknown method `{s}` (attention, occlusion, window, gradient)"))
     }
 }
 
@@ -136,6 +141,7 @@ impl Explanation {
         match self.method {
             Method::Attention => HeatScale::attention(maps, self.boxes.len(), self.method.meaning()),
             Method::Occlusion | Method::Window => HeatScale::occlusion(maps, self.method.meaning()),
+            Method::Gradient => HeatScale::gradient(maps, self.method.meaning()),
         }
     }
 
@@ -193,6 +199,11 @@ pub fn explain_photo(
     let input = runtime.input(photo);
     let occluded = match method {
         Method::Attention => None,
+        Method::Gradient => {
+            let (maps, fine, _) = runtime.gradient()?.piece_maps(runtime, photo, caption)?;
+            let pooled: Vec<Vec<f32>> = maps.iter().map(|m| super::gradient::pool(m, fine, grid)).collect();
+            Some((Vec::new(), pooled))
+        }
         Method::Occlusion => Some(perturbed(occlusion::occluded_inputs(&input, grid), &occlusion::drops)),
         Method::Window => {
             let window = occlusion::WINDOW.min(grid);
@@ -219,8 +230,8 @@ pub fn explain_photo(
         })
         .collect();
     let pair_relevance = match occluded {
-        Some((pair, _)) => pair,
-        None => content_mean(words.iter().map(|w| (w.word.as_str(), w.relevance.as_slice())), k),
+        Some((pair, _)) if !pair.is_empty() => pair,
+        _ => content_mean(words.iter().map(|w| (w.word.as_str(), w.relevance.as_slice())), k),
     };
     Ok(Explanation {
         image: image.to_path_buf(),

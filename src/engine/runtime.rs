@@ -29,6 +29,13 @@ pub struct Runtime {
     /// SHA-256 of the visual backbone and of the matching network's weights: what an index of
     /// photo features depends on.
     pub model_key: String,
+    /// Where the visual backbone's and the network's weights were loaded from (a gradient copy
+    /// loads them again).
+    pub visual_path: std::path::PathBuf,
+    pub weights_path: std::path::PathBuf,
+    pub visual_name: String,
+    /// The gradient copy of the models, loaded the first time a gradient map is asked for.
+    gradient: std::sync::OnceLock<Result<super::gradient::Gradient, String>>,
 }
 
 impl Runtime {
@@ -43,7 +50,17 @@ impl Runtime {
             text: TextEncoder::load(&dir.join(TEXT_WEIGHTS), &dir.join(VOCAB), &device)?,
             net: crate::nets::shan::load(weights, visual, &device)?,
             device,
+            visual_path,
+            weights_path: weights.to_path_buf(),
+            visual_name: visual.to_string(),
+            gradient: std::sync::OnceLock::new(),
         })
+    }
+
+    /// The models on an autodiff device, for gradient maps (loaded once, on first use).
+    pub fn gradient(&self) -> anyhow::Result<&super::gradient::Gradient> {
+        let loaded = self.gradient.get_or_init(|| super::gradient::Gradient::load(self).map_err(|e| format!("{e:#}")));
+        loaded.as_ref().map_err(|e| anyhow::anyhow!("gradient maps: {e}"))
     }
 
     /// A photo's joint-space fragments [1, k, d] (unit rows), one photo per pass so a photo's
@@ -86,11 +103,16 @@ impl Runtime {
 
     /// The side of a batch of tokenized captions (padded to the longest).
     pub fn text_sides(&self, captions: &[Tokenized]) -> TextSide {
+        let (words, mask) = self.net.words(self.caption_batch(captions));
+        self.net.shan.encode_texts(words, mask)
+    }
+
+    /// Tokenized captions as the hidden states entering MiniLM's last layer (the frozen part).
+    pub fn caption_batch(&self, captions: &[Tokenized]) -> CaptionBatch {
         let ids: Vec<Vec<u32>> = captions.iter().map(|t| t.ids.clone()).collect();
         let tokens = TokenBatch::new(&ids, self.text.tokenizer.pad_id(), &self.device);
         let hidden = self.text.model.hidden_until(&tokens, TEXT_TOP_LAYER);
         let n = tokens.ids.dims()[1];
-        let (words, mask) = self.net.words(CaptionBatch { hidden, lengths: tokens.lengths, tokens: n });
-        self.net.shan.encode_texts(words, mask)
+        CaptionBatch { hidden, lengths: tokens.lengths, tokens: n }
     }
 }

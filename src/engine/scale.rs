@@ -30,6 +30,12 @@ impl HeatScale {
         Self { lo: 0.0, hi: peak(maps).max(OCCLUSION_FLOOR), uniform: None, meaning: meaning.into() }
     }
 
+    /// Gradient × activation maps (non-negative, in the activation's units): 0 … the peak, which
+    /// no fixed floor makes comparable between photos; a map of zeros stays dark.
+    pub fn gradient<'a>(maps: impl IntoIterator<Item = &'a [f32]>, meaning: impl Into<String>) -> Self {
+        Self { lo: 0.0, hi: peak(maps).max(f32::EPSILON), uniform: None, meaning: meaning.into() }
+    }
+
     /// Position of `v` on the colour bar, in [0, 1].
     pub fn position(&self, v: f32) -> f32 {
         let t = (v - self.lo) / (self.hi - self.lo).max(f32::EPSILON);

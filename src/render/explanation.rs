@@ -7,7 +7,7 @@ use image::{RgbaImage, imageops};
 
 use super::colormap::viridis;
 use super::text::{TextPainter, blend};
-use crate::engine::explain::{Explanation, content_words};
+use crate::engine::explain::{Explanation, Method, content_words};
 
 /// The longer side of each word panel, in pixels.
 pub const PANEL: u32 = 224;
@@ -93,7 +93,7 @@ pub fn render(photo: &RgbaImage, e: &Explanation, text: &mut TextPainter) -> Rgb
             &mut img,
             lx,
             ly + 34,
-            "dark: hiding the cell costs nothing (or helps); one scale for every word",
+            &format!("dark: {}; one scale for every word", dark_means(e.method)),
             12.0,
             MUTED,
         );
@@ -133,6 +133,16 @@ pub fn render(photo: &RgbaImage, e: &Explanation, text: &mut TextPainter) -> Rgb
     img
 }
 
+/// What a dark cell says under each method.
+fn dark_means(method: Method) -> &'static str {
+    match method {
+        Method::Occlusion => "hiding the cell costs nothing (or helps)",
+        Method::Window => "showing the cell alone adds nothing",
+        Method::Gradient => "the alignment does not rise with what is in the cell",
+        Method::Attention => "the word attends the cell little",
+    }
+}
+
 /// A horizontal bar for a score scaled to [-1, 1]: 100 px = 1 from the centre line, negative
 /// values leftwards.
 fn bar(img: &mut RgbaImage, x: i32, y: i32, value: f32, color: [u8; 3]) {
@@ -162,7 +172,7 @@ fn outline(img: &mut RgbaImage, x0: i32, y0: i32, x1: i32, y1: i32) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::explain::{Method, WordExplanation};
+    use crate::engine::explain::WordExplanation;
 
     fn explanation(words: Vec<Vec<f32>>) -> Explanation {
         Explanation {

@@ -17,7 +17,7 @@ use anyhow::Context as _;
 use image::{DynamicImage, RgbImage};
 
 use crate::data::decode::decode_oriented;
-use crate::engine::explain::{Method, content_mean, explain_photo, peak, word_pieces};
+use crate::engine::explain::{Method, content_mean, explain_photo, peak, piece_mean, word_pieces};
 use crate::engine::jobs::CancelToken;
 use crate::engine::occlusion::{WINDOW, drops, gains, hide_cells, occluded_inputs, window_map, window_pass_inputs};
 use crate::engine::rank::{Embeddings, Ranker, RankerModel};
@@ -195,6 +195,19 @@ impl Explainer<'_> {
     /// Maps over the cells for each word of `caption` (word as typed, map), and the pair's map.
     pub fn explain(&self, photo: &DynamicImage, caption: &str) -> anyhow::Result<(Vec<(String, Vec<f32>)>, Vec<f32>)> {
         match self {
+            Self::Shan { runtime, method: Method::Gradient } => {
+                // Pointing on the finer 28×28 map itself; the pair's map (deletion) on the cells.
+                let (maps, fine, tokenized) = runtime.gradient()?.piece_maps(runtime, photo, caption)?;
+                let words: Vec<(String, Vec<f32>)> = word_pieces(&tokenized)
+                    .into_iter()
+                    .map(|(w, mine)| (w, piece_mean(&mine, fine * fine, |p, i| maps[p][i])))
+                    .collect();
+                let cells: Vec<Vec<f32>> =
+                    words.iter().map(|(_, m)| crate::engine::gradient::pool(m, fine, GRID)).collect();
+                let pair =
+                    content_mean(words.iter().zip(&cells).map(|((w, _), m)| (w.as_str(), m.as_slice())), GRID * GRID);
+                Ok((words, pair))
+            }
             Self::Shan { runtime, method } => {
                 let e = explain_photo(runtime, photo, Path::new(""), caption, *method)?;
                 Ok((e.words.into_iter().map(|w| (w.word, w.relevance)).collect(), e.pair_relevance))
@@ -222,6 +235,7 @@ impl Explainer<'_> {
                 let pair = maps.remove(0);
                 Ok((words.into_iter().zip(maps).collect(), pair))
             }
+            Self::Ranker { method: Method::Gradient, .. } => anyhow::bail!("gradient maps are built for SHAN only"),
             Self::Ranker { ranker, model, method: Method::Attention } => {
                 let regions = ranker.regions(photo);
                 let words: Vec<(String, Vec<f32>)> = match model {
@@ -302,7 +316,9 @@ pub fn pointing(
         let words = &cached.as_ref().expect("explained above").1;
         match word_map(words, &item.word) {
             Some(map) => {
-                let hit = inside(cell_centre(peak(map), GRID), item.bbox);
+                // A map finer than the cells (the gradient's 28×28) points with its own grid.
+                let grid = (map.len() as f64).sqrt().round() as usize;
+                let hit = inside(cell_centre(peak(map), grid), item.bbox);
                 result.hits += usize::from(hit);
                 report(GroundingMsg::Measured { item: item.clone(), words: words.clone(), hit });
             }

@@ -1,0 +1,95 @@
+//! Gradient × activation on a finer map: per cell of the 28×28 activation entering
+//! EfficientNet's fourth stage, how much the activation there moves a word's alignment R_t (the
+//! gradient times the activation, summed over channels; only increases kept). Finer than the 7×7
+//! regions SHAN aligns, and one forward and backward pass for all the words of a caption (the
+//! photo repeated once per word piece, each copy's objective one piece's alignment).
+//!
+//! Measured on the grounding set (`alignscope grounding --method gradient`): the activation
+//! entering block 5 (28×28) pointed best, 53.6 %; block 3 (56×56) 52.5 %, block 8 and block 11
+//! (14×14) 51.0 % and 52.5 %; Grad-CAM's channel-pooled gradient on block 11: 26.4 %.
+
+use burn::tensor::{Device, Tensor, TensorData};
+use image::DynamicImage;
+
+use super::runtime::Runtime;
+use crate::features::efficientnet::EfficientNetLite;
+use crate::features::tokenizer::Tokenized;
+use crate::features::{preprocess, values};
+use crate::nets::shan::{CaptionBatch, ShanNet};
+
+/// The block whose input is the map (28×28 × 40 channels at 224 px).
+pub const BLOCK: usize = 5;
+
+/// The backbone and SHAN again, on an autodiff device.
+pub struct Gradient {
+    backbone: EfficientNetLite,
+    net: ShanNet,
+    device: Device,
+}
+
+impl Gradient {
+    pub fn load(runtime: &Runtime) -> anyhow::Result<Self> {
+        let device = runtime.device.clone().autodiff();
+        let backbone = EfficientNetLite::load(&runtime.visual_path, &device)?;
+        let net = crate::nets::shan::load(&runtime.weights_path, &runtime.visual_name, &device)?;
+        anyhow::ensure!(net.visual.first_block > BLOCK, "SHAN's top starts before block {BLOCK}");
+        Ok(Self { backbone, net, device })
+    }
+
+    /// Per word piece of `caption` (without [CLS] and [SEP]) its map, row-major over the
+    /// `grid`×`grid` activation; returns the maps, the grid and the tokenization.
+    pub fn piece_maps(
+        &self,
+        runtime: &Runtime,
+        photo: &DynamicImage,
+        caption: &str,
+    ) -> anyhow::Result<(Vec<Vec<f32>>, usize, Tokenized)> {
+        let tokenized = runtime.text.tokenizer.tokenize(caption)?;
+        let pieces = tokenized.ids.len().saturating_sub(2);
+        anyhow::ensure!(pieces > 0, "the caption has no words");
+        // The frozen parts run on the inference device; their outputs enter the autodiff graph.
+        let batch = runtime.caption_batch(std::slice::from_ref(&tokenized));
+        let hidden = Tensor::<2>::from_data(batch.hidden.into_data(), &self.device);
+        let (words, mask) = self.net.words(CaptionBatch { hidden, lengths: batch.lengths, tokens: batch.tokens });
+        let txt = self.net.shan.encode_texts(words, mask);
+        let x = preprocess::batch(&[runtime.input(photo)], &runtime.device);
+        let activation = runtime.visual.net.features_until(x, BLOCK);
+        let [_, _, h, w] = activation.dims();
+        let copies = Tensor::<4>::from_data(activation.into_data(), &self.device).repeat_dim(0, pieces).require_grad();
+        let mut entering = copies.clone();
+        for block in &self.backbone.blocks[BLOCK..self.net.visual.first_block] {
+            entering = block.forward(entering);
+        }
+        let img = self.net.shan.encode_images(self.net.regions(entering));
+        let (_, attention) = self.net.shan.score_with_attention(&img, &txt);
+        let pick: Vec<f32> = (0..pieces).flat_map(|i| (0..pieces).map(move |p| f32::from(u8::from(i == p)))).collect();
+        let pick = Tensor::<3>::from_data(TensorData::new(pick, [pieces, 1, pieces]), &self.device);
+        let grads = (attention.word_alignment * pick).sum().backward();
+        let grad = copies.grad(&grads).ok_or_else(|| anyhow::anyhow!("no gradient reached the activation"))?;
+        let map = (copies.inner() * grad).sum_dim(1).clamp_min(0.0).reshape([pieces, h * w]);
+        let v = values(map);
+        Ok(((0..pieces).map(|p| v[p * h * w..(p + 1) * h * w].to_vec()).collect(), h, tokenized))
+    }
+}
+
+/// A `grid`×`grid` map averaged down to `to`×`to` cells (`grid` a multiple of `to`).
+pub fn pool(map: &[f32], grid: usize, to: usize) -> Vec<f32> {
+    let f = (grid / to.max(1)).max(1);
+    (0..to * to)
+        .map(|cell| {
+            let (r, c) = (cell / to, cell % to);
+            let sum: f32 =
+                (0..f).flat_map(|dr| (0..f).map(move |dc| (r * f + dr) * grid + c * f + dc)).map(|i| map[i]).sum();
+            sum / (f * f) as f32
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn pools_blocks_of_cells() {
+        let map: Vec<f32> = (0..16).map(|i| i as f32).collect();
+        assert_eq!(super::pool(&map, 4, 2), vec![2.5, 4.5, 10.5, 12.5]);
+    }
+}
