@@ -202,7 +202,7 @@ impl Inspector {
                     }
                 })
                 .response
-                .on_hover_text("How SHAN's heatmaps are computed (alignscope grounding measures both)");
+                .on_hover_text("How SHAN's heatmaps are computed (alignscope grounding measures each)");
         });
         if let Some(why) = &self.unavailable {
             ui.colored_label(ui.visuals().warn_fg_color, format!("Explanations are unavailable: {why}"));

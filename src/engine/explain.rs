@@ -1,7 +1,7 @@
 //! Why an image and a caption match under SHAN: the three level scores and, per typed word, its
 //! fragment-level alignment R_t and a relevance map over the image's cells (the heatmap), by one
-//! of two methods: SHAN's own word→region attention, or occlusion (what the word's alignment
-//! loses when each cell of the photo is hidden; the default, measured by `alignscope grounding`).
+//! of the [`Method`]s `alignscope grounding` measures: gradient × activation (the default),
+//! occlusion, windows, or SHAN's own word→region attention.
 
 use std::path::{Path, PathBuf};
 
@@ -101,8 +101,8 @@ pub struct Explanation {
     /// Each region's box in the photo's pixels `[x0, y0, x1, y1]`.
     pub boxes: Vec<[f32; 4]>,
     pub words: Vec<WordExplanation>,
-    /// The pair's map by the same method: the mean of the content words' attention, or the drop of
-    /// the pair's score when each cell is hidden.
+    /// The pair's map by the same method: the drop (occlusion) or rise (windows) of the pair's
+    /// score per cell, else the mean of the content words' maps.
     pub pair_relevance: Vec<f32>,
     /// Set when the caption was cut to the model's length.
     pub warning: Option<String>,
@@ -172,7 +172,9 @@ pub fn explain_photo(
     caption: &str,
     method: Method,
 ) -> anyhow::Result<Explanation> {
-    let (txt, tokenized) = runtime.text_side(caption)?;
+    let tokenized = runtime.text.tokenizer.tokenize(caption)?;
+    let batch = runtime.caption_batch(std::slice::from_ref(&tokenized));
+    let txt = runtime.text_side_of(batch.clone());
     let img = runtime.image_side(photo);
     let shan = &runtime.net.shan;
     let (scores, attention) = shan.score_with_attention(&img, &txt);
@@ -186,6 +188,7 @@ pub fn explain_photo(
     let alignment = values(attention.word_alignment); // [1, 1, pieces]
     // Occlusion and windows: the photo with cells hidden (or shown alone) in turn, scored in one
     // batch against the caption; the pair's and each piece's score per input, then per cell.
+    // Each method gives a map per piece, and occlusion and windows one for the pair too.
     let perturbed = |inputs: Vec<image::RgbImage>, per_cell: &dyn Fn(&[f32]) -> Vec<f32>| {
         let n = inputs.len();
         let sides = runtime.image_sides_of(&inputs);
@@ -194,21 +197,21 @@ pub fn explain_photo(
         let r_t = values(attention.word_alignment); // [n, 1, pieces]
         let pieces: Vec<Vec<f32>> =
             (0..pieces).map(|p| per_cell(&(0..n).map(|i| r_t[i * pieces + p]).collect::<Vec<_>>())).collect();
-        (per_cell(&total), pieces)
+        (Some(per_cell(&total)), pieces)
     };
-    let input = runtime.input(photo);
-    let occluded = match method {
+    let maps: Option<(Option<Vec<f32>>, Vec<Vec<f32>>)> = match method {
         Method::Attention => None,
         Method::Gradient => {
-            let (maps, fine, _) = runtime.gradient()?.piece_maps(runtime, photo, caption)?;
-            let pooled: Vec<Vec<f32>> = maps.iter().map(|m| super::gradient::pool(m, fine, grid)).collect();
-            Some((Vec::new(), pooled))
+            let (maps, fine) = runtime.gradient()?.piece_maps(runtime, photo, &batch)?;
+            Some((None, maps.iter().map(|m| super::gradient::pool(m, fine, grid)).collect()))
         }
-        Method::Occlusion => Some(perturbed(occlusion::occluded_inputs(&input, grid), &occlusion::drops)),
+        Method::Occlusion => {
+            Some(perturbed(occlusion::occluded_inputs(&runtime.input(photo), grid), &occlusion::drops))
+        }
         Method::Window => {
             let window = occlusion::WINDOW.min(grid);
             let per_cell = |s: &[f32]| occlusion::window_map(&occlusion::gains(s), grid, window);
-            Some(perturbed(occlusion::window_pass_inputs(&input, grid, window), &per_cell))
+            Some(perturbed(occlusion::window_pass_inputs(&runtime.input(photo), grid, window), &per_cell))
         }
     };
     let words: Vec<WordExplanation> = word_pieces(&tokenized)
@@ -216,8 +219,8 @@ pub fn explain_photo(
         .map(|(word, mine)| {
             let share = 1.0 / mine.len() as f32;
             let attention = piece_mean(&mine, k, |p, i| beta[i * pieces + p]);
-            let relevance = match &occluded {
-                Some((_, drops)) => piece_mean(&mine, k, |p, i| drops[p][i]),
+            let relevance = match &maps {
+                Some((_, per_piece)) => piece_mean(&mine, k, |p, i| per_piece[p][i]),
                 None => attention.clone(),
             };
             WordExplanation {
@@ -229,8 +232,8 @@ pub fn explain_photo(
             }
         })
         .collect();
-    let pair_relevance = match occluded {
-        Some((pair, _)) if !pair.is_empty() => pair,
+    let pair_relevance = match maps {
+        Some((Some(pair), _)) => pair,
         _ => content_mean(words.iter().map(|w| (w.word.as_str(), w.relevance.as_slice())), k),
     };
     Ok(Explanation {

@@ -13,7 +13,6 @@ use image::DynamicImage;
 
 use super::runtime::Runtime;
 use crate::features::efficientnet::EfficientNetLite;
-use crate::features::tokenizer::Tokenized;
 use crate::features::{preprocess, values};
 use crate::nets::shan::{CaptionBatch, ShanNet};
 
@@ -36,19 +35,19 @@ impl Gradient {
         Ok(Self { backbone, net, device })
     }
 
-    /// Per word piece of `caption` (without [CLS] and [SEP]) its map, row-major over the
-    /// `grid`×`grid` activation; returns the maps, the grid and the tokenization.
+    /// Per word piece of one caption (`batch`: it through MiniLM's frozen layers, as
+    /// [`Runtime::caption_batch`] gives it) its map, row-major over the `grid`×`grid` activation;
+    /// returns the maps and the grid.
     pub fn piece_maps(
         &self,
         runtime: &Runtime,
         photo: &DynamicImage,
-        caption: &str,
-    ) -> anyhow::Result<(Vec<Vec<f32>>, usize, Tokenized)> {
-        let tokenized = runtime.text.tokenizer.tokenize(caption)?;
-        let pieces = tokenized.ids.len().saturating_sub(2);
-        anyhow::ensure!(pieces > 0, "the caption has no words");
+        batch: &CaptionBatch,
+    ) -> anyhow::Result<(Vec<Vec<f32>>, usize)> {
+        let pieces = batch.lengths.first().map_or(0, |l| l.saturating_sub(2));
+        anyhow::ensure!(batch.lengths.len() == 1 && pieces > 0, "one caption with words is needed");
         // The frozen parts run on the inference device; their outputs enter the autodiff graph.
-        let batch = runtime.caption_batch(std::slice::from_ref(&tokenized));
+        let batch = batch.clone();
         let hidden = Tensor::<2>::from_data(batch.hidden.into_data(), &self.device);
         let (words, mask) = self.net.words(CaptionBatch { hidden, lengths: batch.lengths, tokens: batch.tokens });
         let txt = self.net.shan.encode_texts(words, mask);
@@ -68,7 +67,7 @@ impl Gradient {
         let grad = copies.grad(&grads).ok_or_else(|| anyhow::anyhow!("no gradient reached the activation"))?;
         let map = (copies.inner() * grad).sum_dim(1).clamp_min(0.0).reshape([pieces, h * w]);
         let v = values(map);
-        Ok(((0..pieces).map(|p| v[p * h * w..(p + 1) * h * w].to_vec()).collect(), h, tokenized))
+        Ok(((0..pieces).map(|p| v[p * h * w..(p + 1) * h * w].to_vec()).collect(), h))
     }
 }
 

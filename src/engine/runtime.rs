@@ -103,7 +103,12 @@ impl Runtime {
 
     /// The side of a batch of tokenized captions (padded to the longest).
     pub fn text_sides(&self, captions: &[Tokenized]) -> TextSide {
-        let (words, mask) = self.net.words(self.caption_batch(captions));
+        self.text_side_of(self.caption_batch(captions))
+    }
+
+    /// The side of captions already run through MiniLM's frozen layers.
+    pub fn text_side_of(&self, batch: CaptionBatch) -> TextSide {
+        let (words, mask) = self.net.words(batch);
         self.net.shan.encode_texts(words, mask)
     }
 

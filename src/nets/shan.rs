@@ -27,6 +27,7 @@ pub struct ShanNet {
 
 /// Captions padded to `tokens`, as the hidden states entering MiniLM's last layer [B·tokens, H]
 /// (`tokens` ≥ 3 so every row has room for [CLS], a piece and [SEP]).
+#[derive(Clone)]
 pub struct CaptionBatch {
     pub hidden: Tensor<2>,
     pub lengths: Vec<usize>,

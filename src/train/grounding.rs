@@ -197,7 +197,9 @@ impl Explainer<'_> {
         match self {
             Self::Shan { runtime, method: Method::Gradient } => {
                 // Pointing on the finer 28×28 map itself; the pair's map (deletion) on the cells.
-                let (maps, fine, tokenized) = runtime.gradient()?.piece_maps(runtime, photo, caption)?;
+                let tokenized = runtime.text.tokenizer.tokenize(caption)?;
+                let batch = runtime.caption_batch(std::slice::from_ref(&tokenized));
+                let (maps, fine) = runtime.gradient()?.piece_maps(runtime, photo, &batch)?;
                 let words: Vec<(String, Vec<f32>)> = word_pieces(&tokenized)
                     .into_iter()
                     .map(|(w, mine)| (w, piece_mean(&mine, fine * fine, |p, i| maps[p][i])))
