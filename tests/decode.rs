@@ -79,6 +79,40 @@ fn huge_header_is_refused_before_allocating() {
     }
 }
 
+/// Within the side limit but not the memory limit: 19999×19999 16-bit RGBA would take 3.0 GiB
+/// (issue: `explain` peaked at 3.5 GB on one).
+#[test]
+fn a_bomb_within_the_side_limit_is_refused_from_its_header() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, side, depth, colour) in [("deep.png", 19_999, 16, 6), ("wide.png", 18_000, 8, 2)] {
+        let path = dir.path().join(name);
+        common::write_png_claiming(&path, side, side, depth, colour);
+        match decode_oriented(&path) {
+            Err(e @ DecodeError::TooManyPixels { .. }) => {
+                assert!(e.to_string().contains(name) && e.to_string().contains("MiB"), "{e}")
+            }
+            other => panic!("{name}: expected TooManyPixels, got {other:?}"),
+        }
+    }
+}
+
+/// A FIFO named like a photo is refused at once instead of blocking the reader forever.
+#[cfg(unix)]
+#[test]
+fn a_fifo_is_not_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pipe.jpg");
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let started = std::time::Instant::now();
+    match decode_oriented(&path) {
+        Err(e @ DecodeError::NotAFile { .. }) => assert!(e.to_string().contains("pipe.jpg"), "{e}"),
+        other => panic!("expected NotAFile, got {other:?}"),
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}
+
 #[test]
 fn demo_folder_has_real_photos_that_decode() {
     let scan = scan_folder(&std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/demo"));

@@ -212,8 +212,9 @@ fn inspector_heatmap_is_the_explanation_and_follows_the_clicked_word() {
         );
         assert!(explained.dsran_attention.as_ref().is_some_and(|a| a.len() == 49));
         let selected = app.gallery.selected.unwrap();
-        let models: Vec<_> = app.ranking.compare(selected).into_iter().map(|(m, _, rank)| (m.name(), rank)).collect();
-        assert_eq!(models.iter().map(|m| m.0).collect::<Vec<_>>(), ["global", "DSRAN", "RACG"], "{models:?}");
+        let models: Vec<_> = app.ranking.compare(selected).into_iter().map(|m| (m.name, m.rank)).collect();
+        // Ranked by the default from the folder's index: the index's networks are compared.
+        assert_eq!(models.iter().map(|m| m.0).collect::<Vec<_>>(), ["default", "global"], "{models:?}");
         assert!(models.iter().all(|&(_, rank)| (1..=app.gallery.items.len()).contains(&rank)), "{models:?}");
     }
     harness.get_by_label("Side by side: this pair under each network");
@@ -400,9 +401,13 @@ fn dataset_browser_shows_captions_ranks_and_recall() {
     harness.snapshot("dataset_browser");
 }
 
-/// A 4-photo folder ranked by `model` for "a man holding a camera": camera.jpg comes first.
-/// Returns the folder (its temporary directory lives as long as the result).
-fn camera_first_under(model: alignscope::app::RankModel) -> Option<(tempfile::TempDir, std::path::PathBuf)> {
+/// A copy of the demo photos `names`, ranked in the window by `model` for `caption`: the folder
+/// (its temporary directory lives as long as the result) and the gallery's order, best first.
+fn ranked_in_window(
+    model: alignscope::app::RankModel,
+    names: &[&str],
+    caption: &str,
+) -> Option<(tempfile::TempDir, std::path::PathBuf, Vec<String>)> {
     if probe_adapter().is_none() {
         common::skip_or_fail("a wgpu adapter for egui_kittest's renderer");
         return None;
@@ -410,7 +415,7 @@ fn camera_first_under(model: alignscope::app::RankModel) -> Option<(tempfile::Te
     let tmp = tempfile::tempdir().unwrap();
     let folder = tmp.path().join("photos");
     std::fs::create_dir(&folder).unwrap();
-    for name in ["chelsea.jpg", "camera.jpg", "coffee.jpg", "astronaut.jpg"] {
+    for name in names {
         std::fs::copy(demo_folder().join(name), folder.join(name)).unwrap();
     }
     let dir = folder.clone();
@@ -426,13 +431,15 @@ fn camera_first_under(model: alignscope::app::RankModel) -> Option<(tempfile::Te
         None,
     );
     harness.step();
-    harness.state_mut().as_mut().unwrap().query = "a man holding a camera".into();
+    harness.state_mut().as_mut().unwrap().query = caption.into();
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         harness.step();
         let app = harness.state().as_ref().unwrap();
         assert_eq!(app.settings.rank_model, model, "the model stays chosen (its weights load)");
-        if !app.ranking.is_busy() && app.gallery.items.len() == 4 && app.gallery.items.iter().all(|i| i.score.is_some())
+        if !app.ranking.is_busy()
+            && app.gallery.items.len() == names.len()
+            && app.gallery.items.iter().all(|i| i.score.is_some())
         {
             break;
         }
@@ -440,14 +447,48 @@ fn camera_first_under(model: alignscope::app::RankModel) -> Option<(tempfile::Te
         std::thread::sleep(Duration::from_millis(20));
     }
     let app = harness.state().as_ref().unwrap();
-    assert_eq!(app.gallery.items[app.gallery.order[0]].file_name(), "camera.jpg", "{model:?}");
+    let order = app.gallery.order.iter().map(|&i| app.gallery.items[i].file_name()).collect();
+    Some((tmp, folder, order))
+}
+
+/// A 4-photo folder ranked by `model` for "a man holding a camera": camera.jpg comes first.
+fn camera_first_under(model: alignscope::app::RankModel) -> Option<(tempfile::TempDir, std::path::PathBuf)> {
+    let names = ["chelsea.jpg", "camera.jpg", "coffee.jpg", "astronaut.jpg"];
+    let (tmp, folder, order) = ranked_in_window(model, &names, "a man holding a camera")?;
+    assert_eq!(order[0], "camera.jpg", "{model:?}");
     Some((tmp, folder))
 }
 
 #[test]
 fn shan_ranks_the_folder_from_its_persistent_index() {
-    let Some((_tmp, folder)) = camera_first_under(alignscope::app::RankModel::ShanIndex) else { return };
+    let Some((_tmp, folder)) = camera_first_under(alignscope::app::RankModel::Shan) else { return };
     assert!(folder.join(".alignscope/index.bin").is_file(), "the index persists in the folder");
+}
+
+/// The window and `alignscope search` rank a folder in the same order, with each model they share,
+/// from the same index (the window's run writes it, the CLI's reads it unchanged).
+#[test]
+fn the_window_ranks_the_demo_folder_as_search_does() {
+    use alignscope::app::RankModel;
+    let names: Vec<String> = std::fs::read_dir(demo_folder())
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".jpg"))
+        .collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let caption = "a cup of coffee on a table";
+    for (model, flag) in [(RankModel::Default, "default"), (RankModel::Global, "global"), (RankModel::Shan, "shan")] {
+        let Some((_tmp, folder, window)) = ranked_in_window(model, &names, caption) else { return };
+        let dir = folder.to_str().unwrap();
+        let (ok, out, err) = common::alignscope(&["search", dir, caption, "--model", flag, "--top", "100"]);
+        assert!(ok, "{err}");
+        assert!(err.contains("0 to embed"), "search reuses the window's index: {err}");
+        let cli: Vec<String> = out
+            .lines()
+            .filter_map(|l| std::path::Path::new(l.split('\t').nth(1)?).file_name()?.to_str().map(String::from))
+            .collect();
+        assert_eq!(window, cli, "{model:?}: the window's order and search's");
+    }
 }
 
 #[test]

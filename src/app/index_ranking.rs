@@ -1,7 +1,7 @@
-//! Ranking the open folder with SHAN from the folder's persistent index (the engine behind
-//! `alignscope index` and `search`): the index is brought up to date in the background, with
-//! progress and cancel, then each caption is scored by SHAN over every photo (up to
-//! EXHAUSTIVE_UP_TO photos) or two-stage over the best first-stage candidates.
+//! Ranking the open folder from the folder's persistent index (the engine behind `alignscope
+//! index` and `search`, with the same networks): the index is brought up to date in the
+//! background, with progress and cancel, then each caption is ranked by the chosen network (SHAN
+//! scores every photo up to EXHAUSTIVE_UP_TO photos, else two-stage).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -10,7 +10,7 @@ use std::sync::Arc;
 use crate::engine::index::{IndexMsg, update_index};
 use crate::engine::jobs::{Job, Oneshot, Waker, poll_slot, spawn_oneshot};
 use crate::engine::runtime::Runtime;
-use crate::engine::search::{Hit, LoadedIndex, SearchOptions, search_caption};
+use crate::engine::search::{Hit, LoadedIndex, SearchModel, SearchOptions, search_caption};
 
 use super::gallery::Item;
 use super::notifications::{Level, Notifications};
@@ -23,7 +23,23 @@ enum IndexJobMsg {
     Done(Result<LoadedIndex, String>),
 }
 
-type QueryResult = Result<(String, Vec<Hit>, Option<String>), String>;
+/// A ranked caption: the caption, the chosen network's hits, every index network's hits that
+/// could be computed (for the inspector's comparison), and a warning (a cut caption).
+struct Ranked {
+    caption: String,
+    hits: Vec<Hit>,
+    all: Vec<(SearchModel, Vec<Hit>)>,
+    warning: Option<String>,
+}
+
+type QueryResult = Result<Ranked, String>;
+
+/// Each index network's score per gallery item for the caption last ranked (None: not scored).
+#[derive(Clone, Debug, Default)]
+pub struct IndexScores {
+    pub caption: String,
+    pub by_model: Vec<(SearchModel, Vec<Option<f32>>)>,
+}
 
 #[derive(Default)]
 pub struct IndexRanking {
@@ -34,8 +50,10 @@ pub struct IndexRanking {
     /// The folder the index is for.
     root: Option<PathBuf>,
     query_job: Option<Job<QueryResult>>,
-    /// A caption waiting for the index or for the running query.
-    pending: Option<String>,
+    /// A caption (and the network to rank with) waiting for the index or the running query.
+    pending: Option<(String, SearchModel)>,
+    /// Every index network's scores for the last ranked caption.
+    pub scores: IndexScores,
 }
 
 impl IndexRanking {
@@ -74,9 +92,9 @@ impl IndexRanking {
         self.job = Some(job);
     }
 
-    /// Rank by `caption` once the index is ready (the latest caption wins).
-    pub fn rank(&mut self, caption: String) {
-        self.pending = Some(caption);
+    /// Rank by `caption` with `model` once the index is ready (the latest caption wins).
+    pub fn rank(&mut self, caption: String, model: SearchModel) {
+        self.pending = Some((caption, model));
     }
 
     /// Take in progress and results; returns scores (per gallery item) when a ranking arrived.
@@ -114,25 +132,38 @@ impl IndexRanking {
             }
         }
         if let (Some(index), Some(runtime), None) = (&self.index, runtime, &self.query_job)
-            && let Some(caption) = self.pending.take()
+            && let Some((caption, model)) = self.pending.take()
         {
             let (index, runtime) = (index.clone(), runtime.clone());
             let options = SearchOptions {
+                model,
                 top: index.len(),
                 candidates: crate::engine::search::DEFAULT_CANDIDATES,
                 exhaustive: index.len() <= EXHAUSTIVE_UP_TO,
             };
-            self.query_job = Some(spawn_oneshot("SHAN search", waker.clone(), move |_| {
-                search_caption(&runtime, &index, &caption, options)
-                    .map(|(hits, warning)| (caption, hits, warning))
-                    .map_err(|e| format!("{e:#}"))
+            self.query_job = Some(spawn_oneshot("search", waker.clone(), move |_| {
+                let (hits, warning) =
+                    search_caption(&runtime, &index, &caption, options).map_err(|e| format!("{e:#}"))?;
+                // The other networks' scores are a dot product per photo: cheap to add. SHAN's
+                // two-stage scores cover only its candidates, so it joins only when chosen.
+                let mut all = vec![(model, hits.clone())];
+                for other in [SearchModel::Default, SearchModel::Global].into_iter().filter(|m| *m != model) {
+                    if let Ok((h, _)) =
+                        search_caption(&runtime, &index, &caption, SearchOptions { model: other, ..options })
+                    {
+                        all.push((other, h));
+                    }
+                }
+                Ok(Ranked { caption, hits, all, warning })
             }));
         }
         match poll_slot(&mut self.query_job) {
-            Oneshot::Done(Ok((_, hits, warning))) => {
+            Oneshot::Done(Ok(Ranked { caption, hits, all, warning })) => {
                 if let Some(w) = warning {
                     notes.push(Level::Warning, w);
                 }
+                let by_model = all.iter().map(|(m, h)| (*m, scores_by_item(items, h))).collect();
+                self.scores = IndexScores { caption, by_model };
                 Some(scores_by_item(items, &hits))
             }
             Oneshot::Done(Err(e)) => {

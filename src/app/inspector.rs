@@ -13,10 +13,11 @@ use std::sync::Arc;
 
 use image::RgbaImage;
 
+use super::ranking::ModelScore;
 use crate::engine::backend::Compute;
 use crate::engine::explain::{Explanation, Method, content_words, explain_photo};
 use crate::engine::jobs::{Job, Oneshot, Waker, poll_slot, spawn_oneshot};
-use crate::engine::rank::{Ranker, RankerModel};
+use crate::engine::rank::Ranker;
 use crate::engine::runtime::Runtime;
 use crate::engine::scale::HeatScale;
 use crate::render::colormap::viridis;
@@ -180,7 +181,7 @@ impl Inspector {
         ui: &mut egui::Ui,
         rank: Option<(usize, usize)>,
         ranked_by: &str,
-        models: &[(RankerModel, f32, usize)],
+        models: &[ModelScore],
         waker: &Waker,
     ) {
         ui.horizontal(|ui| {
@@ -263,7 +264,7 @@ fn model_table(
     current: &View,
     rank: Option<(usize, usize)>,
     ranked_by: &str,
-    models: &[(RankerModel, f32, usize)],
+    models: &[ModelScore],
 ) {
     let n = rank.map(|(_, n)| n);
     let of = |r: usize| n.map_or(format!("#{r}"), |n| format!("#{r} of {n}"));
@@ -280,13 +281,14 @@ fn model_table(
                 _ => "(SHAN ranks: Settings > Ranking model)".to_string(),
             });
             ui.end_row();
-            for (model, score, r) in models {
-                ui.label(match model {
-                    RankerModel::Racg => "RACG (cross-graph)".to_string(),
-                    m => format!("{} (cosine)", m.name()),
+            for m in models {
+                ui.label(match m.name {
+                    "RACG" => "RACG (cross-graph)".to_string(),
+                    "default" => "default (SHAN + global, hubs normalised)".to_string(),
+                    name => format!("{name} (cosine)"),
                 });
-                ui.label(format!("{score:.3}"));
-                ui.label(of(*r));
+                ui.label(format!("{:.3}", m.score));
+                ui.label(of(m.rank));
                 ui.end_row();
             }
         });
@@ -435,13 +437,7 @@ fn explain_pair(
 /// chosen word over the regions, DSRAN's global node's graph attention; each panel with the
 /// network's score and folder rank, and its own value range (the networks' weights are not on
 /// one scale).
-fn side_by_side(
-    ui: &mut egui::Ui,
-    v: &View,
-    rank: Option<(usize, usize)>,
-    ranked_by: &str,
-    models: &[(RankerModel, f32, usize)],
-) {
+fn side_by_side(ui: &mut egui::Ui, v: &View, rank: Option<(usize, usize)>, ranked_by: &str, models: &[ModelScore]) {
     let e = &v.explained;
     let word = e.explanation.words.get(v.word);
     let racg_word = match (&e.racg_attention, word) {
@@ -449,7 +445,7 @@ fn side_by_side(
         _ => None,
     };
     let shan_rank = rank.filter(|_| ranked_by == "SHAN").map(|(r, _)| r + 1);
-    let of = |m: RankerModel| models.iter().find(|(x, _, _)| *x == m).map(|&(_, s, r)| (s, Some(r)));
+    let of = |name: &str| models.iter().find(|m| m.name == name).map(|m| (m.score, Some(m.rank)));
     let panels: [(&str, Option<(f32, Option<usize>)>, Option<Vec<f32>>, String); 3] = [
         (
             "SHAN",
@@ -457,10 +453,10 @@ fn side_by_side(
             word.map(|w| w.relevance.clone()),
             word.map_or(String::new(), |w| format!("\u{201c}{}\u{201d} by {}", w.word, e.explanation.method)),
         ),
-        ("DSRAN", of(RankerModel::Dsran), e.dsran_attention.clone(), "its global node's graph attention".into()),
+        ("DSRAN", of("DSRAN"), e.dsran_attention.clone(), "its global node's graph attention".into()),
         (
             "RACG",
-            of(RankerModel::Racg),
+            of("RACG"),
             racg_word,
             match &e.racg_attention {
                 Some(Err(why)) => format!("unavailable: {why}"),

@@ -22,6 +22,7 @@ pub use dataset::Dataset;
 pub use gallery::{Gallery, Thumb};
 pub use inspector::Inspector;
 pub use notifications::{Level, Notifications};
+use ranking::ModelScore;
 pub use settings::{RankModel, Settings, ThumbSize};
 
 /// How the window was asked to start (`alignscope gui …`).
@@ -87,7 +88,7 @@ pub struct AlignscopeApp {
     pending_select: Option<usize>,
     /// The inspector's per-model scores and ranks, kept while the photo, the caption and the
     /// embeddings are unchanged (ranking every photo per frame costs with 10,000 photos).
-    comparison: Option<((usize, String, u64), Vec<(RankerModel, f32, usize)>)>,
+    comparison: Option<((usize, String, u64), Vec<ModelScore>)>,
     /// The open dataset split (the gallery shows its images), and the jobs that open one.
     pub dataset: Option<Dataset>,
     dataset_open:
@@ -231,13 +232,12 @@ impl AlignscopeApp {
             self.ranking.runtime = self.inspector.runtime();
         }
         // Datasets are lists of files inside a bigger folder: they rank with the global model.
-        self.ranking.set_use_index(
-            self.settings.rank_model == RankModel::ShanIndex && self.dataset.is_none() && self.dataset_open.is_none(),
-        );
+        let dataset = self.dataset.is_some() || self.dataset_open.is_some();
+        self.ranking.set_use_index(self.settings.rank_model.index_model().filter(|_| !dataset));
         self.ranking.set_model(match self.settings.rank_model {
             RankModel::Dsran => RankerModel::Dsran,
             RankModel::Racg => RankerModel::Racg,
-            RankModel::Global | RankModel::ShanIndex => RankerModel::Global,
+            RankModel::Global | RankModel::Default | RankModel::Shan => RankerModel::Global,
         });
         self.ranking.poll(ctx, &mut self.gallery, &self.waker, &mut self.notes);
         match poll_slot(&mut self.dataset_open) {
@@ -332,11 +332,12 @@ impl AlignscopeApp {
             let rank = self.selected_rank();
             let waker = self.waker.clone();
             let models = self.model_comparison();
-            let ranked_by = match self.settings.rank_model {
-                _ if self.ranking.uses_index() => "SHAN",
-                RankModel::Dsran => "DSRAN",
-                RankModel::Racg => "RACG",
-                _ => "global",
+            let ranked_by = match self.ranking.uses_index() {
+                Some(model) => model.name(),
+                None if matches!(self.settings.rank_model, RankModel::Dsran | RankModel::Racg) => {
+                    self.settings.rank_model.name()
+                }
+                None => "global",
             };
             egui::Panel::right("inspector")
                 .resizable(true)
@@ -365,7 +366,7 @@ impl AlignscopeApp {
         Some((self.gallery.order.iter().position(|&i| i == selected)?, self.gallery.items.len()))
     }
 
-    fn model_comparison(&mut self) -> Vec<(RankerModel, f32, usize)> {
+    fn model_comparison(&mut self) -> Vec<ModelScore> {
         let Some(selected) = self.gallery.selected else { return Vec::new() };
         let key = (selected, self.ranking.caption().unwrap_or_default().to_string(), self.ranking.version);
         match &self.comparison {

@@ -15,6 +15,7 @@ use super::gallery::Gallery;
 use super::index_ranking::IndexRanking;
 use super::notifications::{Level, Notifications};
 use crate::engine::runtime::Runtime;
+use crate::engine::search::SearchModel;
 
 const DEBOUNCE: Duration = Duration::from_millis(300);
 
@@ -28,6 +29,23 @@ struct RacgScores {
     generation: u64,
     embedded: usize,
     scores: Vec<Option<f32>>,
+}
+
+/// One network's score of a pair, and the photo's rank in the folder under it (1 = best).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelScore {
+    pub name: &'static str,
+    pub score: f32,
+    pub rank: usize,
+}
+
+impl ModelScore {
+    /// Item `index`'s score and rank among `scores` (None where it has no score).
+    fn of(name: &'static str, scores: &[Option<f32>], index: usize) -> Option<Self> {
+        let score = (*scores.get(index)?)?;
+        let above = scores.iter().enumerate().filter(|&(i, s)| i != index && s.is_some_and(|s| s > score)).count();
+        Some(Self { name, score, rank: above + 1 })
+    }
 }
 
 #[derive(Default)]
@@ -50,8 +68,8 @@ pub struct Ranking {
     pub version: u64,
     typed: String,
     typed_at: Option<Instant>,
-    /// Rank with SHAN from the folder's index instead of the global model.
-    use_index: bool,
+    /// Rank from the folder's index with this network (else with the per-session embeddings).
+    use_index: Option<SearchModel>,
     /// SHAN, once loaded (shared with the inspector).
     pub runtime: Option<Arc<Runtime>>,
     pub index: IndexRanking,
@@ -81,7 +99,7 @@ impl Ranking {
     }
 
     pub fn is_busy(&self) -> bool {
-        if self.use_index {
+        if self.use_index.is_some() {
             return self.runtime.is_none() || self.index.is_busy() || self.typed_at.is_some();
         }
         self.loading.is_some()
@@ -126,24 +144,29 @@ impl Ranking {
         }
     }
 
-    /// Under each loaded network: item `index`'s score for the current caption and its rank among
-    /// the scored photos (1 = best), e.g. to compare models on one pair.
-    pub fn compare(&self, index: usize) -> Vec<(RankerModel, f32, usize)> {
-        RankerModel::ALL
-            .into_iter()
-            .filter_map(|m| {
-                let scores = self.scores(m)?;
-                let score = (*scores.get(index)?)?;
-                let above =
-                    scores.iter().enumerate().filter(|&(i, s)| i != index && s.is_some_and(|s| s > score)).count();
-                Some((m, score, above + 1))
-            })
-            .collect()
+    /// Under each network with scores for the current caption (from the index: default and
+    /// global; per session: global, DSRAN, RACG): item `index`'s score and its rank among the
+    /// scored photos (1 = best), e.g. to compare models on one pair. SHAN's is the inspector's own.
+    pub fn compare(&self, index: usize) -> Vec<ModelScore> {
+        if self.use_index.is_some() {
+            return self
+                .index
+                .scores
+                .by_model
+                .iter()
+                .filter(|(m, _)| *m != SearchModel::Shan)
+                .filter_map(|(m, scores)| ModelScore::of(m.name(), scores, index))
+                .collect();
+        }
+        RankerModel::ALL.into_iter().filter_map(|m| ModelScore::of(m.name(), &self.scores(m)?, index)).collect()
     }
 
     /// The caption the current scores are for.
     pub fn caption(&self) -> Option<&str> {
-        self.query.as_ref().map(|(q, _)| q.as_str())
+        match self.use_index {
+            Some(_) => Some(self.index.scores.caption.as_str()).filter(|c| !c.is_empty()),
+            None => self.query.as_ref().map(|(q, _)| q.as_str()),
+        }
     }
 
     /// Why DSRAN or RACG cannot rank (weights absent or unreadable), once the models are loaded.
@@ -156,20 +179,25 @@ impl Ranking {
         }
     }
 
-    pub fn uses_index(&self) -> bool {
+    /// The index's network the gallery is ranked with, if it is ranked from the index.
+    pub fn uses_index(&self) -> Option<SearchModel> {
         self.use_index
     }
 
-    /// Switch between the global model and SHAN from the index; the folder is ranked again.
-    pub fn set_use_index(&mut self, on: bool) {
-        if on != self.use_index {
+    /// Rank from the folder's index with `model`, or (None) with the per-session embeddings; the
+    /// folder is ranked again. The index stays loaded when only its network changes.
+    pub fn set_use_index(&mut self, model: Option<SearchModel>) {
+        if model == self.use_index {
+            return;
+        }
+        if model.is_none() || self.use_index.is_none() {
             self.cancel();
-            self.use_index = on;
             self.generation = 0;
             self.query = None;
             self.index = IndexRanking::default();
-            self.typed_at = Some(Instant::now());
         }
+        self.use_index = model;
+        self.typed_at = Some(Instant::now());
     }
 
     /// The query text once typing has paused (and no query is running), else None.
@@ -197,11 +225,12 @@ impl Ranking {
         }
         match self.settled_text(ctx) {
             Some(text) if text.is_empty() => gallery.unrank(),
-            Some(text) => self.index.rank(text),
+            Some(text) => self.index.rank(text, self.use_index.unwrap_or_default()),
             None => {}
         }
         if let Some(scores) = self.index.poll(&gallery.items, Some(&runtime), waker, notes) {
             gallery.rank_by(scores);
+            self.version += 1;
         }
     }
 
@@ -222,7 +251,7 @@ impl Ranking {
             }
             Oneshot::Pending | Oneshot::Gone => {}
         }
-        if self.use_index {
+        if self.use_index.is_some() {
             self.poll_index(ctx, gallery, waker, notes);
             return;
         }
@@ -348,11 +377,11 @@ mod tests {
         // Photo 0: global 0.8 (best of two), DSRAN 0.8 (best: photo 1 has 0.6).
         let c = r.compare(0);
         assert_eq!(c.len(), 2);
-        assert_eq!((c[0].0, c[0].2), (RankerModel::Global, 1));
-        assert!((c[0].1 - 0.8).abs() < 1e-6);
-        assert_eq!((c[1].0, c[1].2), (RankerModel::Dsran, 1));
+        assert_eq!((c[0].name, c[0].rank), ("global", 1));
+        assert!((c[0].score - 0.8).abs() < 1e-6);
+        assert_eq!((c[1].name, c[1].rank), ("DSRAN", 1));
         // Photo 1: second under both.
-        assert!(r.compare(1).iter().all(|&(_, _, rank)| rank == 2));
+        assert!(r.compare(1).iter().all(|m| m.rank == 2));
         assert!(r.compare(2).is_empty(), "not embedded");
         // RACG's folder scores count once they are for this caption and folder.
         r.racg = Some(RacgScores {
@@ -363,8 +392,8 @@ mod tests {
         });
         let c = r.compare(0);
         assert_eq!(c.len(), 3);
-        assert_eq!((c[2].0, c[2].2), (RankerModel::Racg, 2));
-        assert_eq!(r.compare(1)[2].2, 1);
+        assert_eq!((c[2].name, c[2].rank), ("RACG", 2));
+        assert_eq!(r.compare(1)[2].rank, 1);
         r.racg.as_mut().unwrap().caption = "another caption".into();
         assert_eq!(r.compare(0).len(), 2, "stale RACG scores are not shown");
         // Without DSRAN weights only the global model answers.

@@ -16,18 +16,46 @@ pub struct Settings {
     pub rank_model: RankModel,
 }
 
-/// What ranks the gallery by a caption.
+/// What ranks the gallery by a caption: the first three from the folder's persistent index (the
+/// one `alignscope index` / `search` keep; datasets rank with the global model embedded per
+/// session), DSRAN and RACG embedded per session.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum RankModel {
-    /// The global dual encoder; photos embedded per session.
+    /// SHAN's and the global model's embeddings fused, normalised against a query bank.
     #[default]
+    Default,
+    /// The global dual encoder.
     Global,
-    /// SHAN from the folder's persistent index (photo folders; datasets use the global model).
-    ShanIndex,
+    /// SHAN, two-stage (exhaustive up to 1,000 photos).
+    #[serde(alias = "ShanIndex")]
+    Shan,
     /// DSRAN (graph-attention dual encoder), embedded with the global model's backbone pass.
     Dsran,
     /// RACG (cross-graph relations): photo graphs kept per session, the folder scored per caption.
     Racg,
+}
+
+impl RankModel {
+    /// The index's network for this choice (None: ranked per session).
+    pub fn index_model(self) -> Option<crate::engine::search::SearchModel> {
+        use crate::engine::search::SearchModel;
+        match self {
+            Self::Default => Some(SearchModel::Default),
+            Self::Global => Some(SearchModel::Global),
+            Self::Shan => Some(SearchModel::Shan),
+            Self::Dsran | Self::Racg => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Default => "default",
+            Self::Global => "global",
+            Self::Shan => "SHAN",
+            Self::Dsran => "DSRAN",
+            Self::Racg => "RACG",
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -22,10 +22,10 @@ pub fn show(app: &mut AlignscopeApp, ui: &mut egui::Ui) {
             .id(query_id())
             .hint_text("Describe a photo to rank the folder…  (Ctrl+F)")
             .desired_width(ui.available_width() - 230.0);
-        let hover = match &app.ranking.unavailable {
-            Some(why) => format!("Caption ranking is unavailable: {why}"),
-            None if app.ranking.uses_index() => "Photos are ranked by SHAN from the folder's index".to_string(),
-            None => "Photos are ranked by the global dual encoder (cosine in the joint space)".to_string(),
+        let hover = match (app.ranking.uses_index(), &app.ranking.unavailable) {
+            (Some(model), _) => format!("Photos are ranked by the {} model from the folder's index", model.name()),
+            (None, Some(why)) => format!("Caption ranking is unavailable: {why}"),
+            (None, None) => "Photos are ranked by the model chosen in Settings, embedded this session".to_string(),
         };
         ui.add(query).on_hover_text(hover);
         if ui.button("Copy paths").on_hover_text("Copy the photos' paths in displayed order (best first when ranked)").clicked() {
@@ -47,17 +47,14 @@ fn settings_menu(app: &mut AlignscopeApp, ui: &mut egui::Ui) {
         ui.radio_value(&mut app.settings.thumbnail_size, size, size.label());
     }
     ui.separator();
-    ui.label("Ranking model");
-    ui.radio_value(
-        &mut app.settings.rank_model,
-        super::RankModel::Global,
-        "global dual encoder (photos embedded per session)",
-    );
-    ui.radio_value(
-        &mut app.settings.rank_model,
-        super::RankModel::ShanIndex,
-        "SHAN from the folder's index (kept in DIR/.alignscope)",
-    );
+    ui.label("Ranking model (the first three from the folder's index, as `alignscope search`)");
+    for (choice, label) in [
+        (super::RankModel::Default, "default: SHAN + global, hubs normalised (best measured)"),
+        (super::RankModel::Global, "global dual encoder"),
+        (super::RankModel::Shan, "SHAN (two-stage)"),
+    ] {
+        ui.radio_value(&mut app.settings.rank_model, choice, label);
+    }
     for (choice, model, label) in [
         (super::RankModel::Dsran, RankerModel::Dsran, "DSRAN (graph-attention dual encoder)"),
         (super::RankModel::Racg, RankerModel::Racg, "RACG (cross-graph relations; the folder scored per caption)"),
@@ -66,7 +63,7 @@ fn settings_menu(app: &mut AlignscopeApp, ui: &mut egui::Ui) {
         if let Some(why) = app.ranking.missing(model) {
             radio.on_hover_text(format!("Unavailable: {why}"));
             if app.settings.rank_model == choice {
-                app.settings.rank_model = super::RankModel::Global;
+                app.settings.rank_model = super::RankModel::Default;
                 app.notes.push(super::Level::Warning, format!("{} cannot rank: {why}", model.name()));
             }
         }

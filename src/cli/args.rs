@@ -3,6 +3,9 @@
 /// The matching networks `train`, `eval` and `tune-levels` know.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum ModelKind {
+    /// What the app and `search` rank with: SHAN's and the global model's embeddings fused,
+    /// normalised against a bank of training captions (`rankers`).
+    Default,
     /// The step-wise hierarchical alignment network.
     Shan,
     /// Graph-attention dual encoder.
@@ -16,6 +19,7 @@ pub enum ModelKind {
 impl ModelKind {
     pub fn name(self) -> &'static str {
         match self {
+            Self::Default => "default",
             Self::Shan => "shan",
             Self::Dsran => "dsran",
             Self::Racg => "racg",

@@ -29,6 +29,19 @@ pub fn eval(
     let source = Source { compute: &compute, flickr8k, cache_dir: cache, visual, cancel: &cancel, report: &progress };
     // (level name, recalls) in the order they are reported; "full" first.
     let (levels, images, seconds): (Vec<(&str, Recalls)>, usize, f64) = match model {
+        ModelKind::Default => {
+            use alignscope::train::default_ranker::{SplitScores, embed_split};
+            anyhow::ensure!(
+                weights.is_none() && first == usize::MAX,
+                "--weights and --images are not for the default ranker"
+            );
+            let ranker = alignscope::engine::fused::DefaultRanker::load(visual, &compute.device)?;
+            let data = source.fragments(split, ranker.shan.visual.first_block)?;
+            let started = std::time::Instant::now();
+            let scores = SplitScores::new(embed_split(&ranker.shan, &ranker.global, &data, &compute.device));
+            let r = scores.default_recalls(&ranker.bank);
+            (vec![("full", r)], data.len(), started.elapsed().as_secs_f64())
+        }
         ModelKind::Global => {
             anyhow::ensure!(first == usize::MAX, "--images is for shan, dsran and racg");
             use alignscope::nets::global_tuned;

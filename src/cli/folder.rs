@@ -126,17 +126,23 @@ pub fn search_command(
             (hits, serde_json::json!({ "caption": caption }))
         }
         (None, Some(image)) => {
-            (search_image(&runtime, &index, &image, options.top)?, serde_json::json!({ "image": image }))
+            let mut query = serde_json::Map::new();
+            alignscope::data::path_text::json_fields(&image, "image", &mut query);
+            (search_image(&runtime, &index, &image, options.top)?, serde_json::Value::Object(query))
         }
         _ => anyhow::bail!("give either a caption or --image PHOTO"),
     };
     let seconds = started.elapsed().as_secs_f64();
     if json {
-        let stage = if options.exhaustive { "exhaustive" } else { "two-stage" };
-        let object = serde_json::json!({ "query": query, "photos": index.len(), "search": stage, "candidates": options.candidates, "seconds": seconds, "results": hits });
+        use alignscope::engine::search::SearchModel;
+        let mut object = serde_json::json!({ "query": query, "photos": index.len(), "model": options.model.name().to_lowercase(), "seconds": seconds, "results": hits });
+        if options.model == SearchModel::Shan {
+            object["search"] = (if options.exhaustive { "exhaustive" } else { "two-stage" }).into();
+            object["candidates"] = options.candidates.into();
+        }
         return Ok(format!("{object}\n"));
     }
-    Ok(hits.iter().map(|h| format!("{:.4}\t{}\n", h.score, h.path.display())).collect())
+    Ok(hits.iter().map(|h| format!("{:.4}\t{}\n", h.score, alignscope::data::path_text::shown(&h.path))).collect())
 }
 
 #[allow(clippy::too_many_arguments)]

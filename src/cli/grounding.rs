@@ -32,7 +32,8 @@ pub fn run(
     let started = Instant::now();
     let (runtime, ranker);
     let explainer = match model {
-        ModelKind::Shan => {
+        // The default ranker's explanations are SHAN's (the window explains with SHAN).
+        ModelKind::Shan | ModelKind::Default => {
             runtime = super::folder::shan_runtime(request, visual, None)?;
             Explainer::Shan { runtime: &runtime, method }
         }

@@ -177,6 +177,21 @@ pub enum Command {
         #[arg(long)]
         shan: Option<PathBuf>,
     },
+    /// Choose the default ranker: SHAN's and the global model's embeddings fused, normalised
+    /// against a bank of training captions or not; weights chosen on dev, rSum and hubness on test.
+    Rankers {
+        #[arg(long, default_value = "../shared/data/flickr8k")]
+        flickr8k: PathBuf,
+        #[arg(long, default_value = "target/feature-cache")]
+        cache: PathBuf,
+        /// Write the chosen bank here (the app's is assets/models/query-bank.safetensors).
+        #[arg(long)]
+        write: Option<PathBuf>,
+        /// Also index this folder (e.g. out-of-distribution photos) and say which photo the test
+        /// captions put first most often under each ranker.
+        #[arg(long)]
+        folder: Option<PathBuf>,
+    },
     /// Recall@K on a Flickr8k split, the papers' protocol.
     Eval {
         #[arg(long, default_value = "../shared/data/flickr8k")]
@@ -214,10 +229,15 @@ pub enum Command {
         image: Option<PathBuf>,
         #[arg(long, default_value_t = 10)]
         top: usize,
-        /// Photos SHAN re-scores after the embedding pre-rank.
+        /// The network that ranks (the window's Settings offer the same): `default` (SHAN's and
+        /// the global model's embeddings fused, normalised against a query bank), `global`, or
+        /// `shan` (two-stage).
+        #[arg(long, value_enum, default_value = "default")]
+        model: ModelKind,
+        /// --model shan: photos SHAN re-scores after the embedding pre-rank.
         #[arg(long, default_value_t = alignscope::engine::search::DEFAULT_CANDIDATES)]
         candidates: usize,
-        /// Score every photo with SHAN (no pre-rank).
+        /// --model shan: score every photo with SHAN (no pre-rank).
         #[arg(long)]
         exhaustive: bool,
         #[arg(long)]
@@ -314,8 +334,9 @@ pub enum BenchWhat {
         #[arg(long, default_value_t = 20)]
         queries: usize,
     },
-    /// Search latency over a synthetic index (two-stage vs exhaustive), indexing throughput, and the
-    /// recall two-stage search keeps on the Flickr8k 1K test as a folder.
+    /// Query latency over a synthetic index (the default, SHAN two-stage and exhaustive), then on
+    /// the Flickr8k 1K test as a folder: indexing throughput, reopening it, the default's recall
+    /// and hubness, and the recall SHAN's two-stage search keeps.
     Search {
         #[arg(long, default_value = "../shared/data/flickr8k")]
         flickr8k: PathBuf,
@@ -412,6 +433,9 @@ pub fn run(cli: Cli) -> ExitCode {
                     tuned.then_some(lifts),
                     aug_views,
                 )),
+                ModelKind::Default => report(Err(anyhow::anyhow!(
+                    "the default ranker is not trained: it fuses the shan and global models (`alignscope rankers --write`)"
+                ))),
                 ModelKind::Dsran | ModelKind::Racg => report(train::frozen(
                     backend,
                     visual,
@@ -455,6 +479,9 @@ pub fn run(cli: Cli) -> ExitCode {
             &global.unwrap_or_else(alignscope::nets::global::default_path),
             shan,
         )),
+        Command::Rankers { flickr8k, cache, write, folder } => {
+            report(train::rankers(backend, visual, &flickr8k, &cache, write.as_deref(), folder.as_deref()))
+        }
         Command::Eval { flickr8k, model, split, cache, json, weights, images } => report(eval::eval(
             backend,
             visual,
@@ -473,8 +500,22 @@ pub fn run(cli: Cli) -> ExitCode {
             }
             Err(e) => report(Err(e)),
         },
-        Command::Search { dir, caption, image, top, candidates, exhaustive, json, weights } => {
-            let options = alignscope::engine::search::SearchOptions { top, candidates, exhaustive };
+        Command::Search { dir, caption, image, top, model, candidates, exhaustive, json, weights } => {
+            use alignscope::engine::search::{SearchModel, SearchOptions};
+            let model = match model {
+                ModelKind::Default => SearchModel::Default,
+                ModelKind::Global => SearchModel::Global,
+                ModelKind::Shan => SearchModel::Shan,
+                other => {
+                    return report(Err(anyhow::anyhow!(
+                        "--model {other}: search ranks with default, global or shan (the index holds their photo features); the window ranks with {other}"
+                    )));
+                }
+            };
+            if exhaustive && model != SearchModel::Shan {
+                return report(Err(anyhow::anyhow!("--exhaustive is for --model shan")));
+            }
+            let options = SearchOptions { model, top, candidates, exhaustive };
             report(folder::search_command(backend, visual, &dir, caption, image, options, json, weights))
         }
         Command::TuneLevels { flickr8k, cache, model, weights, dev_images } => {

@@ -377,27 +377,20 @@ pub fn fuse(
     shan_weights: Option<PathBuf>,
 ) -> anyhow::Result<String> {
     use alignscope::engine::recall::{Recalls, recalls};
-    use alignscope::nets::{global_tuned, shan};
+    use alignscope::nets::shan;
     use alignscope::train::fusion;
     let compute = compute(request)?;
     let cancel = alignscope::engine::jobs::CancelToken::default();
     let source = Source { compute: &compute, flickr8k, cache_dir: cache, visual, cancel: &cancel, report: &progress };
     // Both weights files, and that they fine-tune the same block, are checked before any split
     // is prepared.
-    let net = shan::load(&shan_weights.unwrap_or_else(shan::default_path), visual, &compute.device)?;
-    anyhow::ensure!(
-        global_tuned::is_tuned(&alignscope::features::weights::WeightFile::open(global)?),
-        "{}: not a tuned global model (train it with `train --model global --tuned`)",
-        global.display()
-    );
-    let global_net = global_tuned::load(global, visual, &compute.device)?;
+    let (net, global_net) = alignscope::nets::shan_and_global(
+        &shan_weights.unwrap_or_else(shan::default_path),
+        global,
+        visual,
+        &compute.device,
+    )?;
     let block = net.visual.first_block;
-    anyhow::ensure!(
-        global_net.visual.first_block == block,
-        "{}: fine-tuned from block {}, SHAN from block {block}",
-        global.display(),
-        global_net.visual.first_block
-    );
     let scored = |split: Split| -> anyhow::Result<fusion::SplitScores> {
         let data = source.fragments(split, block)?;
         eprintln!("scoring {split:?} ({} photos)…", data.len());
@@ -416,4 +409,89 @@ pub fn fuse(
         out.push_str(&row(&f.label, &f.dev, &f.test));
     }
     Ok(out)
+}
+
+/// `rankers`: the default ranker's candidates on dev and test (fusion weight and bank temperature
+/// chosen on dev), their hubness, and with `write` the chosen bank written for the app.
+pub fn rankers(
+    request: BackendRequest,
+    visual: &str,
+    flickr8k: &Path,
+    cache: &Path,
+    write: Option<&Path>,
+    folder: Option<&Path>,
+) -> anyhow::Result<String> {
+    use alignscope::data::feature_cache::sha256_file;
+    use alignscope::nets::{global, shan};
+    use alignscope::train::default_ranker::{self as ranker, SplitScores};
+    let compute = compute(request)?;
+    let cancel = alignscope::engine::jobs::CancelToken::default();
+    let source = Source { compute: &compute, flickr8k, cache_dir: cache, visual, cancel: &cancel, report: &progress };
+    let (shan_path, global_path) = (shan::default_path(), global::default_path());
+    let (net, global_net) = alignscope::nets::shan_and_global(&shan_path, &global_path, visual, &compute.device)?;
+    let hash = |p: &Path| sha256_file(p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()));
+    let made_with = (hash(&shan_path)?, hash(&global_path)?);
+    let block = net.visual.first_block;
+    let device = &compute.device;
+    let scores = |split: Split| -> anyhow::Result<SplitScores> {
+        let data = source.fragments(split, block)?;
+        Ok(SplitScores::new(ranker::embed_split(&net, &global_net, &data, device)))
+    };
+    let test_data = source.fragments(Split::Test, block)?;
+    let test_captions =
+        ranker::embed(&net, &global_net, &test_data, &[], &(0..test_data.len() * 5).collect::<Vec<_>>(), device);
+    drop(test_data);
+    let (dev, test) = (scores(Split::Dev)?, scores(Split::Test)?);
+    let bank = ranker::embed_bank(&net, &global_net, &source.fragments(Split::Train, block)?, device);
+    let (candidates, chosen) = ranker::choose(&dev, &test, &bank, made_with);
+    let mut out = format!(
+        "rSum on all {} dev and {} test photos (weights chosen on dev); hubness: test photos' appearances in the 5,000 captions' top-10s\n",
+        dev.images, test.images
+    );
+    for c in &candidates {
+        out.push_str(&format!(
+            "{:<76} dev {:6.1}  test {:6.1}  ({})  skew {:.2}, max {}, never {}\n",
+            c.label,
+            c.dev.rsum,
+            c.test.rsum,
+            both_ways(&c.test),
+            c.test_hubness.skewness,
+            c.test_hubness.max,
+            c.test_hubness.never
+        ));
+    }
+    if let Some(dir) = folder {
+        // The folder's features with the chosen bank's normalisers, in memory (nothing is written).
+        let mut runtime = alignscope::engine::runtime::Runtime::load(&compute, &shan_path, visual)?;
+        runtime.bank = Ok(chosen.clone());
+        let mut file = alignscope::data::index_file::IndexFile::new(runtime.index_header());
+        for path in alignscope::data::folder::scan_folder(dir).images {
+            match alignscope::data::decode::decode_oriented(&path) {
+                Ok(photo) => {
+                    let rel = path.strip_prefix(dir).unwrap_or(&path).to_path_buf();
+                    file.entries.insert(rel, runtime.index_features(&photo));
+                }
+                Err(e) => eprintln!("warning: {e}"),
+            }
+        }
+        let index = alignscope::engine::search::LoadedIndex::new(dir, file);
+        out.push_str(&format!(
+            "{} ({} photos) ranked by the {} test captions: the photo first most often\n",
+            dir.display(),
+            index.len(),
+            test_data_len(&test_captions)
+        ));
+        for (name, hub, share) in ranker::folder_hubs(&index, &test_captions, &chosen) {
+            out.push_str(&format!("  {name:<18} {hub} first for {share:.1} % of the captions\n"));
+        }
+    }
+    if let Some(path) = write {
+        chosen.save(path)?;
+        out.push_str(&format!("wrote {}\n", path.display()));
+    }
+    Ok(out)
+}
+
+fn test_data_len(e: &alignscope::train::default_ranker::SplitEmbeddings) -> usize {
+    e.shan.captions.len() / e.shan.dim.max(1)
 }

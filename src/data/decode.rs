@@ -7,8 +7,12 @@ use image::{DynamicImage, ImageDecoder, ImageReader, Limits, RgbaImage};
 /// Largest side accepted. Bigger images (or headers that claim to be) are refused before any
 /// pixel memory is allocated.
 pub const MAX_SIDE: u32 = 20_000;
-/// Largest decoded allocation accepted, in bytes.
-pub const MAX_ALLOC: u64 = 1 << 30;
+/// Largest decoded image accepted, in bytes (checked from the header, before decoding: e.g.
+/// 13,000 × 13,000 RGB passes, 18,000 × 18,000 does not). Indexing decodes one photo per core,
+/// so this bounds its memory.
+pub const MAX_ALLOC: u64 = 512 << 20;
+/// Largest file read, in bytes: larger files are refused without reading them.
+pub const MAX_FILE: u64 = 256 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
@@ -18,6 +22,12 @@ pub enum DecodeError {
     Format { path: PathBuf, source: image::ImageError },
     #[error("{path}: image is {width}×{height}, larger than the {MAX_SIDE} px limit")]
     TooLarge { path: PathBuf, width: u32, height: u32 },
+    #[error("{path}: image is {width}×{height} and would take {} MiB decoded, more than the {} MiB limit", bytes >> 20, MAX_ALLOC >> 20)]
+    TooManyPixels { path: PathBuf, width: u32, height: u32, bytes: u64 },
+    #[error("{path}: file is {} MiB, more than the {} MiB limit for a photo", size >> 20, MAX_FILE >> 20)]
+    FileTooBig { path: PathBuf, size: u64 },
+    #[error("{path}: not a regular file (a FIFO, a device or a folder)")]
+    NotAFile { path: PathBuf },
     #[error("{path}: truncated JPEG: the file ends before the image does (no end-of-image marker)")]
     Truncated { path: PathBuf },
 }
@@ -43,6 +53,9 @@ impl DecodeError {
             Self::Open { path, .. }
             | Self::Format { path, .. }
             | Self::TooLarge { path, .. }
+            | Self::TooManyPixels { path, .. }
+            | Self::FileTooBig { path, .. }
+            | Self::NotAFile { path }
             | Self::Truncated { path } => path,
         }
     }
@@ -51,6 +64,14 @@ impl DecodeError {
 /// Decode `path` the way a photo viewer shows it: EXIF orientation applied.
 pub fn decode_oriented(path: &Path) -> Result<DynamicImage, DecodeError> {
     let format_err = |source| DecodeError::Format { path: path.to_path_buf(), source };
+    // Opening a FIFO would block forever; a device or a huge file is not a photo.
+    let meta = std::fs::metadata(path).map_err(|source| DecodeError::Open { path: path.to_path_buf(), source })?;
+    if !meta.is_file() {
+        return Err(DecodeError::NotAFile { path: path.to_path_buf() });
+    }
+    if meta.len() > MAX_FILE {
+        return Err(DecodeError::FileTooBig { path: path.to_path_buf(), size: meta.len() });
+    }
     let reader = ImageReader::open(path)
         .map_err(|source| DecodeError::Open { path: path.to_path_buf(), source })?
         // Sniff the content: a PNG named .jpg still decodes, a text file named .jpg fails clearly.
@@ -64,6 +85,11 @@ pub fn decode_oriented(path: &Path) -> Result<DynamicImage, DecodeError> {
     let (width, height) = decoder.dimensions();
     if width > MAX_SIDE || height > MAX_SIDE {
         return Err(DecodeError::TooLarge { path: path.to_path_buf(), width, height });
+    }
+    // `from_decoder` does not check `max_alloc` against the decoded size: check it here.
+    let bytes = decoder.total_bytes();
+    if bytes > MAX_ALLOC {
+        return Err(DecodeError::TooManyPixels { path: path.to_path_buf(), width, height, bytes });
     }
     let mut limits = Limits::default();
     limits.max_image_width = Some(MAX_SIDE);

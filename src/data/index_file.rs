@@ -1,6 +1,7 @@
 //! The on-disk photo index of a folder: per photo its path (relative to the folder), size, mtime,
-//! the pair-independent embedding (first stage of search) and the projected region features
-//! (SHAN's second stage), under a header naming the model that produced them.
+//! SHAN's pair-independent embedding and projected region features, the global model's
+//! embedding and the default ranker's normaliser, under a header naming the models that
+//! produced them.
 //!
 //! One file format serves the compacted index and the per-batch segments written while indexing:
 //! magic, header (JSON), entries sorted by path, then the SHA-256 of everything before it. Files
@@ -14,7 +15,9 @@ use std::path::{Path, PathBuf};
 use half::f16;
 use sha2::{Digest, Sha256};
 
-const MAGIC: &[u8; 16] = b"ALIGNSCOPE-IDX-2";
+const MAGIC: &[u8; 16] = b"ALIGNSCOPE-IDX-3";
+/// Every version's magic starts so: an older index is named as such and built again.
+const MAGIC_STEM: &[u8] = b"ALIGNSCOPE-IDX-";
 
 /// What produced the features: files from another model or shape are not mixed in.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -25,6 +28,8 @@ pub struct IndexHeader {
     pub dim: usize,
     pub regions: usize,
     pub region_dim: usize,
+    /// The global model's embedding width.
+    pub global_dim: usize,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -38,6 +43,10 @@ pub struct IndexEntry {
     /// 3 × regions: the photo's pair-independent per-region terms (pooling weights and the two
     /// gate terms), so a search does not recompute them.
     pub context: Vec<f32>,
+    /// The global model's embedding (global_dim).
+    pub global: Vec<f32>,
+    /// The default ranker's normaliser of this photo (see `engine::fused`); 0 without a bank.
+    pub normaliser: f32,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -91,6 +100,8 @@ impl IndexFile {
             e.embedding.iter().for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
             e.regions.iter().for_each(|v| out.extend_from_slice(&v.to_bits().to_le_bytes()));
             e.context.iter().for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
+            e.global.iter().for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
+            out.extend_from_slice(&e.normaliser.to_le_bytes());
         }
         let digest = Sha256::digest(&out);
         out.extend_from_slice(&digest);
@@ -99,8 +110,11 @@ impl IndexFile {
 
     pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self, IndexError> {
         let damaged = |cause: &str| IndexError::Damaged { path: path.to_path_buf(), cause: cause.to_string() };
-        if bytes.len() < MAGIC.len() + 32 || &bytes[..MAGIC.len()] != MAGIC {
+        if bytes.len() < MAGIC.len() + 32 || !bytes.starts_with(MAGIC_STEM) {
             return Err(damaged("not an alignscope index"));
+        }
+        if &bytes[..MAGIC.len()] != MAGIC {
+            return Err(damaged("written by another version of alignscope"));
         }
         let (body, digest) = bytes.split_at(bytes.len() - 32);
         if Sha256::digest(body).as_slice() != digest {
@@ -112,27 +126,24 @@ impl IndexFile {
             .map_err(|e| damaged(&format!("header: {e}")))?;
         let count = r.u64().ok_or_else(|| damaged("no entry count"))?;
         let mut file = Self::new(header);
-        let (dim, cells, context) =
-            (file.header.dim, file.header.regions * file.header.region_dim, 3 * file.header.regions);
+        let h = &file.header;
+        let (dim, cells, context, global_dim) = (h.dim, h.regions * h.region_dim, 3 * h.regions, h.global_dim);
         for _ in 0..count {
             let entry = (|| {
                 let len = r.u32()? as usize;
                 let p = path_from(r.take(len)?);
                 let size = r.u64()?;
                 let mtime_ns = r.u64()? as i64;
-                let embedding =
-                    r.take(dim * 4)?.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+                let embedding = floats(r.take(dim * 4)?);
                 let regions = r
                     .take(cells * 2)?
                     .chunks_exact(2)
                     .map(|c| f16::from_bits(u16::from_le_bytes([c[0], c[1]])))
                     .collect();
-                let context = r
-                    .take(context * 4)?
-                    .chunks_exact(4)
-                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                    .collect();
-                Some((p, IndexEntry { size, mtime_ns, embedding, regions, context }))
+                let context = floats(r.take(context * 4)?);
+                let global = floats(r.take(global_dim * 4)?);
+                let normaliser = floats(r.take(4)?)[0];
+                Some((p, IndexEntry { size, mtime_ns, embedding, regions, context, global, normaliser }))
             })()
             .ok_or_else(|| damaged("entries cut short"))?;
             file.entries.insert(entry.0, entry.1);
@@ -165,6 +176,10 @@ impl IndexFile {
     }
 }
 
+fn floats(bytes: &[u8]) -> Vec<f32> {
+    bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+}
+
 struct Reader<'a> {
     bytes: &'a [u8],
     at: usize,
@@ -191,7 +206,8 @@ mod tests {
     use super::*;
 
     fn sample() -> IndexFile {
-        let mut f = IndexFile::new(IndexHeader { model: "abc".into(), dim: 3, regions: 2, region_dim: 2 });
+        let mut f =
+            IndexFile::new(IndexHeader { model: "abc".into(), dim: 3, regions: 2, region_dim: 2, global_dim: 2 });
         for (i, name) in ["b/z.jpg", "a.png"].iter().enumerate() {
             f.entries.insert(
                 PathBuf::from(name),
@@ -201,6 +217,8 @@ mod tests {
                     embedding: vec![0.5, -1.0, i as f32],
                     regions: [1.0f32, 2.0, 3.0, 4.5].map(f16::from_f32).to_vec(),
                     context: vec![0.25, 0.75, 1.0, -1.0, 2.0, 0.0],
+                    global: vec![0.6, -0.8],
+                    normaliser: 3.5 + i as f32,
                 },
             );
         }
@@ -216,6 +234,10 @@ mod tests {
             let e = IndexFile::from_bytes(&bytes[..cut], Path::new("idx.bin")).unwrap_err();
             assert!(e.to_string().contains("idx.bin") && e.to_string().contains("damaged"), "{e}");
         }
+        let mut older = bytes.clone();
+        older[15] = b'2';
+        let e = IndexFile::from_bytes(&older, Path::new("x")).unwrap_err().to_string();
+        assert!(e.contains("another version"), "{e}");
         let mut flipped = bytes.clone();
         flipped[40] ^= 1;
         assert!(matches!(IndexFile::from_bytes(&flipped, Path::new("x")), Err(IndexError::Damaged { .. })));

@@ -6,3 +6,4 @@ pub mod flickr8k;
 pub mod folder;
 pub mod index_file;
 pub mod karpathy;
+pub mod path_text;

@@ -26,7 +26,10 @@ use crate::features::values;
 /// Photos per segment file: at most this much work is lost to a crash.
 pub const SEGMENT: usize = 16;
 
+/// The index of the committed models; other weights (`--weights`) get their own file.
 const INDEX_FILE: &str = "index.bin";
+/// Held (an advisory lock) while the index is updated.
+const LOCK_FILE: &str = "lock";
 
 #[derive(Debug)]
 pub enum IndexMsg {
@@ -81,33 +84,60 @@ fn writable(dir: &Path) -> bool {
     ok
 }
 
-pub fn index_path(root: &Path) -> PathBuf {
-    index_dir(root).join(INDEX_FILE)
+/// The files of one model's index in the index folder: `index.bin` and `segment-NNNNNNNN.bin` for
+/// the committed models, `index-KEY.bin` and `segment-KEY-NNNNNNNN.bin` for other weights (KEY:
+/// 12 hex digits of the SHA-256 of the header's model key), so indexing with other weights never
+/// overwrites the default's index.
+#[derive(Clone, Debug)]
+pub struct IndexFiles {
+    pub index: String,
+    segment_prefix: String,
 }
 
-fn segment_paths(dir: &Path) -> Vec<PathBuf> {
-    let mut segments: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| {
-                    p.file_name()
-                        .and_then(|n| n.to_str())
-                        .is_some_and(|n| n.starts_with("segment-") && n.ends_with(".bin"))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    segments.sort();
-    segments
+impl IndexFiles {
+    pub fn new(header: &IndexHeader, committed: bool) -> Self {
+        if committed {
+            return Self { index: INDEX_FILE.into(), segment_prefix: "segment-".into() };
+        }
+        let key = format!("{:x}", sha2::Sha256::digest(header.model.as_bytes()));
+        Self { index: format!("index-{}.bin", &key[..12]), segment_prefix: format!("segment-{}-", &key[..12]) }
+    }
+
+    fn segment(&self, n: usize) -> String {
+        format!("{}{n:08}.bin", self.segment_prefix)
+    }
+
+    fn is_segment(&self, name: &str) -> bool {
+        name.strip_prefix(&self.segment_prefix)
+            .and_then(|rest| rest.strip_suffix(".bin"))
+            .is_some_and(|n| n.len() == 8 && n.bytes().all(|b| b.is_ascii_digit()))
+    }
+
+    fn segment_paths(&self, dir: &Path) -> Vec<PathBuf> {
+        let mut segments: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| self.is_segment(n)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        segments.sort();
+        segments
+    }
 }
 
 /// The index and its segments merged (segments are newer); files from another model or damaged
 /// ones are reported and left out. `true` when the index file alone held it all, valid.
-pub fn read_index(dir: &Path, header: &IndexHeader, report: &dyn Fn(IndexMsg)) -> (IndexFile, bool) {
+pub fn read_index(
+    dir: &Path,
+    files: &IndexFiles,
+    header: &IndexHeader,
+    report: &dyn Fn(IndexMsg),
+) -> (IndexFile, bool) {
     let mut merged = IndexFile::new(header.clone());
-    let main = dir.join(INDEX_FILE);
-    let segments = segment_paths(dir);
+    let main = dir.join(&files.index);
+    let segments = files.segment_paths(dir);
     let mut clean = segments.is_empty() && main.exists();
     for path in std::iter::once(main.clone()).filter(|p| p.exists()).chain(segments) {
         match IndexFile::load(&path) {
@@ -153,17 +183,29 @@ impl Runtime {
         // EfficientNet reduces each side 32-fold, "same" padding rounding up.
         let grid = self.visual.net.image_size.div_ceil(32);
         let k = grid * grid;
-        IndexHeader { model: self.model_key.clone(), dim: d, regions: k, region_dim: d }
+        let global_dim = self.global.head.image_proj.weight.dims()[1];
+        IndexHeader { model: self.model_key.clone(), dim: d, regions: k, region_dim: d, global_dim }
     }
 
-    /// A photo's index entry features: the pooled embedding, the projected regions, and the
-    /// per-region pooling weight and gate terms (3 × regions).
-    pub fn index_features(&self, photo: &image::DynamicImage) -> (Vec<f32>, Vec<f16>, Vec<f32>) {
-        let side = self.image_side(photo);
+    /// A photo's index entry (size and mtime left 0): SHAN's pooled embedding, projected regions
+    /// and per-region pooling weight and gate terms (3 × regions), the global embedding and the
+    /// default ranker's normaliser.
+    pub fn index_features(&self, photo: &image::DynamicImage) -> IndexEntry {
+        let (side, global) = self.photo_sides(photo);
         let mut context = values(side.pool);
         context.extend(values(side.gate_self));
         context.extend(values(side.gate_cross));
-        (values(side.embedding), values(side.regions).into_iter().map(f16::from_f32).collect(), context)
+        let (embedding, global) = (values(side.embedding), values(global));
+        let normaliser = self.bank.as_ref().map_or(0.0, |b| b.normaliser(&embedding, &global));
+        IndexEntry {
+            size: 0,
+            mtime_ns: 0,
+            regions: values(side.regions).into_iter().map(f16::from_f32).collect(),
+            embedding,
+            context,
+            global,
+            normaliser,
+        }
     }
 }
 
@@ -177,14 +219,34 @@ pub fn update_index(
     let started = Instant::now();
     anyhow::ensure!(root.is_dir(), "{}: not a folder", root.display());
     let dir = index_dir(root);
+    if dir != root.join(".alignscope") {
+        report(IndexMsg::Warning(format!(
+            "{}: the folder cannot be written; its index is kept in {}",
+            root.display(),
+            dir.display()
+        )));
+    }
     std::fs::create_dir_all(&dir)
         .map_err(|e| anyhow::anyhow!("{}: cannot create the index folder: {e}", dir.display()))?;
+    // One writer per index (the window, `index` and `search` may run at once): the others wait.
+    let lock_path = dir.join(LOCK_FILE);
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| anyhow::anyhow!("{}: cannot open the index lock: {e}", lock_path.display()))?;
+    if lock.try_lock().is_err() {
+        report(IndexMsg::Warning(format!("{}: another alignscope is updating this index; waiting", dir.display())));
+        lock.lock().map_err(|e| anyhow::anyhow!("{}: cannot lock the index: {e}", lock_path.display()))?;
+    }
     remove_stranded_temporaries(&dir);
     let header = runtime.index_header();
-    let (mut index, clean) = read_index(&dir, &header, report);
+    let files = IndexFiles::new(&header, runtime.is_committed());
+    let (mut index, clean) = read_index(&dir, &files, &header, report);
 
     let scan = scan_folder(root);
-    let mut summary = IndexSummary { index_path: dir.join(INDEX_FILE), ..Default::default() };
+    let mut summary = IndexSummary { index_path: dir.join(&files.index), ..Default::default() };
     summary.failed.extend(scan.problems.iter().map(|p| p.to_string()));
     scan.problems.iter().for_each(|p| report(IndexMsg::Warning(p.to_string())));
     let mut present: BTreeMap<PathBuf, (PathBuf, u64, i64)> = BTreeMap::new();
@@ -219,23 +281,36 @@ pub fn update_index(
         removed: summary.removed,
     });
 
-    let mut next_segment = segment_paths(&dir).len();
+    let mut next_segment = files.segment_paths(&dir).len();
     let mut processed = 0;
     for batch in to_embed.chunks(SEGMENT) {
         if cancel.is_cancelled() {
             summary.cancelled = true;
             break;
         }
-        let decoded: Vec<_> = batch.par_iter().map(|(_, (path, _, _))| decode_oriented(path)).collect();
+        // Each worker keeps only the model-sized input, never a batch of full photos.
+        let decoded: Vec<_> = batch
+            .par_iter()
+            .map(|(_, (path, _, _))| decode_oriented(path).map(|p| image::DynamicImage::ImageRgb8(runtime.input(&p))))
+            .collect();
         let mut segment = IndexFile::new(header.clone());
         for ((rel, (_, size, mtime)), photo) in batch.iter().zip(decoded) {
             match photo {
                 Ok(photo) => {
-                    let (embedding, regions, context) = runtime.index_features(&photo);
-                    segment.entries.insert(
-                        (*rel).clone(),
-                        IndexEntry { size: *size, mtime_ns: *mtime, embedding, regions, context },
-                    );
+                    let entry = IndexEntry { size: *size, mtime_ns: *mtime, ..runtime.index_features(&photo) };
+                    // Never store garbage: NaN features would rank the photo anywhere, silently.
+                    let finite =
+                        entry.embedding.iter().chain(&entry.global).chain(&entry.context).all(|v| v.is_finite())
+                            && entry.normaliser.is_finite()
+                            && entry.regions.iter().all(|v| v.is_finite());
+                    if finite {
+                        segment.entries.insert((*rel).clone(), entry);
+                    } else {
+                        let msg =
+                            format!("{}: the model gave non-finite features; not indexed", root.join(rel).display());
+                        report(IndexMsg::Warning(msg.clone()));
+                        summary.failed.push(msg);
+                    }
                 }
                 Err(e) => {
                     report(IndexMsg::Warning(e.to_string()));
@@ -244,7 +319,7 @@ pub fn update_index(
             }
         }
         if !segment.entries.is_empty() {
-            segment.save(&dir.join(format!("segment-{next_segment:08}.bin")))?;
+            segment.save(&dir.join(files.segment(next_segment)))?;
             next_segment += 1;
             summary.embedded += segment.entries.len();
             index.entries.extend(segment.entries);
@@ -254,8 +329,8 @@ pub fn update_index(
     }
     if !clean || summary.embedded > 0 || summary.removed > 0 {
         // Merge everything into one file, then drop the segments it now holds.
-        index.save(&dir.join(INDEX_FILE))?;
-        for segment in segment_paths(&dir) {
+        index.save(&dir.join(&files.index))?;
+        for segment in files.segment_paths(&dir) {
             let _ = std::fs::remove_file(segment);
         }
     }

@@ -5,6 +5,7 @@
 pub mod backend;
 pub mod doctor;
 pub mod explain;
+pub mod fused;
 pub mod gradient;
 pub mod index;
 pub mod inspect;

@@ -289,9 +289,7 @@ fn rows(t: Tensor<2>) -> Vec<Vec<f32>> {
     values(t).chunks(d.max(1)).map(<[f32]>::to_vec).collect()
 }
 
-pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
-}
+pub use super::fused::dot;
 
 pub enum EmbedMsg {
     Embedded { index: usize, embedding: Embeddings },

@@ -1,6 +1,7 @@
-//! The loaded models that turn photos and captions into SHAN's inputs, shared by explain, index
-//! and search: the frozen backbone up to the fine-tuned top, MiniLM up to its last layer, and the
-//! trained network.
+//! The loaded models that turn photos and captions into SHAN's inputs and the default ranker's
+//! embeddings, shared by explain, index and search: the frozen backbone up to the fine-tuned top,
+//! MiniLM up to its last layer, SHAN, the tuned global model (same backbone top) and the query
+//! bank that normalises their fused score.
 
 use std::path::Path;
 
@@ -8,6 +9,7 @@ use burn::tensor::{Device, Tensor};
 use image::{DynamicImage, RgbImage};
 
 use super::backend::Compute;
+use super::fused::QueryBank;
 use crate::data::feature_cache::sha256_file;
 use crate::features::minilm::TokenBatch;
 use crate::features::text::TextEncoder;
@@ -16,6 +18,7 @@ use crate::features::visual::VisualEncoder;
 use crate::features::{TEXT_WEIGHTS, VOCAB, models_dir, preprocess};
 use crate::model::shan::{ImageSide, TextSide};
 use crate::nets::TEXT_TOP_LAYER;
+use crate::nets::global_tuned::TunedGlobal;
 use crate::nets::shan::{CaptionBatch, ShanNet};
 
 /// Model inputs per backbone pass when many are scored at once (bounded activations).
@@ -25,9 +28,14 @@ pub struct Runtime {
     pub visual: VisualEncoder,
     pub text: TextEncoder,
     pub net: ShanNet,
+    /// The tuned global model, fine-tuned from the same backbone block as SHAN.
+    pub global: TunedGlobal,
+    /// The default ranker's fusion and bank, or why there is none (SHAN's weights are not the
+    /// ones the bank was built for: then the default cannot rank; SHAN and global still can).
+    pub bank: Result<QueryBank, String>,
     pub device: Device,
-    /// SHA-256 of the visual backbone and of the matching network's weights: what an index of
-    /// photo features depends on.
+    /// SHA-256 of the visual backbone and of the networks' weights: what an index of photo
+    /// features depends on.
     pub model_key: String,
     /// Where the visual backbone's and the network's weights were loaded from (a gradient copy
     /// loads them again).
@@ -43,12 +51,26 @@ impl Runtime {
         let device = compute.device.clone();
         let dir = models_dir();
         let visual_path = dir.join(format!("{visual}.safetensors"));
+        let global_path = crate::nets::global::default_path();
         let hash = |p: &Path| sha256_file(p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()));
+        let (shan_hash, global_hash) = (hash(weights)?, hash(&global_path)?);
+        let bank_path = super::fused::default_bank_path();
+        let bank = QueryBank::load(&bank_path, &shan_hash, &global_hash).map_err(|e| format!("{e:#}"));
+        let bank_hash = match &bank {
+            Ok(_) => hash(&bank_path)?,
+            Err(_) => "none".into(),
+        };
+        let (net, global) = crate::nets::shan_and_global(weights, &global_path, visual, &device)?;
         Ok(Self {
-            model_key: format!("{visual}:{} shan:{}", hash(&visual_path)?, hash(weights)?),
+            model_key: format!(
+                "{visual}:{} shan:{shan_hash} global:{global_hash} bank:{bank_hash}",
+                hash(&visual_path)?
+            ),
             visual: VisualEncoder::load(&visual_path, &device)?,
             text: TextEncoder::load(&dir.join(TEXT_WEIGHTS), &dir.join(VOCAB), &device)?,
-            net: crate::nets::shan::load(weights, visual, &device)?,
+            net,
+            global,
+            bank,
             device,
             visual_path,
             weights_path: weights.to_path_buf(),
@@ -57,19 +79,35 @@ impl Runtime {
         })
     }
 
+    /// Whether these are the committed models (the folder's default index), not `--weights`.
+    pub fn is_committed(&self) -> bool {
+        self.weights_path == crate::nets::shan::default_path() && self.visual_name == crate::features::VISUAL
+    }
+
     /// The models on an autodiff device, for gradient maps (loaded once, on first use).
     pub fn gradient(&self) -> anyhow::Result<&super::gradient::Gradient> {
         let loaded = self.gradient.get_or_init(|| super::gradient::Gradient::load(self).map_err(|e| format!("{e:#}")));
         loaded.as_ref().map_err(|e| anyhow::anyhow!("gradient maps: {e}"))
     }
 
-    /// A photo's joint-space fragments [1, k, d] (unit rows), one photo per pass so a photo's
-    /// features do not depend on what it was batched with.
-    pub fn project_photo(&self, photo: &DynamicImage) -> Tensor<3> {
+    /// The activation entering the fine-tuned block, of one photo (one photo per pass, so a
+    /// photo's features do not depend on what it was batched with).
+    fn entering(&self, photo: &DynamicImage) -> Tensor<4> {
         let size = self.visual.image_size();
         let x = preprocess::batch(&[preprocess::resize_square(photo, size)], &self.device);
-        let entering = self.visual.net.features_until(x, self.net.visual.first_block);
-        self.net.shan.project_regions(self.net.regions(entering))
+        self.visual.net.features_until(x, self.net.visual.first_block)
+    }
+
+    /// A photo's joint-space fragments [1, k, d] (unit rows).
+    pub fn project_photo(&self, photo: &DynamicImage) -> Tensor<3> {
+        self.net.shan.project_regions(self.net.regions(self.entering(photo)))
+    }
+
+    /// SHAN's image side and the global model's embedding [1, d] of a photo, from one backbone pass.
+    pub fn photo_sides(&self, photo: &DynamicImage) -> (ImageSide, Tensor<2>) {
+        let entering = self.entering(photo);
+        let global = self.global.embed_entering(entering.clone());
+        (self.net.shan.encode_projected(self.net.shan.project_regions(self.net.regions(entering))), global)
     }
 
     pub fn image_side(&self, photo: &DynamicImage) -> ImageSide {
@@ -104,6 +142,14 @@ impl Runtime {
     /// The side of a batch of tokenized captions (padded to the longest).
     pub fn text_sides(&self, captions: &[Tokenized]) -> TextSide {
         self.text_side_of(self.caption_batch(captions))
+    }
+
+    /// A caption's SHAN side and global embedding [1, d] (MiniLM's frozen layers run once).
+    pub fn caption_sides(&self, caption: &str) -> anyhow::Result<(TextSide, Tensor<2>, Tokenized)> {
+        let tokenized = self.text.tokenizer.tokenize(caption)?;
+        let batch = self.caption_batch(std::slice::from_ref(&tokenized));
+        let global = self.global.embed_hidden(batch.clone());
+        Ok((self.text_side_of(batch), global, tokenized))
     }
 
     /// The side of captions already run through MiniLM's frozen layers.

@@ -1,7 +1,8 @@
-//! Ranking an indexed folder by a caption, in two stages: every photo's pair-independent
-//! embedding against the caption's (a dot product per photo), then full SHAN on the best
-//! `candidates`; `exhaustive` scores every photo with SHAN instead. Search by example photo
-//! compares embeddings only.
+//! Ranking an indexed folder by a caption with the networks whose photo features the index holds:
+//! the default ranker (SHAN's and the global model's embeddings fused and normalised against a
+//! query bank: a dot product per photo and model), the global model alone, or SHAN in two
+//! stages (its pair-independent embedding, then full SHAN on the best `candidates`; `exhaustive`
+//! scores every photo with SHAN). Search by example photo compares SHAN's embeddings.
 
 use crate::model::matcher::Matcher;
 use std::path::{Path, PathBuf};
@@ -9,6 +10,7 @@ use std::path::{Path, PathBuf};
 use burn::tensor::{Tensor, TensorData};
 use half::slice::HalfFloatSliceExt as _;
 
+use super::fused::{QueryBank, dot};
 use super::runtime::Runtime;
 use crate::data::index_file::IndexFile;
 use crate::features::values;
@@ -35,16 +37,56 @@ pub struct LoadedIndex {
     pub fragments: Vec<half::f16>,
     /// [N, 3, regions]: pooling weights, gate terms (see `IndexEntry::context`).
     pub context: Vec<f32>,
+    pub global_dim: usize,
+    /// [N, global_dim]
+    pub globals: Vec<f32>,
+    /// [N]: the default ranker's per-photo normaliser.
+    pub normalisers: Vec<f32>,
 }
 
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+/// The networks an index can rank with.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum SearchModel {
+    /// SHAN's and the global model's embeddings fused, normalised against the query bank.
+    #[default]
+    Default,
+    /// The tuned global dual encoder.
+    Global,
+    /// SHAN: its embedding first, then its full score on the best candidates.
+    Shan,
+}
+
+impl SearchModel {
+    pub const ALL: [SearchModel; 3] = [SearchModel::Default, SearchModel::Global, SearchModel::Shan];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Default => "default",
+            Self::Global => "global",
+            Self::Shan => "SHAN",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
 pub struct Hit {
     pub score: f32,
     pub path: PathBuf,
 }
 
+/// `{"score": …, "path": …}`, with `path_bytes` where the path is not UTF-8 (never a panic).
+impl serde::Serialize for Hit {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut object = serde_json::Map::new();
+        object.insert("score".into(), serde_json::Value::from(self.score));
+        crate::data::path_text::json_fields(&self.path, "path", &mut object);
+        object.serialize(s)
+    }
+}
+
 #[derive(Clone, Copy, Debug)]
 pub struct SearchOptions {
+    pub model: SearchModel,
     pub top: usize,
     pub candidates: usize,
     pub exhaustive: bool,
@@ -52,7 +94,7 @@ pub struct SearchOptions {
 
 impl Default for SearchOptions {
     fn default() -> Self {
-        Self { top: 10, candidates: DEFAULT_CANDIDATES, exhaustive: false }
+        Self { model: SearchModel::Default, top: 10, candidates: DEFAULT_CANDIDATES, exhaustive: false }
     }
 }
 
@@ -68,12 +110,17 @@ impl LoadedIndex {
             region_dim: h.region_dim,
             fragments: Vec::new(),
             context: Vec::new(),
+            global_dim: h.global_dim,
+            globals: Vec::new(),
+            normalisers: Vec::new(),
         };
         for (path, e) in file.entries {
             index.paths.push(path);
             index.embeddings.extend(e.embedding);
             index.fragments.extend(e.regions);
             index.context.extend(e.context);
+            index.globals.extend(e.global);
+            index.normalisers.push(e.normaliser);
         }
         index
     }
@@ -86,9 +133,20 @@ impl LoadedIndex {
         self.paths.is_empty()
     }
 
-    /// Dot product of every photo's embedding with `query`.
+    /// Dot product of every photo's SHAN embedding with `query`.
     pub fn embedding_scores(&self, query: &[f32]) -> Vec<f32> {
         self.embeddings.chunks_exact(self.dim).map(|e| dot(e, query)).collect()
+    }
+
+    /// Dot product of every photo's global embedding with `query`.
+    pub fn global_scores(&self, query: &[f32]) -> Vec<f32> {
+        self.globals.chunks_exact(self.global_dim).map(|e| dot(e, query)).collect()
+    }
+
+    /// The default ranker's score of every photo for a caption's two embeddings.
+    pub fn default_scores(&self, bank: &QueryBank, shan: &[f32], global: &[f32]) -> Vec<f32> {
+        let (s, g) = (self.embedding_scores(shan), self.global_scores(global));
+        s.iter().zip(&g).zip(&self.normalisers).map(|((s, g), n)| bank.score(*s, *g, *n)).collect()
     }
 
     /// The image sides of `photos`, a few photos per side (the size SHAN scores at once).
@@ -119,19 +177,6 @@ impl LoadedIndex {
     }
 }
 
-/// A dot product in eight lanes, so the compiler can vectorise it.
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut lanes = [0.0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
-    for (x, y) in ca.zip(cb) {
-        for i in 0..8 {
-            lanes[i] += x[i] * y[i];
-        }
-    }
-    lanes.iter().sum::<f32>() + tail
-}
-
 /// Indices of the `k` largest scores, best first (ties by index, so results are reproducible).
 pub fn top_k(scores: &[f32], k: usize) -> Vec<usize> {
     let mut order: Vec<usize> = (0..scores.len()).collect();
@@ -155,19 +200,27 @@ pub fn score_sides(runtime: &Runtime, sides: &[ImageSide], caption: &TextSide) -
     sides.iter().flat_map(|img| values(runtime.net.shan.score_batch(img, caption).total)).collect()
 }
 
-/// Rank the index by a caption.
+/// Rank the index by a caption with `options.model`; also a warning when the caption was cut.
 pub fn search_caption(
     runtime: &Runtime,
     index: &LoadedIndex,
     caption: &str,
     options: SearchOptions,
 ) -> anyhow::Result<(Vec<Hit>, Option<String>)> {
-    let (txt, tokenized) = runtime.text_side(caption)?;
-    let hits = rank_by_text(runtime, index, &txt, options);
-    Ok((hits, tokenized.truncation_warning()))
+    let (txt, global, tokenized) = runtime.caption_sides(caption)?;
+    let warning = tokenized.truncation_warning();
+    let scores = match options.model {
+        SearchModel::Shan => return Ok((rank_by_text(runtime, index, &txt, options), warning)),
+        SearchModel::Global => index.global_scores(&values(global)),
+        SearchModel::Default => {
+            let bank = runtime.bank.as_ref().map_err(|e| anyhow::anyhow!("the default ranker is unavailable: {e}"))?;
+            index.default_scores(bank, &values(txt.embedding), &values(global))
+        }
+    };
+    Ok((top_k(&scores, options.top).into_iter().map(|i| index.hit(i, scores[i])).collect(), warning))
 }
 
-/// The two stages (or the exhaustive one) for an encoded caption.
+/// SHAN's two stages (or the exhaustive one) for an encoded caption.
 pub fn rank_by_text(runtime: &Runtime, index: &LoadedIndex, txt: &TextSide, options: SearchOptions) -> Vec<Hit> {
     let candidates: Vec<usize> = if options.exhaustive {
         (0..index.len()).collect()
@@ -181,8 +234,7 @@ pub fn rank_by_text(runtime: &Runtime, index: &LoadedIndex, txt: &TextSide, opti
 /// Photos most like an example photo (cosine of the pooled embeddings).
 pub fn search_image(runtime: &Runtime, index: &LoadedIndex, photo: &Path, top: usize) -> anyhow::Result<Vec<Hit>> {
     let decoded = crate::data::decode::decode_oriented(photo)?;
-    let (embedding, _, _) = runtime.index_features(&decoded);
-    let scores = index.embedding_scores(&embedding);
+    let scores = index.embedding_scores(&runtime.index_features(&decoded).embedding);
     Ok(top_k(&scores, top).into_iter().map(|i| index.hit(i, scores[i])).collect())
 }
 

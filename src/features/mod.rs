@@ -18,10 +18,19 @@ pub fn values<const D: usize>(tensor: Tensor<D>) -> Vec<f32> {
     tensor.into_data().convert::<f32>().try_into_vec::<f32>().expect("float data converted to f32 reads back as f32")
 }
 
-/// `assets/models`: next to the working directory in a checkout, else where the crate was built.
+/// The committed models: `$ALIGNSCOPE_MODELS` when set; else `assets/models` beside the binary
+/// (`target/release/alignscope` in a checkout, or a tree with `assets/` next to `bin/`); else
+/// where the crate was built. Never the working directory: an `assets/models/` folder wherever
+/// alignscope happens to run must not replace its models.
 pub fn models_dir() -> PathBuf {
-    let local = PathBuf::from("assets/models");
-    if local.is_dir() { local } else { Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/models") }
+    if let Some(dir) = std::env::var_os("ALIGNSCOPE_MODELS") {
+        return PathBuf::from(dir);
+    }
+    let beside_binary = std::env::current_exe().ok().and_then(|exe| {
+        // The binary's folder and up to three above it (target/release/deps/ for test binaries).
+        exe.ancestors().skip(1).take(4).map(|dir| dir.join("assets/models")).find(|d| d.is_dir())
+    });
+    beside_binary.unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/models"))
 }
 
 /// The visual backbone the app runs (its weights file is [`VISUAL_WEIGHTS`]).

@@ -21,6 +21,8 @@ pub enum WeightsError {
     Dtype { path: PathBuf, name: String, dtype: String },
     #[error("{path}: metadata `{key}`: {cause}")]
     Metadata { path: PathBuf, key: String, cause: String },
+    #[error("{path}: tensor `{name}` holds NaN or infinite values (damaged weights)")]
+    NonFinite { path: PathBuf, name: String },
 }
 
 /// A weights file held in memory. Tensors are decoded to f32 on request.
@@ -30,10 +32,22 @@ pub struct WeightFile {
 }
 
 impl WeightFile {
+    /// Read and check a weights file: a safetensors file whose float tensors are all finite (NaN
+    /// weights would give NaN scores, and NaN features in an index, without another sign).
     pub fn open(path: &Path) -> Result<Self, WeightsError> {
         let bytes = std::fs::read(path).map_err(|source| WeightsError::Read { path: path.to_path_buf(), source })?;
         let file = Self { path: path.to_path_buf(), bytes };
-        file.parse()?;
+        for (name, view) in file.parse()?.tensors() {
+            let data = view.data();
+            let finite = match view.dtype() {
+                Dtype::F32 => data.chunks_exact(4).all(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]).is_finite()),
+                Dtype::F16 => data.chunks_exact(2).all(|b| half::f16::from_le_bytes([b[0], b[1]]).is_finite()),
+                _ => true,
+            };
+            if !finite {
+                return Err(WeightsError::NonFinite { path: path.to_path_buf(), name });
+            }
+        }
         Ok(file)
     }
 
@@ -100,26 +114,47 @@ impl WeightFile {
         Ok(Tensor::from_data(TensorData::new(values, shape), device))
     }
 
+    /// The shape of a two-dimensional tensor.
+    pub fn shape2(&self, name: &str) -> Result<(usize, usize), WeightsError> {
+        let tensors = self.parse()?;
+        let view =
+            tensors.tensor(name).map_err(|_| WeightsError::Missing { path: self.path.clone(), name: name.into() })?;
+        match *view.shape() {
+            [a, b] => Ok((a, b)),
+            ref found => Err(WeightsError::Shape {
+                path: self.path.clone(),
+                name: name.into(),
+                found: found.to_vec(),
+                expected: vec![0, 0],
+            }),
+        }
+    }
+
     /// Whether the file holds a tensor of this name.
     pub fn contains(&self, name: &str) -> bool {
         self.parse().is_ok_and(|t| t.tensor(name).is_ok())
     }
 }
 
-/// Write f32 tensors `(name, shape, values)` and string metadata as a safetensors file, atomically.
+/// Write tensors `(name, shape, values)` (stored as f16 when `half`, else f32) and string metadata
+/// as a safetensors file, atomically.
 pub fn save_safetensors(
     path: &Path,
     tensors: &[(String, Vec<usize>, Vec<f32>)],
     metadata: std::collections::HashMap<String, String>,
+    half: bool,
 ) -> Result<(), WeightsError> {
     let format_err = |cause: String| WeightsError::Format { path: path.to_path_buf(), cause };
-    let bytes: Vec<Vec<u8>> =
-        tensors.iter().map(|(_, _, v)| v.iter().flat_map(|x| x.to_le_bytes()).collect()).collect();
+    let encode = |x: &f32| -> Vec<u8> {
+        if half { half::f16::from_f32(*x).to_le_bytes().to_vec() } else { x.to_le_bytes().to_vec() }
+    };
+    let bytes: Vec<Vec<u8>> = tensors.iter().map(|(_, _, v)| v.iter().flat_map(encode).collect()).collect();
+    let dtype = if half { Dtype::F16 } else { Dtype::F32 };
     let views = tensors
         .iter()
         .zip(&bytes)
         .map(|((name, shape, _), data)| {
-            safetensors::tensor::TensorView::new(Dtype::F32, shape.clone(), data)
+            safetensors::tensor::TensorView::new(dtype, shape.clone(), data)
                 .map(|v| (name.clone(), v))
                 .map_err(|e| format_err(e.to_string()))
         })

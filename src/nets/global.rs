@@ -24,7 +24,7 @@ pub fn save(model: &GlobalModel, path: &Path, metadata: HashMap<String, String>)
     let mut tensors = linear_tensors("image_proj", &model.image_proj);
     tensors.extend(linear_tensors("text_proj", &model.text_proj));
     tensors.push(("log_temperature".into(), vec![1], values(model.log_temperature.val())));
-    save_safetensors(path, &tensors, metadata)
+    save_safetensors(path, &tensors, metadata, false)
 }
 
 pub fn load(path: &Path, device: &Device) -> Result<GlobalModel, WeightsError> {

@@ -14,3 +14,29 @@ pub const DEFAULT_FIRST_BLOCK: usize = 15;
 
 /// The MiniLM layer whose input is cached; it and the layers after it run per step.
 pub const TEXT_TOP_LAYER: usize = 5;
+
+/// SHAN and a tuned global model that fine-tune the same backbone top (the default ranker and
+/// the fusions use both from one backbone pass), each checked.
+pub fn shan_and_global(
+    shan_path: &std::path::Path,
+    global_path: &std::path::Path,
+    visual: &str,
+    device: &burn::tensor::Device,
+) -> anyhow::Result<(shan::ShanNet, global_tuned::TunedGlobal)> {
+    let net = shan::load(shan_path, visual, device)?;
+    anyhow::ensure!(
+        global_tuned::is_tuned(&crate::features::weights::WeightFile::open(global_path)?),
+        "{}: not a tuned global model (train it with `train --model global --tuned`)",
+        global_path.display()
+    );
+    let global = global_tuned::load(global_path, visual, device)?;
+    let block = net.visual.first_block;
+    anyhow::ensure!(
+        global.visual.first_block == block,
+        "{}: fine-tuned from block {}, SHAN ({}) from block {block}",
+        global_path.display(),
+        global.visual.first_block,
+        shan_path.display()
+    );
+    Ok((net, global))
+}

@@ -2,6 +2,7 @@
 //! networks' inputs, recipe B's loops per network, Recall@K evaluation and score fusion. Used by
 //! the CLI only.
 
+pub mod default_ranker;
 pub mod dsran;
 pub mod extract;
 pub mod frozen;

@@ -37,10 +37,16 @@ pub fn has_program(program: &str) -> bool {
 
 /// A valid PNG header claiming 30000×30000, with a few bytes of pixel data behind it.
 pub fn write_huge_png(path: &std::path::Path) {
+    write_png_claiming(path, 30000, 30000, 8, 2);
+}
+
+/// A valid PNG header claiming `width`×`height` at `depth` bits, colour type `colour` (2: RGB,
+/// 6: RGBA), with a few bytes of pixel data behind it (a decompression bomb's header).
+pub fn write_png_claiming(path: &std::path::Path, width: u32, height: u32, depth: u8, colour: u8) {
     let mut bytes = b"\x89PNG\r\n\x1a\n".to_vec();
-    let mut header = 30000u32.to_be_bytes().to_vec();
-    header.extend_from_slice(&30000u32.to_be_bytes());
-    header.extend_from_slice(&[8, 2, 0, 0, 0]);
+    let mut header = width.to_be_bytes().to_vec();
+    header.extend_from_slice(&height.to_be_bytes());
+    header.extend_from_slice(&[depth, colour, 0, 0, 0]);
     for (kind, data) in [(b"IHDR", header), (b"IDAT", vec![0x78, 0x9c, 0, 0]), (b"IEND", vec![])] {
         let mut chunk = kind.to_vec();
         chunk.extend_from_slice(&data);
