@@ -68,6 +68,15 @@ fn bad_input_fails_with_a_clear_message() {
     assert!(!ok && err.contains("--aux-weight are for --model shan"), "{err}");
     let (ok, _, err) = run(&["train", "--model", "global", "--aug-views", "2", "--flickr8k", "/nonexistent"]);
     assert!(!ok && err.contains("--aug-views is for --model shan and --model global --tuned"), "{err}");
+    // Training never replaces a shipped model unless told to (issue: `train` without --out
+    // overwrote assets/models/).
+    let shipped = std::fs::read("assets/models/dsran.safetensors").unwrap();
+    let (ok, _, err) = run(&["train", "--model", "dsran", "--flickr8k", "/nonexistent"]);
+    assert!(!ok && err.contains("dsran.safetensors") && err.contains("a shipped model"), "{err}");
+    let (ok, _, err) =
+        run(&["train", "--model", "dsran", "--out", "assets/models/dsran.safetensors", "--flickr8k", "/nonexistent"]);
+    assert!(!ok && err.contains("--overwrite"), "{err}");
+    assert_eq!(std::fs::read("assets/models/dsran.safetensors").unwrap(), shipped);
     // A fusion partner that is not a tuned global model is named before any split is prepared.
     let dir = tempfile::tempdir().unwrap();
     let frozen = dir.path().join("frozen-global.safetensors");

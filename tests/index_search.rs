@@ -203,6 +203,9 @@ fn search_ranks_the_demo_photos_two_stage_exhaustive_and_by_example() {
     assert!(ok && out.lines().count() == 2, "{out}\n{err}");
     let (ok, _, err) = search(dir, &["a cat", "--model", "global", "--exhaustive"]);
     assert!(!ok && err.contains("--exhaustive is for --model shan"), "{err}");
+    let (ok, out, err) = search(dir, &["a man holding a camera", "--top", "2", "--paths-only"]);
+    assert!(ok && out.lines().count() == 2 && out.lines().all(|l| !l.contains('\t')), "{out}\n{err}");
+    assert!(out.lines().next().unwrap().ends_with("camera.jpg"), "{out}");
     let (ok, _, err) = search(dir, &["a cat", "--model", "racg"]);
     assert!(!ok && err.contains("the window ranks with racg"), "{err}");
 }

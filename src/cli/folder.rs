@@ -101,6 +101,17 @@ pub fn index_command(
     Ok((out, !s.failed.is_empty() || s.cancelled))
 }
 
+/// How `search` prints its results.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// `SCORE<TAB>PATH` lines.
+    Lines,
+    /// Paths only, one per line.
+    Paths,
+    /// One JSON object.
+    Json,
+}
+
 #[allow(clippy::too_many_arguments)]
 pub fn search_command(
     request: BackendRequest,
@@ -109,9 +120,10 @@ pub fn search_command(
     caption: Option<String>,
     image: Option<PathBuf>,
     options: alignscope::engine::search::SearchOptions,
-    json: bool,
+    output: Output,
     weights: Option<PathBuf>,
 ) -> anyhow::Result<String> {
+    use alignscope::data::path_text::shown;
     use alignscope::engine::search::{LoadedIndex, search_caption, search_image};
     let runtime = shan_runtime(request, visual, weights)?;
     let (_, file) = update_index_cli(&runtime, dir)?;
@@ -133,7 +145,7 @@ pub fn search_command(
         _ => anyhow::bail!("give either a caption or --image PHOTO"),
     };
     let seconds = started.elapsed().as_secs_f64();
-    if json {
+    if output == Output::Json {
         use alignscope::engine::search::SearchModel;
         let mut object = serde_json::json!({ "query": query, "photos": index.len(), "model": options.model.name().to_lowercase(), "seconds": seconds, "results": hits });
         if options.model == SearchModel::Shan {
@@ -142,7 +154,10 @@ pub fn search_command(
         }
         return Ok(format!("{object}\n"));
     }
-    Ok(hits.iter().map(|h| format!("{:.4}\t{}\n", h.score, alignscope::data::path_text::shown(&h.path))).collect())
+    Ok(match output {
+        Output::Paths => hits.iter().map(|h| format!("{}\n", shown(&h.path))).collect(),
+        _ => hits.iter().map(|h| format!("{:.4}\t{}\n", h.score, shown(&h.path))).collect(),
+    })
 }
 
 #[allow(clippy::too_many_arguments)]

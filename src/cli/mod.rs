@@ -68,8 +68,10 @@ pub enum Command {
     },
     /// Compute the frozen backbone layers once for a Flickr8k split into feature caches.
     Extract {
+        /// The Flickr8k folder (images/, Flickr8k.token.txt and the split files).
         #[arg(long, default_value = "../shared/data/flickr8k")]
         flickr8k: PathBuf,
+        /// The split(s) to cache.
         #[arg(long, value_enum, default_value = "all")]
         split: Splits,
         /// Where the caches go (never inside the dataset).
@@ -81,20 +83,28 @@ pub enum Command {
         /// Cache the input of this MiniLM layer (5: fine-tune the last layer; 6: frozen).
         #[arg(long, default_value_t = 5)]
         text_layer: usize,
+        /// Photos per backbone pass.
         #[arg(long, default_value_t = 16)]
         batch: usize,
     },
     /// Train a matching model on Flickr8k (feature caches are built first if needed).
     Train {
+        /// The Flickr8k folder (images/, Flickr8k.token.txt and the split files).
         #[arg(long, default_value = "../shared/data/flickr8k")]
         flickr8k: PathBuf,
+        /// The network to train (the default ranker is not trained: see `rankers`).
         #[arg(long, value_enum, default_value = "shan")]
         model: ModelKind,
+        /// Where the feature caches are kept (built here when missing or stale).
         #[arg(long, default_value = "target/feature-cache")]
         cache: PathBuf,
-        /// Default: assets/models/MODEL.safetensors (written at every dev improvement for shan).
+        /// Where the trained weights go (written at every dev improvement for shan). Default: the
+        /// shipped assets/models/MODEL.safetensors, which needs --overwrite.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Allow --out to replace a shipped model in assets/models.
+        #[arg(long)]
+        overwrite: bool,
         /// Global model: fine-tune EfficientNet's last block + head and MiniLM's last layer with
         /// the heads, as SHAN does (the baseline with SHAN's lifts; --frozen-visual and
         /// --frozen-text turn each off).
@@ -149,8 +159,10 @@ pub enum Command {
     /// (SHAN: L2L, G2L, G2G, which `train` does after its best epoch; RACG: the graph level's
     /// share beside the node level).
     TuneLevels {
+        /// The Flickr8k folder (images/, Flickr8k.token.txt and the split files).
         #[arg(long, default_value = "../shared/data/flickr8k")]
         flickr8k: PathBuf,
+        /// Where the feature caches are kept (built here when missing or stale).
         #[arg(long, default_value = "target/feature-cache")]
         cache: PathBuf,
         /// `shan` or `racg`.
@@ -159,6 +171,7 @@ pub enum Command {
         /// Default: the committed weights of --model.
         #[arg(long)]
         weights: Option<PathBuf>,
+        /// Dev photos the weights are chosen on.
         #[arg(long, default_value_t = 500, value_parser = at_least_one())]
         dev_images: usize,
     },
@@ -166,8 +179,10 @@ pub enum Command {
     /// chosen on the dev split, Recall@K on test, beside the control (SHAN's own embedding fused
     /// with the same global model).
     Fuse {
+        /// The Flickr8k folder (images/, Flickr8k.token.txt and the split files).
         #[arg(long, default_value = "../shared/data/flickr8k")]
         flickr8k: PathBuf,
+        /// Where the feature caches are kept (built here when missing or stale).
         #[arg(long, default_value = "target/feature-cache")]
         cache: PathBuf,
         /// The tuned global model's weights. Default: the committed global model.
@@ -180,8 +195,10 @@ pub enum Command {
     /// Choose the default ranker: SHAN's and the global model's embeddings fused, normalised
     /// against a bank of training captions or not; weights chosen on dev, rSum and hubness on test.
     Rankers {
+        /// The Flickr8k folder (images/, Flickr8k.token.txt and the split files).
         #[arg(long, default_value = "../shared/data/flickr8k")]
         flickr8k: PathBuf,
+        /// Where the feature caches are kept (built here when missing or stale).
         #[arg(long, default_value = "target/feature-cache")]
         cache: PathBuf,
         /// Write the chosen bank here (the app's is assets/models/query-bank.safetensors).
@@ -194,14 +211,19 @@ pub enum Command {
     },
     /// Recall@K on a Flickr8k split, the papers' protocol.
     Eval {
+        /// The Flickr8k folder (images/, Flickr8k.token.txt and the split files).
         #[arg(long, default_value = "../shared/data/flickr8k")]
         flickr8k: PathBuf,
+        /// The network: default (what the window and `search` rank with), shan, global, dsran or racg.
         #[arg(long, value_enum, default_value = "shan")]
         model: ModelKind,
+        /// The split: train, dev or test.
         #[arg(long, default_value = "test")]
         split: Split,
+        /// Where the feature caches are kept (built here when missing or stale).
         #[arg(long, default_value = "target/feature-cache")]
         cache: PathBuf,
+        /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
         /// Model weights (default: the committed assets/models/MODEL.safetensors).
@@ -215,6 +237,7 @@ pub enum Command {
     /// Index a folder of photos (recursively) for search; incremental, resumable, Ctrl-C safe.
     /// Exit status 2 when some photos could not be indexed.
     Index {
+        /// The folder of photos (searched recursively).
         dir: PathBuf,
         /// Model weights (default: the committed assets/models/shan.safetensors).
         #[arg(long)]
@@ -222,11 +245,14 @@ pub enum Command {
     },
     /// Rank a folder's photos by a caption (indexing first where needed): `SCORE<TAB>PATH` lines.
     Search {
+        /// The folder of photos (searched recursively).
         dir: PathBuf,
+        /// The caption to rank the photos by.
         caption: Option<String>,
         /// Rank by similarity to an example photo instead of a caption.
         #[arg(long)]
         image: Option<PathBuf>,
+        /// How many results to print, best first.
         #[arg(long, default_value_t = 10)]
         top: usize,
         /// The network that ranks (the window's Settings offer the same): `default` (SHAN's and
@@ -240,14 +266,21 @@ pub enum Command {
         /// --model shan: score every photo with SHAN (no pre-rank).
         #[arg(long)]
         exhaustive: bool,
+        /// Print only the paths, one per line, best first (for `xargs` and friends).
+        #[arg(long, conflicts_with = "json")]
+        paths_only: bool,
+        /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
+        /// SHAN weights (default: the committed assets/models/shan.safetensors; the default ranker needs those).
         #[arg(long)]
         weights: Option<PathBuf>,
     },
     /// Why a photo and a caption match: SHAN's level scores and each word's region attention.
     Explain {
+        /// The photo.
         image: PathBuf,
+        /// The caption.
         caption: String,
         /// Print one JSON object (scores, boxes, per word: pieces, alignment, attention, relevance).
         #[arg(long)]
@@ -313,12 +346,16 @@ pub enum BenchWhat {
         /// Flickr8k folder for photos and captions (else the demo folder).
         #[arg(long, default_value = "../shared/data/flickr8k")]
         flickr8k: PathBuf,
+        /// Flickr8k test photos to time.
         #[arg(long, default_value_t = 64)]
         images: usize,
+        /// Flickr8k test captions to time.
         #[arg(long, default_value_t = 256)]
         captions: usize,
+        /// Photos per backbone pass.
         #[arg(long, default_value_t = 16)]
         batch: usize,
+        /// Captions per MiniLM pass.
         #[arg(long, default_value_t = 64)]
         text_batch: usize,
         /// Python with torch + the model wheels, to run tools/bench_reference.py on the same inputs.
@@ -327,10 +364,13 @@ pub enum BenchWhat {
     },
     /// Query latency of global, DSRAN and RACG over a synthetic folder, and their parameter counts.
     Networks {
+        /// The Flickr8k folder (images/, Flickr8k.token.txt and the split files).
         #[arg(long, default_value = "../shared/data/flickr8k")]
         flickr8k: PathBuf,
+        /// Photos in the synthetic folder the networks score.
         #[arg(long, default_value_t = 10_000)]
         photos: usize,
+        /// Timed queries.
         #[arg(long, default_value_t = 20)]
         queries: usize,
     },
@@ -338,17 +378,35 @@ pub enum BenchWhat {
     /// the Flickr8k 1K test as a folder: indexing throughput, reopening it, the default's recall
     /// and hubness, and the recall SHAN's two-stage search keeps.
     Search {
+        /// The Flickr8k folder (images/, Flickr8k.token.txt and the split files).
         #[arg(long, default_value = "../shared/data/flickr8k")]
         flickr8k: PathBuf,
+        /// Photos in the synthetic index.
         #[arg(long, default_value_t = 10_000)]
         photos: usize,
+        /// Timed queries.
         #[arg(long, default_value_t = 50)]
         queries: usize,
+        /// Photos SHAN re-scores after the embedding pre-rank.
         #[arg(long, default_value_t = alignscope::engine::search::DEFAULT_CANDIDATES)]
         candidates: usize,
+        /// SHAN weights (default: the committed assets/models/shan.safetensors).
         #[arg(long)]
         weights: Option<PathBuf>,
     },
+}
+
+/// Training may write `out` unless it would replace a shipped model without --overwrite.
+fn may_write_weights(out: &std::path::Path, overwrite: bool) -> anyhow::Result<()> {
+    let shipped = alignscope::features::models_dir().canonicalize().ok();
+    let parent = out.parent().map(|p| if p.as_os_str().is_empty() { std::path::Path::new(".") } else { p });
+    let into_shipped = parent.and_then(|p| p.canonicalize().ok()).is_some_and(|p| Some(p) == shipped);
+    anyhow::ensure!(
+        overwrite || !into_shipped || !out.exists(),
+        "{}: a shipped model; train into another file with --out FILE, or give --overwrite to replace it",
+        out.display()
+    );
+    Ok(())
 }
 
 /// Run the parsed command line.
@@ -405,8 +463,9 @@ pub fn run(cli: Cli) -> ExitCode {
             init_tops,
             aux_weight,
             aug_views,
+            overwrite,
         } => {
-            let out = out.unwrap_or_else(|| PathBuf::from(format!("assets/models/{model}.safetensors")));
+            let out = out.unwrap_or_else(|| alignscope::features::models_dir().join(format!("{model}.safetensors")));
             let lifts = alignscope::nets::global_tuned::Lifts { visual: !frozen_visual, text: !frozen_text };
             if tuned && model != ModelKind::Global {
                 return report(Err(anyhow::anyhow!(
@@ -420,6 +479,9 @@ pub fn run(cli: Cli) -> ExitCode {
                 return report(Err(anyhow::anyhow!(
                     "--aug-views is for --model shan and --model global --tuned (the others train on pooled or frozen features)"
                 )));
+            }
+            if let Err(e) = may_write_weights(&out, overwrite) {
+                return report(Err(e));
             }
             match model {
                 ModelKind::Global => report(train::global(
@@ -500,7 +562,7 @@ pub fn run(cli: Cli) -> ExitCode {
             }
             Err(e) => report(Err(e)),
         },
-        Command::Search { dir, caption, image, top, model, candidates, exhaustive, json, weights } => {
+        Command::Search { dir, caption, image, top, model, candidates, exhaustive, paths_only, json, weights } => {
             use alignscope::engine::search::{SearchModel, SearchOptions};
             let model = match model {
                 ModelKind::Default => SearchModel::Default,
@@ -516,7 +578,14 @@ pub fn run(cli: Cli) -> ExitCode {
                 return report(Err(anyhow::anyhow!("--exhaustive is for --model shan")));
             }
             let options = SearchOptions { model, top, candidates, exhaustive };
-            report(folder::search_command(backend, visual, &dir, caption, image, options, json, weights))
+            let output = if json {
+                folder::Output::Json
+            } else if paths_only {
+                folder::Output::Paths
+            } else {
+                folder::Output::Lines
+            };
+            report(folder::search_command(backend, visual, &dir, caption, image, options, output, weights))
         }
         Command::TuneLevels { flickr8k, cache, model, weights, dev_images } => {
             report(train::tune_levels(backend, visual, &flickr8k, &cache, model, weights, dev_images))
@@ -560,5 +629,37 @@ pub fn report(result: anyhow::Result<String>) -> ExitCode {
             eprintln!("alignscope: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    /// Every command and every argument says what it is for in `--help` (issue: `DIR`, `--json`,
+    /// `--top` and others had no text).
+    #[test]
+    fn every_command_and_argument_has_help_text() {
+        let mut missing = Vec::new();
+        let mut visit = |cmd: &clap::Command, path: String| {
+            if cmd.get_about().is_none() && !path.is_empty() {
+                missing.push(format!("{path} (the command)"));
+            }
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if !matches!(id, "help" | "version") && arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+        };
+        let root = super::Cli::command();
+        visit(&root, String::new());
+        for sub in root.get_subcommands() {
+            visit(sub, sub.get_name().to_string());
+            for subsub in sub.get_subcommands() {
+                visit(subsub, format!("{} {}", sub.get_name(), subsub.get_name()));
+            }
+        }
+        assert!(missing.is_empty(), "no help text: {missing:#?}");
     }
 }
