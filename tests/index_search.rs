@@ -35,6 +35,32 @@ fn copy_demo(dir: &Path, names: &[&str]) {
     }
 }
 
+/// A temporary directory holding a `photos` folder with copies of the demo photos `names`.
+fn photos_folder(names: &[&str]) -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("photos");
+    std::fs::create_dir(&dir).unwrap();
+    copy_demo(&dir, names);
+    (tmp, dir)
+}
+
+/// The committed SHAN weights with the safetensors header's length: data starts at 8 + it.
+fn shan_weights() -> (Vec<u8>, usize) {
+    let bytes = std::fs::read(common::repo_path("assets/models/shan.safetensors")).unwrap();
+    let header = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    (bytes, header)
+}
+
+/// The committed models on flex, in this process.
+fn runtime() -> alignscope::engine::runtime::Runtime {
+    alignscope::engine::runtime::Runtime::load(
+        &alignscope::engine::backend::Compute::flex("test"),
+        &alignscope::nets::shan::default_path(),
+        alignscope::features::VISUAL,
+    )
+    .unwrap()
+}
+
 fn index_bytes(dir: &Path) -> Vec<u8> {
     std::fs::read(dir.join(".alignscope/index.bin")).expect("an index file")
 }
@@ -222,13 +248,7 @@ fn a_folder_deleted_while_indexing_is_named_and_the_rest_is_indexed() {
     std::fs::create_dir(dir.join(".alignscope")).unwrap();
     std::fs::write(dir.join(".alignscope/index.tmp4242"), b"half a file").unwrap();
 
-    let compute = alignscope::engine::backend::Compute::flex("test");
-    let runtime = alignscope::engine::runtime::Runtime::load(
-        &compute,
-        &alignscope::nets::shan::default_path(),
-        "efficientnet-lite0",
-    )
-    .unwrap();
+    let runtime = runtime();
     let warnings = std::cell::RefCell::new(Vec::new());
     let (summary, file) = update_index(&runtime, dir, &Default::default(), &|m| match m {
         // The folder disappears after the scan, before its photos are read.
@@ -274,16 +294,12 @@ fn an_unreadable_photo_is_named_and_the_rest_is_indexed() {
 
 #[test]
 fn an_index_built_with_other_weights_is_named_and_embedded_again() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("photos");
-    std::fs::create_dir(&dir).unwrap();
-    copy_demo(&dir, &["chelsea.jpg", "coffee.jpg"]);
+    let (tmp, dir) = photos_folder(&["chelsea.jpg", "coffee.jpg"]);
     let (code, out, err) = index(&dir);
     assert_eq!(code, 0, "{out}\n{err}");
     // The same tensors in a different file (the safetensors header padded with spaces, which the
     // format allows): the checksum, and so the model key, changes.
-    let bytes = std::fs::read(common::repo_path("assets/models/shan.safetensors")).unwrap();
-    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let (bytes, n) = shan_weights();
     let mut other = ((n + 8) as u64).to_le_bytes().to_vec();
     other.extend_from_slice(&bytes[8..8 + n]);
     other.extend_from_slice(b"        ");
@@ -348,13 +364,7 @@ fn the_default_ranks_plain_captions_of_the_demo_photos_first() {
         .filter(|n| n.ends_with(".jpg"))
         .collect();
     copy_demo(tmp.path(), &names.iter().map(String::as_str).collect::<Vec<_>>());
-    let compute = alignscope::engine::backend::Compute::flex("test");
-    let runtime = alignscope::engine::runtime::Runtime::load(
-        &compute,
-        &alignscope::nets::shan::default_path(),
-        "efficientnet-lite0",
-    )
-    .unwrap();
+    let runtime = runtime();
     let (_, file) =
         alignscope::engine::index::update_index(&runtime, tmp.path(), &Default::default(), &|_| {}).unwrap();
     let index = LoadedIndex::new(tmp.path(), file);
@@ -394,12 +404,7 @@ fn a_second_writer_waits_for_the_index_lock() {
         .open(dir.join(".alignscope/lock"))
         .unwrap();
     held.lock().unwrap();
-    let runtime = alignscope::engine::runtime::Runtime::load(
-        &alignscope::engine::backend::Compute::flex("test"),
-        &alignscope::nets::shan::default_path(),
-        "efficientnet-lite0",
-    )
-    .unwrap();
+    let runtime = runtime();
     let (tx, rx) = std::sync::mpsc::channel();
     let waiting = std::thread::scope(|s| {
         let worker = s.spawn(|| {
@@ -426,12 +431,8 @@ fn a_second_writer_waits_for_the_index_lock() {
 /// indexed with them (issue: NaN scores with exit 0 and NaN features in the index).
 #[test]
 fn nan_weights_are_refused_before_anything_is_indexed() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("photos");
-    std::fs::create_dir(&dir).unwrap();
-    copy_demo(&dir, &["chelsea.jpg"]);
-    let mut bytes = std::fs::read(common::repo_path("assets/models/shan.safetensors")).unwrap();
-    let header = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let (tmp, dir) = photos_folder(&["chelsea.jpg"]);
+    let (mut bytes, header) = shan_weights();
     // The first value of the first tensor: a NaN as f32 (and as f16, in either half).
     bytes[8 + header..8 + header + 4].copy_from_slice(&[0x00, 0x7e, 0xc0, 0x7f]);
     let weights = tmp.path().join("nan.safetensors");
