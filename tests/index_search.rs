@@ -232,8 +232,15 @@ fn search_ranks_the_demo_photos_two_stage_exhaustive_and_by_example() {
     let (ok, out, err) = search(dir, &["a man holding a camera", "--top", "2", "--paths-only"]);
     assert!(ok && out.lines().count() == 2 && out.lines().all(|l| !l.contains('\t')), "{out}\n{err}");
     assert!(out.lines().next().unwrap().ends_with("camera.jpg"), "{out}");
-    let (ok, _, err) = search(dir, &["a cat", "--model", "racg"]);
-    assert!(!ok && err.contains("the window ranks with racg"), "{err}");
+    // DSRAN and RACG rank too, embedding the photos for the search (nothing more is indexed).
+    let index_before = index_bytes(dir);
+    for model in ["dsran", "racg"] {
+        let (ok, out, err) = search(dir, &["a man holding a camera", "--model", model, "--top", "1"]);
+        assert!(ok && out.trim_end().ends_with("camera.jpg"), "{model}: {out}\n{err}");
+    }
+    assert_eq!(index_bytes(dir), index_before);
+    let (ok, _, err) = search(dir, &["--image", demo("chelsea.jpg").to_str().unwrap(), "--model", "racg"]);
+    assert!(!ok && err.contains("--model racg ranks by a caption"), "{err}");
 }
 
 #[test]

@@ -123,7 +123,6 @@ pub fn search_command(
     output: Output,
     weights: Option<PathBuf>,
 ) -> anyhow::Result<String> {
-    use alignscope::data::path_text::shown;
     use alignscope::engine::search::{LoadedIndex, search_caption, search_image};
     let runtime = shan_runtime(request, visual, weights)?;
     let (_, file) = update_index_cli(&runtime, dir)?;
@@ -145,19 +144,80 @@ pub fn search_command(
         _ => anyhow::bail!("give either a caption or --image PHOTO"),
     };
     let seconds = started.elapsed().as_secs_f64();
-    if output == Output::Json {
-        use alignscope::engine::search::SearchModel;
-        let mut object = serde_json::json!({ "query": query, "photos": index.len(), "model": options.model.name().to_lowercase(), "seconds": seconds, "results": hits });
-        if options.model == SearchModel::Shan {
-            object["search"] = (if options.exhaustive { "exhaustive" } else { "two-stage" }).into();
-            object["candidates"] = options.candidates.into();
-        }
-        return Ok(format!("{object}\n"));
+    let mut object = serde_json::json!({ "query": query, "photos": index.len(), "model": options.model.name().to_lowercase(), "seconds": seconds });
+    if options.model == alignscope::engine::search::SearchModel::Shan {
+        object["search"] = (if options.exhaustive { "exhaustive" } else { "two-stage" }).into();
+        object["candidates"] = options.candidates.into();
     }
-    Ok(match output {
+    Ok(printed(&hits, output, object))
+}
+
+/// Hits as `output` asks; `object` is the JSON answer without its results.
+fn printed(hits: &[alignscope::engine::search::Hit], output: Output, mut object: serde_json::Value) -> String {
+    use alignscope::data::path_text::shown;
+    match output {
+        Output::Json => {
+            object["results"] = serde_json::to_value(hits).unwrap_or_default();
+            format!("{object}\n")
+        }
         Output::Paths => hits.iter().map(|h| format!("{}\n", shown(&h.path))).collect(),
-        _ => hits.iter().map(|h| format!("{:.4}\t{}\n", h.score, shown(&h.path))).collect(),
-    })
+        Output::Lines => hits.iter().map(|h| format!("{:.4}\t{}\n", h.score, shown(&h.path))).collect(),
+    }
+}
+
+/// `search --model dsran|racg`: their photo features are not in the index, so the folder's photos
+/// are embedded for this search, eight at a time, as the window does once per session.
+pub fn search_session(
+    request: BackendRequest,
+    dir: &Path,
+    caption: &str,
+    model: alignscope::engine::rank::RankerModel,
+    top: usize,
+    output: Output,
+) -> anyhow::Result<String> {
+    use alignscope::data::decode::decode_oriented;
+    use alignscope::engine::rank::{Ranker, RankerModel};
+    use alignscope::engine::search::{Hit, top_k};
+    anyhow::ensure!(dir.is_dir(), "{}: not a folder", dir.display());
+    let ranker = Ranker::load(&compute(request)?)?;
+    let missing = match model {
+        RankerModel::Dsran => ranker.dsran_missing.as_deref(),
+        RankerModel::Racg => ranker.racg_missing.as_deref(),
+        RankerModel::Global => None,
+    };
+    if let Some(why) = missing {
+        anyhow::bail!("{} cannot rank: {why}", model.name());
+    }
+    let (query, warning) = ranker.embed_caption(caption)?;
+    if let Some(w) = warning {
+        eprintln!("warning: {w}");
+    }
+    let scan = alignscope::data::folder::scan_folder(dir);
+    scan.problems.iter().for_each(|p| eprintln!("warning: {p}"));
+    let started = std::time::Instant::now();
+    let size = ranker.visual.image_size();
+    let (mut paths, mut embedded) = (Vec::new(), Vec::new());
+    for chunk in scan.images.chunks(8) {
+        // Each photo is brought down to the model's input at once: full photos are not held.
+        let mut inputs = Vec::new();
+        for path in chunk {
+            match decode_oriented(path) {
+                Ok(photo) => {
+                    let input = alignscope::features::preprocess::resize_square(&photo, size);
+                    inputs.push(image::DynamicImage::ImageRgb8(input));
+                    paths.push(path.clone());
+                }
+                Err(e) => eprintln!("warning: {e}"),
+            }
+        }
+        embedded.extend(ranker.embed_images(&inputs));
+    }
+    let scores =
+        ranker.scores(model, &embedded, &query).ok_or_else(|| anyhow::anyhow!("{} is not loaded", model.name()))?;
+    let hits: Vec<Hit> =
+        top_k(&scores, top).into_iter().map(|i| Hit { score: scores[i], path: paths[i].clone() }).collect();
+    let object = serde_json::json!({ "query": { "caption": caption }, "photos": paths.len(), "model": model.name().to_lowercase(), "seconds": started.elapsed().as_secs_f64() });
+    Ok(printed(&hits, output, object))
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -257,7 +257,8 @@ pub enum Command {
         top: usize,
         /// The network that ranks (the window's Settings offer the same): `default` (SHAN's and
         /// the global model's embeddings fused, normalised against a query bank), `global`, or
-        /// `shan` (two-stage).
+        /// `shan` (two-stage), from the folder's index; `dsran` or `racg` embed the photos for this
+        /// search (their features are not indexed).
         #[arg(long, value_enum, default_value = "default")]
         model: ModelKind,
         /// --model shan: photos SHAN re-scores after the embedding pre-rank.
@@ -563,21 +564,8 @@ pub fn run(cli: Cli) -> ExitCode {
             Err(e) => report(Err(e)),
         },
         Command::Search { dir, caption, image, top, model, candidates, exhaustive, paths_only, json, weights } => {
+            use alignscope::engine::rank::RankerModel;
             use alignscope::engine::search::{SearchModel, SearchOptions};
-            let model = match model {
-                ModelKind::Default => SearchModel::Default,
-                ModelKind::Global => SearchModel::Global,
-                ModelKind::Shan => SearchModel::Shan,
-                other => {
-                    return report(Err(anyhow::anyhow!(
-                        "--model {other}: search ranks with default, global or shan (the index holds their photo features); the window ranks with {other}"
-                    )));
-                }
-            };
-            if exhaustive && model != SearchModel::Shan {
-                return report(Err(anyhow::anyhow!("--exhaustive is for --model shan")));
-            }
-            let options = SearchOptions { model, top, candidates, exhaustive };
             let output = if json {
                 folder::Output::Json
             } else if paths_only {
@@ -585,6 +573,25 @@ pub fn run(cli: Cli) -> ExitCode {
             } else {
                 folder::Output::Lines
             };
+            if exhaustive && model != ModelKind::Shan {
+                return report(Err(anyhow::anyhow!("--exhaustive is for --model shan")));
+            }
+            let model = match model {
+                ModelKind::Default => SearchModel::Default,
+                ModelKind::Global => SearchModel::Global,
+                ModelKind::Shan => SearchModel::Shan,
+                session @ (ModelKind::Dsran | ModelKind::Racg) => {
+                    let model = if session == ModelKind::Dsran { RankerModel::Dsran } else { RankerModel::Racg };
+                    let result = match (&caption, &image, &weights) {
+                        (Some(caption), None, None) => {
+                            folder::search_session(backend, &dir, caption, model, top, output)
+                        }
+                        _ => Err(anyhow::anyhow!("--model {session} ranks by a caption, with its committed weights")),
+                    };
+                    return report(result);
+                }
+            };
+            let options = SearchOptions { model, top, candidates, exhaustive };
             report(folder::search_command(backend, visual, &dir, caption, image, options, output, weights))
         }
         Command::TuneLevels { flickr8k, cache, model, weights, dev_images } => {
