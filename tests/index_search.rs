@@ -226,7 +226,9 @@ fn search_ranks_the_demo_photos_two_stage_exhaustive_and_by_example() {
     let (ok, out, err) = search(dir, &[long.as_str(), "--top", "1"]);
     assert!(ok && err.contains("caption too long"), "{out}\n{err}");
     let (ok, out, err) = search(dir, &["猫 🐈 sitting", "--top", "2"]);
-    assert!(ok && out.lines().count() == 2, "{out}\n{err}");
+    assert!(ok && out.lines().count() == 2 && !err.contains("no word of the caption"), "{out}\n{err}");
+    let (ok, _, err) = search(dir, &["🐈 🐕", "--top", "2"]);
+    assert!(ok && err.contains("no word of the caption is in the model's vocabulary"), "{err}");
     let (ok, _, err) = search(dir, &["a cat", "--model", "global", "--exhaustive"]);
     assert!(!ok && err.contains("--exhaustive is for --model shan"), "{err}");
     let (ok, out, err) = search(dir, &["a man holding a camera", "--top", "2", "--paths-only"]);

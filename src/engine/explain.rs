@@ -249,7 +249,7 @@ pub fn explain_photo(
         boxes: preprocess::region_boxes(photo.width(), photo.height(), grid),
         words,
         pair_relevance,
-        warning: tokenized.truncation_warning(),
+        warning: tokenized.warning(),
     })
 }
 

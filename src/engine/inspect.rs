@@ -54,7 +54,7 @@ pub fn describe_caption(compute: &Compute, caption: &str) -> anyhow::Result<Stri
     let features = encoder.encode(&[caption]).pop().context("no features")?.map_err(|e| anyhow::anyhow!("{e}"))?;
     let t = &features.tokenized;
     let mut out = String::new();
-    if let Some(warning) = features.truncation_warning() {
+    if let Some(warning) = features.warning() {
         writeln!(out, "warning: {warning}")?;
     }
     writeln!(

@@ -245,7 +245,7 @@ impl Ranker {
                         dsran: dsran.as_mut().and_then(Iterator::next),
                         racg: racg.as_mut().and_then(Iterator::next),
                     };
-                    Ok((embedding, f.truncation_warning()))
+                    Ok((embedding, f.warning()))
                 }
                 Err(e) => Err(anyhow::anyhow!("{e}")),
             })

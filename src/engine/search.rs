@@ -208,7 +208,7 @@ pub fn search_caption(
     options: SearchOptions,
 ) -> anyhow::Result<(Vec<Hit>, Option<String>)> {
     let (txt, global, tokenized) = runtime.caption_sides(caption)?;
-    let warning = tokenized.truncation_warning();
+    let warning = tokenized.warning();
     let scores = match options.model {
         SearchModel::Shan => return Ok((rank_by_text(runtime, index, &txt, options), warning)),
         SearchModel::Global => index.global_scores(&values(global)),

@@ -31,9 +31,9 @@ pub struct TextFeatures {
 type Encoded = (Vec<f32>, Vec<f32>, Option<Vec<f32>>);
 
 impl TextFeatures {
-    /// A warning to show when the caption was cut to fit the model.
-    pub fn truncation_warning(&self) -> Option<String> {
-        self.tokenized.truncation_warning()
+    /// A warning to show with the caption's results (see [`Tokenized::warning`]).
+    pub fn warning(&self) -> Option<String> {
+        self.tokenized.warning()
     }
 }
 

@@ -35,6 +35,20 @@ pub struct Tokenized {
 }
 
 impl Tokenized {
+    /// A warning to show with a caption's results: no word the model knows (emoji, another
+    /// script: the ranking then follows nothing the caption says), or the caption was cut.
+    pub fn warning(&self) -> Option<String> {
+        let words = self.pieces.iter().zip(&self.piece_word).filter(|(_, w)| w.is_some());
+        let mut known = words.clone().filter(|(p, _)| p.as_str() != "[UNK]");
+        if words.count() > 0 && known.next().is_none() {
+            return Some(
+                "no word of the caption is in the model's vocabulary (emoji or another script?): the ranking follows nothing it says"
+                    .to_string(),
+            );
+        }
+        self.truncation_warning()
+    }
+
     /// A warning to show when the caption was cut to fit the model.
     pub fn truncation_warning(&self) -> Option<String> {
         (self.truncated_pieces > 0).then(|| {
@@ -274,6 +288,9 @@ mod tests {
     fn accents_are_stripped_and_unknown_words_become_unk() {
         let t = tiny().tokenize("Café xyz").unwrap();
         assert_eq!(t.pieces, ["[CLS]", "cafe", "[UNK]", "[SEP]"]);
+        assert_eq!(t.warning(), None, "one known word is enough");
+        let unknown = tiny().tokenize("🐈 xyz").unwrap();
+        assert!(unknown.warning().is_some_and(|w| w.contains("no word of the caption")), "{unknown:?}");
         assert_eq!(t.offsets[1], (0, 4));
     }
 
