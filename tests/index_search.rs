@@ -504,3 +504,26 @@ fn odd_file_names_are_quoted_in_lines_and_exact_in_json() {
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(json["query"]["image_bytes"].is_array(), "{json}");
 }
+
+/// A file that could not be indexed is remembered with its size and mtime: the next run names it
+/// again without decoding it, and retries it once it changes (issue: every search retried every
+/// file that had failed).
+#[test]
+fn failed_files_are_retried_only_once_they_change() {
+    let (_tmp, dir) = photos_folder(&["chelsea.jpg"]);
+    std::fs::write(dir.join("broken.jpg"), b"not a photo at all").unwrap();
+    let (code, out, err) = index(&dir);
+    assert_eq!(code, 2, "{out}\n{err}");
+    assert!(err.contains("broken.jpg") && !err.contains("not retried"), "{err}");
+    let (code, out, err) = index(&dir);
+    assert_eq!(code, 2, "still reported as not indexed: {out}\n{err}");
+    assert!(err.contains("broken.jpg") && err.contains("unchanged since it failed: not retried"), "{err}");
+    assert!(err.contains("0 to embed"), "{err}");
+    // Fixed: the same name now holds a photo, and it is indexed.
+    std::fs::copy(demo("coffee.jpg"), dir.join("broken.jpg")).unwrap();
+    let (code, out, err) = index(&dir);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("2 photos indexed (1 embedded"), "{out}\n{err}");
+    let (code, _, err) = index(&dir);
+    assert!(code == 0 && !err.contains("broken.jpg"), "{err}");
+}

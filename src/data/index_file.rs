@@ -49,12 +49,22 @@ pub struct IndexEntry {
     pub normaliser: f32,
 }
 
+/// A file that could not be indexed, remembered so it is retried only once it changes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FailedEntry {
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub cause: String,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct IndexFile {
     pub header: IndexHeader,
     /// Keyed by the path relative to the indexed folder (sorted: files are byte-identical for
     /// identical contents).
     pub entries: BTreeMap<PathBuf, IndexEntry>,
+    /// Files that could not be indexed, by relative path.
+    pub failed: BTreeMap<PathBuf, FailedEntry>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -79,7 +89,7 @@ fn path_from(bytes: &[u8]) -> PathBuf {
 
 impl IndexFile {
     pub fn new(header: IndexHeader) -> Self {
-        Self { header, entries: BTreeMap::new() }
+        Self { header, entries: BTreeMap::new(), failed: BTreeMap::new() }
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
@@ -92,16 +102,18 @@ impl IndexFile {
         out.extend_from_slice(&header);
         out.extend_from_slice(&(self.entries.len() as u64).to_le_bytes());
         for (path, e) in &self.entries {
-            let p = path_bytes(path);
-            out.extend_from_slice(&(p.len() as u32).to_le_bytes());
-            out.extend_from_slice(&p);
-            out.extend_from_slice(&e.size.to_le_bytes());
-            out.extend_from_slice(&e.mtime_ns.to_le_bytes());
+            put_stamped_path(&mut out, path, e.size, e.mtime_ns);
             e.embedding.iter().for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
             e.regions.iter().for_each(|v| out.extend_from_slice(&v.to_bits().to_le_bytes()));
             e.context.iter().for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
             e.global.iter().for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
             out.extend_from_slice(&e.normaliser.to_le_bytes());
+        }
+        out.extend_from_slice(&(self.failed.len() as u64).to_le_bytes());
+        for (path, f) in &self.failed {
+            put_stamped_path(&mut out, path, f.size, f.mtime_ns);
+            out.extend_from_slice(&(f.cause.len() as u32).to_le_bytes());
+            out.extend_from_slice(f.cause.as_bytes());
         }
         let digest = Sha256::digest(&out);
         out.extend_from_slice(&digest);
@@ -148,6 +160,19 @@ impl IndexFile {
             .ok_or_else(|| damaged("entries cut short"))?;
             file.entries.insert(entry.0, entry.1);
         }
+        let failed = r.u64().ok_or_else(|| damaged("no count of failed files"))?;
+        for _ in 0..failed {
+            let (path, entry) = (|| {
+                let len = r.u32()? as usize;
+                let p = path_from(r.take(len)?);
+                let (size, mtime_ns) = (r.u64()?, r.u64()? as i64);
+                let len = r.u32()? as usize;
+                let cause = String::from_utf8_lossy(r.take(len)?).into_owned();
+                Some((p, FailedEntry { size, mtime_ns, cause }))
+            })()
+            .ok_or_else(|| damaged("failed files cut short"))?;
+            file.failed.insert(path, entry);
+        }
         if r.at != body.len() {
             return Err(damaged("trailing bytes after the entries"));
         }
@@ -174,6 +199,15 @@ impl IndexFile {
         }
         result.map_err(err)
     }
+}
+
+/// A path (length-prefixed raw bytes) with the size and mtime it had.
+fn put_stamped_path(out: &mut Vec<u8>, path: &Path, size: u64, mtime_ns: i64) {
+    let p = path_bytes(path);
+    out.extend_from_slice(&(p.len() as u32).to_le_bytes());
+    out.extend_from_slice(&p);
+    out.extend_from_slice(&size.to_le_bytes());
+    out.extend_from_slice(&mtime_ns.to_le_bytes());
 }
 
 fn floats(bytes: &[u8]) -> Vec<f32> {
@@ -222,6 +256,8 @@ mod tests {
                 },
             );
         }
+        f.failed
+            .insert("bad\nname.jpg".into(), FailedEntry { size: 7, mtime_ns: 9, cause: "not a readable image".into() });
         f
     }
 
@@ -250,6 +286,7 @@ mod tests {
         for (k, v) in f.entries.iter().rev() {
             g.entries.insert(k.clone(), v.clone());
         }
+        g.failed = f.failed.clone();
         assert_eq!(f.to_bytes(), g.to_bytes());
     }
 

@@ -20,7 +20,7 @@ use super::jobs::CancelToken;
 use super::runtime::Runtime;
 use crate::data::decode::decode_oriented;
 use crate::data::folder::scan_folder;
-use crate::data::index_file::{IndexEntry, IndexFile, IndexHeader};
+use crate::data::index_file::{FailedEntry, IndexEntry, IndexFile, IndexHeader};
 use crate::features::values;
 
 /// Photos per segment file: at most this much work is lost to a crash.
@@ -141,7 +141,10 @@ pub fn read_index(
     let mut clean = segments.is_empty() && main.exists();
     for path in std::iter::once(main.clone()).filter(|p| p.exists()).chain(segments) {
         match IndexFile::load(&path) {
-            Ok(file) if file.header == *header => merged.entries.extend(file.entries),
+            Ok(file) if file.header == *header => {
+                merged.entries.extend(file.entries);
+                merged.failed.extend(file.failed);
+            }
             Ok(_) => {
                 clean = false;
                 report(IndexMsg::Warning(format!(
@@ -266,14 +269,25 @@ pub fn update_index(
     let before = index.entries.len();
     index.entries.retain(|rel, _| present.contains_key(rel));
     summary.removed = before - index.entries.len();
+    // Files that failed before are retried only once they change (size or mtime).
+    let failed_before = index.failed.clone();
+    index
+        .failed
+        .retain(|rel, f| present.get(rel).is_some_and(|(_, size, mtime)| f.size == *size && f.mtime_ns == *mtime));
+    for f in index.failed.values() {
+        let msg = format!("{} (unchanged since it failed: not retried)", f.cause);
+        report(IndexMsg::Warning(msg.clone()));
+        summary.failed.push(msg);
+    }
     let to_embed: Vec<(&PathBuf, &(PathBuf, u64, i64))> = present
         .iter()
         .filter(|(rel, (_, size, mtime))| {
             !index.entries.get(*rel).is_some_and(|e| e.size == *size && e.mtime_ns == *mtime)
+                && !index.failed.contains_key(*rel)
         })
         .collect();
     summary.photos = present.len();
-    summary.unchanged = present.len() - to_embed.len();
+    summary.unchanged = present.len() - to_embed.len() - index.failed.len();
     report(IndexMsg::Planned {
         photos: present.len(),
         to_embed: to_embed.len(),
@@ -283,6 +297,7 @@ pub fn update_index(
 
     let mut next_segment = files.segment_paths(&dir).len();
     let mut processed = 0;
+    let mut failures = Vec::new();
     for batch in to_embed.chunks(SEGMENT) {
         if cancel.is_cancelled() {
             summary.cancelled = true;
@@ -309,11 +324,15 @@ pub fn update_index(
                         let msg =
                             format!("{}: the model gave non-finite features; not indexed", root.join(rel).display());
                         report(IndexMsg::Warning(msg.clone()));
+                        failures
+                            .push(((*rel).clone(), FailedEntry { size: *size, mtime_ns: *mtime, cause: msg.clone() }));
                         summary.failed.push(msg);
                     }
                 }
                 Err(e) => {
                     report(IndexMsg::Warning(e.to_string()));
+                    failures
+                        .push(((*rel).clone(), FailedEntry { size: *size, mtime_ns: *mtime, cause: e.to_string() }));
                     summary.failed.push(e.to_string());
                 }
             }
@@ -327,7 +346,8 @@ pub fn update_index(
         processed += batch.len();
         report(IndexMsg::Embedded { done: processed, total: to_embed.len() });
     }
-    if !clean || summary.embedded > 0 || summary.removed > 0 {
+    index.failed.extend(failures);
+    if !clean || summary.embedded > 0 || summary.removed > 0 || index.failed != failed_before {
         // Merge everything into one file, then drop the segments it now holds.
         index.save(&dir.join(&files.index))?;
         for segment in files.segment_paths(&dir) {
