@@ -263,7 +263,7 @@ fn a_folder_deleted_while_indexing_is_named_and_the_rest_is_indexed() {
         // The folder disappears after the scan, before its photos are read.
         IndexMsg::Planned { .. } => std::fs::remove_dir_all(dir.join("trip")).unwrap(),
         IndexMsg::Warning(w) => warnings.borrow_mut().push(w),
-        IndexMsg::Embedded { .. } => {}
+        IndexMsg::Embedded { .. } | IndexMsg::Waiting(_) => {}
     })
     .unwrap();
     let warnings = warnings.into_inner();
@@ -419,12 +419,12 @@ fn a_second_writer_waits_for_the_index_lock() {
         let worker = s.spawn(|| {
             let tx = std::sync::Mutex::new(tx);
             update_index(&runtime, &dir, &Default::default(), &|m| {
-                if let IndexMsg::Warning(w) = m {
+                if let IndexMsg::Waiting(w) = m {
                     let _ = tx.lock().unwrap().send(w);
                 }
             })
         });
-        let warning = rx.recv_timeout(std::time::Duration::from_secs(60)).expect("a warning that it waits");
+        let warning = rx.recv_timeout(std::time::Duration::from_secs(60)).expect("a message that it waits");
         std::thread::sleep(std::time::Duration::from_millis(300));
         assert!(!worker.is_finished(), "the second writer waits while the lock is held");
         assert!(!dir.join(".alignscope/index.bin").exists());

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use crate::engine::index::{IndexMsg, update_index};
 use crate::engine::jobs::{Job, Oneshot, Waker, poll_slot, spawn_oneshot};
 use crate::engine::runtime::Runtime;
-use crate::engine::search::{Hit, LoadedIndex, SearchModel, SearchOptions, search_caption};
+use crate::engine::search::{Hit, LoadedIndex, SearchModel, SearchOptions, encode_caption, rank_query};
 
 use super::gallery::Item;
 use super::notifications::{Level, Notifications};
@@ -117,6 +117,8 @@ impl IndexRanking {
                                 self.progress = Some((done, total))
                             }
                             IndexJobMsg::Progress(IndexMsg::Warning(w)) => notes.push(Level::Warning, w),
+                            // Logged, not a toast: the status bar already says the index is busy.
+                            IndexJobMsg::Progress(IndexMsg::Waiting(w)) => notes.push(Level::Info, w),
                             IndexJobMsg::Done(Ok(index)) => {
                                 notes.push(Level::Info, format!("index ready: {} photos", index.len()));
                                 self.index = Some(Arc::new(index));
@@ -142,19 +144,17 @@ impl IndexRanking {
                 exhaustive: index.len() <= EXHAUSTIVE_UP_TO,
             };
             self.query_job = Some(spawn_oneshot("search", waker.clone(), move |_| {
-                let (hits, warning) =
-                    search_caption(&runtime, &index, &caption, options).map_err(|e| format!("{e:#}"))?;
+                let query = encode_caption(&runtime, &caption).map_err(|e| format!("{e:#}"))?;
+                let hits = rank_query(&runtime, &index, &query, options).map_err(|e| format!("{e:#}"))?;
                 // The other networks' scores are a dot product per photo: cheap to add. SHAN's
                 // two-stage scores cover only its candidates, so it joins only when chosen.
                 let mut all = vec![(model, hits.clone())];
                 for other in [SearchModel::Default, SearchModel::Global].into_iter().filter(|m| *m != model) {
-                    if let Ok((h, _)) =
-                        search_caption(&runtime, &index, &caption, SearchOptions { model: other, ..options })
-                    {
+                    if let Ok(h) = rank_query(&runtime, &index, &query, SearchOptions { model: other, ..options }) {
                         all.push((other, h));
                     }
                 }
-                Ok(Ranked { caption, hits, all, warning })
+                Ok(Ranked { caption, hits, all, warning: query.warning })
             }));
         }
         match poll_slot(&mut self.query_job) {

@@ -49,11 +49,9 @@ impl RankModel {
 
     pub fn name(self) -> &'static str {
         match self {
-            Self::Default => "default",
-            Self::Global => "global",
-            Self::Shan => "SHAN",
             Self::Dsran => "DSRAN",
             Self::Racg => "RACG",
+            indexed => indexed.index_model().map_or("", |m| m.name()),
         }
     }
 }

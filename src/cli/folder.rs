@@ -68,6 +68,7 @@ fn update_index_cli(
         }
         IndexMsg::Embedded { .. } => {}
         IndexMsg::Warning(w) => eprintln!("{}warning: {w}", if tty { "\n" } else { "" }),
+        IndexMsg::Waiting(w) => eprintln!("{w}"),
     });
     if tty {
         eprintln!();

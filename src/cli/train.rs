@@ -437,10 +437,6 @@ pub fn rankers(
         let data = source.fragments(split, block)?;
         Ok(SplitScores::new(ranker::embed_split(&net, &global_net, &data, device)))
     };
-    let test_data = source.fragments(Split::Test, block)?;
-    let test_captions =
-        ranker::embed(&net, &global_net, &test_data, &[], &(0..test_data.len() * 5).collect::<Vec<_>>(), device);
-    drop(test_data);
     let (dev, test) = (scores(Split::Dev)?, scores(Split::Test)?);
     let bank = ranker::embed_bank(&net, &global_net, &source.fragments(Split::Train, block)?, device);
     let (candidates, chosen) = ranker::choose(&dev, &test, &bank, made_with);
@@ -479,9 +475,9 @@ pub fn rankers(
             "{} ({} photos) ranked by the {} test captions: the photo first most often\n",
             dir.display(),
             index.len(),
-            test_data_len(&test_captions)
+            test.embeddings().captions()
         ));
-        for (name, hub, share) in ranker::folder_hubs(&index, &test_captions, &chosen) {
+        for (name, hub, share) in ranker::folder_hubs(&index, test.embeddings(), &chosen) {
             out.push_str(&format!("  {name:<18} {hub} first for {share:.1} % of the captions\n"));
         }
     }
@@ -490,8 +486,4 @@ pub fn rankers(
         out.push_str(&format!("wrote {}\n", path.display()));
     }
     Ok(out)
-}
-
-fn test_data_len(e: &alignscope::train::default_ranker::SplitEmbeddings) -> usize {
-    e.shan.captions.len() / e.shan.dim.max(1)
 }

@@ -46,6 +46,8 @@ pub enum IndexMsg {
     },
     /// A file or an earlier index that could not be used, and why (the rest goes on).
     Warning(String),
+    /// Another process or thread is updating this index: this one waits for it (nothing is wrong).
+    Waiting(String),
 }
 
 #[derive(Debug, Default)]
@@ -240,7 +242,7 @@ pub fn update_index(
         .open(&lock_path)
         .map_err(|e| anyhow::anyhow!("{}: cannot open the index lock: {e}", lock_path.display()))?;
     if lock.try_lock().is_err() {
-        report(IndexMsg::Warning(format!("{}: another alignscope is updating this index; waiting", dir.display())));
+        report(IndexMsg::Waiting(format!("{}: another alignscope is updating this index; waiting", dir.display())));
         lock.lock().map_err(|e| anyhow::anyhow!("{}: cannot lock the index: {e}", lock_path.display()))?;
     }
     remove_stranded_temporaries(&dir);
@@ -310,30 +312,26 @@ pub fn update_index(
             .collect();
         let mut segment = IndexFile::new(header.clone());
         for ((rel, (_, size, mtime)), photo) in batch.iter().zip(decoded) {
-            match photo {
-                Ok(photo) => {
-                    let entry = IndexEntry { size: *size, mtime_ns: *mtime, ..runtime.index_features(&photo) };
-                    // Never store garbage: NaN features would rank the photo anywhere, silently.
-                    let finite =
-                        entry.embedding.iter().chain(&entry.global).chain(&entry.context).all(|v| v.is_finite())
-                            && entry.normaliser.is_finite()
-                            && entry.regions.iter().all(|v| v.is_finite());
-                    if finite {
-                        segment.entries.insert((*rel).clone(), entry);
-                    } else {
-                        let msg =
-                            format!("{}: the model gave non-finite features; not indexed", root.join(rel).display());
-                        report(IndexMsg::Warning(msg.clone()));
-                        failures
-                            .push(((*rel).clone(), FailedEntry { size: *size, mtime_ns: *mtime, cause: msg.clone() }));
-                        summary.failed.push(msg);
-                    }
+            let entry = photo.map_err(|e| e.to_string()).and_then(|photo| {
+                let entry = IndexEntry { size: *size, mtime_ns: *mtime, ..runtime.index_features(&photo) };
+                // Never store garbage: NaN features would rank the photo anywhere, silently.
+                let finite = entry.embedding.iter().chain(&entry.global).chain(&entry.context).all(|v| v.is_finite())
+                    && entry.normaliser.is_finite()
+                    && entry.regions.iter().all(|v| v.is_finite());
+                if finite {
+                    Ok(entry)
+                } else {
+                    Err(format!("{}: the model gave non-finite features; not indexed", root.join(rel).display()))
                 }
-                Err(e) => {
-                    report(IndexMsg::Warning(e.to_string()));
-                    failures
-                        .push(((*rel).clone(), FailedEntry { size: *size, mtime_ns: *mtime, cause: e.to_string() }));
-                    summary.failed.push(e.to_string());
+            });
+            match entry {
+                Ok(entry) => {
+                    segment.entries.insert((*rel).clone(), entry);
+                }
+                Err(msg) => {
+                    report(IndexMsg::Warning(msg.clone()));
+                    failures.push(((*rel).clone(), FailedEntry { size: *size, mtime_ns: *mtime, cause: msg.clone() }));
+                    summary.failed.push(msg);
                 }
             }
         }

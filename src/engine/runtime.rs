@@ -107,11 +107,15 @@ impl Runtime {
     pub fn photo_sides(&self, photo: &DynamicImage) -> (ImageSide, Tensor<2>) {
         let entering = self.entering(photo);
         let global = self.global.embed_entering(entering.clone());
-        (self.net.shan.encode_projected(self.net.shan.project_regions(self.net.regions(entering))), global)
+        (self.side_of(entering), global)
+    }
+
+    fn side_of(&self, entering: Tensor<4>) -> ImageSide {
+        self.net.shan.encode_projected(self.net.shan.project_regions(self.net.regions(entering)))
     }
 
     pub fn image_side(&self, photo: &DynamicImage) -> ImageSide {
-        self.net.shan.encode_projected(self.project_photo(photo))
+        self.side_of(self.entering(photo))
     }
 
     /// The square model input of a photo (what [`Self::project_photo`] sees).

@@ -200,24 +200,49 @@ pub fn score_sides(runtime: &Runtime, sides: &[ImageSide], caption: &TextSide) -
     sides.iter().flat_map(|img| values(runtime.net.shan.score_batch(img, caption).total)).collect()
 }
 
-/// Rank the index by a caption with `options.model`; also a warning when the caption was cut.
+/// A caption encoded once for every network the index can rank with.
+pub struct Query {
+    /// SHAN's text side (its embedding is the pair-independent one).
+    pub txt: TextSide,
+    pub shan: Vec<f32>,
+    pub global: Vec<f32>,
+    /// A warning for the caption's results (cut, or no known word).
+    pub warning: Option<String>,
+}
+
+/// Encode a caption: MiniLM's frozen layers once, then SHAN's text side and the global top.
+pub fn encode_caption(runtime: &Runtime, caption: &str) -> anyhow::Result<Query> {
+    let (txt, global, tokenized) = runtime.caption_sides(caption)?;
+    Ok(Query { shan: values(txt.embedding.clone()), global: values(global), txt, warning: tokenized.warning() })
+}
+
+/// Rank the index by a caption with `options.model`; also the caption's warning, if any.
 pub fn search_caption(
     runtime: &Runtime,
     index: &LoadedIndex,
     caption: &str,
     options: SearchOptions,
 ) -> anyhow::Result<(Vec<Hit>, Option<String>)> {
-    let (txt, global, tokenized) = runtime.caption_sides(caption)?;
-    let warning = tokenized.warning();
+    let query = encode_caption(runtime, caption)?;
+    Ok((rank_query(runtime, index, &query, options)?, query.warning))
+}
+
+/// Rank the index by an encoded caption with `options.model`.
+pub fn rank_query(
+    runtime: &Runtime,
+    index: &LoadedIndex,
+    query: &Query,
+    options: SearchOptions,
+) -> anyhow::Result<Vec<Hit>> {
     let scores = match options.model {
-        SearchModel::Shan => return Ok((rank_by_text(runtime, index, &txt, options), warning)),
-        SearchModel::Global => index.global_scores(&values(global)),
+        SearchModel::Shan => return Ok(rank_by_text(runtime, index, &query.txt, options)),
+        SearchModel::Global => index.global_scores(&query.global),
         SearchModel::Default => {
             let bank = runtime.bank.as_ref().map_err(|e| anyhow::anyhow!("the default ranker is unavailable: {e}"))?;
-            index.default_scores(bank, &values(txt.embedding), &values(global))
+            index.default_scores(bank, &query.shan, &query.global)
         }
     };
-    Ok((top_k(&scores, options.top).into_iter().map(|i| index.hit(i, scores[i])).collect(), warning))
+    Ok(top_k(&scores, options.top).into_iter().map(|i| index.hit(i, scores[i])).collect())
 }
 
 /// SHAN's two stages (or the exhaustive one) for an encoded caption.

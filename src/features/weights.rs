@@ -38,13 +38,7 @@ impl WeightFile {
         let bytes = std::fs::read(path).map_err(|source| WeightsError::Read { path: path.to_path_buf(), source })?;
         let file = Self { path: path.to_path_buf(), bytes };
         for (name, view) in file.parse()?.tensors() {
-            let data = view.data();
-            let finite = match view.dtype() {
-                Dtype::F32 => data.chunks_exact(4).all(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]).is_finite()),
-                Dtype::F16 => data.chunks_exact(2).all(|b| half::f16::from_le_bytes([b[0], b[1]]).is_finite()),
-                _ => true,
-            };
-            if !finite {
+            if floats(view.dtype(), view.data()).is_some_and(|mut v| !v.all(f32::is_finite)) {
                 return Err(WeightsError::NonFinite { path: path.to_path_buf(), name });
             }
         }
@@ -90,18 +84,12 @@ impl WeightFile {
                 expected: shape.to_vec(),
             });
         }
-        let data = view.data();
-        Ok(match view.dtype() {
-            Dtype::F32 => data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
-            Dtype::F16 => data.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
-            other => {
-                return Err(WeightsError::Dtype {
-                    path: self.path.clone(),
-                    name: name.into(),
-                    dtype: format!("{other:?}"),
-                });
-            }
-        })
+        let values = floats(view.dtype(), view.data()).ok_or_else(|| WeightsError::Dtype {
+            path: self.path.clone(),
+            name: name.into(),
+            dtype: format!("{:?}", view.dtype()),
+        })?;
+        Ok(values.collect())
     }
 
     pub fn tensor<const D: usize>(
@@ -133,6 +121,15 @@ impl WeightFile {
     /// Whether the file holds a tensor of this name.
     pub fn contains(&self, name: &str) -> bool {
         self.parse().is_ok_and(|t| t.tensor(name).is_ok())
+    }
+}
+
+/// A float tensor's raw little-endian data as f32 values (None: neither F32 nor F16).
+fn floats(dtype: Dtype, data: &[u8]) -> Option<Box<dyn Iterator<Item = f32> + '_>> {
+    match dtype {
+        Dtype::F32 => Some(Box::new(data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])))),
+        Dtype::F16 => Some(Box::new(data.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()))),
+        _ => None,
     }
 }
 

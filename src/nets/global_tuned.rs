@@ -94,6 +94,11 @@ pub fn load(path: &Path, visual: &str, device: &Device) -> anyhow::Result<TunedG
     if let Ok(kind) = file.metadata("model") {
         anyhow::ensure!(kind == "global", "{}: the weights of a {kind} model, not of the global model", path.display());
     }
+    anyhow::ensure!(
+        is_tuned(&file),
+        "{}: not a tuned global model (train it with `train --model global --tuned`)",
+        path.display()
+    );
     let first: usize = file.metadata_parsed("visual_first_block")?;
     let mut net = init(visual, first, Lifts { visual: true, text: true }, device)?;
     net.load_from(&mut SafetensorsStore::from_file(path)).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;

@@ -24,11 +24,6 @@ pub fn shan_and_global(
     device: &burn::tensor::Device,
 ) -> anyhow::Result<(shan::ShanNet, global_tuned::TunedGlobal)> {
     let net = shan::load(shan_path, visual, device)?;
-    anyhow::ensure!(
-        global_tuned::is_tuned(&crate::features::weights::WeightFile::open(global_path)?),
-        "{}: not a tuned global model (train it with `train --model global --tuned`)",
-        global_path.display()
-    );
     let global = global_tuned::load(global_path, visual, device)?;
     let block = net.visual.first_block;
     anyhow::ensure!(

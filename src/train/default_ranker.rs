@@ -33,6 +33,12 @@ pub struct SplitEmbeddings {
     pub global: Embedded,
 }
 
+impl SplitEmbeddings {
+    pub fn captions(&self) -> usize {
+        self.shan.captions.len() / self.shan.dim.max(1)
+    }
+}
+
 const CHUNK: usize = 128;
 
 fn rows_of(rows: &[usize], embed: impl Fn(&[usize]) -> Tensor<2>) -> (usize, Vec<f32>) {
@@ -112,6 +118,11 @@ pub struct SplitScores {
 impl SplitScores {
     pub fn new(e: SplitEmbeddings) -> Self {
         Self { images: e.images, shan: cosines(&e.shan), global: cosines(&e.global), e }
+    }
+
+    /// The embeddings the scores come from.
+    pub fn embeddings(&self) -> &SplitEmbeddings {
+        &self.e
     }
 
     fn fused(&self, w: f32) -> Vec<f32> {
@@ -259,7 +270,7 @@ pub fn choose(
         let floor =
             norms.get(((norms.len() - 1) as f64 * p / 100.0).round() as usize).copied().unwrap_or(f32::NEG_INFINITY);
         let floored = QueryBank { floor, ..bank.clone() };
-        let c = measured(&floored, format!("… normaliser floored at percentile {p} of training photos' ({floor:.2})"));
+        let c = measured(&floored, format!("… normaliser floored at the training photos' percentile {p} ({floor:.2})"));
         if no_floor_dev - c.dev.rsum <= FLOOR_DEV_COST {
             shipped = floored;
         }
@@ -276,7 +287,7 @@ pub fn folder_hubs(
     captions: &SplitEmbeddings,
     bank: &QueryBank,
 ) -> Vec<(&'static str, String, f64)> {
-    let m = captions.shan.captions.len() / captions.shan.dim.max(1);
+    let m = captions.captions();
     let (ds, dg) = (captions.shan.dim, captions.global.dim);
     let rankers: [(&str, &dyn Fn(f32, f32, f32) -> f32); 4] = [
         ("SHAN's embedding", &|s, _, _| s),
@@ -284,19 +295,22 @@ pub fn folder_hubs(
         ("fused", &|s, g, _| bank.fused(s, g)),
         ("default", &|s, g, n| bank.score(s, g, n)),
     ];
+    // Per ranker, how often each photo comes first.
+    let mut firsts = vec![vec![0usize; index.len()]; rankers.len()];
+    for c in 0..m {
+        let (s, g) = (&captions.shan.captions[c * ds..(c + 1) * ds], &captions.global.captions[c * dg..(c + 1) * dg]);
+        let (ss, gs) = (index.embedding_scores(s), index.global_scores(g));
+        for ((_, score), firsts) in rankers.iter().zip(&mut firsts) {
+            let scores: Vec<f32> = (0..index.len()).map(|i| score(ss[i], gs[i], index.normalisers[i])).collect();
+            if let Some(&best) = crate::engine::search::top_k(&scores, 1).first() {
+                firsts[best] += 1;
+            }
+        }
+    }
     rankers
         .iter()
-        .map(|(name, score)| {
-            let mut firsts = vec![0usize; index.len()];
-            for c in 0..m {
-                let (s, g) =
-                    (&captions.shan.captions[c * ds..(c + 1) * ds], &captions.global.captions[c * dg..(c + 1) * dg]);
-                let (ss, gs) = (index.embedding_scores(s), index.global_scores(g));
-                let scores: Vec<f32> = (0..index.len()).map(|i| score(ss[i], gs[i], index.normalisers[i])).collect();
-                if let Some(&best) = crate::engine::search::top_k(&scores, 1).first() {
-                    firsts[best] += 1;
-                }
-            }
+        .zip(firsts)
+        .map(|((name, _), firsts)| {
             let (hub, count) =
                 firsts.iter().enumerate().max_by_key(|&(i, c)| (*c, std::cmp::Reverse(i))).unwrap_or((0, &0));
             let name_of = index.paths.get(hub).map(|p| p.display().to_string()).unwrap_or_default();
