@@ -9,6 +9,9 @@
 #![allow(clippy::type_complexity)]
 // burn's `slice` takes an array with one range per axis: `[0..n]` is a 1-D slice, not a mistake.
 #![allow(clippy::single_range_in_vec_init)]
+// No unwrap/expect outside tests: a path, a caption or a file's bytes must never reach a panic
+// (an invariant that cannot fail is allowed where it is written, with its reason).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod app;
 pub mod data;

@@ -454,6 +454,82 @@ fn nan_weights_are_refused_before_anything_is_indexed() {
     assert!(!dir.join(".alignscope/index.bin").exists());
 }
 
+/// A folder whose index cannot be written there (here `.alignscope` is a file, which stops root
+/// too) keeps its index in the user's cache, says so on every run, and the next run reuses it
+/// instead of embedding everything again (issue: silently moved, re-embedded each time).
+#[test]
+fn an_unwritable_folder_keeps_its_index_in_the_cache_and_says_so() {
+    let (tmp, dir) = photos_folder(&["chelsea.jpg", "coffee.jpg"]);
+    std::fs::write(dir.join(".alignscope"), b"not a folder").unwrap();
+    let cache = tmp.path().join("cache");
+    let run = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_alignscope"))
+            .args(["--backend".as_ref(), "flex".as_ref(), "index".as_ref(), dir.as_os_str()])
+            .env("XDG_CACHE_HOME", &cache)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let first = run();
+    assert!(first.contains("cannot be written; its index is kept in") && first.contains("2 to embed"), "{first}");
+    assert!(cache.join("alignscope").is_dir(), "the index is in XDG_CACHE_HOME");
+    let second = run();
+    assert!(second.contains("cannot be written") && second.contains("0 to embed"), "{second}");
+    assert_eq!(std::fs::read(dir.join(".alignscope")).unwrap(), b"not a folder", "the file is untouched");
+}
+
+/// Blanked weights (every value zero) are refused, naming the file and a tensor (issue: zeroed
+/// weights scored every photo 0 with exit 0).
+#[test]
+fn zeroed_weights_are_refused() {
+    let (tmp, dir) = photos_folder(&["chelsea.jpg"]);
+    let (mut bytes, header) = shan_weights();
+    bytes[8 + header..].fill(0);
+    let weights = tmp.path().join("zeros.safetensors");
+    std::fs::write(&weights, bytes).unwrap();
+    let out =
+        alignscope(&["search".as_ref(), dir.as_os_str(), "a cat".as_ref(), "--weights".as_ref(), weights.as_os_str()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("zeros.safetensors") && err.contains("all zeros"), "{err}");
+    assert!(!dir.join(".alignscope/index.bin").exists());
+}
+
+/// A bundled model with 64 flipped bytes (still finite, still the right shapes) is refused by its
+/// SHA-256 in `CHECKSUMS`, naming the file (issue: flipped bytes changed scores with no check).
+#[test]
+fn bundled_weights_that_differ_from_checksums_are_refused() {
+    let (tmp, dir) = photos_folder(&["chelsea.jpg"]);
+    let models = tmp.path().join("models");
+    std::fs::create_dir(&models).unwrap();
+    for entry in std::fs::read_dir(common::repo_path("assets/models")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), models.join(entry.file_name())).unwrap();
+    }
+    let run = || {
+        Command::new(env!("CARGO_BIN_EXE_alignscope"))
+            .args(["--backend".as_ref(), "flex".as_ref(), "search".as_ref(), dir.as_os_str(), "a cat".as_ref()])
+            .env("ALIGNSCOPE_MODELS", &models)
+            .output()
+            .unwrap()
+    };
+    let out = run();
+    assert!(out.status.success(), "the copied models are intact: {}", String::from_utf8_lossy(&out.stderr));
+    std::fs::remove_dir_all(dir.join(".alignscope")).unwrap();
+    let (mut bytes, header) = shan_weights();
+    // Swap the two bytes of 32 f32 values' low halves: finite values, slightly different.
+    for i in (8 + header + 4096..).step_by(4).take(32) {
+        bytes.swap(i, i + 1);
+    }
+    std::fs::write(models.join("shan.safetensors"), bytes).unwrap();
+    let out = run();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("shan.safetensors") && err.contains("CHECKSUMS"), "{err}");
+    assert!(!dir.join(".alignscope/index.bin").exists());
+}
+
 /// The bundled models are found beside the binary, not in the working directory: an
 /// `assets/models/` folder of garbage where alignscope runs changes nothing.
 #[test]

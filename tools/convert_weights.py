@@ -113,9 +113,18 @@ def main():
     paths = [efficientnet("efficientnet-lite0", dt(args.visual_dtype))] + minilm(dt(args.text_dtype))
     if args.lite2:
         paths.append(efficientnet("efficientnet-lite2", dt(args.visual_dtype)))
-    with open(os.path.join(OUT, "CHECKSUMS"), "w") as f:
-        for p in sorted(paths):
-            f.write(f"{sha256(p)}  {os.path.basename(p)}\n")
+    # CHECKSUMS also lists the trained networks (alignscope writes their lines): keep those.
+    sums_path = os.path.join(OUT, "CHECKSUMS")
+    sums = {}
+    if os.path.exists(sums_path):
+        for line in open(sums_path):
+            digest, _, name = line.rstrip("\n").partition("  ")
+            sums[name] = digest
+    for p in paths:
+        sums[os.path.basename(p)] = sha256(p)
+    with open(sums_path, "w") as f:
+        for name in sorted(sums):
+            f.write(f"{sums[name]}  {name}\n")
     for p in paths:
         print(f"ready: {os.path.relpath(p, ROOT)} ({os.path.getsize(p) / 1e6:.1f} MB)")
 

@@ -137,6 +137,10 @@ impl IndexFile {
         let header: IndexHeader = serde_json::from_slice(r.take(header_len).ok_or_else(|| damaged("no header"))?)
             .map_err(|e| damaged(&format!("header: {e}")))?;
         let count = r.u64().ok_or_else(|| damaged("no entry count"))?;
+        // Widths far beyond any network's: a damaged header, not a reason to overflow sizes.
+        if [header.dim, header.regions, header.region_dim, header.global_dim].iter().any(|&n| n > 1 << 16) {
+            return Err(damaged("header: feature sizes out of range"));
+        }
         let mut file = Self::new(header);
         let h = &file.header;
         let (dim, cells, context, global_dim) = (h.dim, h.regions * h.region_dim, 3 * h.regions, h.global_dim);
@@ -158,6 +162,14 @@ impl IndexFile {
                 Some((p, IndexEntry { size, mtime_ns, embedding, regions, context, global, normaliser }))
             })()
             .ok_or_else(|| damaged("entries cut short"))?;
+            // Indexing never writes a non-finite feature: one here would rank as NaN.
+            let e = &entry.1;
+            let finite = e.embedding.iter().chain(&e.context).chain(&e.global).all(|v| v.is_finite())
+                && e.regions.iter().all(|v| v.is_finite())
+                && e.normaliser.is_finite();
+            if !finite {
+                return Err(damaged(&format!("NaN or infinite features for {}", entry.0.display())));
+            }
             file.entries.insert(entry.0, entry.1);
         }
         let failed = r.u64().ok_or_else(|| damaged("no count of failed files"))?;
@@ -259,6 +271,22 @@ mod tests {
         f.failed
             .insert("bad\nname.jpg".into(), FailedEntry { size: 7, mtime_ns: 9, cause: "not a readable image".into() });
         f
+    }
+
+    /// Found by tests/fuzz.rs: a file with a valid checksum holding a NaN feature was read, and
+    /// would have ranked as NaN.
+    #[test]
+    fn non_finite_features_are_refused_even_under_a_valid_checksum() {
+        let mut f = sample();
+        if let Some(e) = f.entries.get_mut(Path::new("a.png")) {
+            e.regions[1] = f16::NAN;
+        }
+        let err = IndexFile::from_bytes(&f.to_bytes(), Path::new("idx.bin")).unwrap_err().to_string();
+        assert!(err.contains("idx.bin") && err.contains("NaN or infinite features for a.png"), "{err}");
+        let mut f = sample();
+        f.header.dim = usize::MAX / 2;
+        let err = IndexFile::from_bytes(&f.to_bytes(), Path::new("idx.bin")).unwrap_err().to_string();
+        assert!(err.contains("out of range"), "{err}");
     }
 
     #[test]

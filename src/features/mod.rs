@@ -1,6 +1,7 @@
 //! The pretrained backbones: EfficientNet-Lite (regions) and MiniLM (words), their tokenizer,
 //! preprocessing and weight loading.
 
+pub mod checksums;
 pub mod efficientnet;
 pub mod minilm;
 pub mod preprocess;
@@ -14,6 +15,7 @@ use std::path::{Path, PathBuf};
 use burn::tensor::Tensor;
 
 /// A float tensor's values, read back to the host as f32.
+#[allow(clippy::expect_used, reason = "converted to f32 above, so the read cannot fail")]
 pub fn values<const D: usize>(tensor: Tensor<D>) -> Vec<f32> {
     tensor.into_data().convert::<f32>().try_into_vec::<f32>().expect("float data converted to f32 reads back as f32")
 }

@@ -74,8 +74,10 @@ const MAX_WORD_CHARS: usize = 100;
 
 impl WordPiece {
     pub fn load(path: &Path, max_tokens: usize) -> Result<Self, std::io::Error> {
-        Self::from_vocab(&std::fs::read_to_string(path)?, max_tokens)
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {e}", path.display())))
+        let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
+        let text = std::fs::read_to_string(path)?;
+        super::checksums::verify(path, text.as_bytes()).map_err(invalid)?;
+        Self::from_vocab(&text, max_tokens).map_err(|e| invalid(format!("{}: {e}", path.display())))
     }
 
     pub fn from_vocab(text: &str, max_tokens: usize) -> Result<Self, String> {

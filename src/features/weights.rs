@@ -23,6 +23,10 @@ pub enum WeightsError {
     Metadata { path: PathBuf, key: String, cause: String },
     #[error("{path}: tensor `{name}` holds NaN or infinite values (damaged weights)")]
     NonFinite { path: PathBuf, name: String },
+    #[error("{path}: tensor `{name}` is all zeros (damaged or blanked weights)")]
+    Zeroed { path: PathBuf, name: String },
+    #[error("{0}")]
+    Checksum(String),
 }
 
 /// A weights file held in memory. Tensors are decoded to f32 on request.
@@ -32,14 +36,27 @@ pub struct WeightFile {
 }
 
 impl WeightFile {
-    /// Read and check a weights file: a safetensors file whose float tensors are all finite (NaN
-    /// weights would give NaN scores, and NaN features in an index, without another sign).
+    /// Read and check a weights file: its SHA-256 where a `CHECKSUMS` beside it lists it (the
+    /// bundled models); a safetensors file whose float tensors are all finite (NaN weights would
+    /// give NaN scores, and NaN features in an index, without another sign) and whose matrices are
+    /// not all zeros (blanked weights score every photo alike). No trained or converted matrix
+    /// here is all zeros; biases may start so, hence matrices only.
     pub fn open(path: &Path) -> Result<Self, WeightsError> {
         let bytes = std::fs::read(path).map_err(|source| WeightsError::Read { path: path.to_path_buf(), source })?;
+        super::checksums::verify(path, &bytes).map_err(WeightsError::Checksum)?;
         let file = Self { path: path.to_path_buf(), bytes };
         for (name, view) in file.parse()?.tensors() {
-            if floats(view.dtype(), view.data()).is_some_and(|mut v| !v.all(f32::is_finite)) {
+            let Some(values) = floats(view.dtype(), view.data()) else { continue };
+            let (mut finite, mut zero) = (true, true);
+            for v in values {
+                finite &= v.is_finite();
+                zero &= v == 0.0;
+            }
+            if !finite {
                 return Err(WeightsError::NonFinite { path: path.to_path_buf(), name });
+            }
+            if zero && view.shape().len() >= 2 && view.shape().iter().product::<usize>() > 0 {
+                return Err(WeightsError::Zeroed { path: path.to_path_buf(), name });
             }
         }
         Ok(file)
@@ -160,5 +177,6 @@ pub fn save_safetensors(
     let tmp = path.with_extension("tmp");
     let write_err = |source| WeightsError::Write { path: path.to_path_buf(), source };
     std::fs::write(&tmp, serialized).map_err(write_err)?;
-    std::fs::rename(&tmp, path).map_err(write_err)
+    std::fs::rename(&tmp, path).map_err(write_err)?;
+    super::checksums::record(path).map_err(write_err)
 }

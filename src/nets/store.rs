@@ -25,6 +25,7 @@ pub fn save<N: Module>(
     // The store writes through a private (0600) temporary file; weights are meant to be shared.
     use std::os::unix::fs::PermissionsExt as _;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644))
+        .and_then(|()| crate::features::checksums::record(path))
         .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 

@@ -246,6 +246,7 @@ pub fn choose(
             }
         }
     }
+    #[allow(clippy::expect_used, reason = "the weight and scale grids are constants, not empty")]
     let (no_floor_dev, bank) = best.expect("the grids are not empty");
     let measured = |bank: &QueryBank, label: String| Candidate {
         label,

@@ -315,7 +315,7 @@ pub fn pointing(
             let (words, _) = explainer.explain(&photo, &item.caption).with_context(|| path.display().to_string())?;
             cached = Some((key, words));
         }
-        let words = &cached.as_ref().expect("explained above").1;
+        let Some((_, words)) = cached.as_ref() else { continue };
         match word_map(words, &item.word) {
             Some(map) => {
                 // A map finer than the cells (the gradient's 28×28) points with its own grid.

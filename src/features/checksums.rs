@@ -1,0 +1,82 @@
+//! SHA-256 sums of bundled weights: a `CHECKSUMS` file (`sha256sum` format) beside them lists
+//! every committed model. A listed file whose bytes differ (damaged, truncated, flipped bytes,
+//! replaced) is refused on load; writing a listed file (`train --overwrite`, `rankers --write`)
+//! records its new sum, so the list always describes what ships.
+
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+pub const FILE: &str = "CHECKSUMS";
+
+/// The `CHECKSUMS` beside `path` and the sum it lists for `path`'s name (None: no such file or
+/// not listed; unlisted files, e.g. weights trained elsewhere, are not checked).
+fn listed(path: &Path) -> Option<(PathBuf, String)> {
+    let sums = path.parent()?.join(FILE);
+    let name = path.file_name()?.to_str()?;
+    let text = std::fs::read_to_string(&sums).ok()?;
+    let sum = text.lines().find_map(|line| line.split_once("  ").filter(|(_, n)| *n == name).map(|(s, _)| s.into()))?;
+    Some((sums, sum))
+}
+
+pub fn hex_sha256(bytes: &[u8]) -> String {
+    format!("{:x}", Sha256::digest(bytes))
+}
+
+/// Check `bytes`, read from `path`, against the sum listed beside it. The error names the file
+/// and the list.
+pub fn verify(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    match listed(path) {
+        Some((sums, expected)) if hex_sha256(bytes) != expected => Err(format!(
+            "{}: its SHA-256 differs from the one listed in {} (the file is damaged or was replaced; \
+             restore it from the repository, e.g. `git checkout -- assets/models`)",
+            path.display(),
+            sums.display()
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// After writing `path`: where a `CHECKSUMS` beside it exists, list `path`'s new sum in it (added
+/// or replaced), written atomically.
+pub fn record(path: &Path) -> std::io::Result<()> {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
+        return Ok(());
+    };
+    let sums = dir.join(FILE);
+    let Ok(text) = std::fs::read_to_string(&sums) else { return Ok(()) };
+    let sum = hex_sha256(&std::fs::read(path)?);
+    let mut lines: Vec<String> =
+        text.lines().filter(|l| l.split_once("  ").is_none_or(|(_, n)| n != name)).map(str::to_string).collect();
+    lines.push(format!("{sum}  {name}"));
+    lines.sort_by(|a, b| a.split_once("  ").map(|p| p.1).cmp(&b.split_once("  ").map(|p| p.1)));
+    let tmp = sums.with_extension("tmp");
+    std::fs::write(&tmp, lines.join("\n") + "\n")?;
+    std::fs::rename(&tmp, &sums)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_listed_file_that_changed_is_refused_and_recording_lists_it_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("net.safetensors");
+        std::fs::write(&path, b"weights").unwrap();
+        std::fs::write(dir.path().join("other.bin"), b"x").unwrap();
+        assert!(verify(&path, b"anything").is_ok(), "no CHECKSUMS: nothing to check");
+        std::fs::write(dir.path().join(FILE), format!("{}  other.bin\n", hex_sha256(b"x"))).unwrap();
+        assert!(verify(&path, b"anything").is_ok(), "not listed: not checked");
+        record(&path).unwrap();
+        assert!(verify(&path, b"weights").is_ok());
+        let err = verify(&path, b"weightz").unwrap_err();
+        assert!(err.contains("net.safetensors") && err.contains("CHECKSUMS"), "{err}");
+        std::fs::write(&path, b"retrained").unwrap();
+        record(&path).unwrap();
+        assert!(verify(&path, b"retrained").is_ok() && verify(&path, b"weights").is_err());
+        let text = std::fs::read_to_string(dir.path().join(FILE)).unwrap();
+        assert_eq!(text.lines().count(), 2, "one line per file, the other kept: {text}");
+        assert!(verify(&dir.path().join("other.bin"), b"x").is_ok());
+    }
+}
