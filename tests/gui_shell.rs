@@ -141,6 +141,88 @@ fn keyboard_focuses_clears_and_moves() {
     assert_eq!(harness.state().as_ref().unwrap().query, "");
 }
 
+fn click(harness: &mut Harness<'static, Option<AlignscopeApp>>, pos: egui::Pos2, button: egui::PointerButton) {
+    harness.hover_at(pos);
+    for pressed in [true, false] {
+        harness.event(egui::Event::PointerButton { pos, button, pressed, modifiers: Default::default() });
+    }
+    harness.run_steps(2);
+}
+
+/// A tile's right-click menu: "Copy path" puts the photo's path on the clipboard.
+#[test]
+fn a_tile_s_menu_copies_its_path() {
+    let Some(mut harness) = settled_app() else { return };
+    harness.get_by_label("Open folder…");
+    click(&mut harness, egui::pos2(60.0, 110.0), egui::PointerButton::Secondary);
+    harness.get_by_label("Open in the system viewer");
+    harness.get_by_label("Show in the file manager");
+    harness.get_by_label("Copy path").click();
+    harness.step();
+    let copied: Vec<String> = harness
+        .output()
+        .platform_output
+        .commands
+        .iter()
+        .filter_map(|c| match c {
+            egui::OutputCommand::CopyText(text) => Some(text.clone()),
+            _ => None,
+        })
+        .collect();
+    let first = harness.state().as_ref().unwrap().gallery.items[0].path.display().to_string();
+    assert_eq!(copied, [first]);
+}
+
+/// Moving the selection with the keyboard past the bottom of the window scrolls it into view;
+/// "Export…"'s writer puts the photos in displayed order in a CSV.
+#[test]
+fn the_keyboard_selection_scrolls_into_view_and_the_ranking_exports() {
+    if probe_adapter().is_none() {
+        common::skip_or_fail("a wgpu adapter for egui_kittest's renderer");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    for i in 0..80 {
+        std::fs::copy(demo_folder().join("coffee.jpg"), tmp.path().join(format!("photo{i:02}.jpg"))).unwrap();
+    }
+    let folder = tmp.path().to_path_buf();
+    let mut harness = Harness::builder().with_size([1280.0, 800.0]).wgpu().build_ui_state(
+        move |ui, app: &mut Option<AlignscopeApp>| {
+            let app = app.get_or_insert_with(|| {
+                AlignscopeApp::new(ui.ctx().clone(), Settings::default(), Ok(Compute::flex("test")), Some(&folder))
+            });
+            app.poll(ui.ctx());
+            app.show(ui);
+        },
+        None,
+    );
+    wait_until_settled(&mut harness);
+    let screen = harness.state().as_ref().unwrap().gallery.on_screen().len();
+    assert!(screen < 80, "the folder is taller than the window: {screen} of 80 tiles drawn");
+    for _ in 0..12 {
+        harness.key_press(egui::Key::ArrowDown);
+        harness.run_steps(3);
+    }
+    let gallery = &harness.state().as_ref().unwrap().gallery;
+    let selected = gallery.selected.unwrap();
+    assert!(selected > screen, "the selection went below the first screen ({selected})");
+    assert!(gallery.on_screen().contains(&selected), "tile {selected} is drawn: {:?}", gallery.on_screen());
+
+    let out = tmp.path().join("ranking.csv");
+    harness.state_mut().as_mut().unwrap().export_to(out.clone());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !out.exists() {
+        assert!(Instant::now() < deadline, "the export was not written");
+        harness.step();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    harness.run_steps(2);
+    let csv = std::fs::read_to_string(&out).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 81, "a header and one line per photo");
+    assert_eq!(lines[1], format!("1,,{}", tmp.path().join("photo00.jpg").display()), "unranked: folder order");
+}
+
 /// The heatmap values (`relevance`, by the default method) `alignscope explain --json` prints
 /// for each word of `caption` on `photo`.
 fn cli_attention(photo: &std::path::Path, caption: &str) -> Vec<(String, Vec<f32>)> {

@@ -40,6 +40,15 @@ impl Item {
     }
 }
 
+/// What the user asked of a tile: double-click, or its right-click menu.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TileAction {
+    Inspect(usize),
+    OpenExternally(usize),
+    Reveal(usize),
+    CopyPath(usize),
+}
+
 #[derive(Default)]
 pub struct Gallery {
     pub folder: Option<PathBuf>,
@@ -62,6 +71,10 @@ pub struct Gallery {
     frame: u64,
     /// Most thumbnails held at once (TEXTURE_LIMIT; smaller in tests).
     pub texture_limit: usize,
+    /// The selection moved by keyboard: scroll it into view at the next frame.
+    scroll_to_selected: bool,
+    /// The grid's scroll offset and visible height at the last frame.
+    viewport: (f32, f32),
 }
 
 impl Gallery {
@@ -222,8 +235,8 @@ impl Gallery {
         ));
     }
 
-    /// Draw the grid; returns the index of a tile that was double-clicked.
-    pub fn show(&mut self, ui: &mut egui::Ui, tile: f32) -> Option<usize> {
+    /// Draw the grid; returns what a double-click or a tile's menu asked for.
+    pub fn show(&mut self, ui: &mut egui::Ui, tile: f32) -> Option<TileAction> {
         if self.items.is_empty() {
             ui.centered_and_justified(|ui| {
                 if self.is_scanning() {
@@ -244,7 +257,19 @@ impl Gallery {
         let row_height = tile + label_height + spacing;
         let mut activated = None;
         let mut visible = Vec::new();
-        egui::ScrollArea::vertical().auto_shrink([false, false]).show_rows(ui, row_height, rows, |ui, row_range| {
+        let mut scroll = egui::ScrollArea::vertical().auto_shrink([false, false]);
+        if std::mem::take(&mut self.scroll_to_selected)
+            && let Some(rank) = self.selected.and_then(|s| self.order.iter().position(|&i| i == s))
+        {
+            let top = (rank / columns) as f32 * row_height;
+            let (offset, height) = self.viewport;
+            if top < offset {
+                scroll = scroll.vertical_scroll_offset(top);
+            } else if top + row_height > offset + height {
+                scroll = scroll.vertical_scroll_offset(top + row_height - height);
+            }
+        }
+        let output = scroll.show_rows(ui, row_height, rows, |ui, row_range| {
             for row in row_range {
                 ui.horizontal(|ui| {
                     ui.spacing_mut().item_spacing.x = spacing;
@@ -256,13 +281,27 @@ impl Gallery {
                             self.selected = Some(index);
                         }
                         if response.double_clicked() {
-                            activated = Some(index);
+                            activated = Some(TileAction::Inspect(index));
                         }
+                        response.context_menu(|ui| {
+                            for (label, action) in [
+                                ("Inspect", TileAction::Inspect(index)),
+                                ("Open in the system viewer", TileAction::OpenExternally(index)),
+                                ("Show in the file manager", TileAction::Reveal(index)),
+                                ("Copy path", TileAction::CopyPath(index)),
+                            ] {
+                                if ui.button(label).clicked() {
+                                    activated = Some(action);
+                                    ui.close();
+                                }
+                            }
+                        });
                     }
                 });
                 ui.add_space(spacing - ui.spacing().item_spacing.y);
             }
         });
+        self.viewport = (output.state.clamped_offset().y, output.inner_rect.height());
         self.frame += 1;
         for &i in &visible {
             self.items[i].last_seen = self.frame;
@@ -312,6 +351,12 @@ impl Gallery {
             None => 0,
         };
         self.selected = Some(self.order[rank]);
+        self.scroll_to_selected = true;
+    }
+
+    /// The tiles drawn at the last frame (indices into `items`).
+    pub fn on_screen(&self) -> &[usize] {
+        &self.last_visible
     }
 
     /// Back to folder order, no scores.

@@ -1,6 +1,7 @@
 //! The egui app: gallery, query bar, status bar. Only this module knows about egui.
 
 mod dataset;
+mod export;
 mod gallery;
 mod index_ranking;
 mod inspector;
@@ -9,6 +10,7 @@ mod ranking;
 mod screenshot;
 mod settings;
 mod status;
+mod system_open;
 mod toolbar;
 
 use std::path::{Path, PathBuf};
@@ -96,6 +98,9 @@ pub struct AlignscopeApp {
     dataset_dialog: Option<Job<Option<PathBuf>>>,
     waker: Waker,
     folder_dialog: Option<Job<Option<PathBuf>>>,
+    /// "Export ranking…": the save dialog, then the write (both off the UI thread).
+    export_dialog: Option<Job<Option<PathBuf>>>,
+    export_write: Option<Job<Result<String, String>>>,
     screenshot: Option<screenshot::Plan>,
     /// The saved backend differs from the running one until restart.
     backend_pending: bool,
@@ -180,6 +185,8 @@ impl AlignscopeApp {
             dataset_dialog: None,
             waker,
             folder_dialog: None,
+            export_dialog: None,
+            export_write: None,
             screenshot: None,
             backend_pending: false,
             compute_check: None,
@@ -203,7 +210,7 @@ impl AlignscopeApp {
             return;
         }
         self.gallery.open(&dir, self.waker.clone());
-        self.settings.last_folder = Some(dir);
+        self.settings.remember_folder(&dir);
         if let Some(d) = self.dataset.take() {
             d.cancel();
         }
@@ -222,6 +229,76 @@ impl AlignscopeApp {
             }
             dialog.pick_folder()
         }));
+    }
+
+    /// Ask where to export the ranked gallery (CSV or JSON, by the extension chosen).
+    fn pick_export(&mut self) {
+        if self.export_dialog.is_some() || self.export_write.is_some() {
+            return;
+        }
+        let start = self.gallery.folder.clone();
+        self.export_dialog = Some(spawn_oneshot("export dialog", self.waker.clone(), move |_| {
+            let mut dialog = rfd::FileDialog::new()
+                .set_title("Export the ranking")
+                .set_file_name("ranking.csv")
+                .add_filter("CSV", &["csv"])
+                .add_filter("JSON", &["json"]);
+            if let Some(start) = start {
+                dialog = dialog.set_directory(start);
+            }
+            dialog.save_file()
+        }));
+    }
+
+    /// The gallery in display order, with the query and the model that ranked it.
+    pub fn ranking_export(&self) -> export::Ranking {
+        let hits = self
+            .gallery
+            .order
+            .iter()
+            .filter_map(|&i| self.gallery.items.get(i))
+            .map(|i| crate::engine::search::Hit { score: i.score.unwrap_or(f32::NAN), path: i.path.clone() })
+            .collect();
+        let model = match self.ranking.uses_index() {
+            Some(model) => model.name().to_string(),
+            None => self.settings.rank_model.name().to_string(),
+        };
+        export::Ranking { caption: self.ranking.caption().unwrap_or_default().to_string(), model, hits }
+    }
+
+    /// Write the ranking to `path` in the background.
+    pub fn export_to(&mut self, path: PathBuf) {
+        let ranking = self.ranking_export();
+        self.export_write =
+            Some(spawn_oneshot("export ranking", self.waker.clone(), move |_| export::write(&path, &ranking)));
+    }
+
+    /// What a double-click or a tile's menu asked for.
+    fn tile_action(&mut self, ctx: &egui::Context, action: gallery::TileAction) {
+        use gallery::TileAction;
+        let path = |i: usize| self.gallery.items.get(i).map(|item| item.path.clone());
+        match action {
+            TileAction::Inspect(i) => {
+                self.gallery.selected = Some(i);
+                self.inspector.open = true;
+            }
+            TileAction::OpenExternally(i) | TileAction::Reveal(i) => {
+                let Some(p) = path(i) else { return };
+                let opened = if matches!(action, TileAction::Reveal(_)) {
+                    system_open::reveal(&p)
+                } else {
+                    system_open::open(&p)
+                };
+                if let Err(e) = opened {
+                    self.notes.push(Level::Error, e);
+                }
+            }
+            TileAction::CopyPath(i) => {
+                let Some(p) = path(i) else { return };
+                ctx.copy_text(p.display().to_string());
+                self.notes.push(Level::Info, format!("copied {}", p.display()));
+            }
+        }
     }
 
     /// Everything that arrived from background work, applied before drawing.
@@ -291,6 +368,16 @@ impl AlignscopeApp {
             Oneshot::Done(None) => self.notes.push(Level::Info, "no folder chosen"),
             Oneshot::Pending | Oneshot::Gone => {}
         }
+        match poll_slot(&mut self.export_dialog) {
+            Oneshot::Done(Some(path)) => self.export_to(path),
+            Oneshot::Done(None) | Oneshot::Pending | Oneshot::Gone => {}
+        }
+        match poll_slot(&mut self.export_write) {
+            Oneshot::Done(Ok(message)) => self.notes.push(Level::Info, message),
+            Oneshot::Done(Err(e)) => self.notes.push(Level::Error, e),
+            Oneshot::Gone => self.notes.push(Level::Error, "exporting the ranking stopped unexpectedly"),
+            Oneshot::Pending => {}
+        }
         let dropped: Vec<PathBuf> = ctx.input(|i| i.raw.dropped_files.iter().map(|f| f.path().to_path_buf()).collect());
         if let Some(path) = dropped.into_iter().next() {
             let dir = if path.is_dir() { Some(path) } else { path.parent().map(Path::to_path_buf) };
@@ -347,9 +434,8 @@ impl AlignscopeApp {
         }
         egui::CentralPanel::default().show(ui, |ui| {
             let tile = self.settings.thumbnail_size.pixels();
-            if let Some(index) = self.gallery.show(ui, tile) {
-                self.gallery.selected = Some(index);
-                self.inspector.open = true;
+            if let Some(action) = self.gallery.show(ui, tile) {
+                self.tile_action(&ctx, action);
             }
         });
         self.notes.show_toasts(&ctx);

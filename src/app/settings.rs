@@ -10,10 +10,25 @@ pub const STORAGE_KEY: &str = "alignscope.settings";
 #[serde(default)]
 pub struct Settings {
     pub last_folder: Option<PathBuf>,
+    /// Folders opened, most recent first (at most [`RECENT`]).
+    pub recent_folders: Vec<PathBuf>,
     /// Applied at the next start: the wgpu device is shared with the window, made once.
     pub backend: BackendRequest,
     pub thumbnail_size: ThumbSize,
     pub rank_model: RankModel,
+}
+
+/// Folders remembered in "Recent".
+pub const RECENT: usize = 8;
+
+impl Settings {
+    /// `dir` was opened: it is the last folder and first among the recent ones (once).
+    pub fn remember_folder(&mut self, dir: &std::path::Path) {
+        self.last_folder = Some(dir.to_path_buf());
+        self.recent_folders.retain(|f| f != dir);
+        self.recent_folders.insert(0, dir.to_path_buf());
+        self.recent_folders.truncate(RECENT);
+    }
 }
 
 /// What ranks the gallery by a caption: the first three from the folder's persistent index (the
@@ -81,5 +96,20 @@ impl ThumbSize {
             Self::Medium => "Medium",
             Self::Large => "Large",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn recent_folders_are_most_recent_first_once_each_and_bounded() {
+        let mut s = super::Settings::default();
+        for i in 0..10 {
+            s.remember_folder(std::path::Path::new(&format!("/f{i}")));
+        }
+        s.remember_folder(std::path::Path::new("/f5"));
+        let names: Vec<String> = s.recent_folders.iter().map(|p| p.display().to_string()).collect();
+        assert_eq!(names, ["/f5", "/f9", "/f8", "/f7", "/f6", "/f4", "/f3", "/f2"]);
+        assert_eq!(s.last_folder.as_deref(), Some(std::path::Path::new("/f5")));
     }
 }

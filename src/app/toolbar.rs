@@ -11,6 +11,19 @@ pub fn show(app: &mut AlignscopeApp, ui: &mut egui::Ui) {
         if ui.button("Open folder…").on_hover_text("Choose a folder of photos (or drop one on the window)").clicked() {
             app.pick_folder();
         }
+        // Not checked on disk here (the UI thread does not touch the disk): a folder gone since
+        // is reported when chosen.
+        let recent = app.settings.recent_folders.clone();
+        ui.add_enabled_ui(!recent.is_empty(), |ui| {
+            ui.menu_button("Recent", |ui| {
+                for folder in recent {
+                    if ui.button(folder.display().to_string()).clicked() {
+                        app.open_folder(folder);
+                        ui.close();
+                    }
+                }
+            })
+        });
         if ui.button("Demo").on_hover_text("The bundled demo photos").clicked() {
             app.open_folder(super::demo_folder());
         }
@@ -21,7 +34,7 @@ pub fn show(app: &mut AlignscopeApp, ui: &mut egui::Ui) {
         let query = egui::TextEdit::singleline(&mut app.query)
             .id(query_id())
             .hint_text("Describe a photo to rank the folder…  (Ctrl+F)")
-            .desired_width(ui.available_width() - 230.0);
+            .desired_width(ui.available_width() - 300.0);
         let hover = match (app.ranking.uses_index(), &app.ranking.unavailable) {
             (Some(model), _) => format!("Photos are ranked by the {} model from the folder's index", model.name()),
             (None, Some(why)) => format!("Caption ranking is unavailable: {why}"),
@@ -31,6 +44,9 @@ pub fn show(app: &mut AlignscopeApp, ui: &mut egui::Ui) {
         if ui.button("Copy paths").on_hover_text("Copy the photos' paths in displayed order (best first when ranked)").clicked() {
             ui.ctx().copy_text(app.ranked_paths());
             app.notes.push(super::Level::Info, format!("copied {} paths", app.gallery.order.len()));
+        }
+        if ui.button("Export…").on_hover_text("Save the photos in displayed order with their scores, as CSV or JSON (the shape of `alignscope search --json`)").clicked() {
+            app.pick_export();
         }
         ui.menu_button("Settings", |ui| settings_menu(app, ui));
     });
