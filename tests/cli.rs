@@ -91,3 +91,53 @@ fn bad_input_fails_with_a_clear_message() {
     let (ok, _, err) = run(&["--backend", "flex", "fuse", "--global", "Cargo.toml", "--flickr8k", "/nonexistent"]);
     assert!(!ok && err.contains("Cargo.toml"), "{err}");
 }
+
+/// Piped (not a terminal), `index` writes its messages as whole lines, no progress bar or
+/// carriage return; `-q` leaves only errors and results; `-v` lets library log records through.
+#[test]
+fn progress_stays_off_pipes_and_quiet_and_verbose_do_what_they_say() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::copy(common::repo_path("assets/demo/chelsea.jpg"), tmp.path().join("cat.jpg")).unwrap();
+    let dir = tmp.path().to_str().unwrap();
+    let (ok, out, err) = run(&["--backend", "flex", "index", dir]);
+    assert!(ok, "{out}\n{err}");
+    assert!(!err.contains('\r') && err.contains("1 to embed") && err.contains("backend flex"), "{err:?}");
+    let (ok, out, err) = run(&["--backend", "flex", "-q", "search", dir, "a cat"]);
+    assert!(ok && out.trim_end().ends_with("cat.jpg"), "{out}\n{err}");
+    assert!(!err.contains("backend flex") && !err.contains("photos:"), "-q: no chatter: {err:?}");
+    let (ok, _, err) = run(&["--backend", "flex", "-q", "-v", "doctor"]);
+    assert!(!ok && err.contains("cannot be used with"), "-q and -v conflict: {err}");
+    let (ok, out, err) = run(&["--backend", "flex", "-vv", "search", dir, "a cat"]);
+    assert!(ok, "{out}\n{err}");
+    assert!(err.contains("DEBUG") || err.contains("INFO"), "-vv: library log records: {err}");
+}
+
+/// A copied binary with nothing beside it, run from `/`: `install-models` puts the models in the
+/// XDG data folder, `doctor` says it uses them from there, and a command that needs them works.
+#[test]
+fn a_copied_binary_finds_the_installed_models() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bin = tmp.path().join("bin/alignscope");
+    std::fs::create_dir_all(bin.parent().unwrap()).unwrap();
+    std::fs::copy(env!("CARGO_BIN_EXE_alignscope"), &bin).unwrap();
+    let data = tmp.path().join("data");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(&bin)
+            .args(args)
+            .current_dir("/")
+            .env_remove("ALIGNSCOPE_MODELS")
+            .env("XDG_DATA_HOME", &data)
+            .output()
+            .unwrap();
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        (out.status.success(), text(&out.stdout), text(&out.stderr))
+    };
+    let (ok, out, err) = run(&["install-models"]);
+    assert!(ok && out.contains("installed"), "{out}\n{err}");
+    let installed = data.join("alignscope/models");
+    assert!(installed.join("shan.safetensors").is_file() && installed.join("CHECKSUMS").is_file());
+    let (_, out, _) = run(&["--backend", "flex", "doctor"]);
+    assert!(out.contains(&format!("models: {} (installed)", installed.display())), "{out}");
+    let (ok, out, err) = run(&["--backend", "flex", "features", "--text", "a dog"]);
+    assert!(ok && out.contains("dog"), "{out}\n{err}");
+}

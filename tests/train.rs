@@ -245,7 +245,7 @@ fn racg_graph_share_is_chosen_on_dev_and_written_into_the_weights() {
     let loaded = load(&out, &device).unwrap();
     assert_eq!(loaded.graph_share, share);
     assert_eq!(frozen::evaluate(&loaded, &dev, &device), chosen, "the file scores as the chosen mix");
-    let [full, node, graph] = racg::evaluate_levels(&loaded, &dev, &device);
+    let [full, node, graph] = racg::evaluate_levels(&loaded, &dev, &device, &|_, _| {});
     assert_eq!((full.0, full.1, node.1, graph.1), ("full", chosen, grid[0].1, grid[10].1));
     let file = alignscope::features::weights::WeightFile::open(&out).unwrap();
     assert_eq!(file.metadata("best_epoch").unwrap(), "3", "training notes kept");

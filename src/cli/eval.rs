@@ -27,6 +27,8 @@ pub fn eval(
     let compute = compute(request)?;
     let cancel = alignscope::engine::jobs::CancelToken::default();
     let source = Source { compute: &compute, flickr8k, cache_dir: cache, visual, cancel: &cancel, report: &progress };
+    let scoring =
+        |done: usize, total: usize| super::progress::global().update("scoring captions", done as u64, total as u64, "");
     // (level name, recalls) in the order they are reported; "full" first.
     let (levels, images, seconds): (Vec<(&str, Recalls)>, usize, f64) = match model {
         ModelKind::Default => {
@@ -67,7 +69,7 @@ pub fn eval(
             let net = nets::shan::load(&weights.unwrap_or_else(nets::shan::default_path), visual, &compute.device)?;
             let data = source.fragments(split, net.visual.first_block)?.truncated(first);
             let started = std::time::Instant::now();
-            let r = shan::evaluate(&net, &data, &compute.device, &cancel)?;
+            let r = shan::evaluate(&net, &data, &compute.device, &cancel, &scoring)?;
             (
                 vec![("full", r.full), ("l2l", r.l2l), ("g2l", r.g2l), ("g2g", r.g2g), ("embedding", r.embedding)],
                 data.len(),
@@ -94,6 +96,7 @@ pub fn eval(
                     &nets::racg::load(&weights.unwrap_or_else(nets::racg::default_path), &compute.device)?,
                     &data,
                     &compute.device,
+                    &scoring,
                 )
                 .to_vec()
             };

@@ -51,28 +51,22 @@ fn update_index_cli(
     dir: &Path,
 ) -> anyhow::Result<(alignscope::engine::index::IndexSummary, alignscope::data::index_file::IndexFile)> {
     use alignscope::engine::index::{IndexMsg, update_index};
-    use std::io::IsTerminal as _;
+    let progress = super::progress::global();
     let cancel = INTERRUPT.get_or_init(Default::default).clone();
     // SAFETY: installs a handler that performs one atomic store.
     unsafe { libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t) };
-    let tty = std::io::stderr().is_terminal();
-    let started = std::time::Instant::now();
     let result = update_index(runtime, dir, &cancel, &|m| match m {
         IndexMsg::Planned { photos, to_embed, unchanged, removed } => {
-            eprintln!("{photos} photos: {unchanged} unchanged, {to_embed} to embed, {removed} removed from the index")
+            let plan = format!("{photos} photos: {unchanged} unchanged, {to_embed} to embed, {removed} removed");
+            progress.info(format!("{plan} from the index"));
+            // The bar (and its rate) starts now: the first count arrives after the first batch.
+            progress.update("embedding photos", 0, to_embed as u64, "");
         }
-        IndexMsg::Embedded { done, total } if tty => {
-            let rate = done as f64 / started.elapsed().as_secs_f64().max(1e-6);
-            let eta = (total - done) as f64 / rate.max(1e-6);
-            eprint!("\rembedding {done}/{total} photos, {rate:.1}/s, ETA {eta:.0} s   ");
-        }
-        IndexMsg::Embedded { .. } => {}
-        IndexMsg::Warning(w) => eprintln!("{}warning: {w}", if tty { "\n" } else { "" }),
-        IndexMsg::Waiting(w) => eprintln!("{w}"),
+        IndexMsg::Embedded { done, total } => progress.update("embedding photos", done as u64, total as u64, ""),
+        IndexMsg::Warning(w) => progress.println(format!("warning: {w}")),
+        IndexMsg::Waiting(w) => progress.info(w),
     });
-    if tty {
-        eprintln!();
-    }
+    progress.finish();
     result
 }
 

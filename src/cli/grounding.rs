@@ -54,6 +54,7 @@ pub fn run(
         ))),
         None => None,
     };
+    let progress = super::progress::global();
     let report = |m: GroundingMsg| match m {
         GroundingMsg::Measured { item, words, hit } => {
             if let Some(f) = &maps_file {
@@ -66,10 +67,10 @@ pub fn run(
                 let _ = writeln!(f.borrow_mut(), "{line}");
             }
         }
-        GroundingMsg::Pointing { done, total } => eprint!("\rpointing: {done}/{total}   "),
-        GroundingMsg::Gallery { photos } => eprintln!("\n{photos} test photos embedded"),
-        GroundingMsg::Deletion { done, total } => eprint!("\rdeletion: {done}/{total}   "),
-        GroundingMsg::Skipped(why) => eprintln!("\nwarning: {why}"),
+        GroundingMsg::Pointing { done, total } => progress.update("pointing", done as u64, total as u64, ""),
+        GroundingMsg::Gallery { photos } => progress.info(format!("{photos} test photos embedded")),
+        GroundingMsg::Deletion { done, total } => progress.update("deletion", done as u64, total as u64, ""),
+        GroundingMsg::Skipped(why) => progress.println(format!("warning: {why}")),
     };
     let pointing = grounding::pointing(&explainer, &items, &images, &cancel, &report)?;
     let deletion = if pairs == 0 {

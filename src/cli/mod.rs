@@ -6,6 +6,7 @@ mod bench;
 mod eval;
 mod folder;
 mod grounding;
+mod progress;
 mod train;
 
 use std::path::PathBuf;
@@ -27,6 +28,12 @@ pub struct Cli {
     /// Visual backbone for extract/train/eval: a weights file stem in assets/models.
     #[arg(long, global = true, default_value = "efficientnet-lite0")]
     visual: String,
+    /// More log output from wgpu, eframe and burn: -v info, -vv debug, -vvv trace (RUST_LOG overrides).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Only errors and results: no progress bars, no log output below errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -34,6 +41,8 @@ pub struct Cli {
 #[derive(Subcommand)]
 pub enum Command {
     /// Open the window (the default).
+    ///
+    /// Example: alignscope gui --folder ~/Pictures --query "a dog on a beach"
     Gui {
         /// Folder of photos to open (default: the last one, else the bundled demo).
         #[arg(long)]
@@ -57,8 +66,21 @@ pub enum Command {
         split: Split,
     },
     /// Print the backend, the wgpu adapter and driver, and check that the backend computes.
+    ///
+    /// Example: alignscope doctor
     Doctor,
+    /// Copy the bundled models (checked against CHECKSUMS) to where an installed or copied binary
+    /// finds them: $XDG_DATA_HOME/alignscope/models, by default ~/.local/share/alignscope/models.
+    ///
+    /// Example: alignscope install-models (after `cargo install --path .`)
+    InstallModels {
+        /// Install here instead (then point $ALIGNSCOPE_MODELS at it).
+        #[arg(long)]
+        to: Option<PathBuf>,
+    },
     /// What the backbones see: a photo's ImageNet top-5 and region grid, or a caption's word pieces.
+    ///
+    /// Example: alignscope features photo.jpg; alignscope features --text "a dog runs"
     Features {
         /// A photo.
         image: Option<PathBuf>,
@@ -67,6 +89,8 @@ pub enum Command {
         text: Option<String>,
     },
     /// Compute the frozen backbone layers once for a Flickr8k split into feature caches.
+    ///
+    /// Example: alignscope extract --split all --flickr8k ~/data/Flickr8k
     Extract {
         /// The Flickr8k folder (images/, Flickr8k.token.txt and the split files).
         #[arg(long, default_value = "../shared/data/flickr8k")]
@@ -88,6 +112,8 @@ pub enum Command {
         batch: usize,
     },
     /// Train a matching model on Flickr8k (feature caches are built first if needed).
+    ///
+    /// Example: alignscope train --model racg --out racg.safetensors --flickr8k ~/data/Flickr8k
     Train {
         /// The Flickr8k folder (images/, Flickr8k.token.txt and the split files).
         #[arg(long, default_value = "../shared/data/flickr8k")]
@@ -158,6 +184,8 @@ pub enum Command {
     /// Choose the levels' weights in the final score on dev and write them into the weights file
     /// (SHAN: L2L, G2L, G2G, which `train` does after its best epoch; RACG: the graph level's
     /// share beside the node level).
+    ///
+    /// Example: alignscope tune-levels --model shan --weights shan.safetensors
     TuneLevels {
         /// The Flickr8k folder (images/, Flickr8k.token.txt and the split files).
         #[arg(long, default_value = "../shared/data/flickr8k")]
@@ -178,6 +206,8 @@ pub enum Command {
     /// Fuse SHAN's scores with a tuned global model's (`train --model global --tuned`): weights
     /// chosen on the dev split, Recall@K on test, beside the control (SHAN's own embedding fused
     /// with the same global model).
+    ///
+    /// Example: alignscope fuse --flickr8k ~/data/Flickr8k
     Fuse {
         /// The Flickr8k folder (images/, Flickr8k.token.txt and the split files).
         #[arg(long, default_value = "../shared/data/flickr8k")]
@@ -194,6 +224,8 @@ pub enum Command {
     },
     /// Choose the default ranker: SHAN's and the global model's embeddings fused, normalised
     /// against a bank of training captions or not; weights chosen on dev, rSum and hubness on test.
+    ///
+    /// Example: alignscope rankers --folder assets/demo
     Rankers {
         /// The Flickr8k folder (images/, Flickr8k.token.txt and the split files).
         #[arg(long, default_value = "../shared/data/flickr8k")]
@@ -210,6 +242,8 @@ pub enum Command {
         folder: Option<PathBuf>,
     },
     /// Recall@K on a Flickr8k split, the papers' protocol.
+    ///
+    /// Example: alignscope eval --model default --split test --json
     Eval {
         /// The Flickr8k folder (images/, Flickr8k.token.txt and the split files).
         #[arg(long, default_value = "../shared/data/flickr8k")]
@@ -236,6 +270,8 @@ pub enum Command {
     },
     /// Index a folder of photos (recursively) for search; incremental, resumable, Ctrl-C safe.
     /// Exit status 2 when some photos could not be indexed.
+    ///
+    /// Example: alignscope index ~/Pictures
     Index {
         /// The folder of photos (searched recursively).
         dir: PathBuf,
@@ -244,6 +280,8 @@ pub enum Command {
         weights: Option<PathBuf>,
     },
     /// Rank a folder's photos by a caption (indexing first where needed): `SCORE<TAB>PATH` lines.
+    ///
+    /// Example: alignscope search ~/Pictures "a red car" --top 5; alignscope search ~/Pictures --image car.jpg
     Search {
         /// The folder of photos (searched recursively).
         dir: PathBuf,
@@ -278,6 +316,8 @@ pub enum Command {
         weights: Option<PathBuf>,
     },
     /// Why a photo and a caption match: SHAN's level scores and each word's region attention.
+    ///
+    /// Example: alignscope explain photo.jpg "a dog on a beach" --out why.png
     Explain {
         /// The photo.
         image: PathBuf,
@@ -334,6 +374,8 @@ pub enum Command {
         maps: Option<PathBuf>,
     },
     /// Benchmarks that print figures and ratios.
+    ///
+    /// Example: alignscope bench search
     Bench {
         #[command(subcommand)]
         what: BenchWhat,
@@ -343,6 +385,8 @@ pub enum Command {
 #[derive(Subcommand)]
 pub enum BenchWhat {
     /// Images/s (decode + resize + EfficientNet-Lite0) and captions/s (MiniLM) per backend, beside PyTorch.
+    ///
+    /// Example: alignscope bench encoders --python /usr/bin/python3
     Encoders {
         /// Flickr8k folder for photos and captions (else the demo folder).
         #[arg(long, default_value = "../shared/data/flickr8k")]
@@ -364,6 +408,8 @@ pub enum BenchWhat {
         python: Option<PathBuf>,
     },
     /// Query latency of global, DSRAN and RACG over a synthetic folder, and their parameter counts.
+    ///
+    /// Example: alignscope bench networks
     Networks {
         /// The Flickr8k folder (images/, Flickr8k.token.txt and the split files).
         #[arg(long, default_value = "../shared/data/flickr8k")]
@@ -378,6 +424,8 @@ pub enum BenchWhat {
     /// Query latency over a synthetic index (the default, SHAN two-stage and exhaustive), then on
     /// the Flickr8k 1K test as a folder: indexing throughput, reopening it, the default's recall
     /// and hubness, and the recall SHAN's two-stage search keeps.
+    ///
+    /// Example: alignscope bench search --flickr8k ~/data/Flickr8k
     Search {
         /// The Flickr8k folder (images/, Flickr8k.token.txt and the split files).
         #[arg(long, default_value = "../shared/data/flickr8k")]
@@ -412,6 +460,7 @@ fn may_write_weights(out: &std::path::Path, overwrite: bool) -> anyhow::Result<(
 
 /// Run the parsed command line.
 pub fn run(cli: Cli) -> ExitCode {
+    progress::init(cli.verbose, cli.quiet);
     let backend = cli.backend.unwrap_or_default();
     let visual = cli.visual.as_str();
     let command = cli.command.unwrap_or(Command::Gui {
@@ -439,6 +488,7 @@ pub fn run(cli: Cli) -> ExitCode {
             print!("{report}");
             if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
         }
+        Command::InstallModels { to } => report(install_models(to)),
         Command::Grounding { model, method, set, flickr8k, pairs, json, maps } => {
             report(grounding::run(backend, visual, model, method, set, &flickr8k, pairs, json, maps))
         }
@@ -604,20 +654,43 @@ pub fn run(cli: Cli) -> ExitCode {
     }
 }
 
+fn install_models(to: Option<PathBuf>) -> anyhow::Result<String> {
+    use alignscope::features::{install::install_models, installed_models_dir, models_location};
+    let (from, why) = models_location();
+    let to =
+        to.or_else(installed_models_dir).ok_or_else(|| anyhow::anyhow!("no $XDG_DATA_HOME or $HOME: give --to DIR"))?;
+    if from.canonicalize().ok() == to.canonicalize().ok() {
+        return Ok(format!("the models in use are already at {}\n", to.display()));
+    }
+    let written = install_models(&from, &to)?;
+    let bytes: u64 = written.iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).sum();
+    Ok(format!(
+        "installed {} files ({:.0} MB) from {} ({why}) to {}\n",
+        written.len(),
+        bytes as f64 / 1e6,
+        from.display(),
+        to.display()
+    ))
+}
+
 /// A headless compute context; says on stderr which backend runs and why.
 pub fn compute(request: BackendRequest) -> anyhow::Result<Compute> {
     let compute = Compute::headless(request)?;
-    eprintln!("{}", compute.describe());
+    if !progress::quiet() {
+        eprintln!("{}", compute.describe());
+    }
     Ok(compute)
 }
 
+/// Feature extraction's messages: a bar per stage, the rest as lines.
 pub fn progress(m: alignscope::train::extract::ExtractMsg) {
     use alignscope::train::extract::ExtractMsg;
+    let progress = progress::global();
     match m {
-        ExtractMsg::Progress { stage, done, total } => eprint!("\r{stage}: {done}/{total}      "),
-        ExtractMsg::Warning(w) => eprintln!("\nwarning: {w}"),
-        ExtractMsg::UpToDate(p) => eprintln!("cache up to date: {}", p.display()),
-        ExtractMsg::Saved(p) => eprintln!("\nwrote {}", p.display()),
+        ExtractMsg::Progress { stage, done, total } => progress.update(&stage, done as u64, total as u64, ""),
+        ExtractMsg::Warning(w) => progress.println(format!("warning: {w}")),
+        ExtractMsg::UpToDate(p) => progress.info(format!("cache up to date: {}", p.display())),
+        ExtractMsg::Saved(p) => progress.info(format!("wrote {}", p.display())),
     }
 }
 
@@ -629,10 +702,12 @@ pub fn both_ways(r: &alignscope::engine::recall::Recalls) -> String {
 pub fn report(result: anyhow::Result<String>) -> ExitCode {
     match result {
         Ok(out) => {
+            progress::global().finish();
             print!("{out}");
             ExitCode::SUCCESS
         }
         Err(e) => {
+            progress::global().finish();
             eprintln!("alignscope: {e:#}");
             ExitCode::FAILURE
         }
@@ -668,5 +743,12 @@ mod tests {
             }
         }
         assert!(missing.is_empty(), "no help text: {missing:#?}");
+        let no_example: Vec<String> = root
+            .get_subcommands()
+            .flat_map(|sub| std::iter::once(sub).chain(sub.get_subcommands()))
+            .filter(|cmd| !cmd.get_long_about().is_some_and(|about| about.to_string().contains("Example: alignscope")))
+            .map(|cmd| cmd.get_name().to_string())
+            .collect();
+        assert!(no_example.is_empty(), "no example in --help: {no_example:?}");
     }
 }

@@ -22,11 +22,10 @@ pub fn extract(
     text_layer: usize,
     batch: usize,
 ) -> anyhow::Result<String> {
-    use alignscope::train::extract::{ExtractMsg, ExtractOptions, extract};
+    use alignscope::train::extract::{ExtractOptions, extract};
     let compute = compute(request)?;
     let cancel = alignscope::engine::jobs::CancelToken::default();
     let started = std::time::Instant::now();
-    let stage_start = std::cell::RefCell::new((String::new(), std::time::Instant::now()));
     let mut out_text = String::new();
     for &split in splits {
         let options = ExtractOptions {
@@ -39,19 +38,7 @@ pub fn extract(
             batch,
             view: 0,
         };
-        let _caches = extract(&compute, &options, &cancel, &|m| match m {
-            ExtractMsg::Progress { stage, done, total } => {
-                let mut current = stage_start.borrow_mut();
-                if current.0 != stage {
-                    *current = (stage.clone(), std::time::Instant::now());
-                }
-                let rate = done as f64 / current.1.elapsed().as_secs_f64().max(1e-9);
-                eprint!("\r{stage}: {done}/{total} ({rate:.1}/s)      ");
-            }
-            ExtractMsg::Warning(w) => eprintln!("\nwarning: {w}"),
-            ExtractMsg::UpToDate(p) => eprintln!("\nup to date: {}", p.display()),
-            ExtractMsg::Saved(p) => eprintln!("\nwrote {}", p.display()),
-        })?;
+        let _caches = extract(&compute, &options, &cancel, &|m| progress(m))?;
     }
     out_text.push_str(&format!("done in {:.1} s\n", started.elapsed().as_secs_f64()));
     Ok(out_text)
@@ -85,10 +72,14 @@ pub fn shan(
             r.rsum, r.i2t[0], r.i2t[1], r.i2t[2], r.t2i[0], r.t2i[1], r.t2i[2]
         )
     };
-    let trained = shan::train(visual, &train_split, &dev, &compute.device, config, Some(out), &cancel, &|m| match m {
+    let trained = shan::train(visual, &train_split, &dev, &compute.device, config, Some(out), &cancel, &|m| {
+        match m {
         ShanTrainMsg::Step { epoch, step, steps, loss, seconds_per_step, phases: [e, s, b, o] } => {
-            eprint!(
-                "\repoch {epoch:2} step {step}/{steps} loss {loss:.4} ({seconds_per_step:.2} s/step: encode {e:.2}, score {s:.2}, backward {b:.2}, update {o:.2})   "
+            super::progress::global().update(
+                &format!("epoch {epoch:2}"),
+                step as u64,
+                steps as u64,
+                &format!("loss {loss:.4} ({seconds_per_step:.2} s/step: encode {e:.2}, score {s:.2}, backward {b:.2}, update {o:.2})"),
             )
         }
         ShanTrainMsg::Resumed { epoch, dev } => {
@@ -97,15 +88,16 @@ pub fn shan(
         ShanTrainMsg::Weights { weights: [a, b, c], dev } => {
             eprintln!("level weights chosen on dev: L2L {a}, G2L {b}, G2G {c}: {}", line("full", &dev))
         }
-        ShanTrainMsg::Epoch { epoch, lr, loss, dev, train_seconds, eval_seconds, best } => eprintln!(
-            "\nepoch {epoch:2}  lr {lr:.0e}  loss {loss:.4}  dev {}  {}  {}  {}  {}  train {train_seconds:.0} s, dev {eval_seconds:.0} s{}",
+        ShanTrainMsg::Epoch { epoch, lr, loss, dev, train_seconds, eval_seconds, best } => super::progress::global().println(format!(
+            "epoch {epoch:2}  lr {lr:.0e}  loss {loss:.4}  dev {}  {}  {}  {}  {}  train {train_seconds:.0} s, dev {eval_seconds:.0} s{}",
             line("full", &dev.full),
             line("l2l", &dev.l2l),
             line("g2l", &dev.g2l),
             line("g2g", &dev.g2g),
             line("emb", &dev.embedding),
             if best { "  *" } else { "" }
-        ),
+        )),
+    }
     })?;
     Ok(format!(
         "best dev epoch {} (full rSum {:.1} on {} dev images); trained in {:.0} s; wrote {}\n",
@@ -152,15 +144,18 @@ pub fn frozen(
     let defaults = Recipe::default();
     let recipe = Recipe { loss, max_epochs, patience: 3, lr: defaults.lr * lr_factor, ..defaults };
     let report = |m: FrozenTrainMsg| match m {
-        FrozenTrainMsg::Step { epoch, step, steps, loss, seconds_per_step } => {
-            eprint!("\repoch {epoch:2} step {step}/{steps} loss {loss:.4} ({seconds_per_step:.2} s/step)   ")
-        }
-        FrozenTrainMsg::Epoch { epoch, loss, dev, seconds, best } => eprintln!(
-            "\nepoch {epoch:2}  loss {loss:.4}  dev rSum {:.1} ({})  {seconds:.0} s{}",
+        FrozenTrainMsg::Step { epoch, step, steps, loss, seconds_per_step } => super::progress::global().update(
+            &format!("epoch {epoch:2}"),
+            step as u64,
+            steps as u64,
+            &format!("loss {loss:.4} ({seconds_per_step:.2} s/step)"),
+        ),
+        FrozenTrainMsg::Epoch { epoch, loss, dev, seconds, best } => super::progress::global().println(format!(
+            "epoch {epoch:2}  loss {loss:.4}  dev rSum {:.1} ({})  {seconds:.0} s{}",
             dev.rsum,
             both_ways(&dev),
             if best { "  *" } else { "" }
-        ),
+        )),
     };
     let ad = device.clone().autodiff();
     let (epoch, rsum) = match model {

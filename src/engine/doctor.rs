@@ -37,6 +37,8 @@ pub fn report(request: BackendRequest) -> (String, bool) {
     let mut out = String::new();
     let _ = writeln!(out, "alignscope {}", env!("CARGO_PKG_VERSION"));
     let _ = writeln!(out, "requested backend: {request}");
+    let (models, why) = crate::features::models_location();
+    let _ = writeln!(out, "models: {} ({why})", models.display());
     let adapters = all_adapters();
     if adapters.is_empty() {
         let _ = writeln!(out, "wgpu adapters: none");

@@ -3,6 +3,7 @@
 
 pub mod checksums;
 pub mod efficientnet;
+pub mod install;
 pub mod minilm;
 pub mod preprocess;
 pub mod text;
@@ -22,17 +23,39 @@ pub fn values<const D: usize>(tensor: Tensor<D>) -> Vec<f32> {
 
 /// The committed models: `$ALIGNSCOPE_MODELS` when set; else `assets/models` beside the binary
 /// (`target/release/alignscope` in a checkout, or a tree with `assets/` next to `bin/`); else
-/// where the crate was built. Never the working directory: an `assets/models/` folder wherever
-/// alignscope happens to run must not replace its models.
+/// the installed copy ([`installed_models_dir`], `alignscope install-models`); else where the
+/// crate was built. Never the working directory: an `assets/models/` folder wherever alignscope
+/// happens to run must not replace its models.
 pub fn models_dir() -> PathBuf {
+    models_location().0
+}
+
+/// [`models_dir`] and why it is that one (for `doctor` and error messages).
+pub fn models_location() -> (PathBuf, &'static str) {
     if let Some(dir) = std::env::var_os("ALIGNSCOPE_MODELS") {
-        return PathBuf::from(dir);
+        return (PathBuf::from(dir), "$ALIGNSCOPE_MODELS");
     }
     let beside_binary = std::env::current_exe().ok().and_then(|exe| {
         // The binary's folder and up to three above it (target/release/deps/ for test binaries).
         exe.ancestors().skip(1).take(4).map(|dir| dir.join("assets/models")).find(|d| d.is_dir())
     });
-    beside_binary.unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/models"))
+    if let Some(dir) = beside_binary {
+        return (dir, "beside the binary");
+    }
+    if let Some(dir) = installed_models_dir().filter(|d| d.join(checksums::FILE).is_file()) {
+        return (dir, "installed");
+    }
+    (Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/models"), "where alignscope was built")
+}
+
+/// Where `alignscope install-models` puts the models: `$XDG_DATA_HOME/alignscope/models`, by
+/// default `~/.local/share/alignscope/models`.
+pub fn installed_models_dir() -> Option<PathBuf> {
+    let data = std::env::var_os("XDG_DATA_HOME")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))?;
+    Some(data.join("alignscope/models"))
 }
 
 /// The visual backbone the app runs (its weights file is [`VISUAL_WEIGHTS`]).

@@ -30,7 +30,7 @@ pub fn split_scores(
     device: &Device,
     cancel: &CancelToken,
 ) -> anyhow::Result<SplitScores> {
-    let [l2l, g2l, g2g, embedding] = score_split(shan, data, device, cancel)?;
+    let [l2l, g2l, g2g, embedding] = score_split(shan, data, device, cancel, &|_, _| {})?;
     let global = super::global::scores(global, data, device);
     Ok(SplitScores { images: data.len(), scores: [l2l, g2l, g2g, embedding, global] })
 }

@@ -55,20 +55,21 @@ impl FrozenNet for Racg {
     }
 
     fn score_split(&self, data: &FrozenSplit, device: &Device) -> Vec<f32> {
-        let [node, graph] = score_levels(self, data, device);
+        let [node, graph] = score_levels(self, data, device, &|_, _| {});
         mix(&node, &graph, self.graph_share)
     }
 }
 
 /// Every image × caption score of a split at each level, row-major [images, captions]: node, graph.
-pub fn score_levels(net: &Racg, data: &FrozenSplit, device: &Device) -> [Vec<f32>; 2] {
+pub fn score_levels(net: &Racg, data: &FrozenSplit, device: &Device, progress: &dyn Fn(usize, usize)) -> [Vec<f32>; 2] {
     let (n_img, n_cap) = (data.len(), data.len() * 5);
     let images: Vec<usize> = (0..n_img).collect();
     let graphs: Vec<Graph> = images.chunks(16).map(|rows| net.encode_images(data.image_batch(rows, device))).collect();
     let mut order: Vec<usize> = (0..n_cap).collect();
     order.sort_by_key(|&c| data.words[c].len());
     let mut levels = [vec![0.0f32; n_img * n_cap], vec![0.0f32; n_img * n_cap]];
-    for caps in order.chunks(64) {
+    for (done, caps) in order.chunks(64).enumerate() {
+        progress(done * 64, n_cap);
         let (words, mask) = data.caption_batch(caps, device);
         let txt = net.encode_texts(words, mask);
         for (chunk, img) in graphs.iter().enumerate() {
@@ -79,12 +80,18 @@ pub fn score_levels(net: &Racg, data: &FrozenSplit, device: &Device) -> [Vec<f32
             }
         }
     }
+    progress(n_cap, n_cap);
     levels
 }
 
 /// Recall@K of a split: the final score, then each level alone.
-pub fn evaluate_levels(net: &Racg, data: &FrozenSplit, device: &Device) -> [(&'static str, Recalls); 3] {
-    let [node, graph] = score_levels(net, data, device);
+pub fn evaluate_levels(
+    net: &Racg,
+    data: &FrozenSplit,
+    device: &Device,
+    progress: &dyn Fn(usize, usize),
+) -> [(&'static str, Recalls); 3] {
+    let [node, graph] = score_levels(net, data, device, progress);
     let full = mix(&node, &graph, net.graph_share);
     [
         ("full", recalls(&full, data.len(), 5)),
@@ -97,7 +104,7 @@ pub fn evaluate_levels(net: &Racg, data: &FrozenSplit, device: &Device) -> [(&'s
 /// grid from 0 (node level alone) to 1 (graph level alone): every share with its recalls, in
 /// order, and the index of the chosen one.
 pub fn choose_graph_share(net: &Racg, data: &FrozenSplit, device: &Device) -> (usize, Vec<(f64, Recalls)>) {
-    let [node, graph] = score_levels(net, data, device);
+    let [node, graph] = score_levels(net, data, device, &|_, _| {});
     let grid: Vec<(f64, Recalls)> = (0..=10)
         .map(|i| i as f64 / 10.0)
         .map(|share| (share, recalls(&mix(&node, &graph, share), data.len(), 5)))

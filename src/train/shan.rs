@@ -135,6 +135,7 @@ pub fn score_split(
     data: &FragmentSplit,
     device: &Device,
     cancel: &CancelToken,
+    progress: &dyn Fn(usize, usize),
 ) -> anyhow::Result<[Vec<f32>; 4]> {
     // Small shards keep each per-pair tensor in cache: scoring 500 dev photos × 2,500 captions took
     // 126 s at 64 × 256, 86 s at 32 × 128, 61 s at 32 × 64 and 57 s at 16 × 64 (2 cores, flex).
@@ -153,7 +154,8 @@ pub fn score_split(
         vec![0.0f32; n_img * n_cap],
     ];
     let image_embeddings = Tensor::cat(image_sides.iter().map(|s| s.embedding.clone()).collect(), 0);
-    for caps in order.chunks(captions_per_chunk) {
+    for (done, caps) in order.chunks(captions_per_chunk).enumerate() {
+        progress(done * captions_per_chunk, n_cap);
         anyhow::ensure!(!cancel.is_cancelled(), "cancelled");
         let txt = net.text_side(data, caps, device);
         let embedding = values(image_embeddings.clone().matmul(txt.embedding.clone().transpose()));
@@ -167,6 +169,7 @@ pub fn score_split(
             }
         }
     }
+    progress(n_cap, n_cap);
     Ok(levels)
 }
 
@@ -175,8 +178,9 @@ pub fn evaluate(
     data: &FragmentSplit,
     device: &Device,
     cancel: &CancelToken,
+    progress: &dyn Fn(usize, usize),
 ) -> anyhow::Result<ShanRecalls> {
-    let [l2l, g2l, g2g, embedding] = score_split(net, data, device, cancel)?;
+    let [l2l, g2l, g2g, embedding] = score_split(net, data, device, cancel, progress)?;
     let w = net.shan.weights.map(|x| x as f32);
     let full: Vec<f32> = (0..l2l.len()).map(|i| w[0] * l2l[i] + w[1] * g2l[i] + w[2] * g2g[i]).collect();
     let n = data.len();
@@ -197,7 +201,7 @@ pub fn choose_level_weights(
     device: &Device,
     cancel: &CancelToken,
 ) -> anyhow::Result<([f64; 3], Recalls)> {
-    let [l2l, g2l, g2g, _] = score_split(net, data, device, cancel)?;
+    let [l2l, g2l, g2g, _] = score_split(net, data, device, cancel, &|_, _| {})?;
     let grid = [0.0, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0];
     let mut best: Option<([f64; 3], Recalls)> = None;
     for &w2 in &grid {
@@ -245,7 +249,7 @@ pub fn train(
                 config.visual_first_block
             );
             net.shan.weights = training_weights;
-            let dev_recalls = evaluate(&net.valid(), dev, device, cancel)?;
+            let dev_recalls = evaluate(&net.valid(), dev, device, cancel, &|_, _| {})?;
             report(ShanTrainMsg::Resumed { epoch, dev: dev_recalls });
             let valid = net.valid();
             (net, epoch + 1, Some((valid, epoch, dev_recalls)))
@@ -346,7 +350,7 @@ pub fn train(
             let train_seconds = epoch_start.elapsed().as_secs_f64();
             let eval_start = Instant::now();
             let valid = net.valid();
-            let dev_recalls = evaluate(&valid, dev, device, cancel)?;
+            let dev_recalls = evaluate(&valid, dev, device, cancel, &|_, _| {})?;
             let improved = best.as_ref().is_none_or(|(_, _, b)| dev_recalls.full.rsum > b.full.rsum);
             let lr = config.lr * factor;
             report(ShanTrainMsg::Epoch {
