@@ -143,7 +143,7 @@ fn scrolled_folder(images: &std::path::Path) {
     );
     println!(
         "  thumbnails held: at most {held_max} (limit {}), {} at the end",
-        app.gallery.texture_limit,
+        app.gallery.limit(),
         app.gallery.textures_held()
     );
 }

@@ -6,14 +6,24 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::data::folder::{FolderScan, scan_folder};
+use crate::data::thumb_cache::ThumbCache;
 use crate::engine::jobs::{Job, Oneshot, Waker, poll_slot, spawn_oneshot};
 use crate::engine::thumbnails::{ThumbMsg, ThumbnailJob};
 
 use super::notifications::{Level, Notifications};
 
-/// Longest side of a decoded thumbnail, in pixels (tiles show them at up to this size).
+/// Longest side of a decoded thumbnail at one pixel per point (tiles show them at up to ~this
+/// size); scaled with the screen's pixels per point so high-DPI screens get sharp tiles.
 const THUMB_PIXELS: u32 = 256;
-/// Thumbnails held at once (≤ 256 KB each: ~250 MB at most, whatever the folder's size).
+
+/// Thumbnail pixels for a screen of `pixels_per_point`: at least [`THUMB_PIXELS`], in steps of 64.
+pub fn thumb_pixels(pixels_per_point: f32) -> u32 {
+    let wanted = (THUMB_PIXELS as f32 * pixels_per_point.clamp(1.0, 4.0)).ceil() as u32;
+    wanted.div_ceil(64) * 64
+}
+
+/// Thumbnails held at once at THUMB_PIXELS (≤ 256 KB each: ~250 MB at most, whatever the
+/// folder's size); fewer of the larger high-DPI ones, for the same memory.
 pub const TEXTURE_LIMIT: usize = 1000;
 
 pub enum Thumb {
@@ -69,12 +79,17 @@ pub struct Gallery {
     paths: Arc<Vec<PathBuf>>,
     waker: Option<Waker>,
     frame: u64,
-    /// Most thumbnails held at once (TEXTURE_LIMIT; smaller in tests).
+    /// Most thumbnails held at once (0: TEXTURE_LIMIT scaled to the thumbnails' side; smaller in
+    /// tests).
     pub texture_limit: usize,
     /// The selection moved by keyboard: scroll it into view at the next frame.
     scroll_to_selected: bool,
     /// The grid's scroll offset and visible height at the last frame.
     viewport: (f32, f32),
+    /// Thumbnails kept between runs (None: decoded every time).
+    pub thumb_cache: Option<ThumbCache>,
+    /// Side of the thumbnails decoded for this folder ([`thumb_pixels`] of the screen).
+    thumb_side: u32,
 }
 
 impl Gallery {
@@ -84,7 +99,8 @@ impl Gallery {
         *self = Self {
             folder: Some(dir.to_path_buf()),
             generation: self.generation + 1,
-            texture_limit: self.limit(),
+            texture_limit: self.texture_limit,
+            thumb_cache: self.thumb_cache.clone(),
             ..Self::default()
         };
         let dir = dir.to_path_buf();
@@ -97,7 +113,8 @@ impl Gallery {
         *self = Self {
             folder: Some(label.to_path_buf()),
             generation: self.generation + 1,
-            texture_limit: self.limit(),
+            texture_limit: self.texture_limit,
+            thumb_cache: self.thumb_cache.clone(),
             ..Self::default()
         };
         self.take_scan(FolderScan { images, problems: Vec::new() }, waker, notes);
@@ -113,8 +130,13 @@ impl Gallery {
         self.scanning.is_some()
     }
 
-    fn limit(&self) -> usize {
-        if self.texture_limit == 0 { TEXTURE_LIMIT } else { self.texture_limit }
+    /// Most thumbnails held at once.
+    pub fn limit(&self) -> usize {
+        if self.texture_limit != 0 {
+            return self.texture_limit;
+        }
+        let side = self.thumb_side.max(THUMB_PIXELS) as usize;
+        (TEXTURE_LIMIT * (THUMB_PIXELS as usize).pow(2) / side.pow(2)).max(100)
     }
 
     /// Thumbnails in memory now.
@@ -134,7 +156,10 @@ impl Gallery {
     pub fn poll(&mut self, ctx: &egui::Context, waker: &Waker, notes: &mut Notifications) {
         match poll_slot(&mut self.scanning) {
             Oneshot::Pending => {}
-            Oneshot::Done(scan) => self.take_scan(scan, waker, notes),
+            Oneshot::Done(scan) => {
+                self.thumb_side = thumb_pixels(ctx.pixels_per_point());
+                self.take_scan(scan, waker, notes)
+            }
             Oneshot::Gone => notes.push(Level::Error, "folder scan stopped unexpectedly"),
         }
         let Some(thumbs) = &self.thumbs else { return };
@@ -194,13 +219,15 @@ impl Gallery {
         self.thumbs = Some(ThumbnailJob::spawn_some(
             self.paths.clone(),
             indices.into_iter().collect(),
-            THUMB_PIXELS,
+            self.thumb_side,
             workers,
+            self.thumb_cache.clone(),
             waker,
         ));
     }
 
     fn take_scan(&mut self, scan: FolderScan, waker: &Waker, notes: &mut Notifications) {
+        self.thumb_side = self.thumb_side.max(THUMB_PIXELS);
         for problem in &scan.problems {
             notes.push(Level::Warning, problem.to_string());
         }
@@ -229,8 +256,9 @@ impl Gallery {
         self.thumbs = Some(ThumbnailJob::spawn_some(
             self.paths.clone(),
             (0..limit.min(self.items.len())).collect(),
-            THUMB_PIXELS,
+            self.thumb_side,
             workers,
+            self.thumb_cache.clone(),
             waker.clone(),
         ));
     }
@@ -492,6 +520,16 @@ mod tests {
         assert!(g.items.iter().all(|i| matches!(i.thumb, Thumb::Ready(_) | Thumb::Unloaded)));
         g.evict();
         assert_eq!(g.textures_held(), 4, "under the limit: nothing more is dropped");
+    }
+
+    #[test]
+    fn thumbnails_follow_the_screen_s_pixel_density_and_the_limit_keeps_memory() {
+        assert_eq!((thumb_pixels(1.0), thumb_pixels(1.25), thumb_pixels(2.0)), (256, 320, 512));
+        let mut g = gallery(1);
+        g.thumb_side = 512;
+        assert_eq!(g.limit(), TEXTURE_LIMIT / 4, "4× the pixels each: a quarter as many");
+        g.texture_limit = 7;
+        assert_eq!(g.limit(), 7);
     }
 
     #[test]

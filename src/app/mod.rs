@@ -200,6 +200,7 @@ impl AlignscopeApp {
                 crate::engine::doctor::check(&compute)
             }));
         }
+        app.gallery.thumb_cache = crate::data::thumb_cache::ThumbCache::user();
         app.open_folder(folder.map(Path::to_path_buf).unwrap_or_else(demo_folder));
         app
     }

@@ -7,3 +7,4 @@ pub mod folder;
 pub mod index_file;
 pub mod karpathy;
 pub mod path_text;
+pub mod thumb_cache;

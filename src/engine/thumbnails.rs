@@ -8,6 +8,7 @@ use image::RgbaImage;
 
 use super::jobs::{Job, Waker};
 use crate::data::decode;
+use crate::data::thumb_cache::ThumbCache;
 
 pub enum ThumbMsg {
     Ready { index: usize, image: RgbaImage },
@@ -48,15 +49,16 @@ impl ThumbnailJob {
     /// Start decoding `paths` into thumbnails of at most `max_side` pixels on `workers` threads.
     pub fn spawn(paths: Vec<PathBuf>, max_side: u32, workers: usize, waker: Waker) -> Self {
         let pending = (0..paths.len()).collect();
-        Self::spawn_some(Arc::new(paths), pending, max_side, workers, waker)
+        Self::spawn_some(Arc::new(paths), pending, max_side, workers, None, waker)
     }
 
-    /// Decode only the photos at `pending` (indices into `paths`).
+    /// Decode only the photos at `pending` (indices into `paths`), through `cache` where given.
     pub fn spawn_some(
         paths: Arc<Vec<PathBuf>>,
         pending: BTreeSet<usize>,
         max_side: u32,
         workers: usize,
+        cache: Option<ThumbCache>,
         waker: Waker,
     ) -> Self {
         let (job, reporter, cancel) = Job::new("thumbnails", waker);
@@ -64,10 +66,11 @@ impl ThumbnailJob {
         let queue = Arc::new(Mutex::new(Queue { pending, wanted: Vec::new(), workers }));
         for _ in 0..workers {
             let (queue, paths, reporter, cancel) = (queue.clone(), paths.clone(), reporter.clone(), cancel.clone());
+            let cache = cache.clone();
             std::thread::spawn(move || {
                 while !cancel.is_cancelled() {
                     let Some(index) = queue.lock().ok().and_then(|mut q| q.next()) else { break };
-                    let message = match decode::thumbnail(&paths[index], max_side) {
+                    let message = match thumbnail(cache.as_ref(), &paths[index], max_side) {
                         Ok(image) => ThumbMsg::Ready { index, image },
                         Err(e) => ThumbMsg::Failed { index, error: e.to_string() },
                     };
@@ -96,6 +99,22 @@ impl ThumbnailJob {
             q.wanted = indices.into_iter().collect();
         }
     }
+}
+
+/// The cached thumbnail, or the photo decoded (and then cached).
+fn thumbnail(
+    cache: Option<&ThumbCache>,
+    path: &std::path::Path,
+    max_side: u32,
+) -> Result<RgbaImage, decode::DecodeError> {
+    if let Some(image) = cache.and_then(|c| c.get(path, max_side)) {
+        return Ok(image);
+    }
+    let image = decode::thumbnail(path, max_side)?;
+    if let Some(c) = cache {
+        c.put(path, max_side, &image);
+    }
+    Ok(image)
 }
 
 #[cfg(test)]
@@ -130,5 +149,41 @@ mod tests {
         assert_eq!(ready, 2);
         assert!(!job.add([0]), "no worker is left to take it");
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// With a cache, a decoded thumbnail is kept, and the next run takes it from there: a cached
+    /// entry that differs from the photo (planted here) is what comes back.
+    #[test]
+    fn thumbnails_go_through_the_disk_cache() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("red.png");
+        image::RgbImage::from_pixel(40, 20, image::Rgb([200, 0, 0])).save(&path).unwrap();
+        let cache = ThumbCache::new(tmp.path().join("cache"));
+        let run = || {
+            let job = ThumbnailJob::spawn_some(
+                Arc::new(vec![path.clone()]),
+                [0].into(),
+                16,
+                1,
+                Some(cache.clone()),
+                super::super::jobs::no_waker(),
+            );
+            let mut images = Vec::new();
+            while let Some(messages) = job.job.drain() {
+                images.extend(messages.into_iter().filter_map(|m| match m {
+                    ThumbMsg::Ready { image, .. } => Some(image),
+                    ThumbMsg::Failed { .. } => None,
+                }));
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            images
+        };
+        let first = run();
+        assert_eq!(first.len(), 1);
+        assert_eq!((first[0].width(), first[0].get_pixel(0, 0).0), (16, [200, 0, 0, 255]));
+        assert_eq!(cache.get(&path, 16).as_ref(), Some(&first[0]), "kept");
+        let planted = RgbaImage::from_pixel(16, 8, image::Rgba([0, 0, 255, 255]));
+        cache.put(&path, 16, &planted);
+        assert_eq!(run(), vec![planted], "the second run reads the cache, not the photo");
     }
 }
