@@ -481,6 +481,24 @@ fn dataset_browser_shows_captions_ranks_and_recall() {
     assert_eq!(top, "chelsea.jpg");
     harness.get_by_label_contains("The query is a caption of chelsea.jpg: ranked #1");
     harness.snapshot("dataset_browser");
+
+    // Another split picked in the panel opens that split's images.
+    std::fs::write(root.join("Flickr_8k.devImages.txt"), "coffee.jpg\ncamera.jpg\n").unwrap();
+    if let Some(d) = harness.state_mut().as_mut().unwrap().dataset.as_mut() {
+        d.requested_split = Some(alignscope::data::flickr8k::Split::Dev);
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        harness.step();
+        let app = harness.state().as_ref().unwrap();
+        let names: Vec<String> = app.gallery.items.iter().map(|i| i.file_name()).collect();
+        if app.dataset.as_ref().is_some_and(|d| d.split == alignscope::data::flickr8k::Split::Dev) {
+            assert_eq!(names, ["coffee.jpg", "camera.jpg"]);
+            break;
+        }
+        assert!(Instant::now() < deadline, "the dev split did not open");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// A copy of the demo photos `names`, ranked in the window by `model` for `caption`: the folder

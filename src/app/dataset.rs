@@ -27,6 +27,8 @@ pub struct Dataset {
     pub recalls: Option<Recalls>,
     /// (image, per GT caption: (t2i rank of the image, i2t rank of the caption)), 1-based.
     ranks: Option<(usize, Vec<(usize, usize)>)>,
+    /// Another split picked in the panel: the app opens it.
+    pub requested_split: Option<Split>,
 }
 
 /// Read a split in the background.
@@ -49,6 +51,7 @@ impl Dataset {
             recall_job: None,
             recalls: None,
             ranks: None,
+            requested_split: None,
         }
     }
 
@@ -161,7 +164,16 @@ impl Dataset {
     ) -> Option<String> {
         let name = self.root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         ui.heading("Dataset");
-        ui.label(format!("{name} · {} split · {} images", self.split.name(), self.data.images.len()));
+        ui.horizontal(|ui| {
+            ui.label(format!("{name} · {} images ·", self.data.images.len()));
+            egui::ComboBox::from_label("split").selected_text(self.split.name()).show_ui(ui, |ui| {
+                for split in [Split::Train, Split::Dev, Split::Test] {
+                    if ui.selectable_label(self.split == split, split.name()).clicked() && self.split != split {
+                        self.requested_split = Some(split);
+                    }
+                }
+            });
+        });
         ui.separator();
         ui.strong("Recall@K (the global model)");
         match &self.recalls {

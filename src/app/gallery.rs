@@ -387,6 +387,11 @@ impl Gallery {
         &self.last_visible
     }
 
+    /// Whether the tiles show a ranking (the best tile has a score).
+    pub fn is_ranked(&self) -> bool {
+        self.order.first().and_then(|&i| self.items.get(i)).is_some_and(|i| i.score.is_some())
+    }
+
     /// Back to folder order, no scores.
     pub fn unrank(&mut self) {
         for item in &mut self.items {

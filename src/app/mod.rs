@@ -415,6 +415,11 @@ impl AlignscopeApp {
             if let Some(caption) = picked {
                 self.query = caption;
             }
+            if let Some((root, split)) =
+                self.dataset.as_mut().and_then(|d| d.requested_split.take().map(|s| (d.root.clone(), s)))
+            {
+                self.open_dataset(root, split);
+            }
         }
         if self.inspector.open && self.gallery.selected.is_some() {
             let rank = self.selected_rank();

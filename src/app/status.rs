@@ -34,6 +34,14 @@ pub fn show(app: &mut AlignscopeApp, ui: &mut egui::Ui) {
                 }
             }
         }
+        if app.gallery.is_ranked() {
+            ui.separator();
+            ui.label("#rank · score; brighter border = nearer the best match").on_hover_text(
+                "Tiles are ordered best first. Scores compare photos within one query, not across \
+                 queries or models. The default ranker's score is a log-ratio: 0 means the caption \
+                 fits the photo as well as 3,000 training captions together; higher is better.",
+            );
+        }
         if let Some((done, total)) = app.ranking.index.progress {
             ui.separator();
             ui.add(

@@ -416,7 +416,7 @@ pub fn rankers(
     write: Option<&Path>,
     folder: Option<&Path>,
 ) -> anyhow::Result<String> {
-    use alignscope::data::feature_cache::sha256_file;
+    use alignscope::features::checksums::sha256_file;
     use alignscope::nets::{global, shan};
     use alignscope::train::default_ranker::{self as ranker, SplitScores};
     let compute = compute(request)?;

@@ -161,14 +161,6 @@ fn short(sha: &str) -> &str {
     &sha[..sha.len().min(8)]
 }
 
-/// SHA-256 of a file, hex (weights identity for cache keys).
-pub fn sha256_file(path: &Path) -> std::io::Result<String> {
-    let mut hasher = Sha256::new();
-    let mut file = std::fs::File::open(path)?;
-    std::io::copy(&mut file, &mut hasher)?;
-    Ok(hex(&hasher.finalize()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

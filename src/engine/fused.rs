@@ -150,7 +150,7 @@ pub struct DefaultRanker {
 impl DefaultRanker {
     /// With SHAN's weights from `shan_path` (the global model and the bank are the committed ones).
     pub fn load_with(shan_path: &Path, visual: &str, device: &burn::tensor::Device) -> anyhow::Result<Self> {
-        use crate::data::feature_cache::sha256_file;
+        use crate::features::checksums::sha256_file;
         let global_path = crate::nets::global::default_path();
         let (shan, global) = crate::nets::shan_and_global(shan_path, &global_path, visual, device)?;
         let hash = |p: &Path| sha256_file(p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()));

@@ -10,7 +10,7 @@ use image::{DynamicImage, RgbImage};
 
 use super::backend::Compute;
 use super::fused::QueryBank;
-use crate::data::feature_cache::sha256_file;
+use crate::features::checksums::sha256_file;
 use crate::features::minilm::TokenBatch;
 use crate::features::text::TextEncoder;
 use crate::features::tokenizer::Tokenized;

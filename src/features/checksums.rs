@@ -23,11 +23,47 @@ pub fn hex_sha256(bytes: &[u8]) -> String {
     format!("{:x}", Sha256::digest(bytes))
 }
 
+/// What identifies one version of a file: path, length and modification time.
+pub(crate) type Stamp = (PathBuf, u64, i64, i64);
+
+pub(crate) fn stamp(path: &Path) -> Option<Stamp> {
+    use std::os::unix::fs::MetadataExt as _;
+    let meta = std::fs::metadata(path).ok()?;
+    Some((std::path::absolute(path).ok()?, meta.len(), meta.mtime(), meta.mtime_nsec()))
+}
+
+/// SHA-256s computed in this process, by file version: start-up opens the same backbone files
+/// several times (each network loads its backbone top) and keys indexes by their sums; each
+/// version is hashed once.
+static SUMS: std::sync::LazyLock<std::sync::Mutex<std::collections::HashMap<Stamp, String>>> =
+    std::sync::LazyLock::new(Default::default);
+
+/// The SHA-256 of `bytes`, just read from `path` (remembered for this version of the file).
+pub fn sha256_of(path: &Path, bytes: &[u8]) -> String {
+    let stamp = stamp(path);
+    if let Some(sum) = stamp.as_ref().and_then(|s| SUMS.lock().ok()?.get(s).cloned()) {
+        return sum;
+    }
+    let sum = hex_sha256(bytes);
+    if let (Some(stamp), Ok(mut sums)) = (stamp, SUMS.lock()) {
+        sums.insert(stamp, sum.clone());
+    }
+    sum
+}
+
+/// The SHA-256 of the file at `path`, hex (remembered for this version of the file).
+pub fn sha256_file(path: &Path) -> std::io::Result<String> {
+    if let Some(sum) = stamp(path).and_then(|s| SUMS.lock().ok()?.get(&s).cloned()) {
+        return Ok(sum);
+    }
+    Ok(sha256_of(path, &std::fs::read(path)?))
+}
+
 /// Check `bytes`, read from `path`, against the sum listed beside it. The error names the file
 /// and the list.
 pub fn verify(path: &Path, bytes: &[u8]) -> Result<(), String> {
     match listed(path) {
-        Some((sums, expected)) if hex_sha256(bytes) != expected => Err(format!(
+        Some((sums, expected)) if sha256_of(path, bytes) != expected => Err(format!(
             "{}: its SHA-256 differs from the one listed in {} (the file is damaged or was replaced; \
              restore it from the repository, e.g. `git checkout -- assets/models`)",
             path.display(),
@@ -63,20 +99,28 @@ mod tests {
     fn a_listed_file_that_changed_is_refused_and_recording_lists_it_again() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("net.safetensors");
-        std::fs::write(&path, b"weights").unwrap();
+        // Write `content` and verify what reading the file gives, as loading does. The pause
+        // gives each version its own mtime (sums are remembered per version of a file).
+        let check = |content: &[u8]| {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            std::fs::write(&path, content).unwrap();
+            verify(&path, &std::fs::read(&path).unwrap())
+        };
         std::fs::write(dir.path().join("other.bin"), b"x").unwrap();
-        assert!(verify(&path, b"anything").is_ok(), "no CHECKSUMS: nothing to check");
+        assert!(check(b"anything").is_ok(), "no CHECKSUMS: nothing to check");
         std::fs::write(dir.path().join(FILE), format!("{}  other.bin\n", hex_sha256(b"x"))).unwrap();
-        assert!(verify(&path, b"anything").is_ok(), "not listed: not checked");
+        assert!(check(b"anything").is_ok(), "not listed: not checked");
+        check(b"weights").unwrap();
         record(&path).unwrap();
-        assert!(verify(&path, b"weights").is_ok());
-        let err = verify(&path, b"weightz").unwrap_err();
+        assert!(check(b"weights").is_ok());
+        let err = check(b"weightz").unwrap_err();
         assert!(err.contains("net.safetensors") && err.contains("CHECKSUMS"), "{err}");
-        std::fs::write(&path, b"retrained").unwrap();
+        check(b"retrained").unwrap_err();
         record(&path).unwrap();
-        assert!(verify(&path, b"retrained").is_ok() && verify(&path, b"weights").is_err());
+        assert!(check(b"retrained").is_ok() && check(b"weights").is_err());
         let text = std::fs::read_to_string(dir.path().join(FILE)).unwrap();
         assert_eq!(text.lines().count(), 2, "one line per file, the other kept: {text}");
         assert!(verify(&dir.path().join("other.bin"), b"x").is_ok());
+        assert_eq!(sha256_file(&dir.path().join("other.bin")).unwrap(), hex_sha256(b"x"));
     }
 }

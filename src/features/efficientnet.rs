@@ -131,7 +131,12 @@ pub struct EfficientNetLite {
 pub const FEATURE_DIM: usize = 1280;
 
 impl EfficientNetLite {
+    /// The network in `path` (read once per process and device; later calls share its tensors).
     pub fn load(path: &std::path::Path, device: &Device) -> Result<Self, WeightsError> {
+        super::load_once(path, device, || Self::read(path, device))
+    }
+
+    fn read(path: &std::path::Path, device: &Device) -> Result<Self, WeightsError> {
         let w = WeightFile::open(path)?;
         let specs: Vec<BlockSpec> = w.metadata_parsed("blocks")?;
         if specs.is_empty() {

@@ -125,7 +125,12 @@ impl TokenBatch {
 }
 
 impl MiniLm {
+    /// The model in `path` (read once per process and device; later calls share its tensors).
     pub fn load(path: &Path, device: &Device) -> Result<Self, WeightsError> {
+        super::load_once(path, device, || Self::read(path, device))
+    }
+
+    fn read(path: &Path, device: &Device) -> Result<Self, WeightsError> {
         let w = WeightFile::open(path)?;
         let hidden: usize = w.metadata_parsed("hidden_size")?;
         let layers: usize = w.metadata_parsed("num_hidden_layers")?;

@@ -71,3 +71,30 @@ pub fn imagenet_classes() -> Vec<String> {
         .map(|s| s.lines().map(str::to_string).collect())
         .unwrap_or_default()
 }
+
+type Loaded = std::collections::HashMap<(checksums::Stamp, String), Box<dyn std::any::Any + Send>>;
+
+/// Backbones loaded in this process, by file version and device: each network builds its tops
+/// from the backbone files, so start-up read and converted MiniLM and EfficientNet three times
+/// each. A clone shares the tensors; loading a network's own weights over it replaces them in
+/// the clone only.
+static LOADED: std::sync::LazyLock<std::sync::Mutex<Loaded>> = std::sync::LazyLock::new(Default::default);
+
+/// `load()` of the file at `path` onto `device`, once per file version and device ({:?} tells
+/// an autodiff device from its inner one).
+pub(crate) fn load_once<T: Clone + Send + 'static, E>(
+    path: &Path,
+    device: &burn::tensor::Device,
+    load: impl FnOnce() -> Result<T, E>,
+) -> Result<T, E> {
+    let Some(stamp) = checksums::stamp(path) else { return load() };
+    let key = (stamp, format!("{device:?}"));
+    if let Some(hit) = LOADED.lock().ok().and_then(|m| m.get(&key).and_then(|v| v.downcast_ref::<T>().cloned())) {
+        return Ok(hit);
+    }
+    let value = load()?;
+    if let Ok(mut m) = LOADED.lock() {
+        m.insert(key, Box::new(value.clone()));
+    }
+    Ok(value)
+}

@@ -7,10 +7,11 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 
 use crate::data::decode::decode_oriented;
-use crate::data::feature_cache::{CacheError, CacheKey, FeatureCache, sha256_file};
+use crate::data::feature_cache::{CacheError, CacheKey, FeatureCache};
 use crate::data::flickr8k::{Split, load_split};
 use crate::engine::backend::Compute;
 use crate::engine::jobs::CancelToken;
+use crate::features::checksums::sha256_file;
 use crate::features::efficientnet::EfficientNetLite;
 use crate::features::minilm::{MiniLm, TokenBatch};
 use crate::features::tokenizer::WordPiece;

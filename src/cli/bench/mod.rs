@@ -25,7 +25,15 @@ pub fn run(what: BenchWhat, backend: Option<BackendRequest>, visual: &str) -> an
         }
         BenchWhat::Search { flickr8k, photos, queries, candidates, weights } => {
             let bench = search::SearchBench { photos, queries: queries.max(1), candidates, flickr8k };
-            bench.run(&super::folder::shan_runtime(backend.unwrap_or_default(), visual, weights)?)
+            let compute = super::compute(backend.unwrap_or_default())?;
+            let started = std::time::Instant::now();
+            let weights = weights.unwrap_or_else(alignscope::nets::shan::default_path);
+            let runtime = alignscope::engine::runtime::Runtime::load(&compute, &weights, visual)?;
+            let load = format!(
+                "loading the models (backbones, SHAN, global, bank; what every `search` pays first): {:.2} s\n",
+                started.elapsed().as_secs_f64()
+            );
+            Ok(load + &bench.run(&runtime)?)
         }
         BenchWhat::Networks { flickr8k, photos, queries } => {
             use alignscope::data::flickr8k::{Split, load_split};
