@@ -173,6 +173,47 @@ fn a_tile_s_menu_copies_its_path() {
     assert_eq!(copied, [first]);
 }
 
+/// "Find similar photos" ranks the folder by the photo (its index embedding, as `search
+/// --image`): the photo itself first, the status bar says so, and typing a caption takes over.
+#[test]
+fn find_similar_ranks_by_the_photo() {
+    let Some(mut harness) = settled_app() else { return };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while harness.state().as_ref().unwrap().ranking.index.is_indexing() {
+        assert!(Instant::now() < deadline, "the demo folder's index was not ready");
+        harness.step();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    harness.run_steps(2);
+    let (first, cli_order) = {
+        let app = harness.state().as_ref().unwrap();
+        let first = app.gallery.items[0].path.clone();
+        let (ok, out, err) = common::alignscope(&[
+            "--backend",
+            "flex",
+            "-q",
+            "search",
+            "assets/demo",
+            "--image",
+            first.to_str().unwrap(),
+            "--paths-only",
+            "--top",
+            "13",
+        ]);
+        assert!(ok, "{err}");
+        (first, out.lines().map(|l| common::repo_path(l).canonicalize().unwrap()).collect::<Vec<_>>())
+    };
+    click(&mut harness, egui::pos2(60.0, 110.0), egui::PointerButton::Secondary);
+    harness.get_by_label("Find similar photos").click();
+    harness.run_steps(3);
+    let app = harness.state().as_ref().unwrap();
+    assert!(app.gallery.is_ranked(), "ranked by the photo");
+    let order: Vec<_> = app.gallery.order.iter().map(|&i| app.gallery.items[i].path.canonicalize().unwrap()).collect();
+    assert_eq!(order[0], first.canonicalize().unwrap(), "the photo is most similar to itself");
+    assert_eq!(order, cli_order, "the same order as `search --image`");
+    harness.get_by_label_contains("ranked by similarity to");
+}
+
 /// Moving the selection with the keyboard past the bottom of the window scrolls it into view;
 /// "Export…"'s writer puts the photos in displayed order in a CSV.
 #[test]

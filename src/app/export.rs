@@ -10,6 +10,8 @@ use crate::engine::search::Hit;
 /// NaN for a photo that has none, e.g. one that could not be embedded).
 pub struct Ranking {
     pub caption: String,
+    /// Ranked by similarity to this photo instead of a caption ("Find similar").
+    pub image: Option<std::path::PathBuf>,
     pub model: String,
     pub hits: Vec<Hit>,
 }
@@ -42,8 +44,15 @@ pub fn to_json(ranking: &Ranking) -> String {
             serde_json::Value::Object(object)
         })
         .collect();
+    let mut query = serde_json::Map::new();
+    match &ranking.image {
+        Some(image) => crate::data::path_text::json_fields(image, "image", &mut query),
+        None => {
+            query.insert("caption".into(), ranking.caption.clone().into());
+        }
+    }
     let object = serde_json::json!({
-        "query": { "caption": ranking.caption },
+        "query": query,
         "photos": ranking.hits.len(),
         "model": ranking.model.to_lowercase(),
         "results": results,
@@ -69,6 +78,7 @@ mod tests {
     fn ranking() -> Ranking {
         Ranking {
             caption: "a \"red\" car".into(),
+            image: None,
             model: "Default".into(),
             hits: vec![
                 Hit { score: 1.5, path: PathBuf::from("/p/a, b.jpg") },

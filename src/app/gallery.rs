@@ -57,6 +57,7 @@ pub enum TileAction {
     OpenExternally(usize),
     Reveal(usize),
     CopyPath(usize),
+    FindSimilar(usize),
 }
 
 #[derive(Default)]
@@ -314,6 +315,7 @@ impl Gallery {
                         response.context_menu(|ui| {
                             for (label, action) in [
                                 ("Inspect", TileAction::Inspect(index)),
+                                ("Find similar photos", TileAction::FindSimilar(index)),
                                 ("Open in the system viewer", TileAction::OpenExternally(index)),
                                 ("Show in the file manager", TileAction::Reveal(index)),
                                 ("Copy path", TileAction::CopyPath(index)),

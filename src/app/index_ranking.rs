@@ -92,6 +92,21 @@ impl IndexRanking {
         self.job = Some(job);
     }
 
+    /// Every indexed photo's similarity to the indexed photo at `path` (the cosine of SHAN's
+    /// embeddings, as `alignscope search --image`), per gallery item; None while the folder's
+    /// index is not loaded or does not hold the photo. A dot product per photo (~5 ms for 10,000
+    /// photos): no model runs.
+    pub fn similar(&self, items: &[Item], path: &Path) -> Option<Vec<Option<f32>>> {
+        let index = self.index.as_ref()?;
+        let relative = path.strip_prefix(&index.root).ok()?;
+        let photo = index.paths.iter().position(|p| p == relative)?;
+        let query = index.embeddings.get(photo * index.dim..(photo + 1) * index.dim)?;
+        let scores = index.embedding_scores(query);
+        let hits: Vec<Hit> =
+            index.paths.iter().zip(scores).map(|(p, score)| Hit { score, path: index.root.join(p) }).collect();
+        Some(scores_by_item(items, &hits))
+    }
+
     /// Rank by `caption` with `model` once the index is ready (the latest caption wins).
     pub fn rank(&mut self, caption: String, model: SearchModel) {
         self.pending = Some((caption, model));

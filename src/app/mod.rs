@@ -98,6 +98,9 @@ pub struct AlignscopeApp {
     dataset_dialog: Option<Job<Option<PathBuf>>>,
     waker: Waker,
     folder_dialog: Option<Job<Option<PathBuf>>>,
+    /// The photo the gallery is ranked by ("Find similar"), until a caption ranking replaces it
+    /// (the ranking's version then moves on).
+    pub similar_to: Option<(PathBuf, u64)>,
     /// "Export ranking…": the save dialog, then the write (both off the UI thread).
     export_dialog: Option<Job<Option<PathBuf>>>,
     export_write: Option<Job<Result<String, String>>>,
@@ -186,6 +189,7 @@ impl AlignscopeApp {
             waker,
             folder_dialog: None,
             export_dialog: None,
+            similar_to: None,
             export_write: None,
             screenshot: None,
             backend_pending: false,
@@ -264,7 +268,25 @@ impl AlignscopeApp {
             Some(model) => model.name().to_string(),
             None => self.settings.rank_model.name().to_string(),
         };
-        export::Ranking { caption: self.ranking.caption().unwrap_or_default().to_string(), model, hits }
+        match self.similar_photo() {
+            Some(image) => export::Ranking {
+                caption: String::new(),
+                image: Some(image.to_path_buf()),
+                model: "shan-embedding".into(),
+                hits,
+            },
+            None => export::Ranking {
+                caption: self.ranking.caption().unwrap_or_default().to_string(),
+                image: None,
+                model,
+                hits,
+            },
+        }
+    }
+
+    /// The photo the gallery is ranked by, while "Find similar"'s ranking is the one shown.
+    pub fn similar_photo(&self) -> Option<&Path> {
+        self.similar_to.as_ref().filter(|(_, version)| *version == self.ranking.version).map(|(p, _)| p.as_path())
     }
 
     /// Write the ranking to `path` in the background.
@@ -292,6 +314,21 @@ impl AlignscopeApp {
                 };
                 if let Err(e) = opened {
                     self.notes.push(Level::Error, e);
+                }
+            }
+            TileAction::FindSimilar(i) => {
+                let Some(p) = path(i) else { return };
+                match self.ranking.index.similar(&self.gallery.items, &p) {
+                    Some(scores) => {
+                        self.gallery.rank_by(scores);
+                        self.gallery.selected = Some(i);
+                        self.similar_to = Some((p, self.ranking.version));
+                    }
+                    None => self.notes.push(
+                        Level::Warning,
+                        "Find similar uses the folder's index: wait for it (status bar), or choose \
+                         the default, global or SHAN model in Settings",
+                    ),
                 }
             }
             TileAction::CopyPath(i) => {

@@ -34,6 +34,11 @@ pub fn show(app: &mut AlignscopeApp, ui: &mut egui::Ui) {
                 }
             }
         }
+        if let Some(photo) = app.similar_photo() {
+            ui.separator();
+            let name = photo.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+            ui.label(format!("ranked by similarity to {name}"));
+        }
         if app.gallery.is_ranked() {
             ui.separator();
             ui.label("#rank · score; brighter border = nearer the best match").on_hover_text(
