@@ -421,6 +421,21 @@ pub enum BenchWhat {
         #[arg(long, default_value_t = 20)]
         queries: usize,
     },
+    /// How cost grows with the folder: per size (synthetic photos, real shapes), the index file per
+    /// photo, writing and reopening it, and the default's and SHAN two-stage's query latency.
+    ///
+    /// Example: alignscope bench scale --sizes 1000,10000,100000
+    Scale {
+        /// Folder sizes, in photos.
+        #[arg(long, value_delimiter = ',', default_values_t = [1_000, 10_000, 100_000])]
+        sizes: Vec<usize>,
+        /// Timed queries per size and model.
+        #[arg(long, default_value_t = 10)]
+        queries: usize,
+        /// Write and reopen the index file only up to this size (about 55 KB per photo).
+        #[arg(long, default_value_t = 10_000)]
+        write_up_to: usize,
+    },
     /// Query latency over a synthetic index (the default, SHAN two-stage and exhaustive), then on
     /// the Flickr8k 1K test as a folder: indexing throughput, reopening it, the default's recall
     /// and hubness, and the recall SHAN's two-stage search keeps.

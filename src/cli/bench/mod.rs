@@ -2,6 +2,7 @@
 
 mod encoders;
 mod networks;
+mod scale;
 mod search;
 
 use alignscope::engine::backend::BackendRequest;
@@ -34,6 +35,12 @@ pub fn run(what: BenchWhat, backend: Option<BackendRequest>, visual: &str) -> an
                 started.elapsed().as_secs_f64()
             );
             Ok(load + &bench.run(&runtime)?)
+        }
+        BenchWhat::Scale { sizes, queries, write_up_to } => {
+            let compute = super::compute(backend.unwrap_or_default())?;
+            let runtime =
+                alignscope::engine::runtime::Runtime::load(&compute, &alignscope::nets::shan::default_path(), visual)?;
+            scale::ScaleBench { sizes, queries: queries.max(1), write_up_to }.run(&runtime)
         }
         BenchWhat::Networks { flickr8k, photos, queries } => {
             use alignscope::data::flickr8k::{Split, load_split};

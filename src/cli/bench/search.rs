@@ -29,6 +29,39 @@ pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
+/// A synthetic index with the real shapes: unit fragments and embeddings, `photos` of them.
+pub(crate) fn synthetic(runtime: &Runtime, photos: usize) -> LoadedIndex {
+    let h = runtime.index_header();
+    let mut rng = fastrand::Rng::with_seed(1);
+    let mut index = LoadedIndex {
+        root: "synthetic".into(),
+        paths: Vec::new(),
+        dim: h.dim,
+        embeddings: Vec::new(),
+        regions: h.regions,
+        region_dim: h.region_dim,
+        fragments: Vec::new(),
+        context: Vec::new(),
+        global_dim: h.global_dim,
+        globals: Vec::new(),
+        normalisers: Vec::new(),
+    };
+    for i in 0..photos {
+        index.paths.push(format!("photo-{i:05}.jpg").into());
+        index.embeddings.extend(unit(&mut rng, h.dim));
+        index.globals.extend(unit(&mut rng, h.global_dim));
+        index.normalisers.push(rng.f32() * 10.0);
+        for _ in 0..h.regions {
+            index.fragments.extend(unit(&mut rng, h.region_dim).into_iter().map(f16::from_f32));
+        }
+        let pool: Vec<f32> = (0..h.regions).map(|_| rng.f32()).collect();
+        let total: f32 = pool.iter().sum();
+        index.context.extend(pool.iter().map(|w| w / total));
+        index.context.extend((0..2 * h.regions).map(|_| rng.f32() * 2.0 - 1.0));
+    }
+    index
+}
+
 pub(crate) fn unit(rng: &mut fastrand::Rng, n: usize) -> Vec<f32> {
     let v: Vec<f32> = (0..n).map(|_| rng.f32() * 2.0 - 1.0).collect();
     let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-8);
@@ -59,37 +92,8 @@ impl SearchBench {
         }
     }
 
-    /// A synthetic index with the real shapes: unit fragments and embeddings.
     fn synthetic(&self, runtime: &Runtime) -> LoadedIndex {
-        let h = runtime.index_header();
-        let mut rng = fastrand::Rng::with_seed(1);
-        let mut index = LoadedIndex {
-            root: "synthetic".into(),
-            paths: Vec::new(),
-            dim: h.dim,
-            embeddings: Vec::new(),
-            regions: h.regions,
-            region_dim: h.region_dim,
-            fragments: Vec::new(),
-            context: Vec::new(),
-            global_dim: h.global_dim,
-            globals: Vec::new(),
-            normalisers: Vec::new(),
-        };
-        for i in 0..self.photos {
-            index.paths.push(format!("photo-{i:05}.jpg").into());
-            index.embeddings.extend(unit(&mut rng, h.dim));
-            index.globals.extend(unit(&mut rng, h.global_dim));
-            index.normalisers.push(rng.f32() * 10.0);
-            for _ in 0..h.regions {
-                index.fragments.extend(unit(&mut rng, h.region_dim).into_iter().map(f16::from_f32));
-            }
-            let pool: Vec<f32> = (0..h.regions).map(|_| rng.f32()).collect();
-            let total: f32 = pool.iter().sum();
-            index.context.extend(pool.iter().map(|w| w / total));
-            index.context.extend((0..2 * h.regions).map(|_| rng.f32() * 2.0 - 1.0));
-        }
-        index
+        synthetic(runtime, self.photos)
     }
 
     fn latency(&self, runtime: &Runtime, captions: &[String], out: &mut String) -> anyhow::Result<()> {
