@@ -113,7 +113,8 @@ fn progress_stays_off_pipes_and_quiet_and_verbose_do_what_they_say() {
 }
 
 /// A copied binary with nothing beside it, run from `/`: `install-models` puts the models in the
-/// XDG data folder, `doctor` says it uses them from there, and a command that needs them works.
+/// XDG data folder, `doctor` says it uses them from there (not the build-time path), and `search`
+/// ranks photos with them.
 #[test]
 fn a_copied_binary_finds_the_installed_models() {
     let tmp = tempfile::tempdir().unwrap();
@@ -138,6 +139,11 @@ fn a_copied_binary_finds_the_installed_models() {
     assert!(installed.join("shan.safetensors").is_file() && installed.join("CHECKSUMS").is_file());
     let (_, out, _) = run(&["--backend", "flex", "doctor"]);
     assert!(out.contains(&format!("models: {} (installed)", installed.display())), "{out}");
-    let (ok, out, err) = run(&["--backend", "flex", "features", "--text", "a dog"]);
-    assert!(ok && out.contains("dog"), "{out}\n{err}");
+    let photos = tmp.path().join("photos");
+    std::fs::create_dir(&photos).unwrap();
+    for name in ["chelsea.jpg", "coffee.jpg", "rocket.jpg"] {
+        std::fs::copy(common::repo_path("assets/demo").join(name), photos.join(name)).unwrap();
+    }
+    let (ok, out, err) = run(&["--backend", "flex", "search", photos.to_str().unwrap(), "a tabby cat", "--top", "1"]);
+    assert!(ok && out.trim_end().ends_with("chelsea.jpg"), "{out}\n{err}");
 }
