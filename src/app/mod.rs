@@ -78,6 +78,9 @@ pub fn run(options: GuiOptions) -> anyhow::Result<()> {
     .map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))
 }
 
+/// The most the thumbnail cache keeps on disk (about 10,000 photos: ~100 KB per 256-px PNG).
+const THUMB_CACHE_BYTES: u64 = 1 << 30;
+
 pub struct AlignscopeApp {
     pub settings: Settings,
     pub compute: Result<Compute, String>,
@@ -205,6 +208,10 @@ impl AlignscopeApp {
             }));
         }
         app.gallery.thumb_cache = crate::data::thumb_cache::ThumbCache::user();
+        if let Some(cache) = app.gallery.thumb_cache.clone() {
+            // Bounded: the oldest thumbnails go past 1 GB (in the background, not waited on).
+            std::thread::spawn(move || cache.prune(THUMB_CACHE_BYTES));
+        }
         app.open_folder(folder.map(Path::to_path_buf).unwrap_or_else(demo_folder));
         app
     }

@@ -45,6 +45,37 @@ impl ThumbCache {
         Some(self.dir.join(&key[..2]).join(format!("{}.png", &key[2..32])))
     }
 
+    /// Delete the entries used least recently (by modification time: a hit does not touch it,
+    /// so this is the order they were made) until the cache holds at most `max_bytes`; returns
+    /// the bytes freed.
+    pub fn prune(&self, max_bytes: u64) -> u64 {
+        let mut entries: Vec<(std::time::SystemTime, u64, PathBuf)> = std::fs::read_dir(&self.dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|shard| std::fs::read_dir(shard.path()).ok())
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let meta = e.metadata().ok()?;
+                Some((meta.modified().ok()?, meta.len(), e.path()))
+            })
+            .collect();
+        let mut total: u64 = entries.iter().map(|e| e.1).sum();
+        entries.sort();
+        let mut freed = 0;
+        for (_, len, path) in entries {
+            if total <= max_bytes {
+                break;
+            }
+            if std::fs::remove_file(&path).is_ok() {
+                total -= len;
+                freed += len;
+            }
+        }
+        freed
+    }
+
     pub fn get(&self, path: &Path, max_side: u32) -> Option<RgbaImage> {
         let entry = self.entry(path, max_side)?;
         let image = image::open(entry).ok()?.to_rgba8();
@@ -86,5 +117,23 @@ mod tests {
         RgbaImage::from_pixel(9, 9, image::Rgba([1, 2, 3, 255])).save(&photo).unwrap();
         assert!(cache.get(&photo, 4).is_none());
         assert!(cache.get(&tmp.path().join("missing.png"), 4).is_none());
+    }
+
+    #[test]
+    fn pruning_drops_the_oldest_entries_down_to_the_cap() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cache = ThumbCache::new(tmp.path().join("cache"));
+        let thumb = RgbaImage::from_fn(16, 16, |x, y| image::Rgba([x as u8 * 9, y as u8 * 7, 3, 255]));
+        let photos: Vec<PathBuf> = (0..4).map(|i| tmp.path().join(format!("p{i}.png"))).collect();
+        for p in &photos {
+            thumb.save(p).unwrap();
+            cache.put(p, 16, &thumb);
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let size = std::fs::metadata(cache.entry(&photos[0], 16).unwrap()).unwrap().len();
+        assert_eq!(cache.prune(4 * size), 0, "under the cap: nothing goes");
+        assert_eq!(cache.prune(2 * size), 2 * size);
+        let kept: Vec<bool> = photos.iter().map(|p| cache.get(p, 16).is_some()).collect();
+        assert_eq!(kept, [false, false, true, true], "the oldest went first");
     }
 }
