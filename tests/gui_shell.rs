@@ -212,6 +212,25 @@ fn find_similar_ranks_by_the_photo() {
     assert_eq!(order[0], first.canonicalize().unwrap(), "the photo is most similar to itself");
     assert_eq!(order, cli_order, "the same order as `search --image`");
     harness.get_by_label_contains("ranked by similarity to");
+
+    // Dropping a photo of the open folder on the window ranks by it too.
+    let coffee = demo_folder().join("coffee.jpg");
+    #[derive(Debug)]
+    struct Dropped(std::path::PathBuf);
+    impl egui::DroppedFile for Dropped {
+        fn path(&self) -> &std::path::Path {
+            &self.0
+        }
+        fn bytes(&self) -> Result<Vec<u8>, String> {
+            std::fs::read(&self.0).map_err(|e| e.to_string())
+        }
+    }
+    harness.input_mut().dropped_files.push(std::sync::Arc::new(Dropped(coffee.clone())));
+    harness.run_steps(3);
+    let app = harness.state().as_ref().unwrap();
+    let top = &app.gallery.items[app.gallery.order[0]].path;
+    assert_eq!(top.canonicalize().unwrap(), coffee.canonicalize().unwrap(), "the dropped photo first");
+    assert_eq!(app.similar_photo().map(|p| p.canonicalize().unwrap()), Some(coffee.canonicalize().unwrap()));
 }
 
 /// Moving the selection with the keyboard past the bottom of the window scrolls it into view;

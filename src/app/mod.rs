@@ -104,6 +104,8 @@ pub struct AlignscopeApp {
     /// The photo the gallery is ranked by ("Find similar"), until a caption ranking replaces it
     /// (the ranking's version then moves on).
     pub similar_to: Option<(PathBuf, u64)>,
+    /// A dropped photo to rank the folder by, once its folder's index is ready.
+    pending_similar: Option<PathBuf>,
     /// "Export ranking…": the save dialog, then the write (both off the UI thread).
     export_dialog: Option<Job<Option<PathBuf>>>,
     export_write: Option<Job<Result<String, String>>>,
@@ -193,6 +195,7 @@ impl AlignscopeApp {
             folder_dialog: None,
             export_dialog: None,
             similar_to: None,
+            pending_similar: None,
             export_write: None,
             screenshot: None,
             backend_pending: false,
@@ -221,6 +224,7 @@ impl AlignscopeApp {
             self.notes.push(Level::Error, format!("{}: not a folder", dir.display()));
             return;
         }
+        self.pending_similar = None;
         self.gallery.open(&dir, self.waker.clone());
         self.settings.remember_folder(&dir);
         if let Some(d) = self.dataset.take() {
@@ -425,10 +429,21 @@ impl AlignscopeApp {
         }
         let dropped: Vec<PathBuf> = ctx.input(|i| i.raw.dropped_files.iter().map(|f| f.path().to_path_buf()).collect());
         if let Some(path) = dropped.into_iter().next() {
-            let dir = if path.is_dir() { Some(path) } else { path.parent().map(Path::to_path_buf) };
-            if let Some(dir) = dir {
+            let dir = if path.is_dir() { Some(path.clone()) } else { path.parent().map(Path::to_path_buf) };
+            if let Some(dir) = dir.filter(|d| self.gallery.folder.as_deref() != Some(d.as_path())) {
                 self.open_folder(dir);
             }
+            // A photo: its folder, ranked by similarity to it once the folder's index holds it.
+            if crate::data::folder::is_image_path(&path) {
+                self.pending_similar = Some(path);
+            }
+        }
+        if let Some(photo) = self.pending_similar.clone()
+            && let Some(i) = self.gallery.items.iter().position(|item| item.path == photo)
+            && self.ranking.index.similar(&self.gallery.items, &photo).is_some()
+        {
+            self.pending_similar = None;
+            self.tile_action(ctx, gallery::TileAction::FindSimilar(i));
         }
     }
 
