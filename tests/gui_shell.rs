@@ -231,6 +231,25 @@ fn find_similar_ranks_by_the_photo() {
     let top = &app.gallery.items[app.gallery.order[0]].path;
     assert_eq!(top.canonicalize().unwrap(), coffee.canonicalize().unwrap(), "the dropped photo first");
     assert_eq!(app.similar_photo().map(|p| p.canonicalize().unwrap()), Some(coffee.canonicalize().unwrap()));
+
+    // A photo of another folder (as Photo… picks it): that folder opens, is indexed, and is
+    // ranked by the photo.
+    harness.get_by_label("Photo…");
+    let tmp = tempfile::tempdir().unwrap();
+    for name in ["coffee.jpg", "chelsea.jpg", "rocket.jpg"] {
+        std::fs::copy(demo_folder().join(name), tmp.path().join(name)).unwrap();
+    }
+    let cat = tmp.path().join("chelsea.jpg");
+    harness.state_mut().as_mut().unwrap().search_by_example(cat.clone());
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while harness.state().as_ref().unwrap().similar_photo() != Some(cat.as_path()) {
+        assert!(Instant::now() < deadline, "the other folder was not ranked by the photo");
+        harness.step();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let app = harness.state().as_ref().unwrap();
+    assert_eq!(app.gallery.folder.as_deref(), Some(tmp.path()));
+    assert_eq!(app.gallery.items[app.gallery.order[0]].path, cat);
 }
 
 /// Moving the selection with the keyboard past the bottom of the window scrolls it into view;

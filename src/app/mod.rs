@@ -104,8 +104,9 @@ pub struct AlignscopeApp {
     /// The photo the gallery is ranked by ("Find similar"), until a caption ranking replaces it
     /// (the ranking's version then moves on).
     pub similar_to: Option<(PathBuf, u64)>,
-    /// A dropped photo to rank the folder by, once its folder's index is ready.
+    /// A dropped or picked photo to rank the folder by, once its folder's index is ready.
     pending_similar: Option<PathBuf>,
+    example_dialog: Option<Job<Option<PathBuf>>>,
     /// "Export ranking…": the save dialog, then the write (both off the UI thread).
     export_dialog: Option<Job<Option<PathBuf>>>,
     export_write: Option<Job<Result<String, String>>>,
@@ -196,6 +197,7 @@ impl AlignscopeApp {
             export_dialog: None,
             similar_to: None,
             pending_similar: None,
+            example_dialog: None,
             export_write: None,
             screenshot: None,
             backend_pending: false,
@@ -244,6 +246,32 @@ impl AlignscopeApp {
                 dialog = dialog.set_directory(start);
             }
             dialog.pick_folder()
+        }));
+    }
+
+    /// Rank by a photo: its folder opened (unless it is the open one), then ranked by similarity
+    /// to it once the folder's index holds it (dropped on the window, or picked with Photo…).
+    pub fn search_by_example(&mut self, photo: PathBuf) {
+        if let Some(dir) = photo.parent().filter(|d| self.gallery.folder.as_deref() != Some(*d)) {
+            self.open_folder(dir.to_path_buf());
+        }
+        self.pending_similar = Some(photo);
+    }
+
+    /// Ask for a photo to rank by (the dialog off the UI thread).
+    fn pick_example(&mut self) {
+        if self.example_dialog.is_some() {
+            return;
+        }
+        let start = self.gallery.folder.clone();
+        self.example_dialog = Some(spawn_oneshot("example photo dialog", self.waker.clone(), move |_| {
+            let mut dialog = rfd::FileDialog::new()
+                .set_title("Rank the photos of its folder by this photo")
+                .add_filter("photos", crate::data::folder::IMAGE_EXTENSIONS);
+            if let Some(start) = start {
+                dialog = dialog.set_directory(start);
+            }
+            dialog.pick_file()
         }));
     }
 
@@ -429,14 +457,17 @@ impl AlignscopeApp {
         }
         let dropped: Vec<PathBuf> = ctx.input(|i| i.raw.dropped_files.iter().map(|f| f.path().to_path_buf()).collect());
         if let Some(path) = dropped.into_iter().next() {
-            let dir = if path.is_dir() { Some(path.clone()) } else { path.parent().map(Path::to_path_buf) };
-            if let Some(dir) = dir.filter(|d| self.gallery.folder.as_deref() != Some(d.as_path())) {
-                self.open_folder(dir);
-            }
-            // A photo: its folder, ranked by similarity to it once the folder's index holds it.
             if crate::data::folder::is_image_path(&path) {
-                self.pending_similar = Some(path);
+                self.search_by_example(path);
+            } else if path.is_dir() {
+                self.open_folder(path);
+            } else if let Some(dir) = path.parent() {
+                self.open_folder(dir.to_path_buf());
             }
+        }
+        match poll_slot(&mut self.example_dialog) {
+            Oneshot::Done(Some(photo)) => self.search_by_example(photo),
+            Oneshot::Done(None) | Oneshot::Pending | Oneshot::Gone => {}
         }
         if let Some(photo) = self.pending_similar.clone()
             && let Some(i) = self.gallery.items.iter().position(|item| item.path == photo)

@@ -24,6 +24,9 @@ pub fn show(app: &mut AlignscopeApp, ui: &mut egui::Ui) {
                 }
             })
         });
+        if ui.button("Photo…").on_hover_text("Rank a folder by a photo: its folder opens, most similar first (or drop a photo on the window)").clicked() {
+            app.pick_example();
+        }
         if ui.button("Demo").on_hover_text("The bundled demo photos").clicked() {
             app.open_folder(super::demo_folder());
         }
