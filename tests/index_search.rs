@@ -440,18 +440,25 @@ fn a_second_writer_waits_for_the_index_lock() {
 /// indexed with them (issue: NaN scores with exit 0 and NaN features in the index).
 #[test]
 fn nan_weights_are_refused_before_anything_is_indexed() {
+    // The first value of the first tensor: a NaN as f32 (and as f16, in either half).
+    let err =
+        search_with_damaged_weights("nan.safetensors", |data| data[..4].copy_from_slice(&[0x00, 0x7e, 0xc0, 0x7f]));
+    assert!(err.contains("nan.safetensors") && err.contains("NaN or infinite"), "{err}");
+}
+
+/// `search` on a one-photo folder with the committed SHAN weights, their tensor data changed by
+/// `damage`, written as `name`: it must fail and index nothing; its stderr.
+fn search_with_damaged_weights(name: &str, damage: impl FnOnce(&mut [u8])) -> String {
     let (tmp, dir) = photos_folder(&["chelsea.jpg"]);
     let (mut bytes, header) = shan_weights();
-    // The first value of the first tensor: a NaN as f32 (and as f16, in either half).
-    bytes[8 + header..8 + header + 4].copy_from_slice(&[0x00, 0x7e, 0xc0, 0x7f]);
-    let weights = tmp.path().join("nan.safetensors");
+    damage(&mut bytes[8 + header..]);
+    let weights = tmp.path().join(name);
     std::fs::write(&weights, bytes).unwrap();
     let out =
         alignscope(&["search".as_ref(), dir.as_os_str(), "a cat".as_ref(), "--weights".as_ref(), weights.as_os_str()]);
-    let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(err.contains("nan.safetensors") && err.contains("NaN or infinite"), "{err}");
-    assert!(!dir.join(".alignscope/index.bin").exists());
+    assert!(!dir.join(".alignscope/index.bin").exists(), "nothing indexed");
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// A folder whose index cannot be written there (here `.alignscope` is a file, which stops root
@@ -483,17 +490,8 @@ fn an_unwritable_folder_keeps_its_index_in_the_cache_and_says_so() {
 /// weights scored every photo 0 with exit 0).
 #[test]
 fn zeroed_weights_are_refused() {
-    let (tmp, dir) = photos_folder(&["chelsea.jpg"]);
-    let (mut bytes, header) = shan_weights();
-    bytes[8 + header..].fill(0);
-    let weights = tmp.path().join("zeros.safetensors");
-    std::fs::write(&weights, bytes).unwrap();
-    let out =
-        alignscope(&["search".as_ref(), dir.as_os_str(), "a cat".as_ref(), "--weights".as_ref(), weights.as_os_str()]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+    let err = search_with_damaged_weights("zeros.safetensors", |data| data.fill(0));
     assert!(err.contains("zeros.safetensors") && err.contains("all zeros"), "{err}");
-    assert!(!dir.join(".alignscope/index.bin").exists());
 }
 
 /// A bundled model with 64 flipped bytes (still finite, still the right shapes) is refused by its

@@ -235,18 +235,11 @@ impl AlignscopeApp {
     }
 
     fn pick_folder(&mut self) {
-        if self.folder_dialog.is_some() {
-            return;
+        if self.folder_dialog.is_none() {
+            self.folder_dialog = Some(
+                self.dialog_job("open folder dialog", |dialog| dialog.set_title("Open a photo folder").pick_folder()),
+            );
         }
-        // rfd's dialog blocks its thread; that thread is not the UI's.
-        let start = self.gallery.folder.clone();
-        self.folder_dialog = Some(spawn_oneshot("open folder dialog", self.waker.clone(), move |_| {
-            let mut dialog = rfd::FileDialog::new().set_title("Open a photo folder");
-            if let Some(start) = start {
-                dialog = dialog.set_directory(start);
-            }
-            dialog.pick_folder()
-        }));
     }
 
     /// Rank by a photo: its folder opened (unless it is the open one), then ranked by similarity
@@ -258,40 +251,47 @@ impl AlignscopeApp {
         self.pending_similar = Some(photo);
     }
 
-    /// Ask for a photo to rank by (the dialog off the UI thread).
-    fn pick_example(&mut self) {
-        if self.example_dialog.is_some() {
-            return;
-        }
+    /// A file dialog opening in the open folder, run on its own thread: rfd's dialog blocks its
+    /// thread, and that thread is not the UI's.
+    fn dialog_job(
+        &self,
+        name: &'static str,
+        show: impl FnOnce(rfd::FileDialog) -> Option<PathBuf> + Send + 'static,
+    ) -> Job<Option<PathBuf>> {
         let start = self.gallery.folder.clone();
-        self.example_dialog = Some(spawn_oneshot("example photo dialog", self.waker.clone(), move |_| {
-            let mut dialog = rfd::FileDialog::new()
-                .set_title("Rank the photos of its folder by this photo")
-                .add_filter("photos", crate::data::folder::IMAGE_EXTENSIONS);
-            if let Some(start) = start {
-                dialog = dialog.set_directory(start);
-            }
-            dialog.pick_file()
-        }));
+        spawn_oneshot(name, self.waker.clone(), move |_| {
+            let dialog = rfd::FileDialog::new();
+            show(match start {
+                Some(start) => dialog.set_directory(start),
+                None => dialog,
+            })
+        })
+    }
+
+    /// Ask for a photo to rank by.
+    fn pick_example(&mut self) {
+        if self.example_dialog.is_none() {
+            self.example_dialog = Some(self.dialog_job("example photo dialog", |dialog| {
+                dialog
+                    .set_title("Rank the photos of its folder by this photo")
+                    .add_filter("photos", crate::data::folder::IMAGE_EXTENSIONS)
+                    .pick_file()
+            }));
+        }
     }
 
     /// Ask where to export the ranked gallery (CSV or JSON, by the extension chosen).
     fn pick_export(&mut self) {
-        if self.export_dialog.is_some() || self.export_write.is_some() {
-            return;
+        if self.export_dialog.is_none() && self.export_write.is_none() {
+            self.export_dialog = Some(self.dialog_job("export dialog", |dialog| {
+                dialog
+                    .set_title("Export the ranking")
+                    .set_file_name("ranking.csv")
+                    .add_filter("CSV", &["csv"])
+                    .add_filter("JSON", &["json"])
+                    .save_file()
+            }));
         }
-        let start = self.gallery.folder.clone();
-        self.export_dialog = Some(spawn_oneshot("export dialog", self.waker.clone(), move |_| {
-            let mut dialog = rfd::FileDialog::new()
-                .set_title("Export the ranking")
-                .set_file_name("ranking.csv")
-                .add_filter("CSV", &["csv"])
-                .add_filter("JSON", &["json"]);
-            if let Some(start) = start {
-                dialog = dialog.set_directory(start);
-            }
-            dialog.save_file()
-        }));
     }
 
     /// The gallery in display order, with the query and the model that ranked it.
@@ -335,6 +335,17 @@ impl AlignscopeApp {
             Some(spawn_oneshot("export ranking", self.waker.clone(), move |_| export::write(&path, &ranking)));
     }
 
+    /// Rank the gallery by similarity to item `i` and select it; false while the folder's index
+    /// does not hold that photo.
+    fn rank_by_similar(&mut self, i: usize) -> bool {
+        let Some(photo) = self.gallery.items.get(i).map(|item| item.path.clone()) else { return false };
+        let Some(scores) = self.ranking.index.similar(&self.gallery.items, &photo) else { return false };
+        self.gallery.rank_by(scores);
+        self.gallery.selected = Some(i);
+        self.similar_to = Some((photo, self.ranking.version));
+        true
+    }
+
     /// What a double-click or a tile's menu asked for.
     fn tile_action(&mut self, ctx: &egui::Context, action: gallery::TileAction) {
         use gallery::TileAction;
@@ -356,18 +367,12 @@ impl AlignscopeApp {
                 }
             }
             TileAction::FindSimilar(i) => {
-                let Some(p) = path(i) else { return };
-                match self.ranking.index.similar(&self.gallery.items, &p) {
-                    Some(scores) => {
-                        self.gallery.rank_by(scores);
-                        self.gallery.selected = Some(i);
-                        self.similar_to = Some((p, self.ranking.version));
-                    }
-                    None => self.notes.push(
+                if !self.rank_by_similar(i) {
+                    self.notes.push(
                         Level::Warning,
                         "Find similar uses the folder's index: wait for it (status bar), or choose \
                          the default, global or SHAN model in Settings",
-                    ),
+                    );
                 }
             }
             TileAction::CopyPath(i) => {
@@ -469,12 +474,11 @@ impl AlignscopeApp {
             Oneshot::Done(Some(photo)) => self.search_by_example(photo),
             Oneshot::Done(None) | Oneshot::Pending | Oneshot::Gone => {}
         }
-        if let Some(photo) = self.pending_similar.clone()
-            && let Some(i) = self.gallery.items.iter().position(|item| item.path == photo)
-            && self.ranking.index.similar(&self.gallery.items, &photo).is_some()
+        if let Some(photo) = &self.pending_similar
+            && let Some(i) = self.gallery.items.iter().position(|item| item.path == *photo)
+            && self.rank_by_similar(i)
         {
             self.pending_similar = None;
-            self.tile_action(ctx, gallery::TileAction::FindSimilar(i));
         }
     }
 

@@ -170,8 +170,7 @@ pub fn search_session(
     top: usize,
     output: Output,
 ) -> anyhow::Result<String> {
-    use alignscope::data::decode::decode_oriented;
-    use alignscope::engine::rank::{Ranker, RankerModel};
+    use alignscope::engine::rank::{EmbedMsg, Ranker, RankerModel, embed_paths};
     use alignscope::engine::search::{Hit, top_k};
     anyhow::ensure!(dir.is_dir(), "{}: not a folder", dir.display());
     let ranker = Ranker::load(&compute(request)?)?;
@@ -190,23 +189,17 @@ pub fn search_session(
     let scan = alignscope::data::folder::scan_folder(dir);
     scan.problems.iter().for_each(|p| eprintln!("warning: {p}"));
     let started = std::time::Instant::now();
-    let size = ranker.visual.image_size();
     let (mut paths, mut embedded) = (Vec::new(), Vec::new());
-    for chunk in scan.images.chunks(8) {
-        // Each photo is brought down to the model's input at once: full photos are not held.
-        let mut inputs = Vec::new();
-        for path in chunk {
-            match decode_oriented(path) {
-                Ok(photo) => {
-                    let input = alignscope::features::preprocess::resize_square(&photo, size);
-                    inputs.push(image::DynamicImage::ImageRgb8(input));
-                    paths.push(path.clone());
-                }
-                Err(e) => eprintln!("warning: {e}"),
+    embed_paths(&ranker, &scan.images, 8, &Default::default(), &mut |m| {
+        match m {
+            EmbedMsg::Embedded { index, embedding } => {
+                paths.push(scan.images[index].clone());
+                embedded.push(embedding);
             }
+            EmbedMsg::Failed { error, .. } => eprintln!("warning: {error}"),
         }
-        embedded.extend(ranker.embed_images(&inputs));
-    }
+        true
+    });
     let scores =
         ranker.scores(model, &embedded, &query).ok_or_else(|| anyhow::anyhow!("{} is not loaded", model.name()))?;
     let hits: Vec<Hit> =

@@ -72,33 +72,34 @@ pub fn shan(
             r.rsum, r.i2t[0], r.i2t[1], r.i2t[2], r.t2i[0], r.t2i[1], r.t2i[2]
         )
     };
-    let trained = shan::train(visual, &train_split, &dev, &compute.device, config, Some(out), &cancel, &|m| {
-        match m {
+    let progress = super::progress::global();
+    let report = |m: ShanTrainMsg| match m {
         ShanTrainMsg::Step { epoch, step, steps, loss, seconds_per_step, phases: [e, s, b, o] } => {
-            super::progress::global().update(
-                &format!("epoch {epoch:2}"),
-                step as u64,
-                steps as u64,
-                &format!("loss {loss:.4} ({seconds_per_step:.2} s/step: encode {e:.2}, score {s:.2}, backward {b:.2}, update {o:.2})"),
-            )
+            let phases = format!("encode {e:.2}, score {s:.2}, backward {b:.2}, update {o:.2}");
+            let detail = format!("loss {loss:.4} ({seconds_per_step:.2} s/step: {phases})");
+            progress.update(&format!("epoch {epoch:2}"), step as u64, steps as u64, &detail)
         }
         ShanTrainMsg::Resumed { epoch, dev } => {
-            eprintln!("resumed after epoch {epoch}: dev {}", line("full", &dev.full))
+            progress.println(format!("resumed after epoch {epoch}: dev {}", line("full", &dev.full)))
         }
         ShanTrainMsg::Weights { weights: [a, b, c], dev } => {
-            eprintln!("level weights chosen on dev: L2L {a}, G2L {b}, G2G {c}: {}", line("full", &dev))
+            progress.println(format!("level weights chosen on dev: L2L {a}, G2L {b}, G2G {c}: {}", line("full", &dev)))
         }
-        ShanTrainMsg::Epoch { epoch, lr, loss, dev, train_seconds, eval_seconds, best } => super::progress::global().println(format!(
-            "epoch {epoch:2}  lr {lr:.0e}  loss {loss:.4}  dev {}  {}  {}  {}  {}  train {train_seconds:.0} s, dev {eval_seconds:.0} s{}",
-            line("full", &dev.full),
-            line("l2l", &dev.l2l),
-            line("g2l", &dev.g2l),
-            line("g2g", &dev.g2g),
-            line("emb", &dev.embedding),
-            if best { "  *" } else { "" }
-        )),
-    }
-    })?;
+        ShanTrainMsg::Epoch { epoch, lr, loss, dev, train_seconds, eval_seconds, best } => {
+            let levels = [
+                line("full", &dev.full),
+                line("l2l", &dev.l2l),
+                line("g2l", &dev.g2l),
+                line("g2g", &dev.g2g),
+                line("emb", &dev.embedding),
+            ]
+            .join("  ");
+            let star = if best { "  *" } else { "" };
+            let times = format!("train {train_seconds:.0} s, dev {eval_seconds:.0} s{star}");
+            progress.println(format!("epoch {epoch:2}  lr {lr:.0e}  loss {loss:.4}  dev {levels}  {times}"))
+        }
+    };
+    let trained = shan::train(visual, &train_split, &dev, &compute.device, config, Some(out), &cancel, &report)?;
     Ok(format!(
         "best dev epoch {} (full rSum {:.1} on {} dev images); trained in {:.0} s; wrote {}\n",
         trained.best_epoch,

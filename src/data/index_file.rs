@@ -49,6 +49,16 @@ pub struct IndexEntry {
     pub normaliser: f32,
 }
 
+impl IndexEntry {
+    /// Whether every feature is finite: a NaN or infinite one would rank the photo anywhere,
+    /// silently, so such an entry is never written (indexing) nor read (a damaged file).
+    pub fn is_finite(&self) -> bool {
+        self.embedding.iter().chain(&self.context).chain(&self.global).all(|v| v.is_finite())
+            && self.regions.iter().all(|v| v.is_finite())
+            && self.normaliser.is_finite()
+    }
+}
+
 /// A file that could not be indexed, remembered so it is retried only once it changes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FailedEntry {
@@ -162,12 +172,7 @@ impl IndexFile {
                 Some((p, IndexEntry { size, mtime_ns, embedding, regions, context, global, normaliser }))
             })()
             .ok_or_else(|| damaged("entries cut short"))?;
-            // Indexing never writes a non-finite feature: one here would rank as NaN.
-            let e = &entry.1;
-            let finite = e.embedding.iter().chain(&e.context).chain(&e.global).all(|v| v.is_finite())
-                && e.regions.iter().all(|v| v.is_finite())
-                && e.normaliser.is_finite();
-            if !finite {
+            if !entry.1.is_finite() {
                 return Err(damaged(&format!("NaN or infinite features for {}", entry.0.display())));
             }
             file.entries.insert(entry.0, entry.1);

@@ -32,12 +32,10 @@ impl ThumbCache {
     /// Where `path`'s thumbnail of `max_side` would be kept, from what identifies this version
     /// of the photo (None: the photo cannot be stat'ed).
     fn entry(&self, path: &Path, max_side: u32) -> Option<PathBuf> {
-        use std::os::unix::fs::MetadataExt as _;
-        let meta = std::fs::metadata(path).ok()?;
-        let absolute = std::path::absolute(path).ok()?;
+        let (absolute, size, mtime, mtime_nsec) = super::file_version(path)?;
         let mut hasher = Sha256::new();
         hasher.update(absolute.as_os_str().as_bytes());
-        for n in [meta.size() as i64, meta.mtime(), meta.mtime_nsec(), i64::from(max_side)] {
+        for n in [size as i64, mtime, mtime_nsec, i64::from(max_side)] {
             hasher.update(n.to_le_bytes());
         }
         let key = format!("{:x}", hasher.finalize());

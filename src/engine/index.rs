@@ -314,11 +314,7 @@ pub fn update_index(
         for ((rel, (_, size, mtime)), photo) in batch.iter().zip(decoded) {
             let entry = photo.map_err(|e| e.to_string()).and_then(|photo| {
                 let entry = IndexEntry { size: *size, mtime_ns: *mtime, ..runtime.index_features(&photo) };
-                // Never store garbage: NaN features would rank the photo anywhere, silently.
-                let finite = entry.embedding.iter().chain(&entry.global).chain(&entry.context).all(|v| v.is_finite())
-                    && entry.normaliser.is_finite()
-                    && entry.regions.iter().all(|v| v.is_finite());
-                if finite {
+                if entry.is_finite() {
                     Ok(entry)
                 } else {
                     Err(format!("{}: the model gave non-finite features; not indexed", root.join(rel).display()))

@@ -12,7 +12,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use rayon::prelude::*;
 
 use super::backend::Compute;
-use super::jobs::{Job, Waker, spawn_oneshot};
+use super::jobs::{CancelToken, Job, Waker, spawn_oneshot};
 use crate::data::decode::decode_oriented;
 use crate::features::efficientnet::{EfficientNetLite, regions_of};
 use crate::features::text::TextEncoder;
@@ -296,36 +296,57 @@ pub enum EmbedMsg {
     Failed { index: usize, error: String },
 }
 
-/// Embed `paths` in batches of `batch` on a background thread.
-pub fn spawn_embedding(ranker: Arc<Ranker>, paths: Vec<PathBuf>, batch: usize, waker: Waker) -> Job<EmbedMsg> {
-    let (job, reporter, cancel) = Job::new("embed photos", waker);
-    std::thread::spawn(move || {
-        let indices: Vec<usize> = (0..paths.len()).collect();
-        for chunk in indices.chunks(batch.max(1)) {
-            if cancel.is_cancelled() {
-                return;
-            }
-            let decoded: Vec<_> = chunk.par_iter().map(|&i| decode_oriented(&paths[i])).collect();
-            let mut ok = Vec::new();
-            let mut ok_index = Vec::new();
-            for (&i, d) in chunk.iter().zip(decoded) {
-                match d {
-                    Ok(img) => {
-                        ok.push(img);
-                        ok_index.push(i);
-                    }
-                    Err(e) => {
-                        reporter.send(EmbedMsg::Failed { index: i, error: e.to_string() });
-                    }
+/// Embed the photos at `paths`, `batch` at a time, each decoded and brought down to the model's
+/// input at once (full photos are not held); a photo that cannot be decoded is reported as
+/// failed. Stops when `cancel` trips or `report` returns false.
+pub fn embed_paths(
+    ranker: &Ranker,
+    paths: &[PathBuf],
+    batch: usize,
+    cancel: &CancelToken,
+    report: &mut dyn FnMut(EmbedMsg) -> bool,
+) {
+    let size = ranker.visual.image_size();
+    let indices: Vec<usize> = (0..paths.len()).collect();
+    for chunk in indices.chunks(batch.max(1)) {
+        if cancel.is_cancelled() {
+            return;
+        }
+        let decoded: Vec<_> = chunk
+            .par_iter()
+            .map(|&i| {
+                decode_oriented(&paths[i]).map(|photo| {
+                    image::DynamicImage::ImageRgb8(crate::features::preprocess::resize_square(&photo, size))
+                })
+            })
+            .collect();
+        let mut ok = Vec::new();
+        let mut ok_index = Vec::new();
+        for (&i, d) in chunk.iter().zip(decoded) {
+            match d {
+                Ok(img) => {
+                    ok.push(img);
+                    ok_index.push(i);
                 }
-            }
-            for (index, embedding) in ok_index.into_iter().zip(ranker.embed_images(&ok)) {
-                if !reporter.send(EmbedMsg::Embedded { index, embedding }) {
-                    return;
+                Err(e) => {
+                    if !report(EmbedMsg::Failed { index: i, error: e.to_string() }) {
+                        return;
+                    }
                 }
             }
         }
-    });
+        for (index, embedding) in ok_index.into_iter().zip(ranker.embed_images(&ok)) {
+            if !report(EmbedMsg::Embedded { index, embedding }) {
+                return;
+            }
+        }
+    }
+}
+
+/// Embed `paths` in batches of `batch` on a background thread.
+pub fn spawn_embedding(ranker: Arc<Ranker>, paths: Vec<PathBuf>, batch: usize, waker: Waker) -> Job<EmbedMsg> {
+    let (job, reporter, cancel) = Job::new("embed photos", waker);
+    std::thread::spawn(move || embed_paths(&ranker, &paths, batch, &cancel, &mut |m| reporter.send(m)));
     job
 }
 

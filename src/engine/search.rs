@@ -12,7 +12,7 @@ use half::slice::HalfFloatSliceExt as _;
 
 use super::fused::{QueryBank, dot};
 use super::runtime::Runtime;
-use crate::data::index_file::IndexFile;
+use crate::data::index_file::{IndexFile, IndexHeader};
 use crate::features::values;
 use crate::model::shan::{ImageSide, TextSide};
 
@@ -99,21 +99,25 @@ impl Default for SearchOptions {
 }
 
 impl LoadedIndex {
-    pub fn new(root: &Path, file: IndexFile) -> Self {
-        let h = &file.header;
-        let mut index = Self {
+    /// No photos yet, with the shapes `header` gives.
+    pub fn empty(root: &Path, header: &IndexHeader) -> Self {
+        Self {
             root: root.to_path_buf(),
             paths: Vec::new(),
-            dim: h.dim,
+            dim: header.dim,
             embeddings: Vec::new(),
-            regions: h.regions,
-            region_dim: h.region_dim,
+            regions: header.regions,
+            region_dim: header.region_dim,
             fragments: Vec::new(),
             context: Vec::new(),
-            global_dim: h.global_dim,
+            global_dim: header.global_dim,
             globals: Vec::new(),
             normalisers: Vec::new(),
-        };
+        }
+    }
+
+    pub fn new(root: &Path, file: IndexFile) -> Self {
+        let mut index = Self::empty(root, &file.header);
         for (path, e) in file.entries {
             index.paths.push(path);
             index.embeddings.extend(e.embedding);

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+use crate::data::{FileVersion, file_version};
+
 pub const FILE: &str = "CHECKSUMS";
 
 /// The `CHECKSUMS` beside `path` and the sum it lists for `path`'s name (None: no such file or
@@ -23,37 +25,28 @@ pub fn hex_sha256(bytes: &[u8]) -> String {
     format!("{:x}", Sha256::digest(bytes))
 }
 
-/// What identifies one version of a file: path, length and modification time.
-pub(crate) type Stamp = (PathBuf, u64, i64, i64);
-
-pub(crate) fn stamp(path: &Path) -> Option<Stamp> {
-    use std::os::unix::fs::MetadataExt as _;
-    let meta = std::fs::metadata(path).ok()?;
-    Some((std::path::absolute(path).ok()?, meta.len(), meta.mtime(), meta.mtime_nsec()))
-}
-
 /// SHA-256s computed in this process, by file version: start-up opens the same backbone files
 /// several times (each network loads its backbone top) and keys indexes by their sums; each
 /// version is hashed once.
-static SUMS: std::sync::LazyLock<std::sync::Mutex<std::collections::HashMap<Stamp, String>>> =
+static SUMS: std::sync::LazyLock<std::sync::Mutex<std::collections::HashMap<FileVersion, String>>> =
     std::sync::LazyLock::new(Default::default);
 
 /// The SHA-256 of `bytes`, just read from `path` (remembered for this version of the file).
 pub fn sha256_of(path: &Path, bytes: &[u8]) -> String {
-    let stamp = stamp(path);
-    if let Some(sum) = stamp.as_ref().and_then(|s| SUMS.lock().ok()?.get(s).cloned()) {
+    let version = file_version(path);
+    if let Some(sum) = version.as_ref().and_then(|s| SUMS.lock().ok()?.get(s).cloned()) {
         return sum;
     }
     let sum = hex_sha256(bytes);
-    if let (Some(stamp), Ok(mut sums)) = (stamp, SUMS.lock()) {
-        sums.insert(stamp, sum.clone());
+    if let (Some(version), Ok(mut sums)) = (version, SUMS.lock()) {
+        sums.insert(version, sum.clone());
     }
     sum
 }
 
 /// The SHA-256 of the file at `path`, hex (remembered for this version of the file).
 pub fn sha256_file(path: &Path) -> std::io::Result<String> {
-    if let Some(sum) = stamp(path).and_then(|s| SUMS.lock().ok()?.get(&s).cloned()) {
+    if let Some(sum) = file_version(path).and_then(|s| SUMS.lock().ok()?.get(&s).cloned()) {
         return Ok(sum);
     }
     Ok(sha256_of(path, &std::fs::read(path)?))

@@ -72,7 +72,7 @@ pub fn imagenet_classes() -> Vec<String> {
         .unwrap_or_default()
 }
 
-type Loaded = std::collections::HashMap<(checksums::Stamp, String), Box<dyn std::any::Any + Send>>;
+type Loaded = std::collections::HashMap<(crate::data::FileVersion, String), Box<dyn std::any::Any + Send>>;
 
 /// Backbones loaded in this process, by file version and device: each network builds its tops
 /// from the backbone files, so start-up read and converted MiniLM and EfficientNet three times
@@ -87,8 +87,8 @@ pub(crate) fn load_once<T: Clone + Send + 'static, E>(
     device: &burn::tensor::Device,
     load: impl FnOnce() -> Result<T, E>,
 ) -> Result<T, E> {
-    let Some(stamp) = checksums::stamp(path) else { return load() };
-    let key = (stamp, format!("{device:?}"));
+    let Some(version) = crate::data::file_version(path) else { return load() };
+    let key = (version, format!("{device:?}"));
     if let Some(hit) = LOADED.lock().ok().and_then(|m| m.get(&key).and_then(|v| v.downcast_ref::<T>().cloned())) {
         return Ok(hit);
     }

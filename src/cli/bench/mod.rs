@@ -37,9 +37,7 @@ pub fn run(what: BenchWhat, backend: Option<BackendRequest>, visual: &str) -> an
             Ok(load + &bench.run(&runtime)?)
         }
         BenchWhat::Scale { sizes, queries, write_up_to } => {
-            let compute = super::compute(backend.unwrap_or_default())?;
-            let runtime =
-                alignscope::engine::runtime::Runtime::load(&compute, &alignscope::nets::shan::default_path(), visual)?;
+            let runtime = super::folder::shan_runtime(backend.unwrap_or_default(), visual, None)?;
             scale::ScaleBench { sizes, queries: queries.max(1), write_up_to }.run(&runtime)
         }
         BenchWhat::Networks { flickr8k, photos, queries } => {

@@ -33,19 +33,7 @@ pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
 pub(crate) fn synthetic(runtime: &Runtime, photos: usize) -> LoadedIndex {
     let h = runtime.index_header();
     let mut rng = fastrand::Rng::with_seed(1);
-    let mut index = LoadedIndex {
-        root: "synthetic".into(),
-        paths: Vec::new(),
-        dim: h.dim,
-        embeddings: Vec::new(),
-        regions: h.regions,
-        region_dim: h.region_dim,
-        fragments: Vec::new(),
-        context: Vec::new(),
-        global_dim: h.global_dim,
-        globals: Vec::new(),
-        normalisers: Vec::new(),
-    };
+    let mut index = LoadedIndex::empty(std::path::Path::new("synthetic"), &h);
     for i in 0..photos {
         index.paths.push(format!("photo-{i:05}.jpg").into());
         index.embeddings.extend(unit(&mut rng, h.dim));
