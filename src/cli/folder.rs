@@ -12,8 +12,11 @@ pub fn features(
     visual: &str,
     image: Option<PathBuf>,
     text: Option<String>,
+    objects: bool,
+    json: bool,
 ) -> anyhow::Result<String> {
     match (image, text) {
+        (Some(image), None) if objects => inspect::describe_objects(&compute(request)?, &image, json),
         (Some(image), None) => inspect::describe_image(&compute(request)?, &image, visual),
         (None, Some(text)) => inspect::describe_caption(&compute(request)?, &text),
         _ => anyhow::bail!("give either a photo or --text \"CAPTION\""),

@@ -78,15 +78,24 @@ pub enum Command {
         #[arg(long)]
         to: Option<PathBuf>,
     },
-    /// What the backbones see: a photo's ImageNet top-5 and region grid, or a caption's word pieces.
+    /// What the backbones see: a photo's ImageNet top-5 and region grid, its objects (the SSD
+    /// detector), or a caption's word pieces.
     ///
-    /// Example: alignscope features photo.jpg; alignscope features --text "a dog runs"
+    /// Example: alignscope features photo.jpg; alignscope features photo.jpg --objects --json;
+    /// alignscope features --text "a dog runs"
     Features {
         /// A photo.
         image: Option<PathBuf>,
         /// A caption (instead of a photo).
         #[arg(long)]
         text: Option<String>,
+        /// List the photo's objects (COCO label, score, box) as the SSD-MobileNetV2 detector finds them.
+        #[arg(long)]
+        objects: bool,
+        /// With --objects: one JSON object `{"photo", "objects": [{"label", "score", "box": [x0, y0, x1, y1]}]}`,
+        /// boxes in normalised photo coordinates.
+        #[arg(long, requires = "objects")]
+        json: bool,
     },
     /// Compute the frozen backbone layers once for a Flickr8k split into feature caches.
     ///
@@ -665,7 +674,9 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Explain { image, caption, json, out, weights, method } => {
             report(folder::explain(backend, visual, &image, &caption, method, json, out.as_deref(), weights))
         }
-        Command::Features { image, text } => report(folder::features(backend, visual, image, text)),
+        Command::Features { image, text, objects, json } => {
+            report(folder::features(backend, visual, image, text, objects, json))
+        }
     }
 }
 

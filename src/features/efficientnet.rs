@@ -38,7 +38,7 @@ pub fn same_padding(n: usize, kernel: usize, stride: usize) -> (usize, usize) {
 }
 
 impl SameConv {
-    fn load(
+    pub(crate) fn load(
         w: &WeightFile,
         name: &str,
         shape: [usize; 4],
@@ -63,7 +63,7 @@ impl SameConv {
     }
 }
 
-fn relu6(x: Tensor<4>) -> Tensor<4> {
+pub(crate) fn relu6(x: Tensor<4>) -> Tensor<4> {
     x.clamp(0.0, 6.0)
 }
 
@@ -85,6 +85,34 @@ impl MbConv {
         x = self.project.forward(x);
         if self.skip { x + input } else { x }
     }
+}
+
+/// The MBConv blocks `specs` describes, named `blocks.{i}.{expand,depthwise,project}` in `w`
+/// (EfficientNet-Lite and MobileNetV2, whose inverted residuals are the same block).
+pub(crate) fn load_blocks(w: &WeightFile, specs: &[BlockSpec], device: &Device) -> Result<Vec<MbConv>, WeightsError> {
+    let mut blocks = Vec::with_capacity(specs.len());
+    for (i, s) in specs.iter().enumerate() {
+        let hidden = s.input * s.expand;
+        let expand = if s.expand != 1 {
+            Some(SameConv::load(w, &format!("blocks.{i}.expand"), [hidden, s.input, 1, 1], 1, 1, device)?)
+        } else {
+            None
+        };
+        blocks.push(MbConv {
+            expand,
+            depthwise: SameConv::load(
+                w,
+                &format!("blocks.{i}.depthwise"),
+                [hidden, 1, s.kernel, s.kernel],
+                s.stride,
+                hidden,
+                device,
+            )?,
+            project: SameConv::load(w, &format!("blocks.{i}.project"), [s.output, hidden, 1, 1], 1, 1, device)?,
+            skip: s.skip,
+        });
+    }
+    Ok(blocks)
 }
 
 fn top_forward(blocks: &[MbConv], head: &SameConv, mut x: Tensor<4>) -> Tensor<4> {
@@ -149,28 +177,7 @@ impl EfficientNetLite {
         let image_size: usize = w.metadata_parsed("image_size")?;
         let stem_out = specs.first().map_or(32, |b| b.input);
         let stem = SameConv::load(&w, "stem", [stem_out, 3, 3, 3], 2, 1, device)?;
-        let mut blocks = Vec::with_capacity(specs.len());
-        for (i, s) in specs.iter().enumerate() {
-            let hidden = s.input * s.expand;
-            let expand = if s.expand != 1 {
-                Some(SameConv::load(&w, &format!("blocks.{i}.expand"), [hidden, s.input, 1, 1], 1, 1, device)?)
-            } else {
-                None
-            };
-            blocks.push(MbConv {
-                expand,
-                depthwise: SameConv::load(
-                    &w,
-                    &format!("blocks.{i}.depthwise"),
-                    [hidden, 1, s.kernel, s.kernel],
-                    s.stride,
-                    hidden,
-                    device,
-                )?,
-                project: SameConv::load(&w, &format!("blocks.{i}.project"), [s.output, hidden, 1, 1], 1, 1, device)?,
-                skip: s.skip,
-            });
-        }
+        let blocks = load_blocks(&w, &specs, device)?;
         let last = specs.last().map_or(320, |b| b.output);
         let head = SameConv::load(&w, "head", [FEATURE_DIM, last, 1, 1], 1, 1, device)?;
         let classes = w.values("classifier.bias", &[1000]).map(|v| v.len())?;

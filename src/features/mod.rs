@@ -1,7 +1,9 @@
 //! The pretrained backbones: EfficientNet-Lite (regions) and MiniLM (words), their tokenizer,
-//! preprocessing and weight loading.
+//! preprocessing and weight loading; and the SSD object detector.
 
 pub mod checksums;
+pub mod detections;
+pub mod detector;
 pub mod efficientnet;
 pub mod install;
 pub mod minilm;
