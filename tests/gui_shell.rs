@@ -372,6 +372,10 @@ fn inspector_heatmap_is_the_explanation_and_follows_the_clicked_word() {
             "attention rows sum to 1"
         );
         assert!(explained.dsran_attention.as_ref().is_some_and(|a| a.len() == 49));
+        // The detector's objects come with the explanation: the photographer is a person.
+        let objects = explained.objects.as_ref().expect("the object detector runs");
+        assert!(objects.iter().any(|o| o.label == "person" && o.score > 0.5), "{objects:?}");
+        harness.get_by_label(&format!("objects ({})", objects.len()));
         let selected = app.gallery.selected.unwrap();
         let models: Vec<_> = app.ranking.compare(selected).into_iter().map(|m| (m.name, m.rank)).collect();
         // Ranked by the default from the folder's index: the index's networks are compared.

@@ -6,7 +6,8 @@
 //! two captions (pin, edit the query) or two photos (pin, select another) can be compared. The
 //! same pair under the three networks side by side: SHAN's word attention, DSRAN's graph
 //! attention, RACG's cross-graph attention for the same word, each with its score and folder
-//! rank. SHAN loads and explains in the background.
+//! rank. The object detector's boxes are drawn over the heatmap, each with the word's share.
+//! SHAN loads and explains in the background.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -17,9 +18,11 @@ use super::ranking::ModelScore;
 use crate::engine::backend::Compute;
 use crate::engine::explain::{Explanation, Method, content_words, explain_photo};
 use crate::engine::jobs::{Job, Oneshot, Waker, poll_slot, spawn_oneshot};
+use crate::engine::objects::{load_detector, objects_in, share_in_objects};
 use crate::engine::rank::Ranker;
 use crate::engine::runtime::Runtime;
 use crate::engine::scale::HeatScale;
+use crate::features::detections::Detection;
 use crate::render::colormap::viridis;
 
 use super::notifications::{Level, Notifications};
@@ -40,6 +43,11 @@ pub struct Explained {
     /// RACG's cross-graph attention of each word over the same regions, when RACG is loaded (or
     /// why it could not be computed).
     pub racg_attention: Option<Result<Vec<(String, Vec<f32>)>, String>>,
+    /// The detector's objects in the photo (or why there are none to show).
+    pub objects: Result<Vec<Detection>, String>,
+    /// Whether DSRAN and RACG were asked (they load after SHAN: explained before, the pair is
+    /// explained again once they are there).
+    with_ranker: bool,
 }
 
 /// An explanation on screen, with the word chosen in it.
@@ -49,6 +57,8 @@ pub struct View {
     /// The word whose heatmap is shown (index into the explanation's words).
     pub word: usize,
     pub all_words: bool,
+    /// Draw the detector's objects over the heatmap.
+    pub show_objects: bool,
 }
 
 type ExplainResult = Result<Explained, String>;
@@ -112,9 +122,9 @@ impl Inspector {
         let (Some(runtime), None, Some((path, caption))) = (&self.runtime, &self.job, &self.wanted) else { return };
         let shown = self.current.as_ref().map(|c| {
             let e = &c.explained.explanation;
-            (&e.image, &e.caption, e.method)
+            (&e.image, &e.caption, e.method, c.explained.with_ranker)
         });
-        if shown == Some((path, caption, self.method)) {
+        if shown == Some((path, caption, self.method, self.ranker.is_some())) {
             return;
         }
         let (runtime, ranker, path, caption) = (runtime.clone(), self.ranker.clone(), path.clone(), caption.clone());
@@ -155,7 +165,8 @@ impl Inspector {
                     }
                     _ => (best, false),
                 };
-                self.current = Some(View { explained, texture, word, all_words });
+                let show_objects = self.current.as_ref().is_none_or(|c| c.show_objects);
+                self.current = Some(View { explained, texture, word, all_words, show_objects });
             }
             Oneshot::Done((path, _, Err(e))) => {
                 notes.push(Level::Error, format!("{}: cannot explain: {e}", path.display()));
@@ -190,7 +201,7 @@ impl Inspector {
                 self.open = false;
             }
             if self.current.is_some() && ui.small_button("Pin").on_hover_text("Keep this explanation beside the live one: then change the caption or select another photo to compare").clicked() {
-                self.pinned = self.current.as_ref().map(|c| View { explained: c.explained.clone_shared(), texture: c.texture.clone(), word: c.word, all_words: c.all_words });
+                self.pinned = self.current.as_ref().map(|c| View { explained: c.explained.clone_shared(), texture: c.texture.clone(), word: c.word, all_words: c.all_words, show_objects: c.show_objects });
             }
             if self.pinned.is_some() && ui.small_button("Unpin").clicked() {
                 self.pinned = None;
@@ -305,6 +316,8 @@ impl Explained {
             original: self.original,
             dsran_attention: self.dsran_attention.clone(),
             racg_attention: self.racg_attention.clone(),
+            objects: self.objects.clone(),
+            with_ranker: self.with_ranker,
         }
     }
 }
@@ -354,6 +367,12 @@ fn view(
     } else if let Some(word) = e.words.get(v.word) {
         let width = ui.available_width().min(512.0).min(room * w / h);
         let response = heat_image(ui, &v.texture, &v.explained, &word.relevance, &scale, width);
+        if v.show_objects
+            && let Ok(objects) = &v.explained.objects
+        {
+            let shares = share_in_objects(&e.boxes, &word.relevance, v.explained.original, objects);
+            object_boxes(ui, response.rect, objects, &shares, &word.word);
+        }
         painted = word.relevance.clone();
         if let Some(cell) = response.hover_pos().and_then(|p| cell_at(&v.explained, response.rect, p)) {
             response.on_hover_text_at_pointer(format!(
@@ -377,6 +396,18 @@ fn view(
             *save = Some(v.explained.clone_shared());
         }
         ui.checkbox(&mut v.all_words, "all words");
+        match &v.explained.objects {
+            Ok(objects) => {
+                let label = format!("objects ({})", objects.len());
+                ui.checkbox(&mut v.show_objects, label).on_hover_text(
+                    "Boxes of the things the SSD-MobileNetV2 detector finds (COCO classes, score ≥ 0.3); \
+                     ×N: the word's map inside the box against its mean over the photo",
+                );
+            }
+            Err(why) => {
+                ui.weak("no objects").on_hover_text(format!("the object detector is unavailable: {why}"));
+            }
+        }
     });
     ui.add_space(4.0);
     level_bars(ui, e, id);
@@ -429,8 +460,17 @@ fn explain_pair(
     let dsran_attention = regions.as_ref().and_then(|(r, regions)| r.dsran_attention(regions.clone()));
     let racg_attention =
         regions.and_then(|(r, regions)| r.racg_attention(regions, caption)).map(|r| r.map_err(|e| format!("{e:#}")));
+    let objects = load_detector(&runtime.device).map(|d| objects_in(&d, &photo, &runtime.device));
     let photo = photo.thumbnail(PHOTO_PIXELS, PHOTO_PIXELS).to_rgba8();
-    Ok(Explained { explanation, photo: Arc::new(photo), original, dsran_attention, racg_attention })
+    Ok(Explained {
+        explanation,
+        photo: Arc::new(photo),
+        original,
+        dsran_attention,
+        racg_attention,
+        objects,
+        with_ranker: ranker.is_some(),
+    })
 }
 
 /// The pair under each explaining network, side by side: SHAN's and RACG's attention of the
@@ -556,6 +596,33 @@ fn heat_image(
         );
     }
     response
+}
+
+/// The detector's boxes over an image drawn at `rect`, each labelled with its class, score and
+/// the word's share (×1 = the word's mean over the photo; brighter boxes hold more of it).
+fn object_boxes(ui: &egui::Ui, rect: egui::Rect, objects: &[Detection], shares: &[f32], word: &str) {
+    let painter = ui.painter_at(rect);
+    let font = egui::FontId::proportional(11.0);
+    for (o, share) in objects.iter().zip(shares) {
+        let b = o.bbox;
+        let r = egui::Rect::from_min_max(
+            rect.min + egui::vec2(b[0] * rect.width(), b[1] * rect.height()),
+            rect.min + egui::vec2(b[2] * rect.width(), b[3] * rect.height()),
+        );
+        let strong = *share >= 1.0;
+        let colour = if strong { egui::Color32::from_rgb(255, 80, 200) } else { egui::Color32::from_gray(230) };
+        painter.rect_stroke(
+            r.shrink(1.0),
+            2.0,
+            egui::Stroke::new(if strong { 2.5 } else { 1.5 }, colour),
+            egui::StrokeKind::Inside,
+        );
+        let text = format!("{} {:.0}% \u{201c}{word}\u{201d} ×{share:.2}", o.label, o.score * 100.0);
+        let galley = painter.layout_no_wrap(text, font.clone(), egui::Color32::BLACK);
+        let at = egui::Rect::from_min_size(r.min + egui::vec2(2.0, 2.0), galley.size() + egui::vec2(4.0, 0.0));
+        painter.rect_filled(at, 2.0, colour);
+        painter.galley(at.min + egui::vec2(2.0, 0.0), galley, egui::Color32::BLACK);
+    }
 }
 
 /// The region under `pos` in an image drawn at `rect`.

@@ -7,7 +7,6 @@ use anyhow::Context as _;
 
 use super::backend::Compute;
 use crate::data::decode::decode_oriented;
-use crate::features::detector::{DETECTOR_WEIGHTS, Detector, MIN_SCORE};
 use crate::features::text::TextEncoder;
 use crate::features::visual::VisualEncoder;
 use crate::features::{TEXT_WEIGHTS, VOCAB, imagenet_classes, models_dir};
@@ -49,43 +48,19 @@ pub fn describe_image(compute: &Compute, path: &Path, visual: &str) -> anyhow::R
     Ok(out)
 }
 
-/// The photo's objects as the SSD detector finds them (score ≥ [`MIN_SCORE`]), best first; as
-/// text lines or one JSON object.
+/// The photo's objects as the SSD detector finds them (score ≥ 0.3), best first; as text
+/// lines or one JSON object.
 pub fn describe_objects(compute: &Compute, path: &Path, json: bool) -> anyhow::Result<String> {
     let image = decode_oriented(path)?;
-    let detector = Detector::load(&models_dir().join(DETECTOR_WEIGHTS), &compute.device)?;
-    let objects = detector.detect(std::slice::from_ref(&image), MIN_SCORE, &compute.device).pop().unwrap_or_default();
+    let detector = super::objects::load_detector(&compute.device).map_err(anyhow::Error::msg)?;
+    let objects = super::objects::objects_in(&detector, &image, &compute.device);
     if json {
         let mut object = serde_json::Map::new();
         crate::data::path_text::json_fields(path, "photo", &mut object);
         object.insert("objects".into(), serde_json::to_value(&objects)?);
         return Ok(serde_json::Value::Object(object).to_string() + "\n");
     }
-    let mut out = String::new();
-    writeln!(
-        out,
-        "{} ({}×{}): {} object{} (SSD-MobileNetV2 COCO, score ≥ {MIN_SCORE})",
-        crate::data::path_text::shown(path),
-        image.width(),
-        image.height(),
-        objects.len(),
-        if objects.len() == 1 { "" } else { "s" }
-    )?;
-    for o in &objects {
-        let (w, h) = (image.width() as f32, image.height() as f32);
-        let b = o.bbox;
-        writeln!(
-            out,
-            "  {:5.1}%  {:14}  box ({:.0}, {:.0}) – ({:.0}, {:.0}) px",
-            o.score * 100.0,
-            o.label,
-            b[0] * w,
-            b[1] * h,
-            b[2] * w,
-            b[3] * h
-        )?;
-    }
-    Ok(out)
+    Ok(super::objects::describe(&objects, [image.width(), image.height()], path))
 }
 
 pub fn describe_caption(compute: &Compute, caption: &str) -> anyhow::Result<String> {

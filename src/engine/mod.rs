@@ -10,6 +10,7 @@ pub mod gradient;
 pub mod index;
 pub mod inspect;
 pub mod jobs;
+pub mod objects;
 pub mod occlusion;
 pub mod rank;
 pub mod recall;
