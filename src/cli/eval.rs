@@ -20,10 +20,15 @@ pub fn eval(
     json: bool,
     weights: Option<PathBuf>,
     first: usize,
+    objects: usize,
 ) -> anyhow::Result<String> {
     use alignscope::engine::recall::Recalls;
     use alignscope::nets;
     use alignscope::train::{global, shan};
+    anyhow::ensure!(
+        objects == 0 || matches!(model, ModelKind::Dsran | ModelKind::Racg),
+        "--objects is for --model dsran and --model racg"
+    );
     let compute = compute(request)?;
     let cancel = alignscope::engine::jobs::CancelToken::default();
     let source = Source { compute: &compute, flickr8k, cache_dir: cache, visual, cancel: &cancel, report: &progress };
@@ -80,7 +85,7 @@ pub fn eval(
             use alignscope::nets::dsran;
             use alignscope::train::frozen::evaluate;
             use alignscope::train::racg;
-            let data = source.frozen(split, first)?;
+            let data = source.frozen(split, first, objects)?;
             let started = std::time::Instant::now();
             let levels = if model == ModelKind::Dsran {
                 vec![(

@@ -189,6 +189,10 @@ pub enum Command {
         /// of the area, flip), cached once each; every step draws the photo or one of them.
         #[arg(long, default_value_t = 0)]
         aug_views: usize,
+        /// DSRAN, RACG: each photo's best N detected objects (SSD-MobileNetV2, crops through the
+        /// frozen backbone) as N more region nodes beside the 7×7 grid; 0: the grid only.
+        #[arg(long, default_value_t = 0)]
+        objects: usize,
     },
     /// Choose the levels' weights in the final score on dev and write them into the weights file
     /// (SHAN: L2L, G2L, G2G, which `train` does after its best epoch; RACG: the graph level's
@@ -276,6 +280,10 @@ pub enum Command {
         /// selects on); the papers' protocol is the whole 1K test.
         #[arg(long, value_parser = at_least_one())]
         images: Option<usize>,
+        /// DSRAN, RACG: each photo's best N detected objects (SSD-MobileNetV2, crops through the
+        /// frozen backbone) as N more region nodes beside the 7×7 grid; 0: the grid only.
+        #[arg(long, default_value_t = 0)]
+        objects: usize,
     },
     /// Index a folder of photos (recursively) for search; incremental, resumable, Ctrl-C safe.
     /// Exit status 2 when some photos could not be indexed.
@@ -538,6 +546,7 @@ pub fn run(cli: Cli) -> ExitCode {
             init_tops,
             aux_weight,
             aug_views,
+            objects,
             overwrite,
         } => {
             let out = out.unwrap_or_else(|| alignscope::features::models_dir().join(format!("{model}.safetensors")));
@@ -554,6 +563,9 @@ pub fn run(cli: Cli) -> ExitCode {
                 return report(Err(anyhow::anyhow!(
                     "--aug-views is for --model shan and --model global --tuned (the others train on pooled or frozen features)"
                 )));
+            }
+            if objects > 0 && !matches!(model, ModelKind::Dsran | ModelKind::Racg) {
+                return report(Err(anyhow::anyhow!("--objects is for --model dsran and --model racg")));
             }
             if let Err(e) = may_write_weights(&out, overwrite) {
                 return report(Err(e));
@@ -585,6 +597,7 @@ pub fn run(cli: Cli) -> ExitCode {
                     dev_images.unwrap_or(usize::MAX),
                     resume,
                     lr_factor,
+                    objects,
                 )),
                 ModelKind::Shan => {
                     let defaults = alignscope::train::shan::ShanTrainConfig::default();
@@ -619,7 +632,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Rankers { flickr8k, cache, write, folder } => {
             report(train::rankers(backend, visual, &flickr8k, &cache, write.as_deref(), folder.as_deref()))
         }
-        Command::Eval { flickr8k, model, split, cache, json, weights, images } => report(eval::eval(
+        Command::Eval { flickr8k, model, split, cache, json, weights, images, objects } => report(eval::eval(
             backend,
             visual,
             &flickr8k,
@@ -629,6 +642,7 @@ pub fn run(cli: Cli) -> ExitCode {
             json,
             weights,
             images.unwrap_or(usize::MAX),
+            objects,
         )),
         Command::Index { dir, weights } => match folder::index_command(backend, visual, &dir, weights) {
             Ok((out, failed)) => {

@@ -124,6 +124,7 @@ pub fn frozen(
     dev_images: usize,
     resume: bool,
     lr_factor: f64,
+    objects: usize,
 ) -> anyhow::Result<String> {
     use alignscope::train::frozen::{self, FrozenTrainMsg};
     use alignscope::train::recipe::Recipe;
@@ -134,8 +135,8 @@ pub fn frozen(
     let started = std::time::Instant::now();
     let source = Source { compute: &compute, flickr8k, cache_dir: cache, visual, cancel: &cancel, report: &progress };
     let device = &compute.device;
-    let train_split = source.frozen(Split::Train, usize::MAX)?;
-    let dev = source.frozen(Split::Dev, dev_images)?;
+    let train_split = source.frozen(Split::Train, usize::MAX, objects)?;
+    let dev = source.frozen(Split::Dev, dev_images, objects)?;
     eprintln!(
         "prepared {} train and {} dev images in {:.0} s",
         train_split.len(),
@@ -236,7 +237,7 @@ pub fn tune_levels(
         let weights = weights.unwrap_or_else(nets::racg::default_path);
         // A bad weights file is named before the dev split is prepared.
         let net = nets::racg::load(&weights, &compute.device)?;
-        let dev = source.frozen(alignscope::data::flickr8k::Split::Dev, dev_images)?;
+        let dev = source.frozen(alignscope::data::flickr8k::Split::Dev, dev_images, 0)?;
         let (chosen, grid) = racg::tune_graph_share(net, &weights, &dev, &compute.device)?;
         let mut out = format!(
             "dev rSum on {} images by the graph level's share (0: node level alone, 1: graph level alone):\n",

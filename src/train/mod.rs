@@ -9,6 +9,7 @@ pub mod frozen;
 pub mod fusion;
 pub mod global;
 pub mod grounding;
+pub mod objects;
 pub mod racg;
 pub mod recipe;
 pub mod shan;

@@ -306,6 +306,30 @@ impl FrozenSplit {
         self.words.is_empty()
     }
 
+    /// Each image's object features from `objects` (its entry `NAME`, [k, image_dim]) appended
+    /// to its grid regions as k more nodes; `names` are the images in this split's order.
+    pub fn with_objects(mut self, names: &[String], objects: &FeatureCache) -> anyhow::Result<Self> {
+        let index: std::collections::HashMap<&str, usize> =
+            objects.entries.iter().enumerate().map(|(i, e)| (e.name.as_str(), i)).collect();
+        let per = self.k * self.image_dim;
+        let mut extra_k = None;
+        let mut regions = Vec::with_capacity(self.regions.len() * 2);
+        for (i, name) in names.iter().enumerate().take(self.len()) {
+            let &j = index.get(name.as_str()).with_context(|| format!("{name} is not in the object cache"))?;
+            let shape = &objects.entries[j].shape;
+            anyhow::ensure!(
+                shape.len() == 2 && shape[1] == self.image_dim && extra_k.is_none_or(|k| k == shape[0]),
+                "{name}: object features of shape {shape:?}"
+            );
+            extra_k = Some(shape[0]);
+            regions.extend_from_slice(&self.regions[i * per..(i + 1) * per]);
+            regions.extend(objects.values(j));
+        }
+        self.k += extra_k.unwrap_or(0);
+        self.regions = regions;
+        Ok(self)
+    }
+
     /// The first `n` images and their captions.
     pub fn truncated(mut self, n: usize) -> Self {
         let n = n.min(self.len());
@@ -333,5 +357,42 @@ impl FrozenSplit {
             Tensor::from_data(TensorData::new(x, [rows.len(), n, h]), device),
             Tensor::from_data(TensorData::new(mask, [rows.len(), n]), device),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::feature_cache::CacheKey;
+
+    #[test]
+    fn object_nodes_follow_each_image_s_grid_by_name() {
+        // Two images of two 3-d grid cells each; the object cache lists them in the other order.
+        let split = FrozenSplit {
+            regions: vec![1.0, 1.0, 1.0, 2.0, 2.0, 2.0, 3.0, 3.0, 3.0, 4.0, 4.0, 4.0],
+            k: 2,
+            image_dim: 3,
+            words: vec![vec![0.0]; 10],
+            text_dim: 1,
+        };
+        let mut objects = FeatureCache::new(CacheKey {
+            weights_sha256: String::new(),
+            preprocessing: String::new(),
+            activation: String::new(),
+        });
+        objects.push("b.jpg", &[1, 3], &[8.0, 8.0, 8.0]);
+        objects.push("b.jpg/boxes", &[1, 6], &[0.0; 6]);
+        objects.push("a.jpg", &[1, 3], &[9.0, 9.0, 9.0]);
+        let names = ["a.jpg".to_string(), "b.jpg".to_string()];
+        let with = split.with_objects(&names, &objects).unwrap();
+        assert_eq!(with.k, 3);
+        assert_eq!(
+            with.regions,
+            vec![1.0, 1.0, 1.0, 2.0, 2.0, 2.0, 9.0, 9.0, 9.0, 3.0, 3.0, 3.0, 4.0, 4.0, 4.0, 8.0, 8.0, 8.0]
+        );
+        let missing = ["a.jpg".to_string(), "c.jpg".to_string()];
+        let split = FrozenSplit { regions: vec![0.0; 12], k: 2, image_dim: 3, words: vec![vec![0.0]; 10], text_dim: 1 };
+        let err = split.with_objects(&missing, &objects).err().map(|e| e.to_string());
+        assert!(err.is_some_and(|e| e.contains("c.jpg")));
     }
 }

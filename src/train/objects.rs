@@ -1,0 +1,164 @@
+//! Object regions for the networks on the frozen backbones (issue 27, step 2): per photo the
+//! detector's best `k` objects (score ≥ 0.3), each cropped from the photo, squash-resized to the
+//! backbone's input and run through the whole frozen EfficientNet, its 7×7 map mean-pooled to one
+//! 1280-d feature. Where a photo has fewer than `k` objects the remaining slots hold the whole
+//! photo (its own box), so every photo has `k` object nodes and no mask is needed.
+//! Cached per split like the grid features: `{split}-{visual}-objects{k}-{photos}.feat`, entries
+//! `NAME` ([k, 1280]) and `NAME/boxes` ([k, 6]: x0, y0, x1, y1 normalised, score, COCO class;
+//! score 0 marks a whole-photo slot).
+
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+
+use super::extract::ExtractMsg;
+use crate::data::decode::decode_oriented;
+use crate::data::feature_cache::{CacheError, CacheKey, FeatureCache};
+use crate::engine::backend::Compute;
+use crate::engine::jobs::CancelToken;
+use crate::features::checksums::sha256_file;
+use crate::features::detector::{DETECTOR_WEIGHTS, Detector, MIN_SCORE};
+use crate::features::efficientnet::EfficientNetLite;
+use crate::features::{models_dir, preprocess, values};
+
+/// Smallest crop side, in photo pixels (a box thinner than this is widened around its centre).
+const MIN_CROP: f32 = 8.0;
+
+/// The cache of `photos` photos of a split (a prefix of it is cached apart from the whole).
+pub fn cache_path(out_dir: &Path, split: &str, visual: &str, k: usize, photos: usize) -> PathBuf {
+    out_dir.join(format!("{split}-{visual}-objects{k}-{photos}.feat"))
+}
+
+fn key(visual_weights: &Path, size: usize, k: usize) -> std::io::Result<CacheKey> {
+    Ok(CacheKey {
+        weights_sha256: sha256_file(visual_weights)?,
+        preprocessing: format!(
+            "exif-oriented; detector {} sha256 {} (score >= {MIN_SCORE}, best {k}); crop, squash-resize {size}x{size} \
+             triangle, (x/255-0.5)/0.5; empty slots: the whole photo",
+            DETECTOR_WEIGHTS,
+            sha256_file(&models_dir().join(DETECTOR_WEIGHTS))?
+        ),
+        activation: "efficientnet head, 7x7 mean-pooled, per object".into(),
+    })
+}
+
+/// The crop of `photo` inside the normalised box `b` (at least [`MIN_CROP`] pixels a side).
+fn crop(photo: &image::DynamicImage, b: [f32; 4]) -> image::DynamicImage {
+    let (w, h) = (photo.width() as f32, photo.height() as f32);
+    let side = |lo: f32, hi: f32, len: f32| {
+        let (mut lo, mut hi) = (lo * len, hi * len);
+        if hi - lo < MIN_CROP {
+            let c = (lo + hi) / 2.0;
+            (lo, hi) = (c - MIN_CROP / 2.0, c + MIN_CROP / 2.0);
+        }
+        let lo = lo.clamp(0.0, (len - MIN_CROP).max(0.0));
+        (lo as u32, (hi.min(len) - lo).max(1.0) as u32)
+    };
+    let (x, cw) = side(b[0], b[2], w);
+    let (y, ch) = side(b[1], b[3], h);
+    photo.crop_imm(x, y, cw, ch)
+}
+
+/// The object cache for `photos` (a split, in order), built if missing, stale or corrupt.
+pub fn object_cache(
+    compute: &Compute,
+    visual: &str,
+    split: &str,
+    photos: &[PathBuf],
+    k: usize,
+    out_dir: &Path,
+    cancel: &CancelToken,
+    report: &dyn Fn(ExtractMsg),
+) -> anyhow::Result<FeatureCache> {
+    let device = &compute.device;
+    let weights = models_dir().join(format!("{visual}.safetensors"));
+    let net = EfficientNetLite::load(&weights, device)?;
+    let detector = Detector::load(&models_dir().join(DETECTOR_WEIGHTS), device)?;
+    let path = cache_path(out_dir, split, visual, k, photos.len());
+    let key = key(&weights, net.image_size, k)?;
+    match FeatureCache::load(&path, &key) {
+        Ok(cache) => {
+            report(ExtractMsg::UpToDate(path));
+            return Ok(cache);
+        }
+        Err(CacheError::Missing { .. }) => {}
+        Err(e) => report(ExtractMsg::Warning(e.to_string())),
+    }
+    let size = net.image_size as u32;
+    let stage = format!("{split} objects");
+    let mut cache = FeatureCache::new(key);
+    let batch = 8;
+    let micro = crate::features::visual::micro_batch_for(device);
+    for (i, chunk) in photos.chunks(batch).enumerate() {
+        anyhow::ensure!(!cancel.is_cancelled(), "cancelled; nothing written");
+        let decoded: Vec<_> = chunk.par_iter().map(|p| decode_oriented(p)).collect();
+        let mut ok = Vec::new();
+        for (p, d) in chunk.iter().zip(decoded) {
+            match d {
+                Ok(img) => ok.push((file_name(p), img)),
+                Err(e) => report(ExtractMsg::Warning(e.to_string())),
+            }
+        }
+        let images: Vec<_> = ok.iter().map(|(_, img)| img.clone()).collect();
+        let found = detector.detect(&images, MIN_SCORE, device);
+        // Per photo its k slots: (box, score, class); score 0 = the whole photo.
+        let slots: Vec<Vec<([f32; 4], f32, f32)>> = found
+            .iter()
+            .map(|objects| {
+                let mut s: Vec<_> = objects
+                    .iter()
+                    .take(k)
+                    .map(|o| {
+                        let class = detector.labels().iter().position(|l| *l == o.label).unwrap_or(0);
+                        (o.bbox, o.score, class as f32)
+                    })
+                    .collect();
+                s.resize(k, ([0.0, 0.0, 1.0, 1.0], 0.0, 0.0));
+                s
+            })
+            .collect();
+        let crops: Vec<image::RgbImage> = ok
+            .par_iter()
+            .zip(&slots)
+            .flat_map_iter(|((_, img), s)| s.iter().map(|(b, _, _)| preprocess::resize_square(&crop(img, *b), size)))
+            .collect();
+        let mut pooled = Vec::with_capacity(crops.len() * crate::features::efficientnet::FEATURE_DIM);
+        for c in crops.chunks(micro) {
+            pooled.extend(values(EfficientNetLite::pool(net.features(preprocess::batch(c, device)))));
+        }
+        let dim = crate::features::efficientnet::FEATURE_DIM;
+        for (j, ((name, _), s)) in ok.iter().zip(&slots).enumerate() {
+            cache.push(name.clone(), &[k, dim], &pooled[j * k * dim..(j + 1) * k * dim]);
+            let boxes: Vec<f32> =
+                s.iter().flat_map(|(b, score, class)| [b[0], b[1], b[2], b[3], *score, *class]).collect();
+            cache.push(format!("{name}/boxes"), &[k, 6], &boxes);
+        }
+        report(ExtractMsg::Progress {
+            stage: stage.clone(),
+            done: ((i + 1) * batch).min(photos.len()),
+            total: photos.len(),
+        });
+    }
+    cache.save(&path)?;
+    report(ExtractMsg::Saved(path));
+    Ok(cache)
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::crop;
+
+    #[test]
+    fn crops_follow_the_box_and_stay_inside_the_photo() {
+        let photo = image::DynamicImage::new_rgb8(200, 100);
+        let c = crop(&photo, [0.25, 0.5, 0.75, 1.0]);
+        assert_eq!((c.width(), c.height()), (100, 50));
+        // A sliver at the edge is widened to 8 px, inside the photo.
+        let c = crop(&photo, [0.999, 0.0, 1.0, 1.0]);
+        assert_eq!((c.width(), c.height()), (8, 100));
+    }
+}
