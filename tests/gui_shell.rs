@@ -681,3 +681,56 @@ fn racg_and_dsran_rank_the_folder() {
         assert!(!folder.join(".alignscope").exists(), "{model:?} keeps nothing in the folder");
     }
 }
+
+/// A folder holding two altered copies of the camera photo: once indexed, "hide near-duplicates"
+/// leaves the best-ranked camera photo with a "+2 near-duplicates" badge, and the count says so.
+#[test]
+fn near_duplicates_hide_behind_the_best_ranked_copy() {
+    if probe_adapter().is_none() {
+        return common::skip_or_fail("a wgpu adapter for egui_kittest's renderer");
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let folder = tmp.path().join("photos");
+    std::fs::create_dir(&folder).unwrap();
+    for name in ["chelsea.jpg", "camera.jpg", "coffee.jpg", "astronaut.jpg"] {
+        std::fs::copy(demo_folder().join(name), folder.join(name)).unwrap();
+    }
+    let camera = image::open(demo_folder().join("camera.jpg")).unwrap();
+    camera.brighten(20).save(folder.join("camera-brighter.png")).unwrap();
+    camera.save(folder.join("camera-copy.png")).unwrap();
+    let dir = folder.clone();
+    let mut harness = Harness::builder().with_size([1280.0, 800.0]).wgpu().build_ui_state(
+        move |ui, app: &mut Option<AlignscopeApp>| {
+            let app = app.get_or_insert_with(|| {
+                AlignscopeApp::new(ui.ctx().clone(), Settings::default(), Ok(Compute::flex("test")), Some(&dir))
+            });
+            app.poll(ui.ctx());
+            app.show(ui);
+        },
+        None,
+    );
+    harness.step();
+    harness.state_mut().as_mut().unwrap().query = "a man holding a camera".into();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        harness.step();
+        let app = harness.state().as_ref().unwrap();
+        if !app.ranking.is_busy() && app.gallery.has_groups() && app.gallery.items.iter().all(|i| i.score.is_some()) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no ranking and groups within 2 minutes");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    harness.run_steps(2);
+    assert_eq!(harness.state().as_ref().unwrap().gallery.order.len(), 6, "all shown until asked");
+    harness.get_by_label("hide near-duplicates").click();
+    harness.run_steps(3);
+    let app = harness.state().as_ref().unwrap();
+    let shown: Vec<String> = app.gallery.order.iter().map(|&i| app.gallery.items[i].file_name()).collect();
+    assert_eq!(shown.len(), 4, "{shown:?}");
+    assert!(shown[0].starts_with("camera"), "the best-ranked copy stays first: {shown:?}");
+    assert_eq!(shown.iter().filter(|n| n.starts_with("camera")).count(), 1, "{shown:?}");
+    assert!(app.settings.hide_duplicates, "the choice is a setting");
+    harness.get_by_label("hide near-duplicates (2 hidden)");
+    // No snapshot: the status bar shows the temporary folder's random name.
+}

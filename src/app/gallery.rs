@@ -91,6 +91,16 @@ pub struct Gallery {
     pub thumb_cache: Option<ThumbCache>,
     /// Side of the thumbnails decoded for this folder ([`thumb_pixels`] of the screen).
     thumb_side: u32,
+    /// Each item's group of near-duplicates (from the folder's index; None until computed), and
+    /// which computation they came from.
+    groups: Option<Vec<usize>>,
+    pub groups_version: Option<usize>,
+    /// Hide all but the best-placed photo of each group of near-duplicates.
+    hide_duplicates: bool,
+    /// Per item: how many of its near-duplicates are hidden behind it.
+    hidden_copies: Vec<usize>,
+    /// Photos hidden as near-duplicates in the current order.
+    pub hidden: usize,
 }
 
 impl Gallery {
@@ -249,7 +259,9 @@ impl Gallery {
                 last_seen: 0,
             })
             .collect();
-        self.order = (0..self.items.len()).collect();
+        // Groups computed for an earlier listing no longer line up with the items.
+        (self.groups, self.groups_version) = (None, None);
+        self.reorder();
         self.generation += 1;
         let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
         self.paths = Arc::new(scan.images);
@@ -281,7 +293,7 @@ impl Gallery {
         let columns = (((ui.available_width() + spacing) / (tile + spacing)).floor() as usize).max(1);
         // Stretch tiles so the columns fill the width instead of leaving a ragged margin.
         let tile = ((ui.available_width() - spacing * (columns - 1) as f32) / columns as f32).max(tile);
-        let rows = self.items.len().div_ceil(columns);
+        let rows = self.order.len().div_ceil(columns);
         self.columns = columns;
         let row_height = tile + label_height + spacing;
         let mut activated = None;
@@ -302,7 +314,7 @@ impl Gallery {
             for row in row_range {
                 ui.horizontal(|ui| {
                     ui.spacing_mut().item_spacing.x = spacing;
-                    for rank in row * columns..((row + 1) * columns).min(self.items.len()) {
+                    for rank in row * columns..((row + 1) * columns).min(self.order.len()) {
                         let index = self.order.get(rank).copied().unwrap_or(rank);
                         visible.push(index);
                         let response = self.tile(ui, index, rank, tile, label_height);
@@ -364,11 +376,49 @@ impl Gallery {
             item.score = *s;
         }
         self.score_range = scores.iter().flatten().fold((f32::MAX, f32::MIN), |(lo, hi), &s| (lo.min(s), hi.max(s)));
+        self.reorder();
+    }
+
+    /// The display order: best score first when ranked (else folder order), without the photos
+    /// hidden as near-duplicates of a better-placed one when hiding is on.
+    fn reorder(&mut self) {
         self.order = (0..self.items.len()).collect();
-        self.order.sort_by(|&a, &b| {
-            let key = |i: usize| self.items[i].score.unwrap_or(f32::NEG_INFINITY);
-            key(b).total_cmp(&key(a)).then(a.cmp(&b))
-        });
+        if self.items.iter().any(|i| i.score.is_some()) {
+            self.order.sort_by(|&a, &b| {
+                let key = |i: usize| self.items[i].score.unwrap_or(f32::NEG_INFINITY);
+                key(b).total_cmp(&key(a)).then(a.cmp(&b))
+            });
+        }
+        self.hidden = 0;
+        self.hidden_copies = vec![0; self.items.len()];
+        if let Some(groups) = self.groups.as_ref().filter(|g| self.hide_duplicates && g.len() == self.items.len()) {
+            let (hidden, copies) = crate::engine::duplicates::hidden_in_order(groups, &self.order);
+            self.order.retain(|&i| !hidden[i]);
+            self.hidden = hidden.iter().filter(|&&h| h).count();
+            self.hidden_copies = copies;
+        }
+    }
+
+    /// Each item's group of near-duplicates (index-aligned with `items`), once computed.
+    pub fn set_groups(&mut self, groups: Vec<usize>, version: usize) {
+        self.groups_version = Some(version);
+        if self.groups.as_ref() != Some(&groups) {
+            self.groups = Some(groups);
+            self.reorder();
+        }
+    }
+
+    /// Whether near-duplicates are known for this folder (the toggle's count needs them).
+    pub fn has_groups(&self) -> bool {
+        self.groups.is_some()
+    }
+
+    /// Hide (or show again) the near-duplicates of better-placed photos.
+    pub fn set_hide_duplicates(&mut self, hide: bool) {
+        if self.hide_duplicates != hide {
+            self.hide_duplicates = hide;
+            self.reorder();
+        }
     }
 
     /// Move the selection `step` places in display order (clamped); selects the first tile if none.
@@ -399,7 +449,7 @@ impl Gallery {
         for item in &mut self.items {
             item.score = None;
         }
-        self.order = (0..self.items.len()).collect();
+        self.reorder();
     }
 
     fn tile(&self, ui: &mut egui::Ui, index: usize, rank: usize, tile: f32, label_height: f32) -> egui::Response {
@@ -460,6 +510,17 @@ impl Gallery {
             painter.rect_filled(badge_rect, 3.0, egui::Color32::from_black_alpha(180));
             painter.galley(badge_rect.min + egui::vec2(4.0, 2.0), galley, egui::Color32::WHITE);
         }
+        if let Some(&n) = self.hidden_copies.get(index).filter(|&&n| n > 0) {
+            let font = egui::TextStyle::Small.resolve(ui.style());
+            let text = format!("+{n} near-duplicate{}", if n == 1 { "" } else { "s" });
+            let galley = ui.painter().layout_no_wrap(text, font, egui::Color32::WHITE);
+            let at = egui::Rect::from_min_size(
+                image_rect.right_bottom() - galley.size() - egui::vec2(12.0, 8.0),
+                galley.size() + egui::vec2(8.0, 4.0),
+            );
+            painter.rect_filled(at, 3.0, egui::Color32::from_rgba_unmultiplied(40, 90, 160, 220));
+            painter.galley(at.min + egui::vec2(4.0, 2.0), galley, egui::Color32::WHITE);
+        }
         if self.selected == Some(index) {
             painter.rect_stroke(
                 image_rect,
@@ -492,6 +553,22 @@ mod tests {
             .map(|i| Item { path: PathBuf::from(format!("{i}.jpg")), thumb: Thumb::Loading, score: None, last_seen: 0 })
             .collect();
         Gallery { items, order: (0..n).collect(), ..Gallery::default() }
+    }
+
+    #[test]
+    fn near_duplicates_hide_behind_their_best_placed_copy() {
+        let mut g = gallery(4);
+        // Photos 0, 2 and 3 are copies of one another.
+        g.set_groups(vec![0, 1, 0, 0], 1);
+        assert_eq!(g.order, vec![0, 1, 2, 3], "nothing hidden until asked");
+        g.set_hide_duplicates(true);
+        assert_eq!((g.order.clone(), g.hidden), (vec![0, 1], 2));
+        // Ranked: copy 3 scores best, so it is the one shown, with two hidden behind it.
+        g.rank_by(vec![Some(0.1), Some(0.5), Some(0.2), Some(0.9)]);
+        assert_eq!(g.order, vec![3, 1]);
+        assert_eq!(g.hidden_copies[3], 2);
+        g.set_hide_duplicates(false);
+        assert_eq!((g.order.clone(), g.hidden), (vec![3, 1, 2, 0], 0));
     }
 
     #[test]

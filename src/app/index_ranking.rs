@@ -54,6 +54,10 @@ pub struct IndexRanking {
     pending: Option<(String, SearchModel)>,
     /// Every index network's scores for the last ranked caption.
     pub scores: IndexScores,
+    /// Groups of near-duplicates among the indexed photos (by absolute path), computed in the
+    /// background once the index is loaded.
+    groups_job: Option<Job<HashMap<PathBuf, usize>>>,
+    groups: Option<Arc<HashMap<PathBuf, usize>>>,
 }
 
 impl IndexRanking {
@@ -107,6 +111,26 @@ impl IndexRanking {
         Some(scores_by_item(items, &hits))
     }
 
+    /// Which computation of the near-duplicate groups is current (changes when they are
+    /// computed again); None before the first.
+    pub fn groups_version(&self) -> Option<usize> {
+        self.groups.as_ref().map(|g| Arc::as_ptr(g) as usize)
+    }
+
+    /// Each gallery item's group of near-duplicates, once computed for the gallery's `folder`;
+    /// photos the index does not hold form groups of their own.
+    pub fn duplicate_groups(&self, folder: Option<&Path>, items: &[Item]) -> Option<Vec<usize>> {
+        let groups = self.groups.as_ref().filter(|_| folder.is_some() && self.root.as_deref() == folder)?;
+        let first_free = groups.len();
+        Some(
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| groups.get(&item.path).copied().unwrap_or(first_free + i))
+                .collect(),
+        )
+    }
+
     /// Rank by `caption` with `model` once the index is ready (the latest caption wins).
     pub fn rank(&mut self, caption: String, model: SearchModel) {
         self.pending = Some((caption, model));
@@ -136,7 +160,9 @@ impl IndexRanking {
                             IndexJobMsg::Progress(IndexMsg::Waiting(w)) => notes.push(Level::Info, w),
                             IndexJobMsg::Done(Ok(index)) => {
                                 notes.push(Level::Info, format!("index ready: {} photos", index.len()));
-                                self.index = Some(Arc::new(index));
+                                let index = Arc::new(index);
+                                self.groups_job = Some(spawn_duplicate_groups(index.clone(), waker));
+                                self.index = Some(index);
                             }
                             IndexJobMsg::Done(Err(e)) => notes.push(Level::Error, format!("indexing stopped: {e}")),
                         }
@@ -172,6 +198,11 @@ impl IndexRanking {
                 Ok(Ranked { caption, hits, all, warning: query.warning })
             }));
         }
+        match poll_slot(&mut self.groups_job) {
+            Oneshot::Done(groups) => self.groups = Some(Arc::new(groups)),
+            Oneshot::Gone => notes.push(Level::Error, "finding near-duplicates stopped unexpectedly"),
+            Oneshot::Pending => {}
+        }
         match poll_slot(&mut self.query_job) {
             Oneshot::Done(Ok(Ranked { caption, hits, all, warning })) => {
                 if let Some(w) = warning {
@@ -192,6 +223,17 @@ impl IndexRanking {
             Oneshot::Pending => None,
         }
     }
+}
+
+/// Near-duplicate groups of the index's photos (the global embeddings' cosine ≥
+/// [`crate::engine::duplicates::THRESHOLD`]), keyed by absolute path; a group's id is the index
+/// row of its first photo.
+fn spawn_duplicate_groups(index: Arc<LoadedIndex>, waker: &Waker) -> Job<HashMap<PathBuf, usize>> {
+    spawn_oneshot("find near-duplicates", waker.clone(), move |_| {
+        use crate::engine::duplicates::{THRESHOLD, groups};
+        let group = groups(&index.globals, index.global_dim, THRESHOLD);
+        index.paths.iter().zip(group).map(|(p, g)| (index.root.join(p), g)).collect()
+    })
 }
 
 /// Each gallery item's score among `hits` (None: not scored, e.g. outside the candidates).

@@ -399,6 +399,13 @@ impl AlignscopeApp {
             RankModel::Global | RankModel::Default | RankModel::Shan => RankerModel::Global,
         });
         self.ranking.poll(ctx, &mut self.gallery, &self.waker, &mut self.notes);
+        if let Some(version) = self.ranking.index.groups_version().filter(|v| self.gallery.groups_version != Some(*v))
+            && let Some(groups) =
+                self.ranking.index.duplicate_groups(self.gallery.folder.as_deref(), &self.gallery.items)
+        {
+            self.gallery.set_groups(groups, version);
+        }
+        self.gallery.set_hide_duplicates(self.settings.hide_duplicates);
         match poll_slot(&mut self.dataset_open) {
             Oneshot::Done(Ok((root, split, data))) => {
                 if let Some(d) = self.dataset.take() {

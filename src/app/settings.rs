@@ -16,6 +16,8 @@ pub struct Settings {
     pub backend: BackendRequest,
     pub thumbnail_size: ThumbSize,
     pub rank_model: RankModel,
+    /// Show only the best-placed photo of each group of near-duplicates.
+    pub hide_duplicates: bool,
 }
 
 /// Folders remembered in "Recent".

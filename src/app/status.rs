@@ -34,6 +34,19 @@ pub fn show(app: &mut AlignscopeApp, ui: &mut egui::Ui) {
                 }
             }
         }
+        if app.gallery.has_groups() {
+            ui.separator();
+            let label = if app.gallery.hidden > 0 {
+                format!("hide near-duplicates ({} hidden)", app.gallery.hidden)
+            } else {
+                "hide near-duplicates".to_string()
+            };
+            ui.checkbox(&mut app.settings.hide_duplicates, label).on_hover_text(
+                "Show only the best-placed photo of each group of near-duplicates (re-encoded, resized, \
+                 slightly cropped or edited copies: the global model's embeddings at a cosine of at least 0.85); \
+                 the photo shown says how many copies it hides",
+            );
+        }
         if let Some(photo) = app.similar_photo() {
             ui.separator();
             let name = photo.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();

@@ -438,6 +438,22 @@ pub enum BenchWhat {
         #[arg(long, default_value_t = 20)]
         queries: usize,
     },
+    /// Where near-duplicates end: Flickr8k test photos and altered copies (re-encoded, resized,
+    /// cropped, brightened, mirrored) as one folder; each copy's cosine to its original, each
+    /// photo's to its nearest other, and what each threshold groups.
+    ///
+    /// Example: alignscope bench duplicates --photos 1000 --altered 100
+    Duplicates {
+        /// The Flickr8k folder (images/, Flickr8k.token.txt and the split files).
+        #[arg(long, default_value = "../shared/data/flickr8k")]
+        flickr8k: PathBuf,
+        /// Test photos in the folder.
+        #[arg(long, default_value_t = 1000)]
+        photos: usize,
+        /// Of which this many get altered copies.
+        #[arg(long, default_value_t = 100)]
+        altered: usize,
+    },
     /// How cost grows with the folder: per size (synthetic photos, real shapes), the index file per
     /// photo, writing and reopening it, and the default's and SHAN two-stage's query latency.
     ///

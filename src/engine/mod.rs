@@ -4,6 +4,7 @@
 
 pub mod backend;
 pub mod doctor;
+pub mod duplicates;
 pub mod explain;
 pub mod fused;
 pub mod gradient;

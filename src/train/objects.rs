@@ -12,10 +12,9 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 
 use super::extract::ExtractMsg;
+use super::source::Source;
 use crate::data::decode::decode_oriented;
 use crate::data::feature_cache::{CacheError, CacheKey, FeatureCache};
-use crate::engine::backend::Compute;
-use crate::engine::jobs::CancelToken;
 use crate::features::checksums::sha256_file;
 use crate::features::detector::{DETECTOR_WEIGHTS, Detector, MIN_SCORE};
 use crate::features::efficientnet::EfficientNetLite;
@@ -59,17 +58,10 @@ fn crop(photo: &image::DynamicImage, b: [f32; 4]) -> image::DynamicImage {
     photo.crop_imm(x, y, cw, ch)
 }
 
-/// The object cache for `photos` (a split, in order), built if missing, stale or corrupt.
-pub fn object_cache(
-    compute: &Compute,
-    visual: &str,
-    split: &str,
-    photos: &[PathBuf],
-    k: usize,
-    out_dir: &Path,
-    cancel: &CancelToken,
-    report: &dyn Fn(ExtractMsg),
-) -> anyhow::Result<FeatureCache> {
+/// The object cache for `photos` (a split, in order), built in `source`'s cache folder if
+/// missing, stale or corrupt.
+pub fn object_cache(source: &Source, split: &str, photos: &[PathBuf], k: usize) -> anyhow::Result<FeatureCache> {
+    let Source { compute, visual, cache_dir: out_dir, cancel, report, .. } = *source;
     let device = &compute.device;
     let weights = models_dir().join(format!("{visual}.safetensors"));
     let net = EfficientNetLite::load(&weights, device)?;

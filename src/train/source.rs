@@ -124,16 +124,7 @@ impl Source<'_> {
             .into_iter()
             .filter(|p| p.file_name().is_some_and(|n| names.contains(n.to_string_lossy().as_ref())))
             .collect();
-        let cache = super::objects::object_cache(
-            self.compute,
-            self.visual,
-            split.name(),
-            &photos,
-            objects,
-            self.cache_dir,
-            self.cancel,
-            self.report,
-        )?;
+        let cache = super::objects::object_cache(self, split.name(), &photos, objects)?;
         frozen.with_objects(&fragments.names, &cache)
     }
 }

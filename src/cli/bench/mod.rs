@@ -1,5 +1,6 @@
 //! `bench`: benchmarks that print figures and ratios.
 
+mod duplicates;
 mod encoders;
 mod networks;
 mod scale;
@@ -35,6 +36,10 @@ pub fn run(what: BenchWhat, backend: Option<BackendRequest>, visual: &str) -> an
                 started.elapsed().as_secs_f64()
             );
             Ok(load + &bench.run(&runtime)?)
+        }
+        BenchWhat::Duplicates { flickr8k, photos, altered } => {
+            let runtime = super::folder::shan_runtime(backend.unwrap_or_default(), visual, None)?;
+            duplicates::DuplicatesBench { flickr8k, photos, altered }.run(&runtime)
         }
         BenchWhat::Scale { sizes, queries, write_up_to } => {
             let runtime = super::folder::shan_runtime(backend.unwrap_or_default(), visual, None)?;
