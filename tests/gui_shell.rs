@@ -734,3 +734,39 @@ fn near_duplicates_hide_behind_the_best_ranked_copy() {
     harness.get_by_label("hide near-duplicates (2 hidden)");
     // No snapshot: the status bar shows the temporary folder's random name.
 }
+
+/// Ranked by the default model, tiles below the calibrated weak-match line are marked weak, and a
+/// caption nothing in the folder matches says so in the status bar.
+#[test]
+fn weak_matches_are_marked_and_a_caption_without_a_match_says_so() {
+    let Some(mut harness) = settled_app() else { return };
+    let rank = |harness: &mut Harness<'static, Option<AlignscopeApp>>, caption: &str| {
+        harness.state_mut().as_mut().unwrap().query = caption.to_string();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            harness.step();
+            let app = harness.state().as_ref().unwrap();
+            let scored = app.gallery.items.iter().all(|i| i.score.is_some());
+            if !app.ranking.is_busy() && scored && app.ranking.index.scores.caption == caption {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{caption:?} not ranked within a minute");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        harness.run_steps(3);
+    };
+    rank(&mut harness, "a man holding a camera");
+    {
+        let app = harness.state().as_ref().unwrap();
+        let line = app.gallery.weak_below.expect("the committed bank is calibrated");
+        let best = app.gallery.items[app.gallery.order[0]].score.unwrap();
+        assert!(best >= line, "camera.jpg ({best}) is a good match, above {line}");
+        assert!(app.gallery.best_is_weak().is_none());
+        let weak = app.gallery.items.iter().filter(|i| i.score.is_some_and(|s| s < line)).count();
+        assert!(weak >= 1, "the textures and micrographs are weak matches for a man with a camera");
+    }
+    assert!(harness.query_by_label("no photo matches well").is_none());
+    rank(&mut harness, "a red double-decker bus on a busy city street");
+    assert!(harness.state().as_ref().unwrap().gallery.best_is_weak().is_some(), "no bus in the demo folder");
+    harness.get_by_label("no photo matches well");
+}

@@ -101,6 +101,8 @@ pub struct Gallery {
     hidden_copies: Vec<usize>,
     /// Photos hidden as near-duplicates in the current order.
     pub hidden: usize,
+    /// Scores below this are weak matches (the default ranker's calibrated line; None: no line).
+    pub weak_below: Option<f32>,
 }
 
 impl Gallery {
@@ -439,6 +441,17 @@ impl Gallery {
         &self.last_visible
     }
 
+    /// Whether `score` lies below the weak-match line.
+    pub fn is_weak(&self, score: f32) -> bool {
+        self.weak_below.is_some_and(|line| score < line)
+    }
+
+    /// The best score, when it is a weak match: nothing matches the caption well.
+    pub fn best_is_weak(&self) -> Option<f32> {
+        let best = self.order.first().and_then(|&i| self.items.get(i)?.score)?;
+        self.is_weak(best).then_some(best)
+    }
+
     /// Whether the tiles show a ranking (the best tile has a score).
     pub fn is_ranked(&self) -> bool {
         self.order.first().and_then(|&i| self.items.get(i)).is_some_and(|i| i.score.is_some())
@@ -502,7 +515,11 @@ impl Gallery {
                 egui::Stroke::new(1.0 + 3.0 * strength, accent),
                 egui::StrokeKind::Inside,
             );
-            let badge = format!("#{} · {score:.3}", rank + 1);
+            let weak = self.is_weak(score);
+            if weak {
+                painter.rect_filled(image_rect, 4.0, egui::Color32::from_black_alpha(110));
+            }
+            let badge = format!("#{} · {score:.3}{}", rank + 1, if weak { " · weak" } else { "" });
             let font = egui::TextStyle::Small.resolve(ui.style());
             let galley = ui.painter().layout_no_wrap(badge, font, egui::Color32::WHITE);
             let badge_rect =

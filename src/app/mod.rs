@@ -406,6 +406,12 @@ impl AlignscopeApp {
             self.gallery.set_groups(groups, version);
         }
         self.gallery.set_hide_duplicates(self.settings.hide_duplicates);
+        // The weak-match line is on the default ranker's score, for captions only.
+        self.gallery.weak_below =
+            self.ranking.runtime.as_ref().and_then(|r| r.bank.as_ref().ok()?.weak_below).filter(|_| {
+                self.ranking.uses_index() == Some(crate::engine::search::SearchModel::Default)
+                    && self.similar_photo().is_none()
+            });
         match poll_slot(&mut self.dataset_open) {
             Oneshot::Done(Ok((root, split, data))) => {
                 if let Some(d) = self.dataset.take() {

@@ -10,6 +10,9 @@ use super::args::ModelKind;
 use super::{compute, progress};
 
 #[allow(clippy::too_many_arguments)]
+/// The weak-match line: the score this percentage of dev captions give their own photo less than.
+const WEAK_PERCENTILE: u32 = 10;
+
 pub fn eval(
     request: BackendRequest,
     visual: &str,
@@ -21,6 +24,7 @@ pub fn eval(
     weights: Option<PathBuf>,
     first: usize,
     objects: usize,
+    calibrate: bool,
 ) -> anyhow::Result<String> {
     use alignscope::engine::recall::Recalls;
     use alignscope::nets;
@@ -29,11 +33,17 @@ pub fn eval(
         objects == 0 || matches!(model, ModelKind::Dsran | ModelKind::Racg),
         "--objects is for --model dsran and --model racg"
     );
+    anyhow::ensure!(
+        !calibrate || (model == ModelKind::Default && split == Split::Dev),
+        "--calibrate is for --model default --split dev (the weak-match line is chosen on dev)"
+    );
     let compute = compute(request)?;
     let cancel = alignscope::engine::jobs::CancelToken::default();
     let source = Source { compute: &compute, flickr8k, cache_dir: cache, visual, cancel: &cancel, report: &progress };
     let scoring =
         |done: usize, total: usize| super::progress::global().update("scoring captions", done as u64, total as u64, "");
+    // The default ranker's score of each caption's own photo: (percentile, score).
+    let mut true_pairs: Option<Vec<(u32, f32)>> = None;
     // (level name, recalls) in the order they are reported; "full" first.
     let (levels, images, seconds): (Vec<(&str, Recalls)>, usize, f64) = match model {
         ModelKind::Default => {
@@ -47,6 +57,22 @@ pub fn eval(
             let started = std::time::Instant::now();
             let scores = SplitScores::new(embed_split(&ranker.shan, &ranker.global, &data, &compute.device));
             let r = scores.default_recalls(&ranker.bank);
+            let percentiles = scores.true_pair_percentiles(&ranker.bank);
+            if calibrate {
+                use alignscope::engine::fused::{Calibration, default_bank_path};
+                let bank = default_bank_path();
+                let weak_below = percentiles.iter().find(|(q, _)| *q == WEAK_PERCENTILE).map_or(0.0, |p| p.1);
+                let written = Calibration {
+                    bank_sha256: alignscope::features::checksums::sha256_file(&bank)?,
+                    weak_below,
+                    percentile: WEAK_PERCENTILE,
+                    split: split.name().to_string(),
+                    pairs: data.len() * 5,
+                }
+                .save(&bank)?;
+                eprintln!("wrote {}: weak match below {weak_below:.2}", written.display());
+            }
+            true_pairs = Some(percentiles);
             (vec![("full", r)], data.len(), started.elapsed().as_secs_f64())
         }
         ModelKind::Global => {
@@ -115,6 +141,9 @@ pub fn eval(
             object[*name] =
                 serde_json::json!({ "i2t": r.i2t.map(round), "t2i": r.t2i.map(round), "rsum": round(r.rsum) });
         }
+        if let Some(p) = &true_pairs {
+            object["true_pair_score"] = p.iter().map(|(q, v)| (format!("p{q}"), serde_json::json!(v))).collect();
+        }
         return Ok(format!("{object}\n"));
     }
     let mut out =
@@ -124,6 +153,10 @@ pub fn eval(
             "  {name:9} i2t R@1/5/10 {:.1}/{:.1}/{:.1}, t2i {:.1}/{:.1}/{:.1}, rSum {:.1}\n",
             r.i2t[0], r.i2t[1], r.i2t[2], r.t2i[0], r.t2i[1], r.t2i[2], r.rsum
         ));
+    }
+    if let Some(p) = &true_pairs {
+        let shown: Vec<String> = p.iter().map(|(q, v)| format!("p{q} {v:.2}")).collect();
+        out.push_str(&format!("  score of each caption's own photo: {}\n", shown.join(", ")));
     }
     Ok(out)
 }

@@ -280,6 +280,10 @@ pub enum Command {
         /// selects on); the papers' protocol is the whole 1K test.
         #[arg(long, value_parser = at_least_one())]
         images: Option<usize>,
+        /// With --model default --split dev: write the weak-match line (the score 10 % of dev
+        /// captions give their own photo less than) beside the query bank, for the window.
+        #[arg(long)]
+        calibrate: bool,
         /// DSRAN, RACG: each photo's best N detected objects (SSD-MobileNetV2, crops through the
         /// frozen backbone) as N more region nodes beside the 7×7 grid; 0: the grid only.
         #[arg(long, default_value_t = 0)]
@@ -648,18 +652,21 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Rankers { flickr8k, cache, write, folder } => {
             report(train::rankers(backend, visual, &flickr8k, &cache, write.as_deref(), folder.as_deref()))
         }
-        Command::Eval { flickr8k, model, split, cache, json, weights, images, objects } => report(eval::eval(
-            backend,
-            visual,
-            &flickr8k,
-            model,
-            split,
-            &cache,
-            json,
-            weights,
-            images.unwrap_or(usize::MAX),
-            objects,
-        )),
+        Command::Eval { flickr8k, model, split, cache, json, weights, images, objects, calibrate } => {
+            report(eval::eval(
+                backend,
+                visual,
+                &flickr8k,
+                model,
+                split,
+                &cache,
+                json,
+                weights,
+                images.unwrap_or(usize::MAX),
+                objects,
+                calibrate,
+            ))
+        }
         Command::Index { dir, weights } => match folder::index_command(backend, visual, &dir, weights) {
             Ok((out, failed)) => {
                 print!("{out}");

@@ -19,6 +19,50 @@ pub fn default_bank_path() -> PathBuf {
     crate::features::models_dir().join(BANK_FILE)
 }
 
+/// Beside the bank: the default score below which a photo is a weak match for a caption.
+pub const CALIBRATION_FILE: &str = "query-bank-calibration.json";
+
+/// Where true pairs lie on the default's score: `weak_below` is the score that `percentile` %
+/// of the `split` split's captions give their own photo less than (`alignscope eval --model
+/// default --split dev --calibrate`); valid for the bank file whose SHA-256 it names.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Calibration {
+    pub bank_sha256: String,
+    pub weak_below: f32,
+    pub percentile: u32,
+    pub split: String,
+    pub pairs: usize,
+}
+
+impl Calibration {
+    /// The calibration beside the bank at `bank`, if there is one for this very bank (checked
+    /// against CHECKSUMS; one made for another bank is ignored with a log line).
+    pub fn load(bank: &Path) -> Option<Self> {
+        let path = bank.with_file_name(CALIBRATION_FILE);
+        let bytes = std::fs::read(&path).ok()?;
+        let problem = |why: String| log::warn!("{}: ignored: {why}", path.display());
+        if let Err(e) = crate::features::checksums::verify(&path, &bytes) {
+            problem(e);
+            return None;
+        }
+        let c: Self = serde_json::from_slice(&bytes).map_err(|e| problem(e.to_string())).ok()?;
+        let bank_sha = crate::features::checksums::sha256_file(bank).ok()?;
+        if c.bank_sha256 != bank_sha || !c.weak_below.is_finite() {
+            problem(format!("made for another query bank (SHA-256 {})", c.bank_sha256));
+            return None;
+        }
+        Some(c)
+    }
+
+    /// Write it beside `bank` and list it in CHECKSUMS.
+    pub fn save(&self, bank: &Path) -> anyhow::Result<PathBuf> {
+        let path = bank.with_file_name(CALIBRATION_FILE);
+        std::fs::write(&path, serde_json::to_string_pretty(self)? + "\n")?;
+        crate::features::checksums::record(&path)?;
+        Ok(path)
+    }
+}
+
 /// The fusion and the bank.
 #[derive(Clone, Debug)]
 pub struct QueryBank {
@@ -37,6 +81,8 @@ pub struct QueryBank {
     pub global: Vec<f32>,
     /// SHA-256 of the SHAN and global weights whose embeddings these are.
     pub made_with: (String, String),
+    /// The default score below which a photo is a weak match ([`Calibration`]), when calibrated.
+    pub weak_below: Option<f32>,
 }
 
 impl QueryBank {
@@ -128,6 +174,7 @@ impl QueryBank {
             shan: file.values("shan", &[n, shan_dim])?,
             global: file.values("global", &[n, global_dim])?,
             made_with,
+            weak_below: Calibration::load(path).map(|c| c.weak_below),
         };
         anyhow::ensure!(
             n > 0 && bank.shan.iter().chain(&bank.global).all(|v| v.is_finite()),
@@ -191,7 +238,22 @@ mod tests {
             shan: vec![1.0, 0.0, 0.0, 1.0],
             global: vec![1.0, -1.0],
             made_with: ("a".into(), "b".into()),
+            weak_below: None,
         }
+    }
+
+    #[test]
+    fn a_calibration_counts_only_for_the_bank_it_was_made_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let bank_path = dir.path().join(BANK_FILE);
+        std::fs::write(&bank_path, b"bank bytes").unwrap();
+        let sha = crate::features::checksums::sha256_file(&bank_path).unwrap();
+        let c = Calibration { bank_sha256: sha, weak_below: -7.0, percentile: 10, split: "dev".into(), pairs: 5 };
+        c.save(&bank_path).unwrap();
+        assert_eq!(Calibration::load(&bank_path), Some(c.clone()));
+        let other = Calibration { bank_sha256: "0".repeat(64), ..c };
+        other.save(&bank_path).unwrap();
+        assert_eq!(Calibration::load(&bank_path), None);
     }
 
     #[test]

@@ -136,6 +136,31 @@ impl SplitScores {
         (0..self.images * m).map(|k| bank.score(self.shan[k], self.global[k], norms[k / m])).collect()
     }
 
+    /// Percentiles (1, 5, 10, 25, 50) of the default's score of each caption's own photo: where
+    /// true pairs lie on the score the app shows (its "weak match" line comes from here).
+    pub fn true_pair_percentiles(&self, bank: &QueryBank) -> Vec<(u32, f32)> {
+        let m = self.images * 5;
+        let norms = normalisers(&self.e, bank);
+        let mut own: Vec<f32> = (0..m)
+            .map(|c| {
+                let k = (c / 5) * m + c;
+                bank.score(self.shan[k], self.global[k], norms[c / 5])
+            })
+            .collect();
+        own.sort_by(f32::total_cmp);
+        [1u32, 5, 10, 25, 50]
+            .iter()
+            .map(|&q| {
+                (
+                    q,
+                    own.get(((own.len().saturating_sub(1)) as f64 * q as f64 / 100.0).round() as usize)
+                        .copied()
+                        .unwrap_or(0.0),
+                )
+            })
+            .collect()
+    }
+
     /// Recall@K of the default: i2t from the fused cosine, t2i normalised.
     pub fn default_recalls(&self, bank: &QueryBank) -> Recalls {
         let raw = recalls(&self.fused(bank.global_weight), self.images, 5);
@@ -239,6 +264,7 @@ pub fn choose(
                 shan: bank.shan.captions.clone(),
                 global: bank.global.captions.clone(),
                 made_with: made_with.clone(),
+                weak_below: None,
             };
             let r = dev.default_recalls(&b).rsum;
             if best.as_ref().is_none_or(|(s, _)| r > *s) {
