@@ -13,6 +13,7 @@ use super::{compute, progress};
 /// The weak-match line: the score this percentage of dev captions give their own photo less than.
 const WEAK_PERCENTILE: u32 = 10;
 
+#[allow(clippy::too_many_arguments)]
 pub fn eval(
     request: BackendRequest,
     visual: &str,
