@@ -250,6 +250,25 @@ fn find_similar_ranks_by_the_photo() {
     let app = harness.state().as_ref().unwrap();
     assert_eq!(app.gallery.folder.as_deref(), Some(tmp.path()));
     assert_eq!(app.gallery.items[app.gallery.order[0]].path, cat);
+
+    // A photo that cannot be read is never indexed: once the index is up to date, the window
+    // says so by name instead of waiting for it.
+    let broken = tmp.path().join("broken.jpg");
+    std::fs::write(&broken, b"not a photo at all").unwrap();
+    let other = tempfile::tempdir().unwrap();
+    std::fs::copy(demo_folder().join("coffee.jpg"), other.path().join("coffee.jpg")).unwrap();
+    harness.state_mut().as_mut().unwrap().open_folder(other.path().to_path_buf());
+    harness.run_steps(3);
+    harness.state_mut().as_mut().unwrap().search_by_example(broken.clone());
+    let said = |app: &AlignscopeApp| {
+        app.notes.items.iter().any(|n| n.text.contains("broken.jpg") && n.text.contains("cannot rank by this photo"))
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !said(harness.state().as_ref().unwrap()) {
+        assert!(Instant::now() < deadline, "no message about the unreadable photo");
+        harness.step();
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Moving the selection with the keyboard past the bottom of the window scrolls it into view;

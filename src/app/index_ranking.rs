@@ -111,6 +111,15 @@ impl IndexRanking {
         Some(scores_by_item(items, &hits))
     }
 
+    /// Whether the loaded index holds the photo at `path`: None while the index is being
+    /// updated or belongs to another folder (a photo that failed to decode is never held).
+    pub fn holds(&self, path: &Path) -> Option<bool> {
+        let index = self.index.as_ref().filter(|_| self.job.is_none())?;
+        let root = self.root.as_deref()?;
+        let relative = path.strip_prefix(root).ok()?;
+        Some(index.paths.iter().any(|p| p == relative))
+    }
+
     /// Which computation of the near-duplicate groups is current (changes when they are
     /// computed again); None before the first.
     pub fn groups_version(&self) -> Option<usize> {

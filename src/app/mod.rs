@@ -367,7 +367,10 @@ impl AlignscopeApp {
                 }
             }
             TileAction::FindSimilar(i) => {
-                if !self.rank_by_similar(i) {
+                let held = path(i).and_then(|p| self.ranking.index.holds(&p));
+                if let (Some(false), Some(p)) = (held, path(i)) {
+                    self.notes.push(Level::Error, unindexed(&p));
+                } else if !self.rank_by_similar(i) {
                     self.notes.push(
                         Level::Warning,
                         "Find similar uses the folder's index: wait for it (status bar), or choose \
@@ -487,11 +490,16 @@ impl AlignscopeApp {
             Oneshot::Done(Some(photo)) => self.search_by_example(photo),
             Oneshot::Done(None) | Oneshot::Pending | Oneshot::Gone => {}
         }
-        if let Some(photo) = &self.pending_similar
-            && let Some(i) = self.gallery.items.iter().position(|item| item.path == *photo)
-            && self.rank_by_similar(i)
-        {
-            self.pending_similar = None;
+        if let Some(photo) = self.pending_similar.clone() {
+            let item = self.gallery.items.iter().position(|item| item.path == photo);
+            let in_folder = self.gallery.folder.as_deref().is_some_and(|f| photo.parent() == Some(f));
+            if item.is_some_and(|i| self.rank_by_similar(i)) {
+                self.pending_similar = None;
+            } else if in_folder && self.ranking.index.holds(&photo) == Some(false) {
+                // Indexed without it: it could not be read (the index's warning says why).
+                self.pending_similar = None;
+                self.notes.push(Level::Error, unindexed(&photo));
+            }
         }
     }
 
@@ -677,4 +685,12 @@ fn drop_overlay(ctx: &egui::Context) {
         egui::TextStyle::Heading.resolve(&ctx.global_style()),
         egui::Color32::WHITE,
     );
+}
+
+/// Why a photo cannot be ranked by: the folder's index could not take it in.
+fn unindexed(photo: &Path) -> String {
+    format!(
+        "{}: cannot rank by this photo: it could not be read into the folder's index (Messages says why)",
+        photo.display()
+    )
 }
