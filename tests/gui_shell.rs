@@ -777,7 +777,7 @@ fn weak_matches_are_marked_and_a_caption_without_a_match_says_so() {
     rank(&mut harness, "a man holding a camera");
     {
         let app = harness.state().as_ref().unwrap();
-        let line = app.gallery.weak_below.expect("the committed bank is calibrated");
+        let (line, _) = app.gallery.weak_below.expect("the committed bank is calibrated");
         let best = app.gallery.items[app.gallery.order[0]].score.unwrap();
         assert!(best >= line, "camera.jpg ({best}) is a good match, above {line}");
         assert!(app.gallery.best_is_weak().is_none());
@@ -785,7 +785,7 @@ fn weak_matches_are_marked_and_a_caption_without_a_match_says_so() {
         assert!(weak >= 1, "the textures and micrographs are weak matches for a man with a camera");
     }
     assert!(harness.query_by_label("no photo matches well").is_none());
-    rank(&mut harness, "a red double-decker bus on a busy city street");
-    assert!(harness.state().as_ref().unwrap().gallery.best_is_weak().is_some(), "no bus in the demo folder");
+    rank(&mut harness, "two dogs playing in the snow");
+    assert!(harness.state().as_ref().unwrap().gallery.best_is_weak().is_some(), "no dog in the demo folder");
     harness.get_by_label("no photo matches well");
 }

@@ -101,8 +101,9 @@ pub struct Gallery {
     hidden_copies: Vec<usize>,
     /// Photos hidden as near-duplicates in the current order.
     pub hidden: usize,
-    /// Scores below this are weak matches (the default ranker's calibrated line; None: no line).
-    pub weak_below: Option<f32>,
+    /// Scores below this are weak matches (the default ranker's calibrated line, and the
+    /// percentage of dev captions whose own photo scores below it; None: no line).
+    pub weak_below: Option<(f32, u32)>,
 }
 
 impl Gallery {
@@ -443,7 +444,7 @@ impl Gallery {
 
     /// Whether `score` lies below the weak-match line.
     pub fn is_weak(&self, score: f32) -> bool {
-        self.weak_below.is_some_and(|line| score < line)
+        self.weak_below.is_some_and(|(line, _)| score < line)
     }
 
     /// The best score, when it is a weak match: nothing matches the caption well.

@@ -52,17 +52,19 @@ pub fn show(app: &mut AlignscopeApp, ui: &mut egui::Ui) {
             let name = photo.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
             ui.label(format!("ranked by similarity to {name}"));
         }
-        if let (Some(best), Some(line)) = (app.gallery.best_is_weak(), app.gallery.weak_below) {
+        if let (Some(best), Some((line, percent))) = (app.gallery.best_is_weak(), app.gallery.weak_below) {
             ui.separator();
             ui.colored_label(ui.visuals().warn_fg_color, "no photo matches well").on_hover_text(format!(
-                "The best score, {best:.2}, is below {line:.2}: 9 in 10 Flickr8k dev captions score their own \
-                 photo higher. Tiles below that line are dimmed and marked \"weak\"."
+                "The best score, {best:.2}, is below {line:.2}: {} % of Flickr8k dev captions score their own \
+                 photo higher. Tiles below that line are dimmed and marked \"weak\".",
+                100 - percent
             ));
         }
         if app.gallery.is_ranked() {
             ui.separator();
-            ui.label("#rank · score; brighter border = nearer the best match").on_hover_text(
-                "Tiles are ordered best first. Scores compare photos within one query, not across \
+            ui.label("#rank · score").on_hover_text(
+                "Tiles are ordered best first; a brighter border is nearer the best match. Scores compare \
+                 photos within one query, not across \
                  queries or models. The default ranker's score is a log-ratio: 0 means the caption \
                  fits the photo as well as 3,000 training captions together; higher is better.",
             );

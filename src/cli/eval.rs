@@ -10,8 +10,10 @@ use super::args::ModelKind;
 use super::{compute, progress};
 
 #[allow(clippy::too_many_arguments)]
-/// The weak-match line: the score this percentage of dev captions give their own photo less than.
-const WEAK_PERCENTILE: u32 = 10;
+/// The weak-match line: the score this percentage of dev captions give their own photo less than
+/// (at 10 %, the demo's coffee photo, the right answer to "a cup of coffee on a wooden table",
+/// was marked weak; 5 % keeps it).
+const WEAK_PERCENTILE: u32 = 5;
 
 #[allow(clippy::too_many_arguments)]
 pub fn eval(

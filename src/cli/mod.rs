@@ -280,7 +280,7 @@ pub enum Command {
         /// selects on); the papers' protocol is the whole 1K test.
         #[arg(long, value_parser = at_least_one())]
         images: Option<usize>,
-        /// With --model default --split dev: write the weak-match line (the score 10 % of dev
+        /// With --model default --split dev: write the weak-match line (the score 5 % of dev
         /// captions give their own photo less than) beside the query bank, for the window.
         #[arg(long)]
         calibrate: bool,

@@ -81,8 +81,9 @@ pub struct QueryBank {
     pub global: Vec<f32>,
     /// SHA-256 of the SHAN and global weights whose embeddings these are.
     pub made_with: (String, String),
-    /// The default score below which a photo is a weak match ([`Calibration`]), when calibrated.
-    pub weak_below: Option<f32>,
+    /// The default score below which a photo is a weak match, and the percentage of dev
+    /// captions whose own photo scores below it ([`Calibration`]), when calibrated.
+    pub weak_below: Option<(f32, u32)>,
 }
 
 impl QueryBank {
@@ -174,7 +175,7 @@ impl QueryBank {
             shan: file.values("shan", &[n, shan_dim])?,
             global: file.values("global", &[n, global_dim])?,
             made_with,
-            weak_below: Calibration::load(path).map(|c| c.weak_below),
+            weak_below: Calibration::load(path).map(|c| (c.weak_below, c.percentile)),
         };
         anyhow::ensure!(
             n > 0 && bank.shan.iter().chain(&bank.global).all(|v| v.is_finite()),
