@@ -696,7 +696,7 @@ fn level_bars(ui: &mut egui::Ui, e: &Explanation, id: &str) {
 
 /// Ask where to save (the dialog blocks its own thread, not the UI's), then write the PNG.
 fn export(current: Explained, waker: &Waker) -> Job<Result<Option<PathBuf>, String>> {
-    let Explained { photo, explanation, .. } = current;
+    let Explained { photo, explanation, objects, .. } = current;
     spawn_oneshot("save explanation", waker.clone(), move |_| {
         let stem =
             explanation.image.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "photo".into());
@@ -707,8 +707,13 @@ fn export(current: Explained, waker: &Waker) -> Job<Result<Option<PathBuf>, Stri
         else {
             return Ok(None);
         };
-        let png =
-            crate::render::explanation::render(&photo, &scaled_boxes(&explanation, &photo), &mut Default::default());
+        let objects = objects.unwrap_or_default();
+        let png = crate::render::explanation::render(
+            &photo,
+            &scaled_boxes(&explanation, &photo),
+            &objects,
+            &mut Default::default(),
+        );
         png.save_with_format(&path, image::ImageFormat::Png)
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         Ok(Some(path))

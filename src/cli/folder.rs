@@ -228,8 +228,15 @@ pub fn explain(
         eprintln!("warning: {w}");
     }
     if let Some(out) = out {
-        let photo = alignscope::data::decode::decode_oriented(image)?.to_rgba8();
-        let png = alignscope::render::explanation::render(&photo, &e, &mut Default::default());
+        let decoded = alignscope::data::decode::decode_oriented(image)?;
+        let objects = match alignscope::engine::objects::load_detector(&runtime.device) {
+            Ok(detector) => alignscope::engine::objects::objects_in(&detector, &decoded, &runtime.device),
+            Err(e) => {
+                eprintln!("warning: no objects drawn: {e}");
+                Vec::new()
+            }
+        };
+        let png = alignscope::render::explanation::render(&decoded.to_rgba8(), &e, &objects, &mut Default::default());
         png.save_with_format(out, image::ImageFormat::Png)
             .map_err(|err| anyhow::anyhow!("cannot write {}: {err}", out.display()))?;
         eprintln!("wrote {}", out.display());

@@ -1,13 +1,16 @@
 //! An explanation as one PNG: the caption, the model and method, the three level scores as bars,
 //! a colour bar with its value scale (uniform attention marked where the map is a distribution),
 //! and one panel per content word: the photo with that word's map over the region grid, cells
-//! flat (no blur) and outlined. Function words ("a", "of") are listed, not drawn.
+//! flat (no blur) and outlined, with the detector's objects outlined over it (each with the
+//! word's share). Function words ("a", "of") are listed, not drawn.
 
 use image::{RgbaImage, imageops};
 
 use super::colormap::viridis;
 use super::text::{TextPainter, blend};
 use crate::engine::explain::{Explanation, Method, content_words};
+use crate::engine::objects::share_in_objects;
+use crate::features::detections::Detection;
 
 /// The longer side of each word panel, in pixels.
 pub const PANEL: u32 = 224;
@@ -19,7 +22,7 @@ pub const HEAT_ALPHA: f32 = 0.6;
 const BG: [u8; 3] = [250, 250, 250];
 const INK: [u8; 3] = [20, 20, 20];
 const MUTED: [u8; 3] = [90, 90, 90];
-const HEADER: u32 = 170;
+const HEADER: u32 = 190;
 
 /// Where word panel `j`'s photo starts (top-left pixel), for photos scaled to `panel_height`.
 pub fn panel_origin(j: usize, panel_height: u32) -> (u32, u32) {
@@ -40,7 +43,11 @@ fn scaled(photo: &RgbaImage) -> (RgbaImage, f32) {
     (imageops::resize(photo, w, h, imageops::FilterType::Triangle), s)
 }
 
-pub fn render(photo: &RgbaImage, e: &Explanation, text: &mut TextPainter) -> RgbaImage {
+/// Objects' outline colour.
+const OBJECT: [u8; 3] = [230, 40, 170];
+
+/// `objects`: the detector's, in normalised photo coordinates (drawn on every panel).
+pub fn render(photo: &RgbaImage, e: &Explanation, objects: &[Detection], text: &mut TextPainter) -> RgbaImage {
     let (small, scale) = scaled(photo);
     let shown = shown_words(e);
     let rows = shown.len().div_ceil(COLUMNS).max(1) as u32;
@@ -106,6 +113,12 @@ pub fn render(photo: &RgbaImage, e: &Explanation, text: &mut TextPainter) -> Rgb
     if let Some(w) = &e.warning {
         text.draw(&mut img, lx, ly + 70, w, 12.0, [170, 40, 40]);
     }
+    if !objects.is_empty() {
+        let names: Vec<String> = objects.iter().map(|o| format!("{} {:.0}%", o.label, o.score * 100.0)).collect();
+        let line =
+            format!("objects (SSD detector, pink): {}; ×N: the word's map in the box / its mean", names.join(", "));
+        text.draw(&mut img, MARGIN as i32, ly + 88, &line, 12.0, MUTED);
+    }
 
     for (panel, &j) in shown.iter().enumerate() {
         let word = &e.words[j];
@@ -128,6 +141,31 @@ pub fn render(photo: &RgbaImage, e: &Explanation, text: &mut TextPainter) -> Rgb
                 }
             }
             outline(&mut img, px as i32 + x0, py as i32 + y0, px as i32 + x1, py as i32 + y1);
+        }
+        let (w, h) = (small.width() as f32, small.height() as f32);
+        let shares = share_in_objects(&e.boxes, &word.relevance, [photo.width(), photo.height()], objects);
+        for (o, share) in objects.iter().zip(shares) {
+            let [x0, y0, x1, y1] =
+                [o.bbox[0] * w, o.bbox[1] * h, o.bbox[2] * w, o.bbox[3] * h].map(|v| v.round() as i32);
+            let (ox, oy) = (px as i32, py as i32);
+            for t in 0..2 {
+                for x in x0..x1 {
+                    blend(&mut img, ox + x, oy + y0 + t, OBJECT, 1.0);
+                    blend(&mut img, ox + x, oy + y1 - 1 - t, OBJECT, 1.0);
+                }
+                for y in y0..y1 {
+                    blend(&mut img, ox + x0 + t, oy + y, OBJECT, 1.0);
+                    blend(&mut img, ox + x1 - 1 - t, oy + y, OBJECT, 1.0);
+                }
+            }
+            let label = format!("{} ×{share:.2}", o.label);
+            let (lw, lh) = text.measure(&label, 12.0);
+            for y in 0..lh as i32 + 4 {
+                for x in 0..lw as i32 + 6 {
+                    blend(&mut img, ox + x0 + 2 + x, oy + y0 + 2 + y, OBJECT, 1.0);
+                }
+            }
+            text.draw(&mut img, ox + x0 + 5, oy + y0 + 4, &label, 12.0, INK);
         }
     }
     img
@@ -211,7 +249,7 @@ mod tests {
         first[48] = 0.5;
         let second: Vec<f32> = (0..49).map(|i| i as f32 / (48.0 * 49.0 / 2.0)).collect();
         let e = explanation(vec![first.clone(), second.clone()]);
-        let img = render(&photo, &e, &mut TextPainter::default());
+        let img = render(&photo, &e, &[], &mut TextPainter::default());
         let scale = e.scale();
         assert_eq!((scale.lo, scale.hi), (0.0, 0.5));
         for (j, att) in [first, second].iter().enumerate() {
@@ -233,7 +271,23 @@ mod tests {
     #[test]
     fn no_words_still_renders_the_header() {
         let photo = RgbaImage::from_pixel(10, 30, image::Rgba([0, 0, 0, 255]));
-        let img = render(&photo, &explanation(vec![]), &mut TextPainter::default());
+        let img = render(&photo, &explanation(vec![]), &[], &mut TextPainter::default());
         assert!(img.width() >= 820 && img.height() > HEADER);
+    }
+
+    #[test]
+    fn objects_are_outlined_on_every_panel() {
+        let photo = RgbaImage::from_pixel(448, 448, image::Rgba([128, 128, 128, 255]));
+        let e = explanation(vec![vec![0.0; 49], vec![0.0; 49]]);
+        let dog = Detection { label: "dog".into(), score: 0.9, bbox: [0.5, 0.5, 1.0, 1.0] };
+        let img = render(&photo, &e, std::slice::from_ref(&dog), &mut TextPainter::default());
+        for j in 0..2 {
+            let (px, py) = panel_origin(j, PANEL);
+            // The box's bottom-right corner (panel 224 px: x, y = 223) is drawn in the object colour.
+            let p = img.get_pixel(px + 223, py + 223);
+            assert_eq!([p[0], p[1], p[2]], OBJECT, "panel {j}");
+            let inside = img.get_pixel(px + 150, py + 150);
+            assert_ne!([inside[0], inside[1], inside[2]], OBJECT, "only the outline, panel {j}");
+        }
     }
 }
