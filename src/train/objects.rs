@@ -58,6 +58,47 @@ fn crop(photo: &image::DynamicImage, b: [f32; 4]) -> image::DynamicImage {
     photo.crop_imm(x, y, cw, ch)
 }
 
+/// Per photo its `k` object slots (normalised box, score, COCO class; score 0 = the whole photo)
+/// and their pooled features ([photos · k, 1280], row-major): the detector's best `k` objects
+/// cropped and run through the whole backbone `net`.
+#[allow(clippy::type_complexity)]
+pub fn object_features(
+    net: &EfficientNetLite,
+    detector: &Detector,
+    images: &[image::DynamicImage],
+    k: usize,
+    device: &burn::tensor::Device,
+) -> (Vec<Vec<([f32; 4], f32, f32)>>, Vec<f32>) {
+    let size = net.image_size as u32;
+    let found = detector.detect(images, MIN_SCORE, device);
+    let slots: Vec<Vec<([f32; 4], f32, f32)>> = found
+        .iter()
+        .map(|objects| {
+            let mut s: Vec<_> = objects
+                .iter()
+                .take(k)
+                .map(|o| {
+                    let class = detector.labels().iter().position(|l| *l == o.label).unwrap_or(0);
+                    (o.bbox, o.score, class as f32)
+                })
+                .collect();
+            s.resize(k, ([0.0, 0.0, 1.0, 1.0], 0.0, 0.0));
+            s
+        })
+        .collect();
+    let crops: Vec<image::RgbImage> = images
+        .par_iter()
+        .zip(&slots)
+        .flat_map_iter(|(img, s)| s.iter().map(|(b, _, _)| preprocess::resize_square(&crop(img, *b), size)))
+        .collect();
+    let micro = crate::features::visual::micro_batch_for(device);
+    let mut pooled = Vec::with_capacity(crops.len() * crate::features::efficientnet::FEATURE_DIM);
+    for c in crops.chunks(micro) {
+        pooled.extend(values(EfficientNetLite::pool(net.features(preprocess::batch(c, device)))));
+    }
+    (slots, pooled)
+}
+
 /// The object cache for `photos` (a split, in order), built in `source`'s cache folder if
 /// missing, stale or corrupt.
 pub fn object_cache(source: &Source, split: &str, photos: &[PathBuf], k: usize) -> anyhow::Result<FeatureCache> {
@@ -76,11 +117,9 @@ pub fn object_cache(source: &Source, split: &str, photos: &[PathBuf], k: usize) 
         Err(CacheError::Missing { .. }) => {}
         Err(e) => report(ExtractMsg::Warning(e.to_string())),
     }
-    let size = net.image_size as u32;
     let stage = format!("{split} objects");
     let mut cache = FeatureCache::new(key);
     let batch = 8;
-    let micro = crate::features::visual::micro_batch_for(device);
     for (i, chunk) in photos.chunks(batch).enumerate() {
         anyhow::ensure!(!cancel.is_cancelled(), "cancelled; nothing written");
         let decoded: Vec<_> = chunk.par_iter().map(|p| decode_oriented(p)).collect();
@@ -92,32 +131,7 @@ pub fn object_cache(source: &Source, split: &str, photos: &[PathBuf], k: usize) 
             }
         }
         let images: Vec<_> = ok.iter().map(|(_, img)| img.clone()).collect();
-        let found = detector.detect(&images, MIN_SCORE, device);
-        // Per photo its k slots: (box, score, class); score 0 = the whole photo.
-        let slots: Vec<Vec<([f32; 4], f32, f32)>> = found
-            .iter()
-            .map(|objects| {
-                let mut s: Vec<_> = objects
-                    .iter()
-                    .take(k)
-                    .map(|o| {
-                        let class = detector.labels().iter().position(|l| *l == o.label).unwrap_or(0);
-                        (o.bbox, o.score, class as f32)
-                    })
-                    .collect();
-                s.resize(k, ([0.0, 0.0, 1.0, 1.0], 0.0, 0.0));
-                s
-            })
-            .collect();
-        let crops: Vec<image::RgbImage> = ok
-            .par_iter()
-            .zip(&slots)
-            .flat_map_iter(|((_, img), s)| s.iter().map(|(b, _, _)| preprocess::resize_square(&crop(img, *b), size)))
-            .collect();
-        let mut pooled = Vec::with_capacity(crops.len() * crate::features::efficientnet::FEATURE_DIM);
-        for c in crops.chunks(micro) {
-            pooled.extend(values(EfficientNetLite::pool(net.features(preprocess::batch(c, device)))));
-        }
+        let (slots, pooled) = object_features(&net, &detector, &images, k, device);
         let dim = crate::features::efficientnet::FEATURE_DIM;
         for (j, ((name, _), s)) in ok.iter().zip(&slots).enumerate() {
             cache.push(name.clone(), &[k, dim], &pooled[j * k * dim..(j + 1) * k * dim]);

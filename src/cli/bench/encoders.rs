@@ -62,6 +62,29 @@ impl EncoderBench {
         Ok(self.images.len() as f64 / started.elapsed().as_secs_f64())
     }
 
+    /// Photos/s of the object detector alone, and of the detector with `--objects 4`'s four
+    /// crops through the backbone (decoding included in both, as in indexing).
+    fn objects_per_s(&self, compute: &Compute) -> anyhow::Result<(f64, f64)> {
+        use alignscope::features::detector::{DETECTOR_WEIGHTS, Detector, MIN_SCORE};
+        use alignscope::features::efficientnet::EfficientNetLite;
+        let device = &compute.device;
+        let detector = Detector::load(&models_dir().join(DETECTOR_WEIGHTS), device)?;
+        let net = EfficientNetLite::load(&models_dir().join(VISUAL_WEIGHTS), device)?;
+        let decode = |paths: &[PathBuf]| paths.par_iter().map(|p| decode_oriented(p)).collect::<Result<Vec<_>, _>>();
+        let timed = |work: &dyn Fn(&[image::DynamicImage])| -> anyhow::Result<f64> {
+            work(&decode(&self.images[..self.batch.min(self.images.len())])?); // warm-up
+            let started = Instant::now();
+            for chunk in self.images.chunks(self.batch) {
+                work(&decode(chunk)?);
+            }
+            Ok(self.images.len() as f64 / started.elapsed().as_secs_f64())
+        };
+        let detect = timed(&|images| drop(detector.detect(images, MIN_SCORE, device)))?;
+        let with_crops =
+            timed(&|images| drop(alignscope::train::objects::object_features(&net, &detector, images, 4, device)))?;
+        Ok((detect, with_crops))
+    }
+
     fn captions_per_s(&self, compute: &Compute) -> anyhow::Result<f64> {
         let dir = models_dir();
         let encoder = TextEncoder::load(&dir.join(TEXT_WEIGHTS), &dir.join(VOCAB), &compute.device)?;
@@ -140,6 +163,20 @@ impl EncoderBench {
                 ratio(ips, reference.as_ref().map(|r| r.0)),
                 cps,
                 ratio(cps, reference.as_ref().map(|r| r.1))
+            )?;
+        }
+        for compute in &backends {
+            let software = compute.adapter.as_ref().is_some_and(|a| a.is_software());
+            if software && compute.decision.backend == alignscope::engine::backend::Backend::Wgpu {
+                writeln!(out, "objects on wgpu: not timed on a software adapter (minutes; flex is what runs here)")?;
+                continue;
+            }
+            let (detect, with_crops) = self.objects_per_s(compute)?;
+            writeln!(
+                out,
+                "objects on {}: detector {detect:.1} photos/s; detector + 4 crops through the backbone (train \
+                 --objects 4) {with_crops:.1} photos/s",
+                compute.decision.backend
             )?;
         }
         match reference {
