@@ -16,6 +16,8 @@ import hashlib, json, os, sys, zipfile
 
 import numpy as np
 
+from model_files import record_checksums
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "assets", "models", "ssd-mobilenet-v2-coco.safetensors")
 FIXTURE = os.path.join(ROOT, "tests", "fixtures", "detector", "tf-detections.json")
@@ -39,12 +41,14 @@ COCO = {1: "person", 2: "bicycle", 3: "car", 4: "motorcycle", 5: "airplane", 6: 
         87: "scissors", 88: "teddy bear", 89: "hair drier", 90: "toothbrush"}
 
 
-def sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+def unchanged(tensors, metadata):
+    """Whether OUT already holds exactly these tensors and metadata."""
+    if not os.path.exists(OUT):
+        return False
+    from safetensors import safe_open
+    with safe_open(OUT, "np") as f:
+        return f.metadata() == metadata and set(f.keys()) == set(tensors) and all(
+            np.array_equal(f.get_tensor(k), v) for k, v in tensors.items())
 
 
 def main():
@@ -119,16 +123,15 @@ def main():
         "extras": json.dumps(extras),
         "labels": json.dumps(labels),
     }
-    save_file(tensors, OUT, metadata=metadata)
-    print(f"wrote {os.path.relpath(OUT, ROOT)} ({os.path.getsize(OUT) / 1e6:.1f} MB, "
-          f"{sum(v.size for v in tensors.values()) / 1e6:.2f} M parameters)")
+    if unchanged(tensors, metadata):
+        # safetensors writes metadata in hash order: rewriting would change the bytes for nothing.
+        print(f"{os.path.relpath(OUT, ROOT)}: unchanged")
+    else:
+        save_file(tensors, OUT, metadata=metadata)
+        print(f"wrote {os.path.relpath(OUT, ROOT)} ({os.path.getsize(OUT) / 1e6:.1f} MB, "
+              f"{sum(v.size for v in tensors.values()) / 1e6:.2f} M parameters)")
 
-    sums_path = os.path.join(ROOT, "assets", "models", "CHECKSUMS")
-    sums = dict(reversed(line.rstrip("\n").split("  ", 1)) for line in open(sums_path))
-    sums[os.path.basename(OUT)] = sha256(OUT)
-    with open(sums_path, "w") as f:
-        for name in sorted(sums):
-            f.write(f"{sums[name]}  {name}\n")
+    record_checksums(os.path.dirname(OUT), [OUT])
 
     # The reference: the frozen graph end to end (its own resize, anchors, decoding and NMS).
     fixture = {"min_score": MIN_SCORE, "photos": {}}

@@ -14,17 +14,11 @@ import argparse, hashlib, json, os, shutil, sys
 import torch
 from safetensors.torch import save_file
 
+from model_files import record_checksums, sha256
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "assets", "models")
 BN_EPS = 1e-3  # EfficientNet-Lite (TF port): batch_norm_epsilon
-
-
-def sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def save(tensors, path, metadata):
@@ -113,18 +107,7 @@ def main():
     paths = [efficientnet("efficientnet-lite0", dt(args.visual_dtype))] + minilm(dt(args.text_dtype))
     if args.lite2:
         paths.append(efficientnet("efficientnet-lite2", dt(args.visual_dtype)))
-    # CHECKSUMS also lists the trained networks (alignscope writes their lines): keep those.
-    sums_path = os.path.join(OUT, "CHECKSUMS")
-    sums = {}
-    if os.path.exists(sums_path):
-        for line in open(sums_path):
-            digest, _, name = line.rstrip("\n").partition("  ")
-            sums[name] = digest
-    for p in paths:
-        sums[os.path.basename(p)] = sha256(p)
-    with open(sums_path, "w") as f:
-        for name in sorted(sums):
-            f.write(f"{sums[name]}  {name}\n")
+    record_checksums(OUT, paths)
     for p in paths:
         print(f"ready: {os.path.relpath(p, ROOT)} ({os.path.getsize(p) / 1e6:.1f} MB)")
 
