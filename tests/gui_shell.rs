@@ -157,6 +157,8 @@ fn a_tile_s_menu_copies_its_path() {
     click(&mut harness, egui::pos2(60.0, 110.0), egui::PointerButton::Secondary);
     harness.get_by_label("Open in the system viewer");
     harness.get_by_label("Show in the file manager");
+    harness.run_steps(2);
+    harness.snapshot("tile_menu");
     harness.get_by_label("Copy path").click();
     harness.step();
     let copied: Vec<String> = harness
