@@ -9,7 +9,6 @@ use alignscope::train::source::Source;
 use super::args::ModelKind;
 use super::{compute, progress};
 
-#[allow(clippy::too_many_arguments)]
 /// The weak-match line: the score this percentage of dev captions give their own photo less than
 /// (at 10 %, the demo's coffee photo, the right answer to "a cup of coffee on a wooden table",
 /// was marked weak; 5 % keeps it).
@@ -59,8 +58,10 @@ pub fn eval(
             let data = source.fragments(split, ranker.shan.visual.first_block)?;
             let started = std::time::Instant::now();
             let scores = SplitScores::new(embed_split(&ranker.shan, &ranker.global, &data, &compute.device));
-            let r = scores.default_recalls(&ranker.bank);
-            let percentiles = scores.true_pair_percentiles(&ranker.bank);
+            // The normalised scores once: both the recalls and the calibration read them.
+            let normalised = scores.normalised(&ranker.bank);
+            let r = scores.default_recalls_from(&ranker.bank, &normalised);
+            let percentiles = scores.true_pair_percentiles(&normalised);
             if calibrate {
                 use alignscope::engine::fused::{Calibration, default_bank_path};
                 let bank = default_bank_path();

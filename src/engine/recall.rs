@@ -2,7 +2,7 @@
 //!
 //! i2t: for each image, rank every caption; the rank counted is that of the best of its ground-
 //! truth captions. t2i: for each caption, rank every image. R@1/5/10 both ways, in percent, and
-//! rSum, their sum.
+//! rSum, their sum. Also the nearest-rank percentile the benches and the calibration report.
 
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
 pub struct Recalls {
@@ -36,6 +36,13 @@ pub fn recalls(scores: &[f32], n_images: usize, per_image: usize) -> Recalls {
     let pct = |hits: [usize; 3], n: usize| hits.map(|h| 100.0 * h as f64 / n as f64);
     let (i2t, t2i) = (pct(i2t, n_images), pct(t2i, n_captions));
     Recalls { i2t, t2i, rsum: i2t.iter().chain(&t2i).sum() }
+}
+
+/// The value at quantile `q` (0–1) of `sorted` (ascending), by nearest rank: index
+/// `(n − 1)·q` rounded; None when `sorted` is empty.
+pub fn percentile<T: Copy>(sorted: &[T], q: f64) -> Option<T> {
+    let last = sorted.len().checked_sub(1)?;
+    sorted.get((last as f64 * q).round() as usize).copied()
 }
 
 fn count_hits(hits: &mut [usize; 3], rank: usize) {

@@ -136,35 +136,28 @@ impl SplitScores {
         (0..self.images * m).map(|k| bank.score(self.shan[k], self.global[k], norms[k / m])).collect()
     }
 
-    /// Percentiles (1, 5, 10, 25, 50) of the default's score of each caption's own photo: where
-    /// true pairs lie on the score the app shows (its "weak match" line comes from here).
-    pub fn true_pair_percentiles(&self, bank: &QueryBank) -> Vec<(u32, f32)> {
+    /// Percentiles (1, 5, 10, 25, 50) of the default's score of each caption's own photo, from
+    /// [`Self::normalised`]'s scores: where true pairs lie on the score the app shows (its
+    /// "weak match" line comes from here).
+    pub fn true_pair_percentiles(&self, normalised: &[f32]) -> Vec<(u32, f32)> {
         let m = self.images * 5;
-        let norms = normalisers(&self.e, bank);
-        let mut own: Vec<f32> = (0..m)
-            .map(|c| {
-                let k = (c / 5) * m + c;
-                bank.score(self.shan[k], self.global[k], norms[c / 5])
-            })
-            .collect();
+        let mut own: Vec<f32> = (0..m).filter_map(|c| normalised.get((c / 5) * m + c).copied()).collect();
         own.sort_by(f32::total_cmp);
         [1u32, 5, 10, 25, 50]
             .iter()
-            .map(|&q| {
-                (
-                    q,
-                    own.get(((own.len().saturating_sub(1)) as f64 * q as f64 / 100.0).round() as usize)
-                        .copied()
-                        .unwrap_or(0.0),
-                )
-            })
+            .map(|&q| (q, crate::engine::recall::percentile(&own, q as f64 / 100.0).unwrap_or(0.0)))
             .collect()
     }
 
     /// Recall@K of the default: i2t from the fused cosine, t2i normalised.
     pub fn default_recalls(&self, bank: &QueryBank) -> Recalls {
+        self.default_recalls_from(bank, &self.normalised(bank))
+    }
+
+    /// [`Self::default_recalls`] with [`Self::normalised`]'s scores already computed.
+    pub fn default_recalls_from(&self, bank: &QueryBank, normalised: &[f32]) -> Recalls {
         let raw = recalls(&self.fused(bank.global_weight), self.images, 5);
-        let normalised = recalls(&self.normalised(bank), self.images, 5);
+        let normalised = recalls(normalised, self.images, 5);
         Recalls { i2t: raw.i2t, t2i: normalised.t2i, rsum: raw.i2t.iter().chain(&normalised.t2i).sum() }
     }
 }

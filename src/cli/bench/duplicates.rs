@@ -13,13 +13,11 @@ use alignscope::engine::runtime::Runtime;
 use alignscope::engine::search::LoadedIndex;
 use image::DynamicImage;
 
-use super::search::percentile;
+use alignscope::engine::recall::percentile;
 
-fn pct(sorted: &[f32], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    percentile(&sorted.iter().map(|&x| x as f64).collect::<Vec<_>>(), p)
+/// A cosine percentile of sorted values (0 when there are none).
+fn pct(sorted: &[f32], q: f64) -> f32 {
+    percentile(sorted, q).unwrap_or(0.0)
 }
 
 /// A folder under the system's temporary directory, removed when dropped.

@@ -25,8 +25,9 @@ pub struct SearchBench {
     pub flickr8k: std::path::PathBuf,
 }
 
-pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+/// A latency percentile of sorted times (NaN when there are none).
+pub(crate) fn percentile(sorted: &[f64], q: f64) -> f64 {
+    alignscope::engine::recall::percentile(sorted, q).unwrap_or(f64::NAN)
 }
 
 /// A synthetic index with the real shapes: unit fragments and embeddings, `photos` of them.
