@@ -21,10 +21,7 @@ pub fn groups(embeddings: &[f32], dim: usize, threshold: f32) -> Vec<usize> {
     // Each photo's near-duplicates after it (the pairwise cosines in parallel, rows by rows).
     let pairs: Vec<Vec<usize>> = (0..n)
         .into_par_iter()
-        .map(|i| {
-            let a = row(i);
-            (i + 1..n).filter(|&j| a.iter().zip(row(j)).map(|(x, y)| x * y).sum::<f32>() >= threshold).collect()
-        })
+        .map(|i| (i + 1..n).filter(|&j| super::fused::dot(row(i), row(j)) >= threshold).collect())
         .collect();
     let mut parent: Vec<usize> = (0..n).collect();
     fn root(parent: &mut [usize], mut i: usize) -> usize {

@@ -13,32 +13,14 @@ use alignscope::engine::runtime::Runtime;
 use alignscope::engine::search::LoadedIndex;
 use image::DynamicImage;
 
+use alignscope::engine::fused::dot;
 use alignscope::engine::recall::percentile;
+
+use super::search::ScratchDir;
 
 /// A cosine percentile of sorted values (0 when there are none).
 fn pct(sorted: &[f32], q: f64) -> f32 {
     percentile(sorted, q).unwrap_or(0.0)
-}
-
-/// A folder under the system's temporary directory, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> std::io::Result<Self> {
-        let dir = std::env::temp_dir().join(format!("alignscope-bench-duplicates-{}", std::process::id()));
-        std::fs::create_dir_all(&dir)?;
-        Ok(Self(dir))
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 pub struct DuplicatesBench {
@@ -77,21 +59,22 @@ impl DuplicatesBench {
         use alignscope::data::flickr8k::{Split, load_split};
         let data = load_split(&self.flickr8k, Split::Test)?;
         let originals: Vec<&PathBuf> = data.images.iter().take(self.photos).collect();
-        let dir = TempDir::new()?;
+        let scratch = ScratchDir::new("bench-duplicates")?;
+        let dir = scratch.0.as_path();
         for p in &originals {
-            std::fs::copy(p, dir.path().join(p.file_name().unwrap_or_default()))?;
+            std::fs::copy(p, dir.join(p.file_name().unwrap_or_default()))?;
         }
         for (i, p) in originals.iter().take(self.altered).enumerate() {
             let img = alignscope::data::decode::decode_oriented(p)?;
             for (a, (_, alter)) in ALTERATIONS.iter().enumerate() {
-                alter(&img, &dir.path().join(altered_name(a, i)))?;
+                alter(&img, &dir.join(altered_name(a, i)))?;
             }
         }
         let started = std::time::Instant::now();
         let cancel = alignscope::engine::jobs::CancelToken::default();
-        let (_, file) = alignscope::engine::index::update_index(runtime, dir.path(), &cancel, &|_| {})?;
+        let (_, file) = alignscope::engine::index::update_index(runtime, dir, &cancel, &|_| {})?;
         let indexed = started.elapsed().as_secs_f64();
-        let index = LoadedIndex::new(dir.path(), file);
+        let index = LoadedIndex::new(dir, file);
         let at = |name: &str| index.paths.iter().position(|p| p.as_os_str() == name);
         let original_rows: Vec<usize> =
             originals.iter().filter_map(|p| at(&p.file_name().unwrap_or_default().to_string_lossy())).collect();
@@ -104,18 +87,12 @@ impl DuplicatesBench {
             index.len() - original_rows.len(),
             self.altered
         );
+        // The index's embeddings are unit rows: dot products are the cosines the app groups by.
         for (what, vectors, dim, app) in [
             ("SHAN's embedding", &index.embeddings, index.dim, false),
             ("the global model's embedding (what the app groups by)", &index.globals, index.global_dim, true),
         ] {
-            let unit: Vec<f32> = vectors
-                .chunks_exact(dim.max(1))
-                .flat_map(|v| {
-                    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
-                    v.iter().map(move |x| x / n)
-                })
-                .collect();
-            table(&mut out, what, &unit, dim, &original_rows, &copy_rows, app)?;
+            table(&mut out, what, vectors, dim, &original_rows, &copy_rows, app)?;
         }
         Ok(out)
     }
@@ -133,7 +110,7 @@ fn table(
     app: bool,
 ) -> anyhow::Result<()> {
     let row = |i: usize| &unit[i * dim..(i + 1) * dim];
-    let cos = |a: usize, b: usize| row(a).iter().zip(row(b)).map(|(x, y)| x * y).sum::<f32>();
+    let cos = |a: usize, b: usize| dot(row(a), row(b));
     writeln!(out, "cosine of {what}")?;
     writeln!(out, "  {:28} {:>6} {:>6} {:>6} {:>6}", "copy of a photo", "min", "p5", "median", "max")?;
     let mut copies: Vec<Vec<f32>> = Vec::new();

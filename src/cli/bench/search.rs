@@ -242,10 +242,10 @@ fn count(hits: &mut [usize; 3], rank: Option<usize>) {
 }
 
 /// A folder under the system's temporary directory, removed when dropped.
-struct ScratchDir(PathBuf);
+pub(crate) struct ScratchDir(pub(crate) PathBuf);
 
 impl ScratchDir {
-    fn new(what: &str) -> anyhow::Result<Self> {
+    pub(crate) fn new(what: &str) -> anyhow::Result<Self> {
         let dir = std::env::temp_dir().join(format!("alignscope-{what}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
         Ok(Self(dir))
