@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use crate::features::detections::Detection;
+use crate::features::detections::{Detection, area, overlap};
 use crate::features::detector::{DETECTOR_WEIGHTS, Detector, MIN_SCORE};
 
 /// The detector, if its weights are there (loaded once per process and device).
@@ -24,7 +24,6 @@ pub fn objects_in(detector: &Detector, photo: &image::DynamicImage, device: &bur
 /// empty.
 pub fn share_in_objects(cells: &[[f32; 4]], values: &[f32], size: [u32; 2], objects: &[Detection]) -> Vec<f32> {
     let [w, h] = size.map(|v| v.max(1) as f32);
-    let area = |b: [f32; 4]| (b[2] - b[0]).max(0.0) * (b[3] - b[1]).max(0.0);
     let cell_area: f32 = cells.iter().map(|c| area(*c)).sum();
     let mean = cells.iter().zip(values).map(|(c, v)| area(*c) * v).sum::<f32>() / cell_area.max(f32::MIN_POSITIVE);
     objects
@@ -33,9 +32,9 @@ pub fn share_in_objects(cells: &[[f32; 4]], values: &[f32], size: [u32; 2], obje
             let b = [o.bbox[0] * w, o.bbox[1] * h, o.bbox[2] * w, o.bbox[3] * h];
             let (mut covered, mut sum) = (0.0f32, 0.0f32);
             for (c, v) in cells.iter().zip(values) {
-                let overlap = area([c[0].max(b[0]), c[1].max(b[1]), c[2].min(b[2]), c[3].min(b[3])]);
-                covered += overlap;
-                sum += overlap * v;
+                let shared = overlap(*c, b);
+                covered += shared;
+                sum += shared * v;
             }
             if covered > 0.0 && mean > 0.0 { sum / covered / mean } else { 0.0 }
         })

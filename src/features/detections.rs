@@ -58,13 +58,19 @@ pub fn decode(anchor: [f32; 4], codes: [f32; 4]) -> [f32; 4] {
     [yc - h / 2.0, xc - w / 2.0, yc + h / 2.0, xc + w / 2.0]
 }
 
-fn area(b: [f32; 4]) -> f32 {
+/// A box's area (0 for an empty one), in either coordinate order.
+pub fn area(b: [f32; 4]) -> f32 {
     (b[2] - b[0]).max(0.0) * (b[3] - b[1]).max(0.0)
+}
+
+/// The area two boxes share (same coordinate order).
+pub fn overlap(a: [f32; 4], b: [f32; 4]) -> f32 {
+    area([a[0].max(b[0]), a[1].max(b[1]), a[2].min(b[2]), a[3].min(b[3])])
 }
 
 /// Intersection over union of two boxes in the same coordinate order.
 pub fn iou(a: [f32; 4], b: [f32; 4]) -> f32 {
-    let inter = area([a[0].max(b[0]), a[1].max(b[1]), a[2].min(b[2]), a[3].min(b[3])]);
+    let inter = overlap(a, b);
     let union = area(a) + area(b) - inter;
     if union > 0.0 { inter / union } else { 0.0 }
 }
