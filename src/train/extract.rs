@@ -236,6 +236,6 @@ fn valid(path: &Path, key: &CacheKey, report: &dyn Fn(ExtractMsg)) -> Option<Fea
     }
 }
 
-fn file_name(p: &Path) -> String {
+pub(crate) fn file_name(p: &Path) -> String {
     p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
 }

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
-use super::extract::ExtractMsg;
+use super::extract::{ExtractMsg, file_name};
 use super::source::Source;
 use crate::data::decode::decode_oriented;
 use crate::data::feature_cache::{CacheError, CacheKey, FeatureCache};
@@ -106,7 +106,6 @@ pub fn object_cache(source: &Source, split: &str, photos: &[PathBuf], k: usize) 
     let device = &compute.device;
     let weights = models_dir().join(format!("{visual}.safetensors"));
     let net = EfficientNetLite::load(&weights, device)?;
-    let detector = Detector::load(&models_dir().join(DETECTOR_WEIGHTS), device)?;
     let path = cache_path(out_dir, split, visual, k, photos.len());
     let key = key(&weights, net.image_size, k)?;
     match FeatureCache::load(&path, &key) {
@@ -117,23 +116,27 @@ pub fn object_cache(source: &Source, split: &str, photos: &[PathBuf], k: usize) 
         Err(CacheError::Missing { .. }) => {}
         Err(e) => report(ExtractMsg::Warning(e.to_string())),
     }
+    // Only a cache to build needs the detector.
+    let detector = Detector::load(&models_dir().join(DETECTOR_WEIGHTS), device)?;
     let stage = format!("{split} objects");
     let mut cache = FeatureCache::new(key);
     let batch = 8;
     for (i, chunk) in photos.chunks(batch).enumerate() {
         anyhow::ensure!(!cancel.is_cancelled(), "cancelled; nothing written");
         let decoded: Vec<_> = chunk.par_iter().map(|p| decode_oriented(p)).collect();
-        let mut ok = Vec::new();
+        let (mut names, mut images) = (Vec::new(), Vec::new());
         for (p, d) in chunk.iter().zip(decoded) {
             match d {
-                Ok(img) => ok.push((file_name(p), img)),
+                Ok(img) => {
+                    names.push(file_name(p));
+                    images.push(img);
+                }
                 Err(e) => report(ExtractMsg::Warning(e.to_string())),
             }
         }
-        let images: Vec<_> = ok.iter().map(|(_, img)| img.clone()).collect();
         let (slots, pooled) = object_features(&net, &detector, &images, k, device);
         let dim = crate::features::efficientnet::FEATURE_DIM;
-        for (j, ((name, _), s)) in ok.iter().zip(&slots).enumerate() {
+        for (j, (name, s)) in names.iter().zip(&slots).enumerate() {
             cache.push(name.clone(), &[k, dim], &pooled[j * k * dim..(j + 1) * k * dim]);
             let boxes: Vec<f32> =
                 s.iter().flat_map(|(b, score, class)| [b[0], b[1], b[2], b[3], *score, *class]).collect();
@@ -148,10 +151,6 @@ pub fn object_cache(source: &Source, split: &str, photos: &[PathBuf], k: usize) 
     cache.save(&path)?;
     report(ExtractMsg::Saved(path));
     Ok(cache)
-}
-
-fn file_name(p: &Path) -> String {
-    p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
 #[cfg(test)]
