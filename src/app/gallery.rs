@@ -99,8 +99,6 @@ pub struct Gallery {
     hide_duplicates: bool,
     /// Per item: how many of its near-duplicates are hidden behind it.
     hidden_copies: Vec<usize>,
-    /// Photos hidden as near-duplicates in the current order.
-    pub hidden: usize,
     /// Scores below this are weak matches (the default ranker's calibrated line, and the
     /// percentage of dev captions whose own photo scores below it; None: no line).
     pub weak_below: Option<(f32, u32)>,
@@ -392,12 +390,10 @@ impl Gallery {
                 key(b).total_cmp(&key(a)).then(a.cmp(&b))
             });
         }
-        self.hidden = 0;
         self.hidden_copies = vec![0; self.items.len()];
         if let Some(groups) = self.groups.as_ref().filter(|g| self.hide_duplicates && g.len() == self.items.len()) {
             let (hidden, copies) = crate::engine::duplicates::hidden_in_order(groups, &self.order);
             self.order.retain(|&i| !hidden[i]);
-            self.hidden = hidden.iter().filter(|&&h| h).count();
             self.hidden_copies = copies;
         }
     }
@@ -409,6 +405,11 @@ impl Gallery {
             self.groups = Some(groups);
             self.reorder();
         }
+    }
+
+    /// Photos hidden as near-duplicates in the current order (the order leaves out only those).
+    pub fn hidden(&self) -> usize {
+        self.items.len() - self.order.len()
     }
 
     /// Whether near-duplicates are known for this folder (the toggle's count needs them).
@@ -580,13 +581,13 @@ mod tests {
         g.set_groups(vec![0, 1, 0, 0], 1);
         assert_eq!(g.order, vec![0, 1, 2, 3], "nothing hidden until asked");
         g.set_hide_duplicates(true);
-        assert_eq!((g.order.clone(), g.hidden), (vec![0, 1], 2));
+        assert_eq!((g.order.clone(), g.hidden()), (vec![0, 1], 2));
         // Ranked: copy 3 scores best, so it is the one shown, with two hidden behind it.
         g.rank_by(vec![Some(0.1), Some(0.5), Some(0.2), Some(0.9)]);
         assert_eq!(g.order, vec![3, 1]);
         assert_eq!(g.hidden_copies[3], 2);
         g.set_hide_duplicates(false);
-        assert_eq!((g.order.clone(), g.hidden), (vec![3, 1, 2, 0], 0));
+        assert_eq!((g.order.clone(), g.hidden()), (vec![3, 1, 2, 0], 0));
     }
 
     #[test]

@@ -57,8 +57,13 @@ pub struct IndexRanking {
     /// Groups of near-duplicates among the indexed photos (by absolute path), computed in the
     /// background once the index is loaded.
     groups_job: Option<Job<HashMap<PathBuf, usize>>>,
-    groups: Option<Arc<HashMap<PathBuf, usize>>>,
+    /// The groups, and which computation they came from (unique in the process).
+    groups: Option<(usize, HashMap<PathBuf, usize>)>,
 }
+
+/// Numbers each computation of near-duplicate groups, so the gallery knows a new one from the
+/// one it holds (across folders and re-indexing).
+static GROUPS_COMPUTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 impl IndexRanking {
     pub fn is_indexing(&self) -> bool {
@@ -123,13 +128,13 @@ impl IndexRanking {
     /// Which computation of the near-duplicate groups is current (changes when they are
     /// computed again); None before the first.
     pub fn groups_version(&self) -> Option<usize> {
-        self.groups.as_ref().map(|g| Arc::as_ptr(g) as usize)
+        self.groups.as_ref().map(|(version, _)| *version)
     }
 
     /// Each gallery item's group of near-duplicates, once computed for the gallery's `folder`;
     /// photos the index does not hold form groups of their own.
     pub fn duplicate_groups(&self, folder: Option<&Path>, items: &[Item]) -> Option<Vec<usize>> {
-        let groups = self.groups.as_ref().filter(|_| folder.is_some() && self.root.as_deref() == folder)?;
+        let (_, groups) = self.groups.as_ref().filter(|_| folder.is_some() && self.root.as_deref() == folder)?;
         let first_free = groups.len();
         Some(
             items
@@ -208,7 +213,10 @@ impl IndexRanking {
             }));
         }
         match poll_slot(&mut self.groups_job) {
-            Oneshot::Done(groups) => self.groups = Some(Arc::new(groups)),
+            Oneshot::Done(groups) => {
+                let version = GROUPS_COMPUTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.groups = Some((version, groups));
+            }
             Oneshot::Gone => notes.push(Level::Error, "finding near-duplicates stopped unexpectedly"),
             Oneshot::Pending => {}
         }

@@ -36,8 +36,8 @@ pub fn show(app: &mut AlignscopeApp, ui: &mut egui::Ui) {
         }
         if app.gallery.has_groups() {
             ui.separator();
-            let label = if app.gallery.hidden > 0 {
-                format!("hide near-duplicates ({} hidden)", app.gallery.hidden)
+            let label = if app.gallery.hidden() > 0 {
+                format!("hide near-duplicates ({} hidden)", app.gallery.hidden())
             } else {
                 "hide near-duplicates".to_string()
             };
