@@ -10,15 +10,15 @@ use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 
 fn harness() -> Harness<'static, Option<AlignscopeApp>> {
+    harness_on(demo_folder(), Settings::default())
+}
+
+/// The app on `folder` with `settings`, in a 1280×800 window drawn by wgpu, models on flex.
+fn harness_on(folder: std::path::PathBuf, settings: Settings) -> Harness<'static, Option<AlignscopeApp>> {
     Harness::builder().with_size([1280.0, 800.0]).wgpu().build_ui_state(
-        |ui, app: &mut Option<AlignscopeApp>| {
+        move |ui, app: &mut Option<AlignscopeApp>| {
             let app = app.get_or_insert_with(|| {
-                AlignscopeApp::new(
-                    ui.ctx().clone(),
-                    Settings::default(),
-                    Ok(Compute::flex("test")),
-                    Some(&demo_folder()),
-                )
+                AlignscopeApp::new(ui.ctx().clone(), settings.clone(), Ok(Compute::flex("test")), Some(&folder))
             });
             app.poll(ui.ctx());
             app.show(ui);
@@ -285,17 +285,7 @@ fn the_keyboard_selection_scrolls_into_view_and_the_ranking_exports() {
     for i in 0..80 {
         std::fs::copy(demo_folder().join("coffee.jpg"), tmp.path().join(format!("photo{i:02}.jpg"))).unwrap();
     }
-    let folder = tmp.path().to_path_buf();
-    let mut harness = Harness::builder().with_size([1280.0, 800.0]).wgpu().build_ui_state(
-        move |ui, app: &mut Option<AlignscopeApp>| {
-            let app = app.get_or_insert_with(|| {
-                AlignscopeApp::new(ui.ctx().clone(), Settings::default(), Ok(Compute::flex("test")), Some(&folder))
-            });
-            app.poll(ui.ctx());
-            app.show(ui);
-        },
-        None,
-    );
+    let mut harness = harness_on(tmp.path().to_path_buf(), Settings::default());
     wait_until_settled(&mut harness);
     let screen = harness.state().as_ref().unwrap().gallery.on_screen().len();
     assert!(screen < 80, "the folder is taller than the window: {screen} of 80 tiles drawn");
@@ -622,18 +612,7 @@ fn ranked_in_window(
     for name in names {
         std::fs::copy(demo_folder().join(name), folder.join(name)).unwrap();
     }
-    let dir = folder.clone();
-    let mut harness = Harness::builder().with_size([1280.0, 800.0]).wgpu().build_ui_state(
-        move |ui, app: &mut Option<AlignscopeApp>| {
-            let app = app.get_or_insert_with(|| {
-                let settings = Settings { rank_model: model, ..Settings::default() };
-                AlignscopeApp::new(ui.ctx().clone(), settings, Ok(Compute::flex("test")), Some(&dir))
-            });
-            app.poll(ui.ctx());
-            app.show(ui);
-        },
-        None,
-    );
+    let mut harness = harness_on(folder.clone(), Settings { rank_model: model, ..Settings::default() });
     harness.step();
     harness.state_mut().as_mut().unwrap().query = caption.into();
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -719,17 +698,7 @@ fn near_duplicates_hide_behind_the_best_ranked_copy() {
     let camera = image::open(demo_folder().join("camera.jpg")).unwrap();
     camera.brighten(20).save(folder.join("camera-brighter.png")).unwrap();
     camera.save(folder.join("camera-copy.png")).unwrap();
-    let dir = folder.clone();
-    let mut harness = Harness::builder().with_size([1280.0, 800.0]).wgpu().build_ui_state(
-        move |ui, app: &mut Option<AlignscopeApp>| {
-            let app = app.get_or_insert_with(|| {
-                AlignscopeApp::new(ui.ctx().clone(), Settings::default(), Ok(Compute::flex("test")), Some(&dir))
-            });
-            app.poll(ui.ctx());
-            app.show(ui);
-        },
-        None,
-    );
+    let mut harness = harness_on(folder.clone(), Settings::default());
     harness.step();
     harness.state_mut().as_mut().unwrap().query = "a man holding a camera".into();
     let deadline = Instant::now() + Duration::from_secs(120);
