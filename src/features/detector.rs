@@ -15,7 +15,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use image::DynamicImage;
 
 use super::detections::{Detection, anchors, decode, suppress};
-use super::efficientnet::{BlockSpec, MbConv, SameConv, load_blocks, relu6};
+use super::efficientnet::{BlockSpec, FEATURE_DIM, MbConv, SameConv, load_blocks, relu6};
 use super::weights::{WeightFile, WeightsError};
 
 /// The committed weights file (assets/models).
@@ -83,7 +83,8 @@ impl Detector {
         let stem = SameConv::load(&w, "stem", [specs[0].input, 3, 3, 3], 2, 1, device)?;
         let blocks = load_blocks(&w, &specs, device)?;
         let last = specs.last().map_or(320, |b| b.output);
-        let head_dim = w.values("head.bias", &[1280]).map(|v| v.len())?;
+        // MobileNetV2's head is EfficientNet's width (its shape is checked as it loads).
+        let head_dim = FEATURE_DIM;
         let head = SameConv::load(&w, "head", [head_dim, last, 1, 1], 1, 1, device)?;
         let mut extras = Vec::new();
         let mut channels = vec![first.input * first.expand, head_dim];
