@@ -129,8 +129,14 @@ impl Inspector {
         }
         let (runtime, ranker, path, caption) = (runtime.clone(), self.ranker.clone(), path.clone(), caption.clone());
         let method = self.method;
+        // The objects depend on the photo alone: another caption or method keeps them.
+        let known = self
+            .current
+            .as_ref()
+            .filter(|c| c.explained.explanation.image == path)
+            .map(|c| c.explained.objects.clone());
         self.job = Some(spawn_oneshot("explain", waker.clone(), move |_| {
-            let result = explain_pair(&runtime, ranker.as_deref(), &path, &caption, method);
+            let result = explain_pair(&runtime, ranker.as_deref(), &path, &caption, method, known);
             (path, caption, result)
         }));
     }
@@ -445,12 +451,14 @@ fn word_chips(
     ui.weak(format!("chip colour: R_t, the word's alignment, from {lo:.2} (dark) to {hi:.2} (bright)"));
 }
 
+/// `objects`: the photo's objects when already detected (else they are detected here).
 fn explain_pair(
     runtime: &Runtime,
     ranker: Option<&Ranker>,
     path: &std::path::Path,
     caption: &str,
     method: Method,
+    objects: Option<Result<Vec<Detection>, String>>,
 ) -> ExplainResult {
     let photo = crate::data::decode::decode_oriented(path).map_err(|e| e.to_string())?;
     let explanation = explain_photo(runtime, &photo, path, caption, method).map_err(|e| format!("{e:#}"))?;
@@ -460,7 +468,8 @@ fn explain_pair(
     let dsran_attention = regions.as_ref().and_then(|(r, regions)| r.dsran_attention(regions.clone()));
     let racg_attention =
         regions.and_then(|(r, regions)| r.racg_attention(regions, caption)).map(|r| r.map_err(|e| format!("{e:#}")));
-    let objects = load_detector(&runtime.device).map(|d| objects_in(&d, &photo, &runtime.device));
+    let objects =
+        objects.unwrap_or_else(|| load_detector(&runtime.device).map(|d| objects_in(&d, &photo, &runtime.device)));
     let photo = photo.thumbnail(PHOTO_PIXELS, PHOTO_PIXELS).to_rgba8();
     Ok(Explained {
         explanation,
