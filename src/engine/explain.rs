@@ -26,7 +26,8 @@ pub enum Method {
     /// photo is shown, averaged over the windows showing each cell (one pass per window).
     Window,
     /// Gradient × activation of the word's alignment R_t on the 28×28 activation entering
-    /// EfficientNet's fourth stage, averaged to the 7×7 cells (one forward and backward pass).
+    /// EfficientNet's fourth stage, less half the other content words' (each map as shares of
+    /// itself), averaged to the 7×7 cells (one forward and backward pass).
     #[default]
     Gradient,
 }
@@ -49,7 +50,7 @@ impl Method {
             Self::Attention => "SHAN's attention of the word over the cells (sums to 1)",
             Self::Occlusion => "drop of the word's alignment R_t when the cell is hidden",
             Self::Window => "rise of the word's alignment R_t when windows showing the cell are shown alone",
-            Self::Gradient => "gradient × activation of the word's alignment R_t (28×28, mean per cell)",
+            Self::Gradient => "gradient × activation of R_t less half the other words' (shares, cell means)",
         }
     }
 }
@@ -202,8 +203,21 @@ pub fn explain_photo(
     let maps: Option<(Option<Vec<f32>>, Vec<Vec<f32>>)> = match method {
         Method::Attention => None,
         Method::Gradient => {
+            // Word maps (contrasted on the fine grid, then pooled to the cells), given to each
+            // of the word's pieces so the pieces' mean below is the word's map.
             let (maps, fine) = runtime.gradient()?.piece_maps(runtime, photo, &batch)?;
-            Some((None, maps.iter().map(|m| super::gradient::pool(m, fine, grid)).collect()))
+            let mut per_piece = vec![Vec::new(); pieces];
+            for ((_, map), (_, mine)) in
+                super::gradient::word_maps(&tokenized, &maps, fine).iter().zip(word_pieces(&tokenized))
+            {
+                let pooled = super::gradient::pool(map, fine, grid);
+                for p in mine {
+                    if let Some(slot) = per_piece.get_mut(p) {
+                        slot.clone_from(&pooled);
+                    }
+                }
+            }
+            Some((None, per_piece))
         }
         Method::Occlusion => {
             Some(perturbed(occlusion::occluded_inputs(&runtime.input(photo), grid), &occlusion::drops))

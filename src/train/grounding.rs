@@ -17,7 +17,7 @@ use anyhow::Context as _;
 use image::{DynamicImage, RgbImage};
 
 use crate::data::decode::decode_oriented;
-use crate::engine::explain::{Method, content_mean, explain_photo, peak, piece_mean, word_pieces};
+use crate::engine::explain::{Method, content_mean, explain_photo, peak, word_pieces};
 use crate::engine::jobs::CancelToken;
 use crate::engine::occlusion::{WINDOW, drops, gains, hide_cells, occluded_inputs, window_map, window_pass_inputs};
 use crate::engine::rank::{Embeddings, Ranker, RankerModel};
@@ -200,10 +200,7 @@ impl Explainer<'_> {
                 let tokenized = runtime.text.tokenizer.tokenize(caption)?;
                 let batch = runtime.caption_batch(std::slice::from_ref(&tokenized));
                 let (maps, fine) = runtime.gradient()?.piece_maps(runtime, photo, &batch)?;
-                let words: Vec<(String, Vec<f32>)> = word_pieces(&tokenized)
-                    .into_iter()
-                    .map(|(w, mine)| (w, piece_mean(&mine, fine * fine, |p, i| maps[p][i])))
-                    .collect();
+                let words = crate::engine::gradient::word_maps(&tokenized, &maps, fine);
                 let cells: Vec<Vec<f32>> =
                     words.iter().map(|(_, m)| crate::engine::gradient::pool(m, fine, GRID)).collect();
                 let pair =
