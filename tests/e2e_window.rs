@@ -18,6 +18,17 @@ fn take_display() -> Option<MutexGuard<'static, ()>> {
     Some(DISPLAY.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
 }
 
+/// A few demo photos in a temporary folder: the window indexes what it opens, and on a software
+/// wgpu adapter the whole demo folder would take minutes.
+fn few_demo_photos(dir: &std::path::Path) -> std::path::PathBuf {
+    let folder = dir.join("photos");
+    std::fs::create_dir_all(&folder).unwrap();
+    for name in ["chelsea.jpg", "coffee.jpg", "astronaut.jpg", "german_shepherd_dog.jpg", "pepperoni_pizza.jpg"] {
+        std::fs::copy(common::repo_path("assets/demo").join(name), folder.join(name)).unwrap();
+    }
+    folder
+}
+
 #[test]
 fn window_opens_and_draws_the_demo_folder() {
     let Some(_turn) = take_display() else { return };
@@ -30,7 +41,7 @@ fn window_opens_and_draws_the_demo_folder() {
         .arg(env!("CARGO_BIN_EXE_alignscope"))
         .arg("gui")
         .arg("--folder")
-        .arg(common::repo_path("assets/demo"))
+        .arg(few_demo_photos(dir.path()))
         .arg("--screenshot")
         .arg(&shot)
         .env("HOME", dir.path()) // settings of this run stay in the temp dir
@@ -56,7 +67,7 @@ fn forced_wgpu_shares_the_window_device_with_the_model() {
         .args(["300", "xvfb-run", "-a", "-s", "-screen 0 1280x800x24"])
         .arg(env!("CARGO_BIN_EXE_alignscope"))
         .args(["--backend", "wgpu", "gui", "--folder"])
-        .arg(common::repo_path("assets/demo"))
+        .arg(few_demo_photos(dir.path()))
         .arg("--screenshot")
         .arg(dir.path().join("wgpu.png"))
         .env("HOME", dir.path())

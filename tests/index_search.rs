@@ -338,33 +338,74 @@ fn an_index_built_with_other_weights_is_named_and_embedded_again() {
     assert!(out.contains("2 photos indexed (2 embedded"), "{out}\n{err}");
 }
 
-/// Plain captions of the demo photos, written before the default ranker was measured on them
-/// (two per photo a Flickr8k-trained model may know; the microscope and telescope images have
-/// none it could). The default puts the intended photo first for at least 10 of them, and for
-/// at least as many as the global model or SHAN does.
+/// A plain caption for each everyday demo photo (and six of the scikit-image ones), written
+/// before any ranker was measured on them. Measured here (flex): the default puts the intended
+/// photo first for 33 of the 60 among the 67 demo photos, the global model 33, SHAN 29. The test
+/// asks for at least 30, and at least as many as either other model.
 #[test]
 fn the_default_ranks_plain_captions_of_the_demo_photos_first() {
     use alignscope::engine::search::{LoadedIndex, SearchModel, SearchOptions, search_caption};
-    const CAPTIONS: [(&str, &str); 19] = [
-        ("astronaut.jpg", "a woman in a space suit"),
-        ("astronaut.jpg", "an astronaut smiling"),
-        ("brick.jpg", "a brick wall"),
-        ("brick.jpg", "a wall of bricks"),
-        ("camera.jpg", "a man with a camera"),
-        ("camera.jpg", "a man holding a camera"),
+    const CAPTIONS: [(&str, &str); 60] = [
+        ("airplane_in_clouds.jpg", "an airplane flying in the clouds"),
+        ("autumn_mountain_meadow.jpg", "a green meadow below a mountain"),
+        ("bison_on_grass.jpg", "a bison grazing on the grass"),
+        ("brandenburg_gate.jpg", "people walking in front of a large stone gate"),
+        ("burger_and_fries.jpg", "a burger and french fries on a plate"),
+        ("canyon_landscape.jpg", "a river running through a canyon"),
+        ("chickens_on_grass.jpg", "chickens on the grass"),
+        ("child_with_teddy_bear.jpg", "a little child sitting next to a teddy bear"),
+        ("chinese_temple_hillside.jpg", "a tall temple on a hill"),
+        ("coral_reef_underwater.jpg", "a coral reef under water"),
+        ("cow_in_pasture.jpg", "a black and white cow in a field"),
+        ("dandelion_meadow.jpg", "dandelions in a meadow"),
+        ("didgeridoo_player.jpg", "a man sitting on a log playing a long wooden instrument"),
+        ("drum_kit_and_guitar.jpg", "a drum set and a guitar"),
+        ("fig_on_red_plate.jpg", "a fig in a red bowl"),
+        ("folk_musicians.jpg", "musicians playing guitars on a stage"),
+        ("forest_stream.jpg", "a stream flowing over rocks in the forest"),
+        ("german_shepherd_dog.jpg", "a german shepherd dog standing on the grass"),
+        ("giant_panda.jpg", "a panda bear"),
+        ("giraffes_in_savanna.jpg", "two giraffes standing among trees"),
+        ("girl_hugging_big_dog.jpg", "a girl hugging a big brown dog"),
+        ("grace_hopper_portrait.jpg", "a portrait of a woman in uniform"),
+        ("great_wall_of_china.jpg", "a wall running over green hills"),
+        ("horses_in_field.jpg", "horses standing in a field"),
+        ("jockey_horse_race.jpg", "a jockey riding a horse in a race"),
+        ("kangaroo_with_joey.jpg", "a kangaroo and its baby"),
+        ("kingfisher_on_branch.jpg", "a small blue and orange bird on a branch"),
+        ("kitten_playing_with_yarn.jpg", "a kitten playing with a ball of yarn"),
+        ("koala_in_tree.jpg", "a koala sitting in a tree"),
+        ("living_room_with_wine.jpg", "a bottle of wine on a wooden table in a living room"),
+        ("machu_picchu_mountains.jpg", "ruins on top of a mountain"),
+        ("mariachi_band.jpg", "a band playing trumpets and violins"),
+        ("mont_saint_michel.jpg", "a castle on a hill by the sea"),
+        ("mountain_trail_rocky_peaks.jpg", "a trail leading to rocky mountain peaks"),
+        ("nuthatch_on_tree.jpg", "a small bird on a tree trunk"),
+        ("orchestra_on_stage.jpg", "an orchestra playing on a stage"),
+        ("paint_brushes.jpg", "colourful paint brushes"),
+        ("pepperoni_pizza.jpg", "a pepperoni pizza"),
+        ("pig_on_grass.jpg", "a pig standing on the grass"),
+        ("polar_bear_in_snow.jpg", "a polar bear walking in the snow"),
+        ("red_crab_on_rock.jpg", "a red crab on a rock"),
+        ("red_panda.jpg", "a red panda on a branch"),
+        ("scarlet_macaw_parrot.jpg", "a red parrot"),
+        ("sheep_on_grass.jpg", "a white sheep in a field"),
+        ("soccer_players.jpg", "boys playing soccer on a field"),
+        ("sunset_over_hills.jpg", "the sun setting over the hills"),
+        ("surfer_on_wave.jpg", "a surfer riding a big wave"),
+        ("swans_with_cygnets.jpg", "swans swimming on the water"),
+        ("taiko_drums_festival_night.jpg", "drums at a festival at night"),
+        ("two_dogs_at_door.jpg", "two dogs looking out of a door"),
+        ("underwater_corals.jpg", "corals under the water"),
+        ("white_duck.jpg", "a white duck"),
+        ("yellow_taxis_city_street.jpg", "yellow taxis on a city street"),
+        ("dragonfly_on_twig.jpg", "a dragonfly on a twig"),
+        ("astronaut.jpg", "an astronaut in front of a flag"),
         ("chelsea.jpg", "a tabby cat"),
-        ("chelsea.jpg", "a cat looking at the camera"),
-        ("coffee.jpg", "a cup of coffee"),
         ("coffee.jpg", "a cup of coffee on a saucer"),
-        ("coins.jpg", "a pile of old coins"),
-        ("coins.jpg", "coins"),
-        ("grass.jpg", "green grass"),
-        ("grass.jpg", "a close up of grass"),
-        ("gravel.jpg", "gravel on the ground"),
         ("rocket.jpg", "a rocket on a launch pad"),
-        ("rocket.jpg", "a space shuttle"),
-        ("clock_motion.jpg", "a clock"),
-        ("hubble_deep_field.jpg", "galaxies in the night sky"),
+        ("camera.jpg", "a man holding a camera"),
+        ("coins.jpg", "a pile of old coins"),
     ];
     let tmp = tempfile::tempdir().unwrap();
     let names: Vec<String> = std::fs::read_dir(common::repo_path("assets/demo"))
@@ -390,7 +431,7 @@ fn the_default_ranks_plain_captions_of_the_demo_photos_first() {
         (CAPTIONS.len() - missed.len(), missed)
     };
     let (default, missed) = firsts(SearchModel::Default);
-    assert!(default >= 10, "the intended photo first for {default} of {} captions; missed {missed:?}", CAPTIONS.len());
+    assert!(default >= 30, "the intended photo first for {default} of {} captions; missed {missed:?}", CAPTIONS.len());
     for other in [SearchModel::Global, SearchModel::Shan] {
         let (n, _) = firsts(other);
         assert!(default >= n, "default {default} first, {} {n}", other.name());

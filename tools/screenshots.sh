@@ -9,7 +9,7 @@ shoot() { # NAME ARGS...
   HOME="$(mktemp -d)" xvfb-run -a -s "-screen 0 1280x800x24" "$bin" "$@" --screenshot "screenshots/$name.png"
 }
 shoot gallery-demo gui --folder assets/demo
-shoot gallery-ranked gui --folder assets/demo --query "a cup of coffee on a wooden table"
+shoot gallery-ranked gui --folder assets/demo --query "animals in a field"
 shoot inspector-camera gui --folder assets/demo --query "a man with a camera on a tripod" --select 1
 shoot compare-networks gui --folder assets/demo --query "a tabby cat looking at the camera" --select 1
 shoot gallery-demo-forced-wgpu --backend wgpu gui --folder assets/demo

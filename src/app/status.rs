@@ -12,7 +12,15 @@ pub fn show(app: &mut AlignscopeApp, ui: &mut egui::Ui) {
                     d.split.name()
                 ))
                 .on_hover_text(d.root.display().to_string()),
-            (None, Some(folder)) => ui.label(format!("Folder: {}", folder.display())),
+            // The name only (a full path crowds the bar); the path on hover.
+            (None, Some(folder)) => ui
+                .label(format!(
+                    "Folder: {}",
+                    folder
+                        .file_name()
+                        .map_or_else(|| folder.display().to_string(), |n| n.to_string_lossy().into_owned())
+                ))
+                .on_hover_text(folder.display().to_string()),
             (None, None) => ui.label("no folder"),
         };
         ui.separator();
