@@ -112,11 +112,12 @@ fn progress_stays_off_pipes_and_quiet_and_verbose_do_what_they_say() {
     assert!(err.contains("DEBUG") || err.contains("INFO"), "-vv: library log records: {err}");
 }
 
-/// A copied binary with nothing beside it, run from `/`: `install-models` puts the models in the
-/// XDG data folder, `doctor` says it uses them from there (not the build-time path), and `search`
-/// ranks photos with them.
+/// A copied binary with nothing beside it, run from `/`: it cannot reach the source tree's
+/// `assets/` (there is no build-time path), so its first run writes the models and demo photos it
+/// carries to the XDG data folder and `search` ranks the demo photos with them; `doctor` then
+/// says the models come from there.
 #[test]
-fn a_copied_binary_finds_the_installed_models() {
+fn a_copied_binary_installs_its_models_and_searches() {
     let tmp = tempfile::tempdir().unwrap();
     let bin = tmp.path().join("bin/alignscope");
     std::fs::create_dir_all(bin.parent().unwrap()).unwrap();
@@ -133,17 +134,27 @@ fn a_copied_binary_finds_the_installed_models() {
         let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
         (out.status.success(), text(&out.stdout), text(&out.stderr))
     };
-    let (ok, out, err) = run(&["install-models"]);
-    assert!(ok && out.contains("installed"), "{out}\n{err}");
+    let demo = data.join("alignscope/demo");
+    let (ok, out, err) = run(&["--backend", "flex", "search", demo.to_str().unwrap(), "a tabby cat", "--top", "1"]);
+    assert!(ok && out.trim_end().ends_with("chelsea.jpg"), "{out}\n{err}");
+    assert!(err.contains("first run: wrote the models and demo photos"), "{err}");
     let installed = data.join("alignscope/models");
     assert!(installed.join("shan.safetensors").is_file() && installed.join("CHECKSUMS").is_file());
-    let (_, out, _) = run(&["--backend", "flex", "doctor"]);
+    let (_, out, err) = run(&["--backend", "flex", "doctor"]);
     assert!(out.contains(&format!("models: {} (installed)", installed.display())), "{out}");
-    let photos = tmp.path().join("photos");
-    std::fs::create_dir(&photos).unwrap();
-    for name in ["chelsea.jpg", "coffee.jpg", "rocket.jpg"] {
-        std::fs::copy(common::repo_path("assets/demo").join(name), photos.join(name)).unwrap();
-    }
-    let (ok, out, err) = run(&["--backend", "flex", "search", photos.to_str().unwrap(), "a tabby cat", "--top", "1"]);
-    assert!(ok && out.trim_end().ends_with("chelsea.jpg"), "{out}\n{err}");
+    assert!(!err.contains("first run"), "installed once: {err}");
+    let repo = env!("CARGO_MANIFEST_DIR");
+    assert!(!out.contains(repo), "the source tree is not used: {out}");
+    // A damaged installed model is refused by name, not used.
+    let shan = installed.join("shan.safetensors");
+    let mut bytes = std::fs::read(&shan).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid..mid + 8].copy_from_slice(&[0x3c; 8]);
+    std::fs::write(&shan, bytes).unwrap();
+    let (ok, out, err) = run(&["--backend", "flex", "search", demo.to_str().unwrap(), "a tabby cat"]);
+    assert!(!ok && err.contains("shan.safetensors"), "{out}\n{err}");
+    let (ok, out, err) = run(&["install-models"]);
+    assert!(ok && out.contains("installed"), "{out}\n{err}");
+    let (ok, out, err) = run(&["--backend", "flex", "search", demo.to_str().unwrap(), "a tabby cat", "--top", "1"]);
+    assert!(ok && out.trim_end().ends_with("chelsea.jpg"), "install-models mends it: {out}\n{err}");
 }

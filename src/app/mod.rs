@@ -42,10 +42,9 @@ pub struct GuiOptions {
     pub dataset: Option<(PathBuf, crate::data::flickr8k::Split)>,
 }
 
-/// The bundled demo photos: next to the working directory in a checkout, else where the crate was built.
+/// The bundled demo photos (beside the models: `assets/demo` in a checkout).
 pub fn demo_folder() -> PathBuf {
-    let local = PathBuf::from("assets/demo");
-    if local.is_dir() { local } else { Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo") }
+    crate::features::demo_dir()
 }
 
 /// Open the window. Blocks until it is closed.

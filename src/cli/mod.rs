@@ -3,6 +3,7 @@
 
 mod args;
 mod bench;
+mod embedded;
 mod eval;
 mod folder;
 mod grounding;
@@ -69,12 +70,14 @@ pub enum Command {
     ///
     /// Example: alignscope doctor
     Doctor,
-    /// Copy the bundled models (checked against CHECKSUMS) to where an installed or copied binary
-    /// finds them: $XDG_DATA_HOME/alignscope/models, by default ~/.local/share/alignscope/models.
+    /// Write the models and demo photos this binary carries (checked against CHECKSUMS) to where
+    /// an installed or copied binary finds them: $XDG_DATA_HOME/alignscope/{models,demo}, by
+    /// default ~/.local/share/alignscope. A binary that finds no models does this on its first run.
     ///
-    /// Example: alignscope install-models (after `cargo install --path .`)
+    /// Example: alignscope install-models (again after `cargo install --path .` with new weights)
     InstallModels {
-        /// Install here instead (then point $ALIGNSCOPE_MODELS at it).
+        /// Install the models here instead, the demo photos beside it in `demo` (then point
+        /// $ALIGNSCOPE_MODELS at it).
         #[arg(long)]
         to: Option<PathBuf>,
     },
@@ -513,6 +516,7 @@ fn may_write_weights(out: &std::path::Path, overwrite: bool) -> anyhow::Result<(
 /// Run the parsed command line.
 pub fn run(cli: Cli) -> ExitCode {
     progress::init(cli.verbose, cli.quiet);
+    embedded::install_if_missing(cli.quiet);
     let backend = cli.backend.unwrap_or_default();
     let visual = cli.visual.as_str();
     let command = cli.command.unwrap_or(Command::Gui {
@@ -540,7 +544,7 @@ pub fn run(cli: Cli) -> ExitCode {
             print!("{report}");
             if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
         }
-        Command::InstallModels { to } => report(install_models(to)),
+        Command::InstallModels { to } => report(embedded::install_models(to)),
         Command::Grounding { model, method, set, flickr8k, pairs, json, maps } => {
             report(grounding::run(backend, visual, model, method, set, &flickr8k, pairs, json, maps))
         }
@@ -715,25 +719,6 @@ pub fn run(cli: Cli) -> ExitCode {
             report(folder::features(backend, visual, image, text, objects, json))
         }
     }
-}
-
-fn install_models(to: Option<PathBuf>) -> anyhow::Result<String> {
-    use alignscope::features::{install::install_models, installed_models_dir, models_location};
-    let (from, why) = models_location();
-    let to =
-        to.or_else(installed_models_dir).ok_or_else(|| anyhow::anyhow!("no $XDG_DATA_HOME or $HOME: give --to DIR"))?;
-    if from.canonicalize().ok() == to.canonicalize().ok() {
-        return Ok(format!("the models in use are already at {}\n", to.display()));
-    }
-    let written = install_models(&from, &to)?;
-    let bytes: u64 = written.iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).sum();
-    Ok(format!(
-        "installed {} files ({:.0} MB) from {} ({why}) to {}\n",
-        written.len(),
-        bytes as f64 / 1e6,
-        from.display(),
-        to.display()
-    ))
 }
 
 /// A headless compute context; says on stderr which backend runs and why.

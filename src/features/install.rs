@@ -1,25 +1,22 @@
-//! Installing the bundled models where an installed or copied binary finds them: every file
-//! `CHECKSUMS` lists, plus the list and the licences, each copied atomically and checked.
+//! Installing the models (and demo photos) a binary carries where it finds them again: each file
+//! written atomically, then every file `CHECKSUMS` lists checked.
 
 use std::path::{Path, PathBuf};
 
 use super::checksums;
 
-/// Copy the models in `from` to `to` (created); returns the files written. Each copy is checked
-/// against `from`'s `CHECKSUMS`; nothing half-written is left under its final name.
-pub fn install_models(from: &Path, to: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let list = from.join(checksums::FILE);
-    let text = std::fs::read_to_string(&list)
-        .map_err(|e| anyhow::anyhow!("{}: cannot read the list of models: {e}", list.display()))?;
+/// Write `files` (name, bytes) into `to` (created); returns the files written. Nothing
+/// half-written is left under its final name; a file the `CHECKSUMS` among them lists must match it.
+pub fn install_files(files: &[(&str, &[u8])], to: &Path) -> anyhow::Result<Vec<PathBuf>> {
     std::fs::create_dir_all(to).map_err(|e| anyhow::anyhow!("{}: cannot create: {e}", to.display()))?;
-    let mut names: Vec<&str> = text.lines().filter_map(|l| l.split_once("  ").map(|(_, n)| n)).collect();
-    names.extend([checksums::FILE, "LICENSES.md"]);
-    let mut written = Vec::new();
-    for name in names {
-        anyhow::ensure!(!name.contains('/') && !name.starts_with('.'), "{}: unexpected name {name:?}", list.display());
-        let (source, target) = (from.join(name), to.join(name));
-        let tmp = to.join(format!(".{name}.tmp"));
-        std::fs::copy(&source, &tmp).map_err(|e| anyhow::anyhow!("{} → {}: {e}", source.display(), tmp.display()))?;
+    let mut written = Vec::with_capacity(files.len());
+    for (name, bytes) in files {
+        anyhow::ensure!(
+            !name.contains(['/', '\\']) && !name.starts_with('.') && !name.is_empty(),
+            "unexpected file name {name:?}"
+        );
+        let (target, tmp) = (to.join(name), to.join(format!(".{name}.tmp")));
+        std::fs::write(&tmp, bytes).map_err(|e| anyhow::anyhow!("{}: cannot write: {e}", tmp.display()))?;
         std::fs::rename(&tmp, &target).map_err(|e| anyhow::anyhow!("{}: {e}", target.display()))?;
         written.push(target);
     }
@@ -32,21 +29,24 @@ pub fn install_models(from: &Path, to: &Path) -> anyhow::Result<Vec<PathBuf>> {
 
 #[cfg(test)]
 mod tests {
+    use super::checksums::hex_sha256;
+
     #[test]
-    fn installs_what_the_list_names_and_checks_it() {
-        let (from, to) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-        std::fs::write(from.path().join("a.safetensors"), b"aaa").unwrap();
-        std::fs::write(from.path().join("LICENSES.md"), b"licences").unwrap();
-        std::fs::write(from.path().join("stray.bin"), b"not listed").unwrap();
-        std::fs::write(from.path().join("CHECKSUMS"), "").unwrap();
-        super::checksums::record(&from.path().join("a.safetensors")).unwrap();
+    fn writes_the_files_and_checks_the_listed_ones() {
+        let to = tempfile::tempdir().unwrap();
         let target = to.path().join("models");
-        let written = super::install_models(from.path(), &target).unwrap();
+        let list = format!("{}  a.safetensors\n", hex_sha256(b"aaa"));
+        let files: [(&str, &[u8]); 3] = [("CHECKSUMS", list.as_bytes()), ("a.safetensors", b"aaa"), ("b.txt", b"b")];
+        let written = super::install_files(&files, &target).unwrap();
         assert_eq!(written.len(), 3);
         assert_eq!(std::fs::read(target.join("a.safetensors")).unwrap(), b"aaa");
-        assert!(!target.join("stray.bin").exists());
-        std::fs::write(from.path().join("a.safetensors"), b"changed").unwrap();
-        let err = super::install_models(from.path(), &target).unwrap_err().to_string();
+        assert!(
+            std::fs::read_dir(&target).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().ends_with(".tmp"))
+        );
+        let damaged: [(&str, &[u8]); 2] = [("CHECKSUMS", list.as_bytes()), ("a.safetensors", b"changed")];
+        let err = super::install_files(&damaged, &to.path().join("other")).unwrap_err().to_string();
         assert!(err.contains("a.safetensors") && err.contains("CHECKSUMS"), "{err}");
+        let err = super::install_files(&[("../x", b"x")], &target).unwrap_err().to_string();
+        assert!(err.contains("unexpected file name"), "{err}");
     }
 }

@@ -25,12 +25,17 @@ pub fn values<const D: usize>(tensor: Tensor<D>) -> Vec<f32> {
 
 /// The committed models: `$ALIGNSCOPE_MODELS` when set; else `assets/models` beside the binary
 /// (`target/release/alignscope` in a checkout, or a tree with `assets/` next to `bin/`); else
-/// the installed copy ([`installed_models_dir`], `alignscope install-models`); else where the
-/// crate was built. Never the working directory: an `assets/models/` folder wherever alignscope
-/// happens to run must not replace its models.
+/// the installed copy ([`installed_models_dir`]: the binary carries its models and writes them
+/// there on first run, or `alignscope install-models`). Never the working directory (an
+/// `assets/models/` folder wherever alignscope happens to run must not replace its models), and
+/// never the path the crate was built at (a copied binary must not depend on the source tree).
 pub fn models_dir() -> PathBuf {
     models_location().0
 }
+
+/// Why [`models_location`] found no models: the installed folder (where the first run of the
+/// binary writes them) is returned with this reason.
+pub const MODELS_MISSING: &str = "not found: run `alignscope install-models`";
 
 /// [`models_dir`] and why it is that one (for `doctor` and error messages).
 pub fn models_location() -> (PathBuf, &'static str) {
@@ -44,10 +49,17 @@ pub fn models_location() -> (PathBuf, &'static str) {
     if let Some(dir) = beside_binary {
         return (dir, "beside the binary");
     }
-    if let Some(dir) = installed_models_dir().filter(|d| d.join(checksums::FILE).is_file()) {
-        return (dir, "installed");
+    match installed_models_dir() {
+        Some(dir) if dir.join(checksums::FILE).is_file() => (dir, "installed"),
+        Some(dir) => (dir, MODELS_MISSING),
+        None => (PathBuf::from("assets/models"), MODELS_MISSING),
     }
-    (Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/models"), "where alignscope was built")
+}
+
+/// The demo photos: the `demo` folder beside the models folder (`assets/demo` in a checkout,
+/// `alignscope/demo` beside the installed models).
+pub fn demo_dir() -> PathBuf {
+    models_dir().with_file_name("demo")
 }
 
 /// Where `alignscope install-models` puts the models: `$XDG_DATA_HOME/alignscope/models`, by
