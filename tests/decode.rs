@@ -117,7 +117,8 @@ fn a_fifo_is_not_opened() {
 fn demo_folder_has_real_photos_that_decode() {
     let scan = scan_folder(&std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/demo"));
     assert!(scan.problems.is_empty(), "{:?}", scan.problems);
-    assert!((8..=20).contains(&scan.images.len()), "{} photos", scan.images.len());
+    // 13 scikit-image samples and at least 40 everyday photos, small enough for the repository.
+    assert!((53..=120).contains(&scan.images.len()), "{} photos", scan.images.len());
     for path in &scan.images {
         let t = thumbnail(path, 128).unwrap();
         assert!(t.width() == 128 || t.height() == 128, "{}", path.display());

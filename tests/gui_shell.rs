@@ -282,10 +282,12 @@ fn the_keyboard_selection_scrolls_into_view_and_the_ranking_exports() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
+    let folder = tmp.path().join("photos");
+    std::fs::create_dir(&folder).unwrap();
     for i in 0..80 {
-        std::fs::copy(demo_folder().join("coffee.jpg"), tmp.path().join(format!("photo{i:02}.jpg"))).unwrap();
+        std::fs::copy(demo_folder().join("coffee.jpg"), folder.join(format!("photo{i:02}.jpg"))).unwrap();
     }
-    let mut harness = harness_on(tmp.path().to_path_buf(), Settings::default());
+    let mut harness = harness_on(folder.clone(), Settings::default());
     wait_until_settled(&mut harness);
     let screen = harness.state().as_ref().unwrap().gallery.on_screen().len();
     assert!(screen < 80, "the folder is taller than the window: {screen} of 80 tiles drawn");
@@ -298,7 +300,14 @@ fn the_keyboard_selection_scrolls_into_view_and_the_ranking_exports() {
     assert!(selected > screen, "the selection went below the first screen ({selected})");
     assert!(gallery.on_screen().contains(&selected), "tile {selected} is drawn: {:?}", gallery.on_screen());
 
-    let out = tmp.path().join("ranking.csv");
+    // A path relative to the checkout, so the snapshot's message is the same in every clone.
+    let out = std::path::PathBuf::from("target/kittest-export/ranking.csv");
+    std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+    // The message log, emptied (its start-up lines carry timings), shows the export's message.
+    harness.get_by_label("Messages").click();
+    harness.run_steps(2);
+    harness.get_by_label("Clear").click();
+    harness.run_steps(2);
     harness.state_mut().as_mut().unwrap().export_to(out.clone());
     let deadline = Instant::now() + Duration::from_secs(20);
     while !out.exists() {
@@ -310,7 +319,10 @@ fn the_keyboard_selection_scrolls_into_view_and_the_ranking_exports() {
     let csv = std::fs::read_to_string(&out).unwrap();
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines.len(), 81, "a header and one line per photo");
-    assert_eq!(lines[1], format!("1,,{}", tmp.path().join("photo00.jpg").display()), "unranked: folder order");
+    assert_eq!(lines[1], format!("1,,{}", folder.join("photo00.jpg").display()), "unranked: folder order");
+    harness.get_by_label(&format!("{}: 80 photos written", out.display()));
+    harness.snapshot("export_written");
+    std::fs::remove_dir_all(out.parent().unwrap()).unwrap();
 }
 
 /// The heatmap values (`relevance`, by the default method) `alignscope explain --json` prints
