@@ -304,8 +304,9 @@ fn the_keyboard_selection_scrolls_into_view_and_the_ranking_exports() {
     let out = std::path::PathBuf::from("target/kittest-export/ranking.csv");
     std::fs::create_dir_all(out.parent().unwrap()).unwrap();
     // The message log, emptied (its start-up lines carry timings), shows the export's message.
+    // Commands apply after the frame, and a new window is sized in the frame before it shows.
     harness.get_by_label("Messages").click();
-    harness.run_steps(2);
+    harness.run_steps(3);
     harness.get_by_label("Clear").click();
     harness.run_steps(2);
     harness.state_mut().as_mut().unwrap().export_to(out.clone());

@@ -10,6 +10,7 @@ use crate::data::thumb_cache::ThumbCache;
 use crate::engine::jobs::{Job, Oneshot, Waker, poll_slot, spawn_oneshot};
 use crate::engine::thumbnails::{ThumbMsg, ThumbnailJob};
 
+use super::commands::TileAction;
 use super::notifications::{Level, Notifications};
 
 /// Longest side of a decoded thumbnail at one pixel per point (tiles show them at up to ~this
@@ -48,16 +49,6 @@ impl Item {
     pub fn file_name(&self) -> String {
         self.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
     }
-}
-
-/// What the user asked of a tile: double-click, or its right-click menu.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TileAction {
-    Inspect(usize),
-    OpenExternally(usize),
-    Reveal(usize),
-    CopyPath(usize),
-    FindSimilar(usize),
 }
 
 #[derive(Default)]
@@ -326,14 +317,8 @@ impl Gallery {
                             activated = Some(TileAction::Inspect(index));
                         }
                         response.context_menu(|ui| {
-                            for (label, action) in [
-                                ("Inspect", TileAction::Inspect(index)),
-                                ("Find similar photos", TileAction::FindSimilar(index)),
-                                ("Open in the system viewer", TileAction::OpenExternally(index)),
-                                ("Show in the file manager", TileAction::Reveal(index)),
-                                ("Copy path", TileAction::CopyPath(index)),
-                            ] {
-                                if ui.button(label).clicked() {
+                            for action in TileAction::menu(index) {
+                                if ui.button(action.label()).clicked() {
                                     activated = Some(action);
                                     ui.close();
                                 }

@@ -1,5 +1,6 @@
 //! The egui app: gallery, query bar, status bar. Only this module knows about egui.
 
+mod commands;
 mod dataset;
 mod export;
 mod gallery;
@@ -20,6 +21,7 @@ use crate::engine::backend::{self, BackendRequest, Compute};
 use crate::engine::jobs::{Job, Oneshot, Waker, poll_slot, spawn_oneshot};
 
 use crate::engine::rank::RankerModel;
+pub use commands::{Command, TileAction};
 pub use dataset::Dataset;
 pub use gallery::{Gallery, Thumb};
 pub use inspector::Inspector;
@@ -346,8 +348,7 @@ impl AlignscopeApp {
     }
 
     /// What a double-click or a tile's menu asked for.
-    fn tile_action(&mut self, ctx: &egui::Context, action: gallery::TileAction) {
-        use gallery::TileAction;
+    fn tile_action(&mut self, ctx: &egui::Context, action: TileAction) {
         let path = |i: usize| self.gallery.items.get(i).map(|item| item.path.clone());
         match action {
             TileAction::Inspect(i) => {
@@ -395,12 +396,14 @@ impl AlignscopeApp {
         // Datasets are lists of files inside a bigger folder: they rank with the global model.
         let dataset = self.dataset.is_some() || self.dataset_open.is_some();
         self.ranking.set_use_index(self.settings.rank_model.index_model().filter(|_| !dataset));
-        self.ranking.set_model(match self.settings.rank_model {
-            RankModel::Dsran => RankerModel::Dsran,
-            RankModel::Racg => RankerModel::Racg,
-            RankModel::Global | RankModel::Default | RankModel::Shan => RankerModel::Global,
-        });
+        self.ranking.set_model(self.settings.rank_model.network().unwrap_or(RankerModel::Global));
         self.ranking.poll(ctx, &mut self.gallery, &self.waker, &mut self.notes);
+        // A saved choice of a network that cannot load falls back to the default.
+        let model = self.settings.rank_model;
+        if let Some(why) = model.network().and_then(|n| self.ranking.missing(n)) {
+            self.notes.push(Level::Warning, format!("{} cannot rank: {why}", model.name()));
+            self.settings.rank_model = RankModel::Default;
+        }
         if let Some(version) = self.ranking.index.groups_version().filter(|v| self.gallery.groups_version != Some(*v))
             && let Some(groups) =
                 self.ranking.index.duplicate_groups(self.gallery.folder.as_deref(), &self.gallery.items)
@@ -505,9 +508,10 @@ impl AlignscopeApp {
     /// Draw the whole window into `ui`.
     pub fn show(&mut self, ui: &mut egui::Ui) {
         let ctx = ui.ctx().clone();
-        self.shortcuts(&ctx);
-        egui::Panel::top("toolbar").show(ui, |ui| toolbar::show(self, ui));
-        egui::Panel::bottom("status").show(ui, |ui| status::show(self, ui));
+        let mut commands = Vec::new();
+        self.shortcuts(&ctx, &mut commands);
+        egui::Panel::top("toolbar").show(ui, |ui| toolbar::show(self, ui, &mut commands));
+        egui::Panel::bottom("status").show(ui, |ui| status::show(self, ui, &mut commands));
         if self.dataset.is_some() {
             let gt_rank = self
                 .dataset
@@ -527,12 +531,12 @@ impl AlignscopeApp {
                     .show(ui, |ui| picked = d.show(ui, selected, &query, gt_rank, ranking));
             }
             if let Some(caption) = picked {
-                self.query = caption;
+                commands.push(Command::SetQuery(caption));
             }
             if let Some((root, split)) =
                 self.dataset.as_mut().and_then(|d| d.requested_split.take().map(|s| (d.root.clone(), s)))
             {
-                self.open_dataset(root, split);
+                commands.push(Command::OpenDataset(root, split));
             }
         }
         if self.inspector.open && self.gallery.selected.is_some() {
@@ -555,12 +559,15 @@ impl AlignscopeApp {
         egui::CentralPanel::default().show(ui, |ui| {
             let tile = self.settings.thumbnail_size.pixels();
             if let Some(action) = self.gallery.show(ui, tile) {
-                self.tile_action(&ctx, action);
+                commands.push(Command::Tile(action));
             }
         });
         self.notes.show_toasts(&ctx);
         self.notes.show_log(&ctx);
         drop_overlay(&ctx);
+        for command in commands {
+            self.apply(&ctx, command);
+        }
     }
 }
 
@@ -595,43 +602,73 @@ impl AlignscopeApp {
             .collect()
     }
 
-    /// Ctrl+F focuses the query, Esc clears it (then closes the inspector), arrow keys move the
-    /// selection in display order, Enter opens the inspector on it.
-    fn shortcuts(&mut self, ctx: &egui::Context) {
+    /// The keys pressed this frame, as commands: Ctrl+F focuses the query, Esc clears it (then
+    /// closes the inspector), arrow keys move the selection in display order, Enter opens the
+    /// inspector on it (neither while typing in the query).
+    fn shortcuts(&self, ctx: &egui::Context, commands: &mut Vec<Command>) {
         let query_focused = ctx.memory(|m| m.has_focus(toolbar::query_id()));
-        let (find, escape, step, enter) = ctx.input_mut(|i| {
-            let find = i.consume_key(egui::Modifiers::COMMAND, egui::Key::F);
-            let escape = i.consume_key(egui::Modifiers::NONE, egui::Key::Escape);
-            let enter = !query_focused && i.consume_key(egui::Modifiers::NONE, egui::Key::Enter);
-            let mut step = 0i64;
-            if !query_focused {
-                let columns = self.gallery.columns.max(1) as i64;
-                for (key, delta) in [
-                    (egui::Key::ArrowRight, 1),
-                    (egui::Key::ArrowLeft, -1),
-                    (egui::Key::ArrowDown, columns),
-                    (egui::Key::ArrowUp, -columns),
-                ] {
-                    if i.consume_key(egui::Modifiers::NONE, key) {
-                        step += delta;
-                    }
+        let columns = self.gallery.columns.max(1) as i64;
+        ctx.input_mut(|i| {
+            for command in [Command::FocusQuery, Command::Escape, Command::InspectSelected] {
+                let typing = query_focused && command == Command::InspectSelected;
+                if let Some(shortcut) = command.shortcut().filter(|_| !typing)
+                    && i.consume_shortcut(&shortcut)
+                {
+                    commands.push(command);
                 }
             }
-            (find, escape, step, enter)
+            if !query_focused {
+                let step: i64 = commands::arrow_steps(columns)
+                    .into_iter()
+                    .filter(|&(key, _)| i.consume_key(egui::Modifiers::NONE, key))
+                    .map(|(_, delta)| delta)
+                    .sum();
+                if step != 0 {
+                    commands.push(Command::MoveSelection(step));
+                }
+            }
         });
-        if find {
-            ctx.memory_mut(|m| m.request_focus(toolbar::query_id()));
-        }
-        if escape && !self.query.is_empty() {
-            self.query.clear();
-        } else if escape {
-            self.inspector.open = false;
-        }
-        if enter && self.gallery.selected.is_some() {
-            self.inspector.open = true;
-        }
-        if step != 0 {
-            self.gallery.move_selection(step);
+    }
+
+    /// Do what a command asks (after the frame that collected it is drawn).
+    pub fn apply(&mut self, ctx: &egui::Context, command: Command) {
+        match command {
+            Command::PickFolder => self.pick_folder(),
+            Command::OpenFolder(dir) => self.open_folder(dir),
+            Command::PickExample => self.pick_example(),
+            Command::OpenDemo => self.open_folder(demo_folder()),
+            Command::PickDataset => self.pick_dataset(),
+            Command::OpenDataset(root, split) => self.open_dataset(root, split),
+            Command::CopyPaths => {
+                ctx.copy_text(self.ranked_paths());
+                self.notes.push(Level::Info, format!("copied {} paths", self.gallery.order.len()));
+            }
+            Command::PickExport => self.pick_export(),
+            Command::FocusQuery => ctx.memory_mut(|m| m.request_focus(toolbar::query_id())),
+            Command::Escape if !self.query.is_empty() => self.query.clear(),
+            Command::Escape => self.inspector.open = false,
+            Command::InspectSelected => {
+                if self.gallery.selected.is_some() {
+                    self.inspector.open = true;
+                }
+            }
+            Command::MoveSelection(step) => self.gallery.move_selection(step),
+            Command::SetQuery(caption) => self.query = caption,
+            Command::Tile(action) => self.tile_action(ctx, action),
+            Command::SetThumbnailSize(size) => self.settings.thumbnail_size = size,
+            Command::SetRankModel(model) => match model.network().and_then(|n| self.ranking.missing(n)) {
+                Some(why) => self.notes.push(Level::Warning, format!("{} cannot rank: {why}", model.name())),
+                None => self.settings.rank_model = model,
+            },
+            Command::SetHideDuplicates(hide) => self.settings.hide_duplicates = hide,
+            Command::StopThumbnails => self.gallery.cancel(),
+            Command::StopIndexing => self.ranking.index.cancel(),
+            Command::StopEmbedding => self.ranking.cancel(),
+            Command::ToggleMessages => self.notes.expanded = !self.notes.expanded,
+            Command::SetBackend(request) => {
+                self.backend_pending |= self.settings.backend != request;
+                self.settings.backend = request;
+            }
         }
     }
 }

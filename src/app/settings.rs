@@ -53,6 +53,16 @@ pub enum RankModel {
 }
 
 impl RankModel {
+    /// The per-session network behind DSRAN's and RACG's choices (which may be unavailable).
+    pub fn network(self) -> Option<crate::engine::rank::RankerModel> {
+        use crate::engine::rank::RankerModel;
+        match self {
+            Self::Dsran => Some(RankerModel::Dsran),
+            Self::Racg => Some(RankerModel::Racg),
+            _ => None,
+        }
+    }
+
     /// The index's network for this choice (None: ranked per session).
     pub fn index_model(self) -> Option<crate::engine::search::SearchModel> {
         use crate::engine::search::SearchModel;

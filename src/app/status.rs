@@ -1,8 +1,9 @@
 //! The bottom bar: folder, progress, backend and adapter, message counts.
 
+use super::commands::{Command, small_button};
 use super::{AlignscopeApp, Level};
 
-pub fn show(app: &mut AlignscopeApp, ui: &mut egui::Ui) {
+pub fn show(app: &AlignscopeApp, ui: &mut egui::Ui, commands: &mut Vec<Command>) {
     ui.horizontal(|ui| {
         match (&app.dataset, &app.gallery.folder) {
             (Some(d), _) => ui
@@ -37,9 +38,7 @@ pub fn show(app: &mut AlignscopeApp, ui: &mut egui::Ui) {
                         .desired_width(120.0)
                         .text(format!("thumbnails {done}/{total}")),
                 );
-                if ui.small_button("Stop").on_hover_text("Stop decoding thumbnails").clicked() {
-                    app.gallery.cancel();
-                }
+                small_button(ui, Command::StopThumbnails, commands);
             }
         }
         if app.gallery.has_groups() {
@@ -49,11 +48,11 @@ pub fn show(app: &mut AlignscopeApp, ui: &mut egui::Ui) {
             } else {
                 "hide near-duplicates".to_string()
             };
-            ui.checkbox(&mut app.settings.hide_duplicates, label).on_hover_text(
-                "Show only the best-placed photo of each group of near-duplicates (re-encoded, resized, \
-                 slightly cropped or edited copies: the global model's embeddings at a cosine of at least 0.85); \
-                 the photo shown says how many copies it hides",
-            );
+            let mut hide = app.settings.hide_duplicates;
+            let command = Command::SetHideDuplicates(!hide);
+            if ui.checkbox(&mut hide, label).on_hover_text(command.tooltip()).changed() {
+                commands.push(command);
+            }
         }
         if let Some(photo) = app.similar_photo() {
             ui.separator();
@@ -84,13 +83,7 @@ pub fn show(app: &mut AlignscopeApp, ui: &mut egui::Ui) {
                     .desired_width(120.0)
                     .text(format!("indexing {done}/{total}")),
             );
-            if ui
-                .small_button("Stop")
-                .on_hover_text("Stop indexing after the batch in flight (what is done is kept)")
-                .clicked()
-            {
-                app.ranking.index.cancel();
-            }
+            small_button(ui, Command::StopIndexing, commands);
         }
         if app.ranking.is_embedding() {
             ui.separator();
@@ -100,15 +93,13 @@ pub fn show(app: &mut AlignscopeApp, ui: &mut egui::Ui) {
                     .desired_width(120.0)
                     .text(format!("embedding {done}/{total}")),
             );
-            if ui.small_button("Stop").on_hover_text("Stop embedding photos for ranking").clicked() {
-                app.ranking.cancel();
-            }
+            small_button(ui, Command::StopEmbedding, commands);
         }
         ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
             let errors = app.notes.count(Level::Error) + app.notes.count(Level::Warning);
             let label = if errors > 0 { format!("{errors} problems") } else { "Messages".to_string() };
             if ui.small_button(label).clicked() {
-                app.notes.expanded = !app.notes.expanded;
+                commands.push(Command::ToggleMessages);
             }
             ui.separator();
             match &app.compute {
