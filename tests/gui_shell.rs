@@ -773,3 +773,92 @@ fn weak_matches_are_marked_and_a_caption_without_a_match_says_so() {
     assert!(harness.state().as_ref().unwrap().gallery.best_is_weak().is_some(), "no motorcycle in the demo folder");
     harness.get_by_label("no photo matches well");
 }
+
+/// Two folders opened one after the other: "Recent" lists both, and picking the first reopens it.
+#[test]
+fn recent_folders_reopen_from_the_toolbar() {
+    if probe_adapter().is_none() {
+        return common::skip_or_fail("a wgpu adapter for egui_kittest's renderer");
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (first, second) = (tmp.path().join("first"), tmp.path().join("second"));
+    for (dir, name) in [(&first, "chelsea.jpg"), (&second, "coffee.jpg")] {
+        std::fs::create_dir(dir).unwrap();
+        std::fs::copy(demo_folder().join(name), dir.join(name)).unwrap();
+    }
+    let mut harness = harness_on(first.clone(), Settings::default());
+    harness.run_steps(2);
+    harness.state_mut().as_mut().unwrap().open_folder(second.clone());
+    harness.run_steps(2);
+    assert_eq!(harness.state().as_ref().unwrap().settings.recent_folders[..2], [second.clone(), first.clone()]);
+    harness.get_by_label("Recent").click();
+    harness.run_steps(2);
+    harness.get_by_label(&first.display().to_string()).click();
+    harness.run_steps(3);
+    let app = harness.state().as_ref().unwrap();
+    assert_eq!(app.gallery.folder.as_deref(), Some(first.as_path()), "the first folder is open again");
+    assert_eq!(app.settings.recent_folders[0], first, "and most recent");
+}
+
+/// A folder's thumbnails are written to the disk cache, and a second window takes them from
+/// there: the photo's bytes are replaced by same-sized garbage with its old mtime (the cache's
+/// key), which no decoder could have made a thumbnail of.
+#[test]
+fn thumbnails_come_back_from_the_disk_cache() {
+    if probe_adapter().is_none() {
+        return common::skip_or_fail("a wgpu adapter for egui_kittest's renderer");
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (folder, cache) = (tmp.path().join("photos"), tmp.path().join("cache"));
+    std::fs::create_dir(&folder).unwrap();
+    let photo = folder.join("chelsea.jpg");
+    std::fs::copy(demo_folder().join("chelsea.jpg"), &photo).unwrap();
+    let thumbnail = |cache: &std::path::Path| {
+        let (folder, cache) = (folder.clone(), cache.to_path_buf());
+        let mut harness = Harness::builder().with_size([1280.0, 800.0]).wgpu().build_ui_state(
+            move |ui, app: &mut Option<AlignscopeApp>| {
+                let app = app.get_or_insert_with(|| {
+                    let mut app =
+                        AlignscopeApp::new(ui.ctx().clone(), Settings::default(), Ok(Compute::flex("test")), None);
+                    app.gallery.thumb_cache = Some(alignscope::data::thumb_cache::ThumbCache::new(cache.clone()));
+                    app.open_folder(folder.clone());
+                    app
+                });
+                app.poll(ui.ctx());
+                app.show(ui);
+            },
+            None,
+        );
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            harness.step();
+            let app = harness.state().as_ref().unwrap();
+            if app.gallery.items.len() == 1 && !matches!(app.gallery.items[0].thumb, Thumb::Loading | Thumb::Unloaded) {
+                return matches!(app.gallery.items[0].thumb, Thumb::Ready(_));
+            }
+            assert!(Instant::now() < deadline, "no thumbnail within a minute");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    assert!(thumbnail(&cache), "decoded");
+    let entries = walk_files(&cache);
+    assert_eq!(entries.len(), 1, "one entry written: {entries:?}");
+    let modified = std::fs::metadata(&photo).unwrap().modified().unwrap();
+    let size = std::fs::metadata(&photo).unwrap().len() as usize;
+    std::fs::write(&photo, vec![0x5a; size]).unwrap();
+    std::fs::File::options().write(true).open(&photo).unwrap().set_modified(modified).unwrap();
+    assert!(thumbnail(&cache), "served from the cache although the file no longer decodes");
+    assert!(!thumbnail(&tmp.path().join("empty-cache")), "without the cache the garbage fails to decode");
+}
+
+fn walk_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if e.path().is_dir() {
+            out.extend(walk_files(&e.path()));
+        } else {
+            out.push(e.path());
+        }
+    }
+    out
+}
