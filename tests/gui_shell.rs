@@ -862,3 +862,48 @@ fn walk_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// On a screen of 2 pixels per point the thumbnails are decoded at twice the size (512 px on the
+/// long side instead of 256), so they stay sharp.
+#[test]
+fn thumbnails_follow_the_screen_s_pixel_density() {
+    if probe_adapter().is_none() {
+        return common::skip_or_fail("a wgpu adapter for egui_kittest's renderer");
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let folder = tmp.path().join("photos");
+    std::fs::create_dir(&folder).unwrap();
+    std::fs::copy(demo_folder().join("chelsea.jpg"), folder.join("chelsea.jpg")).unwrap();
+    let side = |ppp: f32| {
+        let folder = folder.clone();
+        let mut harness =
+            Harness::builder().with_size([1280.0, 800.0]).with_pixels_per_point(ppp).wgpu().build_ui_state(
+                move |ui, app: &mut Option<AlignscopeApp>| {
+                    let app = app.get_or_insert_with(|| {
+                        AlignscopeApp::new(
+                            ui.ctx().clone(),
+                            Settings::default(),
+                            Ok(Compute::flex("test")),
+                            Some(&folder),
+                        )
+                    });
+                    app.poll(ui.ctx());
+                    app.show(ui);
+                },
+                None,
+            );
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            harness.step();
+            let app = harness.state().as_ref().unwrap();
+            if let Some(Thumb::Ready(texture)) = app.gallery.items.first().map(|i| &i.thumb) {
+                let [w, h] = texture.size();
+                return w.max(h);
+            }
+            assert!(Instant::now() < deadline, "no thumbnail within a minute");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    assert_eq!(side(1.0), 256);
+    assert_eq!(side(2.0), 512);
+}
