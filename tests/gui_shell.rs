@@ -813,33 +813,7 @@ fn thumbnails_come_back_from_the_disk_cache() {
     std::fs::create_dir(&folder).unwrap();
     let photo = folder.join("chelsea.jpg");
     std::fs::copy(demo_folder().join("chelsea.jpg"), &photo).unwrap();
-    let thumbnail = |cache: &std::path::Path| {
-        let (folder, cache) = (folder.clone(), cache.to_path_buf());
-        let mut harness = Harness::builder().with_size([1280.0, 800.0]).wgpu().build_ui_state(
-            move |ui, app: &mut Option<AlignscopeApp>| {
-                let app = app.get_or_insert_with(|| {
-                    let mut app =
-                        AlignscopeApp::new(ui.ctx().clone(), Settings::default(), Ok(Compute::flex("test")), None);
-                    app.gallery.thumb_cache = Some(alignscope::data::thumb_cache::ThumbCache::new(cache.clone()));
-                    app.open_folder(folder.clone());
-                    app
-                });
-                app.poll(ui.ctx());
-                app.show(ui);
-            },
-            None,
-        );
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            harness.step();
-            let app = harness.state().as_ref().unwrap();
-            if app.gallery.items.len() == 1 && !matches!(app.gallery.items[0].thumb, Thumb::Loading | Thumb::Unloaded) {
-                return matches!(app.gallery.items[0].thumb, Thumb::Ready(_));
-            }
-            assert!(Instant::now() < deadline, "no thumbnail within a minute");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    };
+    let thumbnail = |cache: &std::path::Path| first_thumbnail(&folder, 1.0, Some(cache)).is_some();
     assert!(thumbnail(&cache), "decoded");
     let entries = walk_files(&cache);
     assert_eq!(entries.len(), 1, "one entry written: {entries:?}");
@@ -874,36 +848,43 @@ fn thumbnails_follow_the_screen_s_pixel_density() {
     let folder = tmp.path().join("photos");
     std::fs::create_dir(&folder).unwrap();
     std::fs::copy(demo_folder().join("chelsea.jpg"), folder.join("chelsea.jpg")).unwrap();
-    let side = |ppp: f32| {
-        let folder = folder.clone();
-        let mut harness =
-            Harness::builder().with_size([1280.0, 800.0]).with_pixels_per_point(ppp).wgpu().build_ui_state(
-                move |ui, app: &mut Option<AlignscopeApp>| {
-                    let app = app.get_or_insert_with(|| {
-                        AlignscopeApp::new(
-                            ui.ctx().clone(),
-                            Settings::default(),
-                            Ok(Compute::flex("test")),
-                            Some(&folder),
-                        )
-                    });
-                    app.poll(ui.ctx());
-                    app.show(ui);
-                },
-                None,
-            );
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            harness.step();
-            let app = harness.state().as_ref().unwrap();
-            if let Some(Thumb::Ready(texture)) = app.gallery.items.first().map(|i| &i.thumb) {
-                let [w, h] = texture.size();
-                return w.max(h);
-            }
-            assert!(Instant::now() < deadline, "no thumbnail within a minute");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    };
+    let side = |ppp: f32| first_thumbnail(&folder, ppp, None).expect("decoded");
     assert_eq!(side(1.0), 256);
     assert_eq!(side(2.0), 512);
+}
+
+/// A window on `folder` (one photo) at `pixels_per_point`, with its thumbnails cached in `cache`
+/// (else the user's): the long side of the first photo's thumbnail once decoded, None when it
+/// failed.
+fn first_thumbnail(folder: &std::path::Path, pixels_per_point: f32, cache: Option<&std::path::Path>) -> Option<usize> {
+    let (folder, cache) = (folder.to_path_buf(), cache.map(std::path::Path::to_path_buf));
+    let mut harness =
+        Harness::builder().with_size([1280.0, 800.0]).with_pixels_per_point(pixels_per_point).wgpu().build_ui_state(
+            move |ui, app: &mut Option<AlignscopeApp>| {
+                let app = app.get_or_insert_with(|| {
+                    let mut app =
+                        AlignscopeApp::new(ui.ctx().clone(), Settings::default(), Ok(Compute::flex("test")), None);
+                    if let Some(cache) = &cache {
+                        app.gallery.thumb_cache = Some(alignscope::data::thumb_cache::ThumbCache::new(cache.clone()));
+                    }
+                    app.open_folder(folder.clone());
+                    app
+                });
+                app.poll(ui.ctx());
+                app.show(ui);
+            },
+            None,
+        );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        harness.step();
+        let app = harness.state().as_ref().unwrap();
+        match app.gallery.items.first().map(|i| &i.thumb) {
+            Some(Thumb::Ready(texture)) => return texture.size().into_iter().max(),
+            Some(Thumb::Failed(_)) => return None,
+            _ => {}
+        }
+        assert!(Instant::now() < deadline, "no thumbnail within a minute");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
