@@ -187,9 +187,14 @@ pub fn explain_photo(
     let pieces = tokenized.ids.len() - 2;
     let beta = values(attention.beta); // [1, 1, k, pieces]
     let alignment = values(attention.word_alignment); // [1, 1, pieces]
+    let word_list = word_pieces(&tokenized);
+    // A map per piece made a map per word: its pieces' mean.
+    let per_word = |per_piece: &[Vec<f32>]| -> Vec<Vec<f32>> {
+        word_list.iter().map(|(_, mine)| piece_mean(mine, k, |p, i| per_piece[p][i])).collect()
+    };
     // Occlusion and windows: the photo with cells hidden (or shown alone) in turn, scored in one
     // batch against the caption; the pair's and each piece's score per input, then per cell.
-    // Each method gives a map per piece, and occlusion and windows one for the pair too.
+    // Each method gives a map per word, and occlusion and windows one for the pair too.
     let perturbed = |inputs: Vec<image::RgbImage>, per_cell: &dyn Fn(&[f32]) -> Vec<f32>| {
         let n = inputs.len();
         let sides = runtime.image_sides_of(&inputs);
@@ -198,26 +203,15 @@ pub fn explain_photo(
         let r_t = values(attention.word_alignment); // [n, 1, pieces]
         let pieces: Vec<Vec<f32>> =
             (0..pieces).map(|p| per_cell(&(0..n).map(|i| r_t[i * pieces + p]).collect::<Vec<_>>())).collect();
-        (Some(per_cell(&total)), pieces)
+        (Some(per_cell(&total)), per_word(&pieces))
     };
     let maps: Option<(Option<Vec<f32>>, Vec<Vec<f32>>)> = match method {
         Method::Attention => None,
         Method::Gradient => {
-            // Word maps (contrasted on the fine grid, then pooled to the cells), given to each
-            // of the word's pieces so the pieces' mean below is the word's map.
+            // Word maps contrasted on the fine grid, then pooled to the cells.
             let (maps, fine) = runtime.gradient()?.piece_maps(runtime, photo, &batch)?;
-            let mut per_piece = vec![Vec::new(); pieces];
-            for ((_, map), (_, mine)) in
-                super::gradient::word_maps(&tokenized, &maps, fine).iter().zip(word_pieces(&tokenized))
-            {
-                let pooled = super::gradient::pool(map, fine, grid);
-                for p in mine {
-                    if let Some(slot) = per_piece.get_mut(p) {
-                        slot.clone_from(&pooled);
-                    }
-                }
-            }
-            Some((None, per_piece))
+            let words = super::gradient::word_maps(&tokenized, &maps, fine);
+            Some((None, words.iter().map(|(_, map)| super::gradient::pool(map, fine, grid)).collect()))
         }
         Method::Occlusion => {
             Some(perturbed(occlusion::occluded_inputs(&runtime.input(photo), grid), &occlusion::drops))
@@ -228,17 +222,18 @@ pub fn explain_photo(
             Some(perturbed(occlusion::window_pass_inputs(&runtime.input(photo), grid, window), &per_cell))
         }
     };
-    let words: Vec<WordExplanation> = word_pieces(&tokenized)
-        .into_iter()
-        .map(|(word, mine)| {
+    let words: Vec<WordExplanation> = word_list
+        .iter()
+        .enumerate()
+        .map(|(j, (word, mine))| {
             let share = 1.0 / mine.len() as f32;
-            let attention = piece_mean(&mine, k, |p, i| beta[i * pieces + p]);
-            let relevance = match &maps {
-                Some((_, per_piece)) => piece_mean(&mine, k, |p, i| per_piece[p][i]),
+            let attention = piece_mean(mine, k, |p, i| beta[i * pieces + p]);
+            let relevance = match maps.as_ref().and_then(|(_, per_word)| per_word.get(j)) {
+                Some(map) => map.clone(),
                 None => attention.clone(),
             };
             WordExplanation {
-                word,
+                word: word.clone(),
                 pieces: mine.iter().map(|&p| tokenized.pieces[p + 1].clone()).collect(),
                 alignment: mine.iter().map(|&p| alignment[p]).sum::<f32>() * share,
                 attention,
