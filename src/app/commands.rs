@@ -170,17 +170,21 @@ fn shortcut_text(s: &KeyboardShortcut) -> String {
 
 /// A button for `command`: pushed onto `commands` when clicked.
 pub fn button(ui: &mut egui::Ui, command: Command, commands: &mut Vec<Command>) {
-    let tooltip = command.tooltip();
     let response = ui.button(command.label());
-    let response = if tooltip.is_empty() { response } else { response.on_hover_text(tooltip) };
-    if response.clicked() {
-        commands.push(command);
-    }
+    ask_when_clicked(response, command, commands);
 }
 
 /// A small button for `command` (the status bar's).
 pub fn small_button(ui: &mut egui::Ui, command: Command, commands: &mut Vec<Command>) {
-    if ui.small_button(command.label()).on_hover_text(command.tooltip()).clicked() {
+    let response = ui.small_button(command.label());
+    ask_when_clicked(response, command, commands);
+}
+
+/// `command`'s tooltip on `response` (where it has one); `command` pushed when it was clicked.
+fn ask_when_clicked(response: egui::Response, command: Command, commands: &mut Vec<Command>) {
+    let tooltip = command.tooltip();
+    let response = if tooltip.is_empty() { response } else { response.on_hover_text(tooltip) };
+    if response.clicked() {
         commands.push(command);
     }
 }

@@ -45,9 +45,7 @@ pub struct GuiOptions {
 }
 
 /// The bundled demo photos (beside the models: `assets/demo` in a checkout).
-pub fn demo_folder() -> PathBuf {
-    crate::features::demo_dir()
-}
+pub use crate::features::demo_dir as demo_folder;
 
 /// Open the window. Blocks until it is closed.
 pub fn run(options: GuiOptions) -> anyhow::Result<()> {
@@ -398,7 +396,7 @@ impl AlignscopeApp {
         self.ranking.set_use_index(self.settings.rank_model.index_model().filter(|_| !dataset));
         self.ranking.set_model(self.settings.rank_model.network().unwrap_or(RankerModel::Global));
         self.ranking.poll(ctx, &mut self.gallery, &self.waker, &mut self.notes);
-        // A saved choice of a network that cannot load falls back to the default.
+        // A chosen (or saved) network that cannot load falls back to the default.
         let model = self.settings.rank_model;
         if let Some(why) = model.network().and_then(|n| self.ranking.missing(n)) {
             self.notes.push(Level::Warning, format!("{} cannot rank: {why}", model.name()));
@@ -656,10 +654,8 @@ impl AlignscopeApp {
             Command::SetQuery(caption) => self.query = caption,
             Command::Tile(action) => self.tile_action(ctx, action),
             Command::SetThumbnailSize(size) => self.settings.thumbnail_size = size,
-            Command::SetRankModel(model) => match model.network().and_then(|n| self.ranking.missing(n)) {
-                Some(why) => self.notes.push(Level::Warning, format!("{} cannot rank: {why}", model.name())),
-                None => self.settings.rank_model = model,
-            },
+            // A network that cannot load is refused (with its reason) by the next poll.
+            Command::SetRankModel(model) => self.settings.rank_model = model,
             Command::SetHideDuplicates(hide) => self.settings.hide_duplicates = hide,
             Command::StopThumbnails => self.gallery.cancel(),
             Command::StopIndexing => self.ranking.index.cancel(),
