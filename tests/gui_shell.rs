@@ -550,7 +550,7 @@ fn dataset_browser_shows_captions_ranks_and_recall() {
     loop {
         harness.step();
         let app = harness.state().as_ref().unwrap();
-        if app.dataset.as_ref().is_some_and(|d| d.recalls.is_some()) && app.gallery.is_settled() {
+        if app.dataset.as_ref().is_some_and(|d| d.recalls().is_some()) && app.gallery.is_settled() {
             break;
         }
         assert!(Instant::now() < deadline, "the dataset was not embedded within 2 minutes");
@@ -560,7 +560,10 @@ fn dataset_browser_shows_captions_ranks_and_recall() {
         let app = harness.state().as_ref().unwrap();
         let names: Vec<String> = app.gallery.items.iter().map(|i| i.file_name()).collect();
         assert_eq!(names, data.map(|(n, _)| n.to_string()), "the gallery shows the split in split-file order");
-        let r = app.dataset.as_ref().unwrap().recalls.unwrap();
+        let r = app.dataset.as_ref().unwrap().recalls().unwrap();
+        // The split ranks from its index, with the default ranker, as folders and `search` do.
+        assert_eq!(app.ranking.uses_index(), Some(alignscope::engine::search::SearchModel::Default));
+        assert_eq!(app.ranking.loaded_index(app.gallery.generation).map(|i| i.len()), Some(4));
         // Four images: every image is within the top 5 for every caption.
         assert_eq!(r.t2i[1], 100.0, "{r:?}");
         assert!(r.rsum > 300.0 && r.rsum <= 600.0, "{r:?}");
@@ -587,6 +590,7 @@ fn dataset_browser_shows_captions_ranks_and_recall() {
     let top = app.gallery.items[app.gallery.order[0]].file_name();
     assert_eq!(top, "chelsea.jpg");
     harness.get_by_label_contains("The query is a caption of chelsea.jpg: ranked #1");
+    harness.get_by_label_contains("Recall@K (the default ranker)");
     harness.snapshot("dataset_browser");
 
     // Another split picked in the panel opens that split's images.

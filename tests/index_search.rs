@@ -642,3 +642,41 @@ fn failed_files_are_retried_only_once_they_change() {
     let (code, _, err) = index(&dir);
     assert!(code == 0 && !err.contains("broken.jpg"), "{err}");
 }
+
+#[test]
+fn a_listed_split_is_indexed_alone_and_keeps_what_other_splits_indexed() {
+    use alignscope::engine::index::{IndexMsg, update_index, update_listed};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::create_dir(dir.join("images")).unwrap();
+    copy_demo(&dir.join("images"), &["chelsea.jpg", "coffee.jpg", "rocket.jpg"]);
+    let at = |n: &str| dir.join("images").join(n);
+    let runtime = runtime();
+    let embedded = |m: &IndexMsg, out: &std::cell::Cell<usize>| {
+        if let IndexMsg::Planned { to_embed, .. } = m {
+            out.set(*to_embed)
+        }
+    };
+    let planned = std::cell::Cell::new(usize::MAX);
+    let (_, test) = update_listed(&runtime, dir, &[at("chelsea.jpg"), at("coffee.jpg")], &Default::default(), &|m| {
+        embedded(&m, &planned)
+    })
+    .unwrap();
+    let names = |f: &alignscope::data::index_file::IndexFile| {
+        f.entries.keys().map(|p| p.display().to_string()).collect::<Vec<_>>()
+    };
+    assert_eq!(names(&test), ["images/chelsea.jpg", "images/coffee.jpg"]);
+    assert_eq!(planned.get(), 2);
+    // Another split: only its photo is embedded, and the first split's are not dropped.
+    let (_, dev) =
+        update_listed(&runtime, dir, &[at("rocket.jpg")], &Default::default(), &|m| embedded(&m, &planned)).unwrap();
+    assert_eq!((names(&dev), planned.get()), (vec!["images/rocket.jpg".to_string()], 1));
+    let (summary, all) = update_index(&runtime, dir, &Default::default(), &|m| embedded(&m, &planned)).unwrap();
+    assert_eq!((summary.unchanged, planned.get()), (3, 0), "the folder's index already holds all three");
+    assert_eq!(all.entries.len(), 3);
+    // A listed file that is missing is named; the rest is returned.
+    let (summary, file) =
+        update_listed(&runtime, dir, &[at("gone.jpg"), at("rocket.jpg")], &Default::default(), &|_| {}).unwrap();
+    assert!(summary.failed.iter().any(|f| f.contains("gone.jpg")), "{:?}", summary.failed);
+    assert_eq!(names(&file), ["images/rocket.jpg"]);
+}

@@ -1,15 +1,15 @@
 //! The dataset browser: a Flickr8k split (or a Karpathy-split JSON's: Flickr30k, COCO) shown in the gallery, the selected image's five
 //! ground-truth captions with the rank each pair gets both ways, any of them one click away as
-//! the query, and the split's Recall@K under the gallery's ranking model, computed in the
-//! background from the same embeddings the gallery ranks with.
+//! the query, and the split's Recall@K under the default ranker (what `eval --model default`
+//! reports), computed in the background from the index the gallery ranks with.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use crate::data::flickr8k::{Split, SplitData};
 use crate::data::karpathy::load_any;
 use crate::engine::jobs::{Job, Oneshot, Waker, poll_slot, spawn_oneshot};
-use crate::engine::rank::{dot, spawn_caption_embedding};
-use crate::engine::recall::{Recalls, recalls};
+use crate::engine::split_scores::{CaptionEmbedding, DefaultSplit, spawn_caption_embeddings};
 
 use super::notifications::{Level, Notifications};
 use super::ranking::Ranking;
@@ -20,15 +20,16 @@ pub struct Dataset {
     pub data: SplitData,
     /// The gallery generation showing this split's images (item i = image i).
     pub generation: u64,
-    captions_job: Option<Job<(usize, Result<Vec<f32>, String>)>>,
+    captions_job: Option<Job<(usize, Result<CaptionEmbedding, String>)>>,
     /// One per caption, image i's captions at 5i..5i+5.
-    pub caption_embeddings: Vec<Option<Vec<f32>>>,
-    recall_job: Option<Job<Recalls>>,
-    pub recalls: Option<Recalls>,
-    /// (image, per GT caption: (t2i rank of the image, i2t rank of the caption)), 1-based.
-    ranks: Option<(usize, Vec<(usize, usize)>)>,
+    pub caption_embeddings: Vec<Option<CaptionEmbedding>>,
+    scores_job: Option<Job<Result<DefaultSplit, String>>>,
+    /// The split under the default ranker (Recall@K, each pair's ranks), or why there is none.
+    pub scores: Option<Result<Arc<DefaultSplit>, String>>,
     /// Another split picked in the panel: the app opens it.
     pub requested_split: Option<Split>,
+    /// The split's photos are being indexed: its scores come after.
+    awaiting_scores: bool,
 }
 
 /// Read a split in the background.
@@ -48,10 +49,10 @@ impl Dataset {
             generation,
             captions_job: None,
             caption_embeddings: vec![None; n],
-            recall_job: None,
-            recalls: None,
-            ranks: None,
+            scores_job: None,
+            scores: None,
             requested_split: None,
+            awaiting_scores: false,
         }
     }
 
@@ -59,10 +60,13 @@ impl Dataset {
         self.caption_embeddings.iter().filter(|e| e.is_some()).count()
     }
 
+    /// Recall@K under the default ranker, once computed.
+    pub fn recalls(&self) -> Option<crate::engine::recall::Recalls> {
+        Some(self.scores.as_ref()?.as_ref().ok()?.recalls)
+    }
+
     pub fn is_busy(&self) -> bool {
-        self.captions_job.is_some()
-            || self.recall_job.is_some()
-            || (self.recalls.is_none() && !self.caption_embeddings.is_empty())
+        self.captions_job.is_some() || self.scores_job.is_some() || self.awaiting_scores
     }
 
     pub fn cancel(&self) {
@@ -77,14 +81,16 @@ impl Dataset {
         self.data.captions.iter().position(|five| five.iter().any(|c| c == caption))
     }
 
+    /// Embed the captions once SHAN's runtime is loaded; score the split once they are embedded
+    /// and the split's photos indexed (the gallery ranks from the same index).
     pub fn poll(&mut self, ranking: &Ranking, waker: &Waker, notes: &mut Notifications) {
-        if self.captions_job.is_none()
+        if let Some(runtime) = ranking.runtime.clone()
+            && self.captions_job.is_none()
             && self.captions_embedded() == 0
-            && self.recalls.is_none()
-            && let Some(ranker) = ranking.ranker()
+            && self.scores.is_none()
         {
             let captions = self.data.captions.iter().flat_map(|five| five.iter().cloned()).collect();
-            self.captions_job = Some(spawn_caption_embedding(ranker, captions, waker.clone()));
+            self.captions_job = Some(spawn_caption_embeddings(runtime, captions, waker.clone()));
         }
         if let Some(job) = &self.captions_job {
             match job.drain() {
@@ -103,54 +109,25 @@ impl Dataset {
                 None => self.captions_job = None,
             }
         }
-        // Everything embedded: Recall@K over the split, off the UI thread.
-        let images = ranking.embeddings(self.generation);
-        let all_images = images.is_some_and(|e| !e.is_empty() && e.iter().all(Option::is_some));
-        if self.recalls.is_none()
-            && self.recall_job.is_none()
-            && all_images
-            && self.caption_embeddings.iter().all(Option::is_some)
+        if self.scores.is_none()
+            && self.scores_job.is_none()
+            && self.captions_job.is_none()
+            && self.captions_embedded() > 0
+            && let (Some(index), Some(runtime)) = (ranking.loaded_index(self.generation), ranking.runtime.clone())
         {
-            let images: Vec<Vec<f32>> = images.unwrap_or_default().iter().flatten().map(|e| e.global.clone()).collect();
-            let captions: Vec<Vec<f32>> = self.caption_embeddings.iter().flatten().cloned().collect();
-            self.recall_job = Some(spawn_oneshot("recall", waker.clone(), move |_| {
-                let scores: Vec<f32> = images.iter().flat_map(|i| captions.iter().map(move |c| dot(i, c))).collect();
-                recalls(&scores, images.len(), 5)
+            let images = self.data.images.clone();
+            let captions = self.caption_embeddings.clone();
+            self.scores_job = Some(spawn_oneshot("score the split", waker.clone(), move |_| {
+                let bank = runtime.bank.as_ref().map_err(|e| format!("the default ranker is unavailable: {e}"))?;
+                DefaultSplit::new(&index, &images, &captions, bank)
             }));
         }
-        match poll_slot(&mut self.recall_job) {
-            Oneshot::Done(r) => self.recalls = Some(r),
-            Oneshot::Gone => notes.push(Level::Error, "the recall job stopped unexpectedly"),
+        match poll_slot(&mut self.scores_job) {
+            Oneshot::Done(r) => self.scores = Some(r.map(Arc::new)),
+            Oneshot::Gone => notes.push(Level::Error, "scoring the split stopped unexpectedly"),
             Oneshot::Pending => {}
         }
-    }
-
-    /// Ranks of `image`'s five pairs: its rank among the images for each of its captions (t2i)
-    /// and each caption's rank among all captions for the image (i2t); None until embedded.
-    fn pair_ranks(&mut self, image: usize, ranking: &Ranking) -> Option<&[(usize, usize)]> {
-        if self.ranks.as_ref().is_none_or(|(i, _)| *i != image) {
-            let images = ranking.embeddings(self.generation)?;
-            let mine = &images.get(image)?.as_ref()?.global;
-            if images.iter().any(Option::is_none) || self.caption_embeddings.iter().any(Option::is_none) {
-                return None;
-            }
-            let captions: Vec<&Vec<f32>> = self.caption_embeddings.iter().flatten().collect();
-            let to_image: Vec<f32> = captions.iter().map(|c| dot(mine, c)).collect();
-            let ranks = (image * 5..image * 5 + 5)
-                .map(|c| {
-                    let gt = to_image[c];
-                    let t2i = 1 + images
-                        .iter()
-                        .enumerate()
-                        .filter(|&(i, e)| i != image && e.as_ref().is_some_and(|e| dot(&e.global, captions[c]) >= gt))
-                        .count();
-                    let i2t = 1 + to_image.iter().enumerate().filter(|&(k, &s)| k != c && s >= gt).count();
-                    (t2i, i2t)
-                })
-                .collect();
-            self.ranks = Some((image, ranks));
-        }
-        self.ranks.as_ref().map(|(_, r)| r.as_slice())
+        self.awaiting_scores = self.scores.is_none() && ranking.index.is_indexing();
     }
 
     /// The side panel; returns a caption the user picked as the query.
@@ -175,9 +152,10 @@ impl Dataset {
             });
         });
         ui.separator();
-        ui.strong("Recall@K (the global model)");
-        match &self.recalls {
-            Some(r) => {
+        ui.strong("Recall@K (the default ranker)");
+        match &self.scores {
+            Some(Ok(scored)) => {
+                let r = scored.recalls;
                 egui::Grid::new("recalls").num_columns(4).show(ui, |ui| {
                     ui.label("");
                     for k in ["R@1", "R@5", "R@10"] {
@@ -193,15 +171,26 @@ impl Dataset {
                     }
                 });
                 ui.label(format!("rSum {:.1}", r.rsum));
+                if scored.images_scored() < self.data.images.len() {
+                    ui.weak(format!(
+                        "over {} of the {} images (the rest could not be indexed)",
+                        scored.images_scored(),
+                        self.data.images.len()
+                    ));
+                }
+            }
+            Some(Err(why)) => {
+                ui.weak(why);
+            }
+            None if ranking.uses_index().is_none() => {
+                ui.weak("shown when ranking with the default, global or SHAN (Settings)");
             }
             None => {
-                let images =
-                    ranking.embeddings(self.generation).map_or(0, |e| e.iter().filter(|e| e.is_some()).count());
+                let (done, total) = ranking.index.progress.unwrap_or((0, 0));
                 ui.horizontal(|ui| {
                     ui.spinner();
                     ui.weak(format!(
-                        "embedding: {images}/{} images, {}/{} captions",
-                        self.data.images.len(),
+                        "indexing: {done}/{total} new photos; captions: {}/{}",
                         self.captions_embedded(),
                         self.caption_embeddings.len()
                     ));
@@ -221,7 +210,7 @@ impl Dataset {
         let file = self.data.images[image].file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         ui.strong(format!("{file}: its five captions"));
         ui.weak("click one to rank the split by it");
-        let ranks = self.pair_ranks(image, ranking).map(<[(usize, usize)]>::to_vec);
+        let ranks = self.scores.as_ref().and_then(|s| s.as_ref().ok()?.pair_ranks(image));
         let mut picked = None;
         for (k, caption) in self.data.captions[image].iter().enumerate() {
             let rank_text =

@@ -54,6 +54,8 @@ impl Item {
 #[derive(Default)]
 pub struct Gallery {
     pub folder: Option<PathBuf>,
+    /// The items are a given list of photos under `folder` (a dataset split), not all of its photos.
+    pub listed: bool,
     pub items: Vec<Item>,
     pub selected: Option<usize>,
     scanning: Option<Job<FolderScan>>,
@@ -115,6 +117,7 @@ impl Gallery {
         self.cancel();
         *self = Self {
             folder: Some(label.to_path_buf()),
+            listed: true,
             generation: self.generation + 1,
             texture_limit: self.texture_limit,
             thumb_cache: self.thumb_cache.clone(),

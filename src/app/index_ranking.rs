@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::engine::index::{IndexMsg, update_index};
+use crate::engine::index::{IndexMsg, update_index, update_listed};
 use crate::engine::jobs::{Job, Oneshot, Waker, poll_slot, spawn_oneshot};
 use crate::engine::runtime::Runtime;
 use crate::engine::search::{Hit, LoadedIndex, SearchModel, SearchOptions, encode_caption, rank_query};
@@ -49,6 +49,8 @@ pub struct IndexRanking {
     index: Option<Arc<LoadedIndex>>,
     /// The folder the index is for.
     root: Option<PathBuf>,
+    /// The photos it is for, when a list (a dataset split) rather than the whole folder.
+    listed: Option<Vec<PathBuf>>,
     query_job: Option<Job<QueryResult>>,
     /// A caption (and the network to rank with) waiting for the index or the running query.
     pending: Option<(String, SearchModel)>,
@@ -66,6 +68,11 @@ pub struct IndexRanking {
 static GROUPS_COMPUTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 impl IndexRanking {
+    /// The loaded index, once up to date.
+    pub fn loaded(&self) -> Option<Arc<LoadedIndex>> {
+        self.index.clone().filter(|_| self.job.is_none())
+    }
+
     pub fn is_indexing(&self) -> bool {
         self.job.is_some()
     }
@@ -81,21 +88,27 @@ impl IndexRanking {
         }
     }
 
-    /// Index `root` (incremental: unchanged photos are kept) unless its index is loaded or loading.
-    pub fn open(&mut self, root: &Path, runtime: Arc<Runtime>, waker: &Waker) {
-        if self.root.as_deref() == Some(root) {
+    /// Index `root` — all its photos, or only those `listed` (a dataset split) — unless that
+    /// index is loaded or loading (incremental: unchanged photos are kept).
+    pub fn open(&mut self, root: &Path, listed: Option<Vec<PathBuf>>, runtime: Arc<Runtime>, waker: &Waker) {
+        if self.root.as_deref() == Some(root) && self.listed == listed {
             return;
         }
         self.cancel();
-        *self = Self { root: Some(root.to_path_buf()), ..Self::default() };
+        *self = Self { root: Some(root.to_path_buf()), listed: listed.clone(), ..Self::default() };
         let (job, reporter, cancel) = Job::new("index", waker.clone());
         let root = root.to_path_buf();
         std::thread::spawn(move || {
-            let result = update_index(&runtime, &root, &cancel, &|m| {
+            let report = |m| {
                 reporter.send(IndexJobMsg::Progress(m));
-            })
-            .map(|(_, file)| LoadedIndex::new(&root, file))
-            .map_err(|e| format!("{}: {e:#}", root.display()));
+            };
+            let updated = match &listed {
+                Some(files) => update_listed(&runtime, &root, files, &cancel, &report),
+                None => update_index(&runtime, &root, &cancel, &report),
+            };
+            let result = updated
+                .map(|(_, file)| LoadedIndex::new(&root, file))
+                .map_err(|e| format!("{}: {e:#}", root.display()));
             reporter.send(IndexJobMsg::Done(result));
         });
         self.job = Some(job);

@@ -391,9 +391,7 @@ impl AlignscopeApp {
         if self.ranking.runtime.is_none() {
             self.ranking.runtime = self.inspector.runtime();
         }
-        // Datasets are lists of files inside a bigger folder: they rank with the global model.
-        let dataset = self.dataset.is_some() || self.dataset_open.is_some();
-        self.ranking.set_use_index(self.settings.rank_model.index_model().filter(|_| !dataset));
+        self.ranking.set_use_index(self.settings.rank_model.index_model());
         self.ranking.set_model(self.settings.rank_model.network().unwrap_or(RankerModel::Global));
         self.ranking.poll(ctx, &mut self.gallery, &self.waker, &mut self.notes);
         // A chosen (or saved) network that cannot load falls back to the default.

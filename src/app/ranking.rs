@@ -179,6 +179,12 @@ impl Ranking {
         }
     }
 
+    /// The index of the gallery generation `generation` (a folder or a dataset split), once up to
+    /// date; None when the gallery is not ranked from an index.
+    pub fn loaded_index(&self, generation: u64) -> Option<Arc<crate::engine::search::LoadedIndex>> {
+        self.index.loaded().filter(|_| self.use_index.is_some() && self.generation == generation)
+    }
+
     /// The index's network the gallery is ranked with, if it is ranked from the index.
     pub fn uses_index(&self) -> Option<SearchModel> {
         self.use_index
@@ -219,7 +225,8 @@ impl Ranking {
             && let Some(folder) = gallery.folder.clone()
         {
             self.generation = gallery.generation;
-            self.index.open(&folder, runtime.clone(), waker);
+            let listed = gallery.listed.then(|| gallery.items.iter().map(|i| i.path.clone()).collect());
+            self.index.open(&folder, listed, runtime.clone(), waker);
             // Rank the current caption once the index is ready.
             self.typed_at = Some(Instant::now());
         }

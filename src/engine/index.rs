@@ -221,6 +221,29 @@ pub fn update_index(
     cancel: &CancelToken,
     report: &dyn Fn(IndexMsg),
 ) -> anyhow::Result<(IndexSummary, IndexFile)> {
+    update(runtime, root, None, cancel, report)
+}
+
+/// Bring `root`'s index up to date for the photos `listed` (a dataset split: a list of files
+/// under `root`, not all of its photos). Photos indexed before and not listed are kept (another
+/// split's), and the returned index holds the listed photos only.
+pub fn update_listed(
+    runtime: &Runtime,
+    root: &Path,
+    listed: &[PathBuf],
+    cancel: &CancelToken,
+    report: &dyn Fn(IndexMsg),
+) -> anyhow::Result<(IndexSummary, IndexFile)> {
+    update(runtime, root, Some(listed), cancel, report)
+}
+
+fn update(
+    runtime: &Runtime,
+    root: &Path,
+    listed: Option<&[PathBuf]>,
+    cancel: &CancelToken,
+    report: &dyn Fn(IndexMsg),
+) -> anyhow::Result<(IndexSummary, IndexFile)> {
     let started = Instant::now();
     anyhow::ensure!(root.is_dir(), "{}: not a folder", root.display());
     let dir = index_dir(root);
@@ -250,7 +273,10 @@ pub fn update_index(
     let files = IndexFiles::new(&header, runtime.is_committed());
     let (mut index, clean) = read_index(&dir, &files, &header, report);
 
-    let scan = scan_folder(root);
+    let scan = match listed {
+        Some(files) => crate::data::folder::FolderScan { images: files.to_vec(), problems: Vec::new() },
+        None => scan_folder(root),
+    };
     let mut summary = IndexSummary { index_path: dir.join(&files.index), ..Default::default() };
     summary.failed.extend(scan.problems.iter().map(|p| p.to_string()));
     scan.problems.iter().for_each(|p| report(IndexMsg::Warning(p.to_string())));
@@ -268,15 +294,18 @@ pub fn update_index(
             }
         }
     }
+    // A folder's index drops photos that are gone; a list keeps what it does not name.
+    let kept = |rel: &PathBuf| listed.is_some() || present.contains_key(rel);
     let before = index.entries.len();
-    index.entries.retain(|rel, _| present.contains_key(rel));
+    index.entries.retain(|rel, _| kept(rel));
     summary.removed = before - index.entries.len();
     // Files that failed before are retried only once they change (size or mtime).
     let failed_before = index.failed.clone();
-    index
-        .failed
-        .retain(|rel, f| present.get(rel).is_some_and(|(_, size, mtime)| f.size == *size && f.mtime_ns == *mtime));
-    for f in index.failed.values() {
+    index.failed.retain(|rel, f| match present.get(rel) {
+        Some((_, size, mtime)) => f.size == *size && f.mtime_ns == *mtime,
+        None => kept(rel),
+    });
+    for f in index.failed.iter().filter(|(rel, _)| present.contains_key(*rel)).map(|(_, f)| f) {
         let msg = format!("{} (unchanged since it failed: not retried)", f.cause);
         report(IndexMsg::Warning(msg.clone()));
         summary.failed.push(msg);
@@ -289,7 +318,8 @@ pub fn update_index(
         })
         .collect();
     summary.photos = present.len();
-    summary.unchanged = present.len() - to_embed.len() - index.failed.len();
+    let failed_present = index.failed.keys().filter(|rel| present.contains_key(*rel)).count();
+    summary.unchanged = present.len() - to_embed.len() - failed_present;
     report(IndexMsg::Planned {
         photos: present.len(),
         to_embed: to_embed.len(),
@@ -347,6 +377,10 @@ pub fn update_index(
         for segment in files.segment_paths(&dir) {
             let _ = std::fs::remove_file(segment);
         }
+    }
+    if listed.is_some() {
+        index.entries.retain(|rel, _| present.contains_key(rel));
+        index.failed.retain(|rel, _| present.contains_key(rel));
     }
     summary.seconds = started.elapsed().as_secs_f64();
     Ok((summary, index))

@@ -18,4 +18,5 @@ pub mod recall;
 pub mod runtime;
 pub mod scale;
 pub mod search;
+pub mod split_scores;
 pub mod thumbnails;

@@ -350,30 +350,6 @@ pub fn spawn_embedding(ranker: Arc<Ranker>, paths: Vec<PathBuf>, batch: usize, w
     job
 }
 
-/// Embed `captions` with the global model in batches of 32 on a background thread: (index,
-/// embedding or error).
-pub fn spawn_caption_embedding(
-    ranker: Arc<Ranker>,
-    captions: Vec<String>,
-    waker: Waker,
-) -> Job<(usize, Result<Vec<f32>, String>)> {
-    let (job, reporter, cancel) = Job::new("embed captions", waker);
-    std::thread::spawn(move || {
-        for (c, chunk) in captions.chunks(32).enumerate() {
-            if cancel.is_cancelled() {
-                return;
-            }
-            let texts: Vec<&str> = chunk.iter().map(String::as_str).collect();
-            for (k, result) in ranker.embed_captions(&texts).into_iter().enumerate() {
-                if !reporter.send((c * 32 + k, result.map(|(e, _)| e.global).map_err(|e| format!("{e:#}")))) {
-                    return;
-                }
-            }
-        }
-    });
-    job
-}
-
 /// Load the ranker in the background (weights are read from disk).
 pub fn spawn_load(compute: Compute, waker: Waker) -> Job<Result<Arc<Ranker>, String>> {
     spawn_oneshot("load models", waker, move |_| Ranker::load(&compute).map(Arc::new).map_err(|e| format!("{e:#}")))

@@ -156,6 +156,27 @@ impl Runtime {
         Ok((self.text_side_of(batch), global, tokenized))
     }
 
+    /// Many captions' embeddings for the default ranker: (SHAN's pair-independent one, the
+    /// global model's), in one padded batch; a caption that cannot be tokenized gets its error.
+    pub fn caption_embeddings(&self, captions: &[&str]) -> Vec<anyhow::Result<(Vec<f32>, Vec<f32>)>> {
+        let tokenized: Vec<anyhow::Result<Tokenized>> =
+            captions.iter().map(|c| self.text.tokenizer.tokenize(c).map_err(|e| anyhow::anyhow!("{e}"))).collect();
+        let ok: Vec<Tokenized> = tokenized.iter().filter_map(|t| t.as_ref().ok().cloned()).collect();
+        let mut rows = Vec::new();
+        if !ok.is_empty() {
+            let batch = self.caption_batch(&ok);
+            let global = crate::features::values(self.global.embed_hidden(batch.clone()));
+            let shan = crate::features::values(self.text_side_of(batch).embedding);
+            let (ds, dg) = (shan.len() / ok.len(), global.len() / ok.len());
+            rows = shan.chunks_exact(ds).zip(global.chunks_exact(dg)).map(|(s, g)| (s.to_vec(), g.to_vec())).collect();
+        }
+        let mut rows = rows.into_iter();
+        tokenized
+            .into_iter()
+            .map(|t| t.and_then(|_| rows.next().ok_or_else(|| anyhow::anyhow!("not embedded"))))
+            .collect()
+    }
+
     /// The side of captions already run through MiniLM's frozen layers.
     pub fn text_side_of(&self, batch: CaptionBatch) -> TextSide {
         let (words, mask) = self.net.words(batch);

@@ -11,6 +11,8 @@ use burn::tensor::{Device, Tensor};
 use super::splits::FragmentSplit;
 use crate::engine::fused::QueryBank;
 use crate::engine::recall::{Recalls, recalls};
+use crate::engine::split_scores::{Embedded, normalisers};
+pub use crate::engine::split_scores::{SplitEmbeddings, SplitScores};
 use crate::features::values;
 use crate::nets::global_tuned::TunedGlobal;
 use crate::nets::shan::ShanNet;
@@ -18,26 +20,6 @@ use crate::nets::shan::ShanNet;
 /// Captions in the bank: the first caption of each of the first this-many training photos
 /// (measured on dev: 1,000 captions 338.6, 2,000 339.8, 3,000 341.0, 6,000 341.0 at w 1.5, β 7).
 pub const BANK_SIZE: usize = 3000;
-
-/// Unit embeddings of images [n, dim] and captions [m, dim], row-major.
-pub struct Embedded {
-    pub dim: usize,
-    pub images: Vec<f32>,
-    pub captions: Vec<f32>,
-}
-
-/// Both pair-independent embeddings of a split (or of the bank's captions, with no images).
-pub struct SplitEmbeddings {
-    pub images: usize,
-    pub shan: Embedded,
-    pub global: Embedded,
-}
-
-impl SplitEmbeddings {
-    pub fn captions(&self) -> usize {
-        self.shan.captions.len() / self.shan.dim.max(1)
-    }
-}
 
 const CHUNK: usize = 128;
 
@@ -92,83 +74,6 @@ pub fn embed_bank(shan: &ShanNet, global: &TunedGlobal, train: &FragmentSplit, d
 const FLOOR_PERCENTILES: [f64; 4] = [1.0, 5.0, 10.0, 25.0];
 /// The highest floor whose dev rSum is at most this much below no floor's is shipped.
 const FLOOR_DEV_COST: f64 = 0.2;
-
-/// Every image × caption cosine of one model.
-fn cosines(e: &Embedded) -> Vec<f32> {
-    let n = e.images.len() / e.dim;
-    let m = e.captions.len() / e.dim;
-    let mut out = vec![0.0f32; n * m];
-    use rayon::prelude::*;
-    out.par_chunks_mut(m).zip(e.images.par_chunks(e.dim)).for_each(|(row, img)| {
-        for (o, cap) in row.iter_mut().zip(e.captions.chunks_exact(e.dim)) {
-            *o = crate::engine::fused::dot(img, cap);
-        }
-    });
-    out
-}
-
-/// A split's cosines under both models, and each photo's place in the bank for normalising.
-pub struct SplitScores {
-    pub images: usize,
-    pub shan: Vec<f32>,
-    pub global: Vec<f32>,
-    e: SplitEmbeddings,
-}
-
-impl SplitScores {
-    pub fn new(e: SplitEmbeddings) -> Self {
-        Self { images: e.images, shan: cosines(&e.shan), global: cosines(&e.global), e }
-    }
-
-    /// The embeddings the scores come from.
-    pub fn embeddings(&self) -> &SplitEmbeddings {
-        &self.e
-    }
-
-    fn fused(&self, w: f32) -> Vec<f32> {
-        self.shan.iter().zip(&self.global).map(|(s, g)| s + w * g).collect()
-    }
-
-    /// The default ranker's scores for ranking photos by caption (images × captions).
-    pub fn normalised(&self, bank: &QueryBank) -> Vec<f32> {
-        let m = self.images * 5;
-        let norms = normalisers(&self.e, bank);
-        (0..self.images * m).map(|k| bank.score(self.shan[k], self.global[k], norms[k / m])).collect()
-    }
-
-    /// Percentiles (1, 5, 10, 25, 50) of the default's score of each caption's own photo, from
-    /// [`Self::normalised`]'s scores: where true pairs lie on the score the app shows (its
-    /// "weak match" line comes from here).
-    pub fn true_pair_percentiles(&self, normalised: &[f32]) -> Vec<(u32, f32)> {
-        let m = self.images * 5;
-        let mut own: Vec<f32> = (0..m).filter_map(|c| normalised.get((c / 5) * m + c).copied()).collect();
-        own.sort_by(f32::total_cmp);
-        [1u32, 5, 10, 25, 50]
-            .iter()
-            .map(|&q| (q, crate::engine::recall::percentile(&own, q as f64 / 100.0).unwrap_or(0.0)))
-            .collect()
-    }
-
-    /// Recall@K of the default: i2t from the fused cosine, t2i normalised.
-    pub fn default_recalls(&self, bank: &QueryBank) -> Recalls {
-        self.default_recalls_from(bank, &self.normalised(bank))
-    }
-
-    /// [`Self::default_recalls`] with [`Self::normalised`]'s scores already computed.
-    pub fn default_recalls_from(&self, bank: &QueryBank, normalised: &[f32]) -> Recalls {
-        let raw = recalls(&self.fused(bank.global_weight), self.images, 5);
-        let normalised = recalls(normalised, self.images, 5);
-        Recalls { i2t: raw.i2t, t2i: normalised.t2i, rsum: raw.i2t.iter().chain(&normalised.t2i).sum() }
-    }
-}
-
-/// Each photo's normaliser under `bank`.
-fn normalisers(e: &SplitEmbeddings, bank: &QueryBank) -> Vec<f32> {
-    let (ds, dg) = (e.shan.dim, e.global.dim);
-    (0..e.images)
-        .map(|i| bank.normaliser(&e.shan.images[i * ds..(i + 1) * ds], &e.global.images[i * dg..(i + 1) * dg]))
-        .collect()
-}
 
 /// How unevenly photos come up when captions rank them: each photo's count of appearances in the
 /// captions' top-`k`s, its skewness, and the largest count.
