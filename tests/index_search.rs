@@ -680,3 +680,37 @@ fn a_listed_split_is_indexed_alone_and_keeps_what_other_splits_indexed() {
     assert!(summary.failed.iter().any(|f| f.contains("gone.jpg")), "{:?}", summary.failed);
     assert_eq!(names(&file), ["images/rocket.jpg"]);
 }
+
+#[test]
+fn an_index_made_with_another_query_bank_is_renormalised_not_embedded_again() {
+    use alignscope::data::index_file::IndexFile;
+    use alignscope::engine::index::{IndexMsg, update_index};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    copy_demo(dir, &["chelsea.jpg", "coffee.jpg"]);
+    let runtime = runtime();
+    let (_, fresh) = update_index(&runtime, dir, &Default::default(), &|_| {}).unwrap();
+    // The same photo features under another bank's hash, with normalisers that bank gave.
+    let path = dir.join(".alignscope/index.bin");
+    let mut old = IndexFile::load(&path).unwrap();
+    let key = old.header.model.clone();
+    let at = key.find(" bank:").expect("the model key names the bank");
+    old.header.model = format!("{} bank:0123456789abcdef", &key[..at]);
+    old.entries.values_mut().for_each(|e| e.normaliser = 99.0);
+    old.save(&path).unwrap();
+    let (warnings, planned) = (std::cell::RefCell::new(Vec::new()), std::cell::Cell::new(usize::MAX));
+    let (summary, file) = update_index(&runtime, dir, &Default::default(), &|m| match m {
+        IndexMsg::Warning(w) => warnings.borrow_mut().push(w),
+        IndexMsg::Planned { to_embed, .. } => planned.set(to_embed),
+        IndexMsg::Embedded { .. } | IndexMsg::Waiting(_) => {}
+    })
+    .unwrap();
+    assert_eq!((planned.get(), summary.embedded, summary.unchanged), (0, 0, 2));
+    assert!(warnings.borrow().iter().any(|w| w.contains("another query bank")), "{:?}", warnings.borrow());
+    assert_eq!(file.header.model, key);
+    for (rel, e) in &file.entries {
+        assert!((e.normaliser - fresh.entries[rel].normaliser).abs() < 1e-5, "{}: {}", rel.display(), e.normaliser);
+    }
+    // Written back: the next run reads a clean index.
+    assert_eq!(IndexFile::load(&path).unwrap().header.model, key);
+}

@@ -129,21 +129,51 @@ impl IndexFiles {
     }
 }
 
+/// What an index file read back needs before it can be used.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReadState {
+    /// The index file alone held it all, valid, with these models.
+    pub clean: bool,
+    /// Some photos were indexed with another query bank: their features stand, their normalisers
+    /// are to be recomputed.
+    pub renormalise: bool,
+}
+
+/// The part of an index's model key that the photos' features depend on: the key without the
+/// query bank's hash (the bank only sets each photo's normaliser, computed from the features).
+fn features_key(model: &str) -> &str {
+    model.split(" bank:").next().unwrap_or(model)
+}
+
 /// The index and its segments merged (segments are newer); files from another model or damaged
-/// ones are reported and left out. `true` when the index file alone held it all, valid.
+/// ones are reported and left out, files from another query bank kept (see [`ReadState`]).
 pub fn read_index(
     dir: &Path,
     files: &IndexFiles,
     header: &IndexHeader,
     report: &dyn Fn(IndexMsg),
-) -> (IndexFile, bool) {
+) -> (IndexFile, ReadState) {
     let mut merged = IndexFile::new(header.clone());
     let main = dir.join(&files.index);
     let segments = files.segment_paths(dir);
     let mut clean = segments.is_empty() && main.exists();
+    let mut renormalise = false;
+    let same_features = |h: &IndexHeader| {
+        IndexHeader { model: features_key(&h.model).to_string(), ..h.clone() }
+            == IndexHeader { model: features_key(&header.model).to_string(), ..header.clone() }
+    };
     for path in std::iter::once(main.clone()).filter(|p| p.exists()).chain(segments) {
         match IndexFile::load(&path) {
             Ok(file) if file.header == *header => {
+                merged.entries.extend(file.entries);
+                merged.failed.extend(file.failed);
+            }
+            Ok(file) if same_features(&file.header) => {
+                (clean, renormalise) = (false, true);
+                report(IndexMsg::Warning(format!(
+                    "{}: made with another query bank; the photos' normalisers are recomputed (no photo is embedded again)",
+                    path.display()
+                )));
                 merged.entries.extend(file.entries);
                 merged.failed.extend(file.failed);
             }
@@ -160,7 +190,7 @@ pub fn read_index(
             }
         }
     }
-    (merged, clean)
+    (merged, ReadState { clean, renormalise })
 }
 
 /// A run killed between writing a temporary file and renaming it leaves `*.tmp<pid>` behind.
@@ -192,6 +222,12 @@ impl Runtime {
         IndexHeader { model: self.model_key.clone(), dim: d, regions: k, region_dim: d, global_dim }
     }
 
+    /// A photo's place in the query bank (see [`super::fused::QueryBank::normaliser`]) from its two embeddings;
+    /// 0 without a bank.
+    pub fn normaliser(&self, embedding: &[f32], global: &[f32]) -> f32 {
+        self.bank.as_ref().map_or(0.0, |b| b.normaliser(embedding, global))
+    }
+
     /// A photo's index entry (size and mtime left 0): SHAN's pooled embedding, projected regions
     /// and per-region pooling weight and gate terms (3 × regions), the global embedding and the
     /// default ranker's normaliser.
@@ -201,7 +237,7 @@ impl Runtime {
         context.extend(values(side.gate_self));
         context.extend(values(side.gate_cross));
         let (embedding, global) = (values(side.embedding), values(global));
-        let normaliser = self.bank.as_ref().map_or(0.0, |b| b.normaliser(&embedding, &global));
+        let normaliser = self.normaliser(&embedding, &global);
         IndexEntry {
             size: 0,
             mtime_ns: 0,
@@ -271,7 +307,13 @@ fn update(
     remove_stranded_temporaries(&dir);
     let header = runtime.index_header();
     let files = IndexFiles::new(&header, runtime.is_committed());
-    let (mut index, clean) = read_index(&dir, &files, &header, report);
+    let (mut index, ReadState { clean, renormalise }) = read_index(&dir, &files, &header, report);
+    if renormalise {
+        let mut entries: Vec<&mut IndexEntry> = index.entries.values_mut().collect();
+        entries.par_iter_mut().for_each(|e| {
+            e.normaliser = runtime.normaliser(&e.embedding, &e.global);
+        });
+    }
 
     let scan = match listed {
         Some(files) => crate::data::folder::FolderScan { images: files.to_vec(), problems: Vec::new() },
