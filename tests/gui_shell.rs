@@ -372,7 +372,7 @@ fn inspector_heatmap_is_the_explanation_and_follows_the_clicked_word() {
     loop {
         harness.step();
         let app = harness.state().as_ref().unwrap();
-        assert!(app.inspector.unavailable.is_none(), "{:?}", app.inspector.unavailable);
+        assert!(app.models.runtime.unavailable.is_none(), "{:?}", app.models.runtime.unavailable);
         if !app.inspector.is_busy()
             && !app.ranking.is_busy()
             && app.inspector.current.as_ref().is_some_and(|c| c.explained.explanation.caption == caption)

@@ -11,6 +11,7 @@ use crate::data::karpathy::load_any;
 use crate::engine::jobs::{Job, Oneshot, Waker, poll_slot, spawn_oneshot};
 use crate::engine::split_scores::{CaptionEmbedding, DefaultSplit, spawn_caption_embeddings};
 
+use super::models::Models;
 use super::notifications::{Level, Notifications};
 use super::ranking::Ranking;
 
@@ -83,8 +84,8 @@ impl Dataset {
 
     /// Embed the captions once SHAN's runtime is loaded; score the split once they are embedded
     /// and the split's photos indexed (the gallery ranks from the same index).
-    pub fn poll(&mut self, ranking: &Ranking, waker: &Waker, notes: &mut Notifications) {
-        if let Some(runtime) = ranking.runtime.clone()
+    pub fn poll(&mut self, ranking: &Ranking, models: &Models, waker: &Waker, notes: &mut Notifications) {
+        if let Some(runtime) = models.runtime()
             && self.captions_job.is_none()
             && self.captions_embedded() == 0
             && self.scores.is_none()
@@ -113,7 +114,7 @@ impl Dataset {
             && self.scores_job.is_none()
             && self.captions_job.is_none()
             && self.captions_embedded() > 0
-            && let (Some(index), Some(runtime)) = (ranking.loaded_index(self.generation), ranking.runtime.clone())
+            && let (Some(index), Some(runtime)) = (ranking.loaded_index(self.generation), models.runtime())
         {
             let images = self.data.images.clone();
             let captions = self.caption_embeddings.clone();

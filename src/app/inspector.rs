@@ -14,8 +14,8 @@ use std::sync::Arc;
 
 use image::RgbaImage;
 
+use super::models::Models;
 use super::ranking::ModelScore;
-use crate::engine::backend::Compute;
 use crate::engine::explain::{Explanation, Method, content_words, explain_photo};
 use crate::engine::jobs::{Job, Oneshot, Waker, poll_slot, spawn_oneshot};
 use crate::engine::objects::{load_detector, objects_in, share_in_objects};
@@ -66,10 +66,6 @@ type ExplainResult = Result<Explained, String>;
 #[derive(Default)]
 pub struct Inspector {
     pub open: bool,
-    loading: Option<Job<Result<Arc<Runtime>, String>>>,
-    runtime: Option<Arc<Runtime>>,
-    /// Why explanations are off (no SHAN weights, load error).
-    pub unavailable: Option<String>,
     job: Option<Job<(PathBuf, String, ExplainResult)>>,
     /// The pair last asked for.
     wanted: Option<(PathBuf, String)>,
@@ -81,53 +77,38 @@ pub struct Inspector {
     /// compare them with `alignscope explain --json`).
     pub painted: Vec<f32>,
     export: Option<Job<Result<Option<PathBuf>, String>>>,
-    /// The pair-independent models (DSRAN's explanation comes from there), once loaded.
-    pub ranker: Option<Arc<Ranker>>,
     /// How SHAN's heatmaps are computed.
     pub method: Method,
 }
 
 impl Inspector {
-    /// Load SHAN in the background.
-    pub fn start(compute: &Compute, waker: Waker) -> Self {
-        let compute = compute.clone();
-        let loading = spawn_oneshot("load SHAN", waker, move |_| {
-            let weights = crate::nets::shan::default_path();
-            Runtime::load(&compute, &weights, crate::features::VISUAL).map(Arc::new).map_err(|e| format!("{e:#}"))
-        });
-        Self { loading: Some(loading), ..Self::default() }
-    }
-
     pub fn is_busy(&self) -> bool {
-        self.loading.is_some() || self.job.is_some()
-    }
-
-    /// SHAN, once loaded.
-    pub fn runtime(&self) -> Option<Arc<Runtime>> {
-        self.runtime.clone()
+        self.job.is_some()
     }
 
     /// Ask for the explanation of `photo` and `caption`; the latest request wins, one job at a time.
-    pub fn request(&mut self, photo: Option<PathBuf>, caption: &str, waker: &Waker) {
+    pub fn request(&mut self, photo: Option<PathBuf>, caption: &str, models: &Models, waker: &Waker) {
         let caption = caption.trim();
         let wanted = photo.filter(|_| !caption.is_empty()).map(|p| (p, caption.to_string()));
         if wanted.is_none() {
             self.current = None;
         }
         self.wanted = wanted;
-        self.start_if_idle(waker);
+        self.start_if_idle(models, waker);
     }
 
-    fn start_if_idle(&mut self, waker: &Waker) {
-        let (Some(runtime), None, Some((path, caption))) = (&self.runtime, &self.job, &self.wanted) else { return };
+    /// Explain the wanted pair once SHAN is loaded (with DSRAN and RACG beside it once they are).
+    fn start_if_idle(&mut self, models: &Models, waker: &Waker) {
+        let (Some(runtime), None, Some((path, caption))) = (models.runtime(), &self.job, &self.wanted) else { return };
+        let ranker = models.ranker();
         let shown = self.current.as_ref().map(|c| {
             let e = &c.explained.explanation;
             (&e.image, &e.caption, e.method, c.explained.with_ranker)
         });
-        if shown == Some((path, caption, self.method, self.ranker.is_some())) {
+        if shown == Some((path, caption, self.method, ranker.is_some())) {
             return;
         }
-        let (runtime, ranker, path, caption) = (runtime.clone(), self.ranker.clone(), path.clone(), caption.clone());
+        let (path, caption) = (path.clone(), caption.clone());
         let method = self.method;
         // The objects depend on the photo alone: another caption or method keeps them.
         let known = self
@@ -141,16 +122,7 @@ impl Inspector {
         }));
     }
 
-    pub fn poll(&mut self, ctx: &egui::Context, waker: &Waker, notes: &mut Notifications) {
-        match poll_slot(&mut self.loading) {
-            Oneshot::Done(Ok(runtime)) => self.runtime = Some(runtime),
-            Oneshot::Done(Err(e)) => {
-                notes.push(Level::Warning, format!("explanations unavailable: {e}"));
-                self.unavailable = Some(e);
-            }
-            Oneshot::Gone => self.unavailable = Some("SHAN's loader stopped unexpectedly".into()),
-            Oneshot::Pending => {}
-        }
+    pub fn poll(&mut self, ctx: &egui::Context, models: &Models, waker: &Waker, notes: &mut Notifications) {
         match poll_slot(&mut self.job) {
             Oneshot::Done((path, caption, Ok(explained))) => {
                 let image = &explained.photo;
@@ -182,7 +154,7 @@ impl Inspector {
             Oneshot::Gone => notes.push(Level::Error, "the explanation job stopped unexpectedly"),
             Oneshot::Pending => {}
         }
-        self.start_if_idle(waker);
+        self.start_if_idle(models, waker);
         match poll_slot(&mut self.export) {
             Oneshot::Done(Ok(Some(path))) => notes.push(Level::Info, format!("saved {}", path.display())),
             Oneshot::Done(Ok(None)) | Oneshot::Pending => {}
@@ -192,13 +164,14 @@ impl Inspector {
     }
 
     /// Draw the inspector; `rank` is the live photo's place in the folder ranked by `ranked_by`,
-    /// when ranked; `models` its score and rank under each pair-independent model.
+    /// when ranked; `scores` its score and rank under each pair-independent model.
     pub fn show(
         &mut self,
         ui: &mut egui::Ui,
         rank: Option<(usize, usize)>,
         ranked_by: &str,
-        models: &[ModelScore],
+        scores: &[ModelScore],
+        loaded: &Models,
         waker: &Waker,
     ) {
         ui.horizontal(|ui| {
@@ -222,11 +195,11 @@ impl Inspector {
                 .response
                 .on_hover_text("How SHAN's heatmaps are computed (alignscope grounding measures each)");
         });
-        if let Some(why) = &self.unavailable {
+        if let Some(why) = &loaded.runtime.unavailable {
             ui.colored_label(ui.visuals().warn_fg_color, format!("Explanations are unavailable: {why}"));
             return;
         }
-        if self.runtime.is_none() {
+        if loaded.runtime().is_none() {
             ui.horizontal(|ui| {
                 ui.spinner();
                 ui.label("loading SHAN…");
@@ -264,7 +237,7 @@ impl Inspector {
             }
             if let Some(current) = &self.current {
                 ui.separator();
-                model_table(ui, current, rank, ranked_by, models);
+                model_table(ui, current, rank, ranked_by, scores);
             }
         });
         if let Some(explained) = save

@@ -6,6 +6,7 @@ mod export;
 mod gallery;
 mod index_ranking;
 mod inspector;
+mod models;
 mod notifications;
 mod ranking;
 mod screenshot;
@@ -25,6 +26,7 @@ pub use commands::{Command, TileAction};
 pub use dataset::Dataset;
 pub use gallery::{Gallery, Thumb};
 pub use inspector::Inspector;
+pub use models::Models;
 pub use notifications::{Level, Notifications};
 use ranking::ModelScore;
 pub use settings::{RankModel, Settings, ThumbSize};
@@ -85,6 +87,8 @@ pub struct AlignscopeApp {
     pub compute: Result<Compute, String>,
     pub gallery: Gallery,
     pub query: String,
+    /// The loaded models, one owner; the panels borrow them.
+    pub models: Models,
     pub ranking: ranking::Ranking,
     pub inspector: Inspector,
     pub notes: Notifications,
@@ -183,6 +187,7 @@ impl AlignscopeApp {
             compute,
             gallery: Gallery::default(),
             query: String::new(),
+            models: Models::default(),
             ranking: ranking::Ranking::default(),
             inspector: Inspector::default(),
             notes,
@@ -204,8 +209,7 @@ impl AlignscopeApp {
             persist: false,
         };
         if let Ok(compute) = &app.compute {
-            app.ranking = ranking::Ranking::start(compute, app.waker.clone());
-            app.inspector = Inspector::start(compute, app.waker.clone());
+            app.models = Models::start(compute, app.waker.clone());
             let compute = compute.clone();
             app.compute_check = Some(spawn_oneshot("backend check", app.waker.clone(), move |_| {
                 crate::engine::doctor::check(&compute)
@@ -388,15 +392,13 @@ impl AlignscopeApp {
     pub fn poll(&mut self, ctx: &egui::Context) {
         self.gallery.poll(ctx, &self.waker, &mut self.notes);
         self.ranking.set_query(&self.query);
-        if self.ranking.runtime.is_none() {
-            self.ranking.runtime = self.inspector.runtime();
-        }
+        self.models.poll(&mut self.notes);
         self.ranking.set_use_index(self.settings.rank_model.index_model());
         self.ranking.set_model(self.settings.rank_model.network().unwrap_or(RankerModel::Global));
-        self.ranking.poll(ctx, &mut self.gallery, &self.waker, &mut self.notes);
+        self.ranking.poll(ctx, &mut self.gallery, &self.models, &self.waker, &mut self.notes);
         // A chosen (or saved) network that cannot load falls back to the default.
         let model = self.settings.rank_model;
-        if let Some(why) = model.network().and_then(|n| self.ranking.missing(n)) {
+        if let Some(why) = model.network().and_then(|n| self.models.ranker.get()?.missing(n).map(str::to_string)) {
             self.notes.push(Level::Warning, format!("{} cannot rank: {why}", model.name()));
             self.settings.rank_model = RankModel::Default;
         }
@@ -408,11 +410,10 @@ impl AlignscopeApp {
         }
         self.gallery.set_hide_duplicates(self.settings.hide_duplicates);
         // The weak-match line is on the default ranker's score, for captions only.
-        self.gallery.weak_below =
-            self.ranking.runtime.as_ref().and_then(|r| r.bank.as_ref().ok()?.weak_below).filter(|_| {
-                self.ranking.uses_index() == Some(crate::engine::search::SearchModel::Default)
-                    && self.similar_photo().is_none()
-            });
+        self.gallery.weak_below = self.models.runtime().and_then(|r| r.bank.as_ref().ok()?.weak_below).filter(|_| {
+            self.ranking.uses_index() == Some(crate::engine::search::SearchModel::Default)
+                && self.similar_photo().is_none()
+        });
         match poll_slot(&mut self.dataset_open) {
             Oneshot::Done(Ok((root, split, data))) => {
                 if let Some(d) = self.dataset.take() {
@@ -430,7 +431,7 @@ impl AlignscopeApp {
             Oneshot::Done(None) | Oneshot::Pending | Oneshot::Gone => {}
         }
         if let Some(d) = &mut self.dataset {
-            d.poll(&self.ranking, &self.waker, &mut self.notes);
+            d.poll(&self.ranking, &self.models, &self.waker, &mut self.notes);
         }
         if let Some(n) = self.pending_select
             && self.gallery.is_settled()
@@ -442,17 +443,14 @@ impl AlignscopeApp {
                 self.inspector.open = true;
             }
         }
-        if self.inspector.ranker.is_none() {
-            self.inspector.ranker = self.ranking.ranker();
-        }
         let selected = self
             .gallery
             .selected
             .filter(|_| self.inspector.open)
             .and_then(|i| self.gallery.items.get(i))
             .map(|i| i.path.clone());
-        self.inspector.request(selected, &self.query, &self.waker);
-        self.inspector.poll(ctx, &self.waker, &mut self.notes);
+        self.inspector.request(selected, &self.query, &self.models, &self.waker);
+        self.inspector.poll(ctx, &self.models, &self.waker, &mut self.notes);
         match poll_slot(&mut self.compute_check) {
             Oneshot::Pending => {}
             Oneshot::Done(Ok(line)) => self.notes.push(Level::Info, line),
@@ -538,7 +536,7 @@ impl AlignscopeApp {
         if self.inspector.open && self.gallery.selected.is_some() {
             let rank = self.selected_rank();
             let waker = self.waker.clone();
-            let models = self.model_comparison();
+            let scores = self.model_comparison();
             let ranked_by = match self.ranking.uses_index() {
                 Some(model) => model.name(),
                 None if matches!(self.settings.rank_model, RankModel::Dsran | RankModel::Racg) => {
@@ -550,7 +548,7 @@ impl AlignscopeApp {
                 .resizable(true)
                 .default_size(480.0)
                 .min_size(320.0)
-                .show(ui, |ui| self.inspector.show(ui, rank, ranked_by, &models, &waker));
+                .show(ui, |ui| self.inspector.show(ui, rank, ranked_by, &scores, &self.models, &waker));
         }
         egui::CentralPanel::default().show(ui, |ui| {
             let tile = self.settings.thumbnail_size.pixels();
@@ -673,6 +671,7 @@ impl eframe::App for AlignscopeApp {
         if let Some(plan) = &mut self.screenshot {
             let settled = self.gallery.is_settled()
                 && self.compute_check.is_none()
+                && !self.models.is_loading()
                 && !self.ranking.is_busy()
                 && !self.inspector.is_busy()
                 && self.pending_select.is_none()

@@ -7,14 +7,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::engine::backend::Compute;
 use crate::engine::jobs::{Job, Oneshot, Waker, poll_slot, spawn_oneshot};
-use crate::engine::rank::{EmbedMsg, Embeddings, Ranker, RankerModel, spawn_embedding, spawn_load, spawn_query};
+use crate::engine::rank::{EmbedMsg, Embeddings, Ranker, RankerModel, spawn_embedding, spawn_query};
 
 use super::gallery::Gallery;
 use super::index_ranking::IndexRanking;
+use super::models::Models;
 use super::notifications::{Level, Notifications};
-use crate::engine::runtime::Runtime;
 use crate::engine::search::SearchModel;
 
 const DEBOUNCE: Duration = Duration::from_millis(300);
@@ -50,10 +49,6 @@ impl ModelScore {
 
 #[derive(Default)]
 pub struct Ranking {
-    loading: Option<Job<Result<Arc<Ranker>, String>>>,
-    ranker: Option<Arc<Ranker>>,
-    /// Why ranking is off (no weights, load error).
-    pub unavailable: Option<String>,
     embedding: Option<Job<EmbedMsg>>,
     embeddings: Vec<Option<Embeddings>>,
     generation: u64,
@@ -70,21 +65,10 @@ pub struct Ranking {
     typed_at: Option<Instant>,
     /// Rank from the folder's index with this network (else with the per-session embeddings).
     use_index: Option<SearchModel>,
-    /// SHAN, once loaded (shared with the inspector).
-    pub runtime: Option<Arc<Runtime>>,
     pub index: IndexRanking,
 }
 
 impl Ranking {
-    pub fn start(compute: &Compute, waker: Waker) -> Self {
-        Self { loading: Some(spawn_load(compute.clone(), waker)), ..Self::default() }
-    }
-
-    /// The loaded model, once loaded.
-    pub fn ranker(&self) -> Option<Arc<Ranker>> {
-        self.ranker.clone()
-    }
-
     /// The gallery's photo embeddings (by item index), for the gallery generation they belong to.
     pub fn embeddings(&self, generation: u64) -> Option<&[Option<Embeddings>]> {
         (self.generation == generation).then_some(self.embeddings.as_slice())
@@ -100,13 +84,9 @@ impl Ranking {
 
     pub fn is_busy(&self) -> bool {
         if self.use_index.is_some() {
-            return self.runtime.is_none() || self.index.is_busy() || self.typed_at.is_some();
+            return self.index.is_busy() || self.typed_at.is_some();
         }
-        self.loading.is_some()
-            || self.embedding.is_some()
-            || self.query_job.is_some()
-            || self.racg_job.is_some()
-            || self.typed_at.is_some()
+        self.embedding.is_some() || self.query_job.is_some() || self.racg_job.is_some() || self.typed_at.is_some()
     }
 
     pub fn cancel(&mut self) {
@@ -169,16 +149,6 @@ impl Ranking {
         }
     }
 
-    /// Why DSRAN or RACG cannot rank (weights absent or unreadable), once the models are loaded.
-    pub fn missing(&self, model: RankerModel) -> Option<&str> {
-        let r = self.ranker.as_ref()?;
-        match model {
-            RankerModel::Global => None,
-            RankerModel::Dsran => r.dsran_missing.as_deref(),
-            RankerModel::Racg => r.racg_missing.as_deref(),
-        }
-    }
-
     /// The index of the gallery generation `generation` (a folder or a dataset split), once up to
     /// date; None when the gallery is not ranked from an index.
     pub fn loaded_index(&self, generation: u64) -> Option<Arc<crate::engine::search::LoadedIndex>> {
@@ -218,8 +188,15 @@ impl Ranking {
         }
     }
 
-    fn poll_index(&mut self, ctx: &egui::Context, gallery: &mut Gallery, waker: &Waker, notes: &mut Notifications) {
-        let Some(runtime) = self.runtime.clone() else { return };
+    fn poll_index(
+        &mut self,
+        ctx: &egui::Context,
+        gallery: &mut Gallery,
+        models: &Models,
+        waker: &Waker,
+        notes: &mut Notifications,
+    ) {
+        let Some(runtime) = models.runtime() else { return };
         if self.generation != gallery.generation
             && !gallery.is_scanning()
             && let Some(folder) = gallery.folder.clone()
@@ -249,20 +226,19 @@ impl Ranking {
         }
     }
 
-    pub fn poll(&mut self, ctx: &egui::Context, gallery: &mut Gallery, waker: &Waker, notes: &mut Notifications) {
-        match poll_slot(&mut self.loading) {
-            Oneshot::Done(Ok(ranker)) => self.ranker = Some(ranker),
-            Oneshot::Done(Err(e)) => {
-                notes.push(Level::Warning, format!("caption ranking unavailable: {e}"));
-                self.unavailable = Some(e);
-            }
-            Oneshot::Pending | Oneshot::Gone => {}
-        }
+    pub fn poll(
+        &mut self,
+        ctx: &egui::Context,
+        gallery: &mut Gallery,
+        models: &Models,
+        waker: &Waker,
+        notes: &mut Notifications,
+    ) {
         if self.use_index.is_some() {
-            self.poll_index(ctx, gallery, waker, notes);
+            self.poll_index(ctx, gallery, models, waker, notes);
             return;
         }
-        let Some(ranker) = self.ranker.clone() else { return };
+        let Some(ranker) = models.ranker() else { return };
 
         // A new folder: embed its photos.
         if self.generation != gallery.generation && !gallery.is_scanning() {

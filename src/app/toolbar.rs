@@ -27,7 +27,7 @@ pub fn show(app: &mut AlignscopeApp, ui: &mut egui::Ui, commands: &mut Vec<Comma
         button(ui, Command::OpenDemo, commands);
         button(ui, Command::PickDataset, commands);
         ui.separator();
-        let hover = match (app.ranking.uses_index(), &app.ranking.unavailable) {
+        let hover = match (app.ranking.uses_index(), &app.models.ranker.unavailable) {
             (Some(model), _) => format!("Photos are ranked by the {} model from the folder's index", model.name()),
             (None, Some(why)) => format!("Caption ranking is unavailable: {why}"),
             (None, None) => "Photos are ranked by the model chosen in Settings, embedded this session".to_string(),
@@ -67,7 +67,7 @@ fn settings_menu(app: &AlignscopeApp, ui: &mut egui::Ui, commands: &mut Vec<Comm
     ui.label("Ranking model (the first three from the folder's index, as `alignscope search`)");
     for model in [RankModel::Default, RankModel::Global, RankModel::Shan, RankModel::Dsran, RankModel::Racg] {
         let entry = radio(ui, settings.rank_model == model, Command::SetRankModel(model), commands);
-        if let Some(why) = model.network().and_then(|n| app.ranking.missing(n)) {
+        if let Some(why) = model.network().and_then(|n| app.models.ranker.get()?.missing(n).map(str::to_string)) {
             entry.on_hover_text(format!("Unavailable: {why}"));
         }
     }

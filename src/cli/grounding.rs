@@ -24,6 +24,7 @@ pub fn run(
     pairs: usize,
     json: bool,
     maps: Option<PathBuf>,
+    weights: Option<PathBuf>,
 ) -> anyhow::Result<String> {
     let set = set.unwrap_or_else(grounding::default_set);
     let items = grounding::load_set(&set)?;
@@ -34,7 +35,7 @@ pub fn run(
     let explainer = match model {
         // The default ranker's explanations are SHAN's (the window explains with SHAN).
         ModelKind::Shan | ModelKind::Default => {
-            runtime = super::folder::shan_runtime(request, visual, None)?;
+            runtime = super::folder::shan_runtime(request, visual, weights)?;
             Explainer::Shan { runtime: &runtime, method }
         }
         other => {

@@ -18,7 +18,7 @@ use clap::{Parser, Subcommand};
 use alignscope::data::flickr8k::Split;
 use alignscope::engine::backend::{BackendRequest, Compute};
 use alignscope::engine::explain::Method;
-use args::{ModelKind, Splits, at_least_one, positive_factor};
+use args::{ModelKind, Splits, at_least_one, non_negative, positive_factor};
 
 #[derive(Parser)]
 #[command(name = "alignscope", version, about = "Explore how images and captions align")]
@@ -184,6 +184,14 @@ pub enum Command {
         /// --model global --tuned`) instead of the pretrained backbones.
         #[arg(long)]
         init_tops: Option<PathBuf>,
+        /// SHAN: start from this SHAN weights file (e.g. the committed one) and fine-tune it,
+        /// instead of a fresh network.
+        #[arg(long)]
+        init_shan: Option<PathBuf>,
+        /// SHAN: weight of the grounding term, an InfoNCE over each pair's word–region score
+        /// (every word's best region, averaged over the words); 0: none.
+        #[arg(long, default_value_t = 0.0, value_parser = non_negative)]
+        ground_weight: f64,
         /// SHAN: weight of each level's and the embeddings' own InfoNCE terms beside the final
         /// score's (default 0.25).
         #[arg(long, value_parser = positive_factor)]
@@ -396,6 +404,9 @@ pub enum Command {
         /// Also write every measured item's word maps to this file (JSON lines).
         #[arg(long)]
         maps: Option<PathBuf>,
+        /// SHAN: explain with these weights instead of the committed ones (e.g. a `train` run's).
+        #[arg(long)]
+        weights: Option<PathBuf>,
     },
     /// Benchmarks that print figures and ratios.
     ///
@@ -545,8 +556,11 @@ pub fn run(cli: Cli) -> ExitCode {
             if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
         }
         Command::InstallModels { to } => report(embedded::install_models(to)),
-        Command::Grounding { model, method, set, flickr8k, pairs, json, maps } => {
-            report(grounding::run(backend, visual, model, method, set, &flickr8k, pairs, json, maps))
+        Command::Grounding { model, method, set, flickr8k, pairs, json, maps, weights } => {
+            if weights.is_some() && !matches!(model, ModelKind::Shan) {
+                return report(Err(anyhow::anyhow!("--weights is for --model shan")));
+            }
+            report(grounding::run(backend, visual, model, method, set, &flickr8k, pairs, json, maps, weights))
         }
         Command::Bench { what } => report(bench::run(what, cli.backend, visual)),
         Command::Extract { flickr8k, split, out, image_block, text_layer, batch } => {
@@ -568,6 +582,8 @@ pub fn run(cli: Cli) -> ExitCode {
             lr_factor,
             decay_epochs,
             init_tops,
+            init_shan,
+            ground_weight,
             aux_weight,
             aug_views,
             objects,
@@ -580,8 +596,12 @@ pub fn run(cli: Cli) -> ExitCode {
                     "--tuned is for --model global (SHAN fine-tunes its backbone tops unless told --frozen-visual / --frozen-text)"
                 )));
             }
-            if (init_tops.is_some() || aux_weight.is_some()) && model != ModelKind::Shan {
-                return report(Err(anyhow::anyhow!("--init-tops and --aux-weight are for --model shan")));
+            if (init_tops.is_some() || aux_weight.is_some() || init_shan.is_some() || ground_weight > 0.0)
+                && model != ModelKind::Shan
+            {
+                return report(Err(anyhow::anyhow!(
+                    "--init-tops, --init-shan, --ground-weight and --aux-weight are for --model shan"
+                )));
             }
             if aug_views > 0 && !(model == ModelKind::Shan || tuned) {
                 return report(Err(anyhow::anyhow!(
@@ -638,6 +658,8 @@ pub fn run(cli: Cli) -> ExitCode {
                         backbone_lr,
                         decay_epochs,
                         init_tops,
+                        init_shan,
+                        ground_weight,
                         aux_weight: aux_weight.unwrap_or(defaults.aux_weight),
                         ..defaults
                     };

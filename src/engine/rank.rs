@@ -79,6 +79,15 @@ impl RankerModel {
 }
 
 impl Ranker {
+    /// Why `model` cannot rank (its weights absent or unreadable); None for the global model.
+    pub fn missing(&self, model: RankerModel) -> Option<&str> {
+        match model {
+            RankerModel::Global => None,
+            RankerModel::Dsran => self.dsran_missing.as_deref(),
+            RankerModel::Racg => self.racg_missing.as_deref(),
+        }
+    }
+
     pub fn load(compute: &Compute) -> anyhow::Result<Self> {
         let dir = models_dir();
         let device = compute.device.clone();
@@ -348,11 +357,6 @@ pub fn spawn_embedding(ranker: Arc<Ranker>, paths: Vec<PathBuf>, batch: usize, w
     let (job, reporter, cancel) = Job::new("embed photos", waker);
     std::thread::spawn(move || embed_paths(&ranker, &paths, batch, &cancel, &mut |m| reporter.send(m)));
     job
-}
-
-/// Load the ranker in the background (weights are read from disk).
-pub fn spawn_load(compute: Compute, waker: Waker) -> Job<Result<Arc<Ranker>, String>> {
-    spawn_oneshot("load models", waker, move |_| Ranker::load(&compute).map(Arc::new).map_err(|e| format!("{e:#}")))
 }
 
 /// Embed a caption in the background.

@@ -14,6 +14,21 @@ pub fn info_nce(scores: Tensor<2>, log_temperature: Tensor<1>) -> Tensor<1> {
     (i2t + t2i) / (-2.0 * b as f64)
 }
 
+/// The grounding term's score of every image × caption pair: each word's best region (the
+/// largest cosine of its fragment with the image's region fragments), averaged over the
+/// caption's words. `regions` [B_i, k, d] and `words` [B_c, n, d] are unit rows; `mask`
+/// [B_c, n] is 1 for words. Trained contrastively, it asks every word to find its own image's
+/// region better than any region of the other images: attention that points.
+pub fn word_region_scores(regions: Tensor<3>, words: Tensor<3>, mask: Tensor<2>) -> Tensor<2> {
+    let [bi, k, d] = regions.dims();
+    let [bc, n, _] = words.dims();
+    // [B_i·k, B_c·n] cosines, then the best region per (image, caption word).
+    let cos = regions.reshape([bi * k, d]).matmul(words.reshape([bc * n, d]).transpose());
+    let best = cos.reshape([bi, k, bc * n]).max_dim(1).reshape([bi, bc, n]);
+    let counts = mask.clone().sum_dim(1).clamp_min(1.0).reshape([1, bc]);
+    (best * mask.unsqueeze::<3>()).sum_dim(2).reshape([bi, bc]) / counts
+}
+
 /// Which contrastive loss trains a network.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Loss {
@@ -70,6 +85,26 @@ pub fn contrastive(loss: Loss, scores: Tensor<2>, log_temperature: Tensor<1>, ep
 mod tests {
     use super::*;
     use burn::tensor::{Device, TensorData};
+
+    #[test]
+    fn word_region_scores_average_each_words_best_region_over_unmasked_words() {
+        let device = Device::flex();
+        // Image 0 has regions along x and y; image 1 along z only (d = 3, k = 2).
+        let regions = Tensor::<3>::from_data(
+            TensorData::new(vec![1.0f32, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 1.0], [2, 2, 3]),
+            &device,
+        );
+        // Caption 0: words x, y; caption 1: word x and a padding row (masked).
+        let words = Tensor::<3>::from_data(
+            TensorData::new(vec![1.0f32, 0.0, 0.0, 0.0, 1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0], [2, 2, 3]),
+            &device,
+        );
+        let mask = Tensor::<2>::from_data(TensorData::new(vec![1.0f32, 1.0, 1.0, 0.0], [2, 2]), &device);
+        let s = crate::features::values(word_region_scores(regions, words, mask));
+        // Image 0: both words of caption 0 find their region (1), caption 1's x too (1; the
+        // padding's z is masked). Image 1: no word finds a region (0).
+        assert_eq!(s, vec![1.0, 1.0, 0.0, 0.0]);
+    }
 
     #[test]
     fn matching_diagonal_gives_low_loss_and_shuffled_high() {

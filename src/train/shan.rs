@@ -15,7 +15,7 @@ use crate::engine::jobs::CancelToken;
 use crate::engine::recall::{Recalls, recalls};
 use crate::features::values;
 use crate::features::weights::WeightFile;
-use crate::model::loss::{Loss, contrastive};
+use crate::model::loss::{Loss, contrastive, info_nce, word_region_scores};
 use crate::model::shan::{ImageSide, LevelScores, ShanConfig, TextSide};
 use crate::nets::DEFAULT_FIRST_BLOCK;
 use crate::nets::TEXT_TOP_LAYER;
@@ -75,7 +75,15 @@ pub struct ShanTrainConfig {
     /// Start the backbone tops from a tuned global model's (`train --model global --tuned`)
     /// instead of the pretrained backbone's: the tops arrive already adapted to retrieval.
     pub init_tops: Option<PathBuf>,
+    /// Start from this SHAN weights file (a fine-tune) instead of a fresh network.
+    pub init_shan: Option<PathBuf>,
+    /// Weight of the grounding term: InfoNCE over [`word_region_scores`] at temperature
+    /// [`GROUND_TEMPERATURE`] (0: none).
+    pub ground_weight: f64,
 }
+
+/// The grounding term's fixed temperature (its cosines lie in [−1, 1]).
+pub const GROUND_TEMPERATURE: f64 = 0.05;
 
 impl Default for ShanTrainConfig {
     fn default() -> Self {
@@ -97,6 +105,8 @@ impl Default for ShanTrainConfig {
             resume: false,
             decay_epochs: 0,
             init_tops: None,
+            init_shan: None,
+            ground_weight: 0.0,
         }
     }
 }
@@ -254,6 +264,18 @@ pub fn train(
             let valid = net.valid();
             (net, epoch + 1, Some((valid, epoch, dev_recalls)))
         }
+        None if let Some(path) = &config.init_shan => {
+            let mut net = load(path, visual, &ad)?;
+            anyhow::ensure!(
+                net.visual.first_block == config.visual_first_block,
+                "{} fine-tuned from block {}, not {}",
+                path.display(),
+                net.visual.first_block,
+                config.visual_first_block
+            );
+            net.shan.weights = training_weights;
+            (net, 1, None)
+        }
         None => {
             let mut net = init(&config.model, visual, config.visual_first_block, &ad)?;
             if let Some(path) = &config.init_tops {
@@ -321,7 +343,18 @@ pub fn train(
                     + nce(scores.g2l.clone(), 2)
                     + nce(scores.g2g.clone(), 3)
                     + nce(img.embedding.matmul(text_embedding.transpose()), 4);
-                let loss = nce(scores.total(net.shan.weights), 0) + aux * config.aux_weight;
+                let mut loss = nce(scores.total(net.shan.weights), 0) + aux * config.aux_weight;
+                if config.ground_weight > 0.0 {
+                    let ground = Tensor::cat(
+                        groups
+                            .iter()
+                            .map(|t| word_region_scores(img.regions.clone(), t.words.clone(), t.mask.clone()))
+                            .collect(),
+                        1,
+                    );
+                    let log_t = Tensor::<1>::from_floats([GROUND_TEMPERATURE.ln() as f32], &ad);
+                    loss = loss + info_nce(ground, log_t) * config.ground_weight;
+                }
                 let value = loss.clone().into_scalar::<f32>() as f64;
                 anyhow::ensure!(value.is_finite(), "the loss diverged at epoch {epoch}, step {}", steps + 1);
                 loss_sum += value;
@@ -414,6 +447,11 @@ fn describe(config: &ShanTrainConfig, train: &FragmentSplit, epoch: usize, dev: 
         ),
         ("augmented_views".into(), train.views.len().to_string()),
         ("best_epoch".into(), epoch.to_string()),
+        (
+            "init_shan".into(),
+            config.init_shan.as_ref().map_or("none (a fresh network)".into(), |p| p.display().to_string()),
+        ),
+        ("ground_weight".into(), config.ground_weight.to_string()),
         (
             "tops_from".into(),
             config.init_tops.as_ref().map_or("the pretrained backbones".into(), |p| p.display().to_string()),
