@@ -100,6 +100,38 @@ fn training_writes_a_checkpoint_and_resume_continues_after_its_epoch() {
 }
 
 #[test]
+fn shan_fine_tunes_a_weights_file_and_the_grounding_term_adds_to_the_loss() {
+    let (train_split, dev) = (split(8, 5), split(4, 6));
+    let dir = tempfile::tempdir().unwrap();
+    let (start, out) = (dir.path().join("start.safetensors"), dir.path().join("tuned.safetensors"));
+    let device = Device::flex();
+    let cancel = CancelToken::default();
+    let config = ShanTrainConfig { batch: 4, max_epochs: 1, dev_images: 4, ..Default::default() };
+    train("efficientnet-lite0", &train_split, &dev, &device, &config, Some(&start), &cancel, &|_| {}).unwrap();
+    // From the same weights and seed, the same first batch: its loss with the term is larger.
+    let first_loss = |ground_weight: f64| {
+        let (losses, epochs) = (RefCell::new(Vec::new()), RefCell::new(Vec::new()));
+        let report = |m: ShanTrainMsg| match m {
+            ShanTrainMsg::Step { loss, .. } => losses.borrow_mut().push(loss),
+            ShanTrainMsg::Epoch { epoch, .. } => epochs.borrow_mut().push(epoch),
+            _ => {}
+        };
+        let tuned = ShanTrainConfig { init_shan: Some(start.clone()), ground_weight, ..config.clone() };
+        train("efficientnet-lite0", &train_split, &dev, &device, &tuned, Some(&out), &cancel, &report).unwrap();
+        assert_eq!(epochs.take(), vec![1], "a fine-tune counts its own epochs");
+        losses.take()[0]
+    };
+    let (without, with) = (first_loss(0.0), first_loss(1.0));
+    assert!(with > without + 0.1, "the grounding term's InfoNCE adds to the loss: {with} vs {without}");
+    let saved = alignscope::features::weights::WeightFile::open(&out).unwrap();
+    assert_eq!(saved.metadata("ground_weight").unwrap(), "1");
+    assert_eq!(saved.metadata("init_shan").unwrap(), start.display().to_string());
+    let other_block = ShanTrainConfig { init_shan: Some(start.clone()), visual_first_block: 14, ..config };
+    let err = train("efficientnet-lite0", &train_split, &dev, &device, &other_block, None, &cancel, &|_| {});
+    assert!(err.is_err_and(|e| e.to_string().contains("block")), "a file fine-tuned from another block is refused");
+}
+
+#[test]
 fn shan_decay_phase_goes_on_from_the_best_epoch_at_a_tenth_of_the_rates() {
     let (train_split, dev) = (split(8, 3), split(4, 4));
     let device = Device::flex();

@@ -226,6 +226,12 @@ pub fn choose_level_weights(
     best.context("no weights tried")
 }
 
+/// A weights file to start from must be fine-tuned from the block this run trains from.
+fn same_block(path: &Path, found: usize, wanted: usize) -> anyhow::Result<()> {
+    anyhow::ensure!(found == wanted, "{} fine-tuned from block {found}, not {wanted}", path.display());
+    Ok(())
+}
+
 /// Term `which`'s loss, with its own learned temperature (used by InfoNCE).
 fn term(loss: Loss, epoch: usize, scores: Tensor<2>, temperatures: &Tensor<1>, which: usize) -> Tensor<1> {
     contrastive(loss, scores, temperatures.clone().slice([which..which + 1]), epoch)
@@ -251,13 +257,7 @@ pub fn train(
         Some(path) => {
             let epoch: usize = WeightFile::open(path)?.metadata_parsed("best_epoch")?;
             let mut net = load(path, visual, &ad)?;
-            anyhow::ensure!(
-                net.visual.first_block == config.visual_first_block,
-                "{} fine-tuned from block {}, not {}",
-                path.display(),
-                net.visual.first_block,
-                config.visual_first_block
-            );
+            same_block(path, net.visual.first_block, config.visual_first_block)?;
             net.shan.weights = training_weights;
             let dev_recalls = evaluate(&net.valid(), dev, device, cancel, &|_, _| {})?;
             report(ShanTrainMsg::Resumed { epoch, dev: dev_recalls });
@@ -266,13 +266,7 @@ pub fn train(
         }
         None if let Some(path) = &config.init_shan => {
             let mut net = load(path, visual, &ad)?;
-            anyhow::ensure!(
-                net.visual.first_block == config.visual_first_block,
-                "{} fine-tuned from block {}, not {}",
-                path.display(),
-                net.visual.first_block,
-                config.visual_first_block
-            );
+            same_block(path, net.visual.first_block, config.visual_first_block)?;
             net.shan.weights = training_weights;
             (net, 1, None)
         }
@@ -280,13 +274,7 @@ pub fn train(
             let mut net = init(&config.model, visual, config.visual_first_block, &ad)?;
             if let Some(path) = &config.init_tops {
                 let global = crate::nets::global_tuned::load(path, visual, &ad)?;
-                anyhow::ensure!(
-                    global.visual.first_block == config.visual_first_block,
-                    "{} fine-tuned from block {}, not {}",
-                    path.display(),
-                    global.visual.first_block,
-                    config.visual_first_block
-                );
+                same_block(path, global.visual.first_block, config.visual_first_block)?;
                 (net.visual, net.text) = (global.visual, global.text);
             }
             (net, 1, None)
