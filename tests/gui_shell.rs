@@ -556,7 +556,7 @@ fn dataset_browser_shows_captions_ranks_and_recall() {
         assert!(Instant::now() < deadline, "the dataset was not embedded within 2 minutes");
         std::thread::sleep(Duration::from_millis(20));
     }
-    {
+    let first = {
         let app = harness.state().as_ref().unwrap();
         let names: Vec<String> = app.gallery.items.iter().map(|i| i.file_name()).collect();
         assert_eq!(names, data.map(|(n, _)| n.to_string()), "the gallery shows the split in split-file order");
@@ -567,7 +567,8 @@ fn dataset_browser_shows_captions_ranks_and_recall() {
         // Four images: every image is within the top 5 for every caption.
         assert_eq!(r.t2i[1], 100.0, "{r:?}");
         assert!(r.rsum > 300.0 && r.rsum <= 600.0, "{r:?}");
-    }
+        r
+    };
     // Select the cat: its five captions are listed with their ranks; clicking one makes it the query.
     harness.state_mut().as_mut().unwrap().gallery.selected = Some(0);
     harness.run_steps(3);
@@ -610,6 +611,25 @@ fn dataset_browser_shows_captions_ranks_and_recall() {
         assert!(Instant::now() < deadline, "the dev split did not open");
         std::thread::sleep(Duration::from_millis(20));
     }
+
+    // The test split's captions were kept beside its index: reopened, they are read back (the file
+    // is not written again) and the figures are the same.
+    let cache = root.join(".alignscope/captions-test.bin");
+    let written = std::fs::metadata(&cache).and_then(|m| m.modified()).expect("the test split's captions are kept");
+    harness.state_mut().as_mut().unwrap().open_dataset(root.clone(), alignscope::data::flickr8k::Split::Test);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        harness.step();
+        let app = harness.state().as_ref().unwrap();
+        let test = app.dataset.as_ref().filter(|d| d.split == alignscope::data::flickr8k::Split::Test);
+        if let Some(again) = test.and_then(|d| d.recalls()) {
+            assert_eq!(again, first, "the same figures from the kept captions");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the test split did not reopen");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(std::fs::metadata(&cache).and_then(|m| m.modified()).unwrap(), written, "read, not rewritten");
 }
 
 /// A copy of the demo photos `names`, ranked in the window by `model` for `caption`: the folder

@@ -16,7 +16,10 @@ use super::notifications::{Level, Notifications};
 use super::ranking::Ranking;
 
 pub struct Dataset {
+    /// What was opened: a dataset folder, or a Karpathy-split JSON file.
     pub root: PathBuf,
+    /// The folder the split's photos are indexed under (`root`, or the JSON file's folder).
+    pub folder: PathBuf,
     pub split: Split,
     pub data: SplitData,
     /// The gallery generation showing this split's images (item i = image i).
@@ -33,18 +36,32 @@ pub struct Dataset {
     awaiting_scores: bool,
 }
 
+/// A split read from disk, not yet shown.
+pub struct Opened {
+    pub root: PathBuf,
+    pub folder: PathBuf,
+    pub split: Split,
+    pub data: SplitData,
+}
+
 /// Read a split in the background.
-pub fn spawn_open(root: PathBuf, split: Split, waker: Waker) -> Job<Result<(PathBuf, Split, SplitData), String>> {
+pub fn spawn_open(root: PathBuf, split: Split, waker: Waker) -> Job<Result<Opened, String>> {
     spawn_oneshot("open dataset", waker, move |_| {
-        load_any(&root, split).map(|d| (root, split, d)).map_err(|e| e.to_string())
+        let data = load_any(&root, split).map_err(|e| e.to_string())?;
+        let folder = match root.parent() {
+            Some(parent) if root.is_file() => parent.to_path_buf(),
+            _ => root.clone(),
+        };
+        Ok(Opened { root, folder, split, data })
     })
 }
 
 impl Dataset {
-    pub fn new(root: PathBuf, split: Split, data: SplitData, generation: u64) -> Self {
+    pub fn new(Opened { root, folder, split, data }: Opened, generation: u64) -> Self {
         let n = data.captions.len() * 5;
         Self {
             root,
+            folder,
             split,
             data,
             generation,
@@ -91,7 +108,8 @@ impl Dataset {
             && self.scores.is_none()
         {
             let captions = self.data.captions.iter().flat_map(|five| five.iter().cloned()).collect();
-            self.captions_job = Some(spawn_caption_embeddings(runtime, captions, waker.clone()));
+            let cache = (self.folder.clone(), format!("captions-{}.bin", self.split.name()));
+            self.captions_job = Some(spawn_caption_embeddings(runtime, captions, Some(cache), waker.clone()));
         }
         if let Some(job) = &self.captions_job {
             match job.drain() {

@@ -99,8 +99,7 @@ pub struct AlignscopeApp {
     comparison: Option<((usize, String, u64), Vec<ModelScore>)>,
     /// The open dataset split (the gallery shows its images), and the jobs that open one.
     pub dataset: Option<Dataset>,
-    dataset_open:
-        Option<Job<Result<(PathBuf, crate::data::flickr8k::Split, crate::data::flickr8k::SplitData), String>>>,
+    dataset_open: Option<Job<Result<dataset::Opened, String>>>,
     dataset_dialog: Option<Job<Option<PathBuf>>>,
     waker: Waker,
     folder_dialog: Option<Job<Option<PathBuf>>>,
@@ -415,12 +414,12 @@ impl AlignscopeApp {
                 && self.similar_photo().is_none()
         });
         match poll_slot(&mut self.dataset_open) {
-            Oneshot::Done(Ok((root, split, data))) => {
+            Oneshot::Done(Ok(opened)) => {
                 if let Some(d) = self.dataset.take() {
                     d.cancel();
                 }
-                self.gallery.open_files(&root, data.images.clone(), &self.waker, &mut self.notes);
-                self.dataset = Some(Dataset::new(root, split, data, self.gallery.generation));
+                self.gallery.open_files(&opened.folder, opened.data.images.clone(), &self.waker, &mut self.notes);
+                self.dataset = Some(Dataset::new(opened, self.gallery.generation));
             }
             Oneshot::Done(Err(e)) => self.notes.push(Level::Error, e),
             Oneshot::Gone => self.notes.push(Level::Error, "opening the dataset stopped unexpectedly"),

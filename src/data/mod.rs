@@ -1,5 +1,6 @@
 //! Files in: photo folders and decoding.
 
+pub mod caption_cache;
 pub mod decode;
 pub mod feature_cache;
 pub mod flickr8k;

@@ -12,6 +12,7 @@ use super::jobs::{Job, Waker};
 use super::recall::{Recalls, recalls};
 use super::runtime::Runtime;
 use super::search::LoadedIndex;
+use crate::data::caption_cache;
 
 /// Unit embeddings of images [n, dim] and captions [m, dim], row-major.
 pub struct Embedded {
@@ -212,25 +213,44 @@ impl DefaultSplit {
 }
 
 /// Embed `captions` for the default ranker in the background, 32 at a time: messages are
-/// (caption index, its embeddings or why not).
+/// (caption index, its embeddings or why not). With `cache` (a folder and a file name: the file
+/// goes in that folder's index folder), embeddings saved there for the same models and captions
+/// are read instead, and a complete run is saved there.
 pub fn spawn_caption_embeddings(
     runtime: Arc<Runtime>,
     captions: Vec<String>,
+    cache: Option<(PathBuf, String)>,
     waker: Waker,
 ) -> Job<(usize, Result<CaptionEmbedding, String>)> {
     const CHUNK: usize = 32;
     let (job, reporter, cancel) = Job::new("embed captions", waker);
     std::thread::spawn(move || {
+        let cache = cache.map(|(folder, name)| super::index::index_dir(&folder).join(name));
+        if let Some(saved) = cache.as_deref().and_then(|p| caption_cache::load(p, &runtime.model_key, &captions)) {
+            for (index, e) in saved.into_iter().enumerate() {
+                if !reporter.send((index, e.ok_or_else(|| "not embedded".to_string()))) {
+                    return;
+                }
+            }
+            return;
+        }
+        let mut all = Vec::with_capacity(captions.len());
         for (c, chunk) in captions.chunks(CHUNK).enumerate() {
             if cancel.is_cancelled() {
                 return;
             }
             let texts: Vec<&str> = chunk.iter().map(String::as_str).collect();
             for (k, result) in runtime.caption_embeddings(&texts).into_iter().enumerate() {
+                all.push(result.as_ref().ok().cloned());
                 if !reporter.send((c * CHUNK + k, result.map_err(|e| format!("{e:#}")))) {
                     return;
                 }
             }
+        }
+        // Only a run where every caption was embedded is kept: one that failed says why again.
+        if let Some(path) = cache.filter(|_| all.iter().all(Option::is_some)) {
+            // A cache that cannot be written costs the next opening its time, nothing else.
+            let _ = caption_cache::save(&path, &runtime.model_key, &captions, &all);
         }
     });
     job
