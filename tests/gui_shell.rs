@@ -632,6 +632,38 @@ fn dataset_browser_shows_captions_ranks_and_recall() {
     assert_eq!(std::fs::metadata(&cache).and_then(|m| m.modified()).unwrap(), written, "read, not rewritten");
 }
 
+#[test]
+fn a_karpathy_json_opened_as_a_file_is_indexed_under_its_folder() {
+    let Some(mut harness) = settled_app() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("flickr30k-mini");
+    std::fs::create_dir_all(root.join("images")).unwrap();
+    let names = ["chelsea.jpg", "coffee.jpg", "rocket.jpg"];
+    let mut images = Vec::new();
+    for name in names {
+        std::fs::copy(demo_folder().join(name), root.join("images").join(name)).unwrap();
+        let stem = name.trim_end_matches(".jpg");
+        let sentences: Vec<String> = (0..5).map(|k| format!(r#"{{"raw": "a photo of a {stem} {k}"}}"#)).collect();
+        images.push(format!(r#"{{"filename": "{name}", "split": "test", "sentences": [{}]}}"#, sentences.join(",")));
+    }
+    let json = root.join("dataset_flickr30k.json");
+    std::fs::write(&json, format!(r#"{{"images": [{}]}}"#, images.join(","))).unwrap();
+    harness.state_mut().as_mut().unwrap().open_dataset(json, alignscope::data::flickr8k::Split::Test);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        harness.step();
+        let app = harness.state().as_ref().unwrap();
+        if app.dataset.as_ref().is_some_and(|d| d.recalls().is_some()) {
+            assert_eq!(app.ranking.loaded_index(app.gallery.generation).map(|i| i.len()), Some(3));
+            break;
+        }
+        assert!(Instant::now() < deadline, "the split was not indexed and scored within 2 minutes");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(root.join(".alignscope/index.bin").is_file(), "the index lives in the JSON file's folder");
+    assert!(root.join(".alignscope/captions-test.bin").is_file());
+}
+
 /// A copy of the demo photos `names`, ranked in the window by `model` for `caption`: the folder
 /// (its temporary directory lives as long as the result) and the gallery's order, best first.
 fn ranked_in_window(
