@@ -633,6 +633,36 @@ fn dataset_browser_shows_captions_ranks_and_recall() {
 }
 
 #[test]
+fn an_empty_split_says_so_and_settles() {
+    let Some(mut harness) = settled_app() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("flickr8k-empty");
+    tiny_flickr8k(&root);
+    std::fs::write(root.join("Flickr_8k.testImages.txt"), "").unwrap();
+    harness.state_mut().as_mut().unwrap().open_dataset(root, alignscope::data::flickr8k::Split::Test);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    // Settled: its (empty) index loaded for this gallery, nothing running.
+    let busy = |app: &AlignscopeApp| {
+        app.dataset.as_ref().is_none_or(|d| d.is_busy())
+            || app.ranking.is_busy()
+            || app.ranking.loaded_index(app.gallery.generation).is_none()
+    };
+    while busy(harness.state().as_ref().unwrap()) {
+        harness.step();
+        assert!(Instant::now() < deadline, "the empty split did not open and settle");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Nothing to embed: no background work is started for it again, frame after frame.
+    for _ in 0..20 {
+        harness.step();
+        std::thread::sleep(Duration::from_millis(10));
+        let app = harness.state().as_ref().unwrap();
+        assert!(!app.dataset.as_ref().unwrap().is_busy() && !app.ranking.is_busy());
+    }
+    harness.get_by_label_contains("this split lists no images");
+}
+
+#[test]
 fn a_karpathy_json_opened_as_a_file_is_indexed_under_its_folder() {
     let Some(mut harness) = settled_app() else { return };
     let tmp = tempfile::tempdir().unwrap();

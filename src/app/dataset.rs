@@ -25,6 +25,9 @@ pub struct Dataset {
     /// The gallery generation showing this split's images (item i = image i).
     pub generation: u64,
     captions_job: Option<Job<(usize, Result<CaptionEmbedding, String>)>>,
+    /// The captions were sent to be embedded (once: a split whose captions all fail, or that has
+    /// none, is not sent again every frame).
+    captions_sent: bool,
     /// One per caption, image i's captions at 5i..5i+5.
     pub caption_embeddings: Vec<Option<CaptionEmbedding>>,
     scores_job: Option<Job<Result<DefaultSplit, String>>>,
@@ -66,6 +69,7 @@ impl Dataset {
             data,
             generation,
             captions_job: None,
+            captions_sent: false,
             caption_embeddings: vec![None; n],
             scores_job: None,
             scores: None,
@@ -103,10 +107,10 @@ impl Dataset {
     /// and the split's photos indexed (the gallery ranks from the same index).
     pub fn poll(&mut self, ranking: &Ranking, models: &Models, waker: &Waker, notes: &mut Notifications) {
         if let Some(runtime) = models.runtime()
-            && self.captions_job.is_none()
-            && self.captions_embedded() == 0
-            && self.scores.is_none()
+            && !self.captions_sent
+            && !self.data.captions.is_empty()
         {
+            self.captions_sent = true;
             let captions = self.data.captions.iter().flat_map(|five| five.iter().cloned()).collect();
             let cache = (self.folder.clone(), format!("captions-{}.bin", self.split.name()));
             self.captions_job = Some(spawn_caption_embeddings(runtime, captions, Some(cache), waker.clone()));
@@ -173,6 +177,9 @@ impl Dataset {
         ui.separator();
         ui.strong("Recall@K (the default ranker)");
         match &self.scores {
+            None if self.data.images.is_empty() => {
+                ui.weak("this split lists no images");
+            }
             Some(Ok(scored)) => {
                 let r = scored.recalls;
                 egui::Grid::new("recalls").num_columns(4).show(ui, |ui| {
@@ -192,7 +199,7 @@ impl Dataset {
                 ui.label(format!("rSum {:.1}", r.rsum));
                 if scored.images_scored() < self.data.images.len() {
                     ui.weak(format!(
-                        "over {} of the {} images (the rest could not be indexed)",
+                        "over {} of the {} images (the others are not indexed or a caption is not embedded)",
                         scored.images_scored(),
                         self.data.images.len()
                     ));
