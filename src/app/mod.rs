@@ -389,6 +389,20 @@ impl AlignscopeApp {
 
     /// Everything that arrived from background work, applied before drawing.
     pub fn poll(&mut self, ctx: &egui::Context) {
+        // A dataset split read from disk becomes the gallery first, so the ranking below sees
+        // it in this same frame (never a frame that looks idle before its index starts).
+        match poll_slot(&mut self.dataset_open) {
+            Oneshot::Done(Ok(opened)) => {
+                if let Some(d) = self.dataset.take() {
+                    d.cancel();
+                }
+                self.gallery.open_files(&opened.folder, opened.data.images.clone(), &self.waker, &mut self.notes);
+                self.dataset = Some(Dataset::new(opened, self.gallery.generation));
+            }
+            Oneshot::Done(Err(e)) => self.notes.push(Level::Error, e),
+            Oneshot::Gone => self.notes.push(Level::Error, "opening the dataset stopped unexpectedly"),
+            Oneshot::Pending => {}
+        }
         self.gallery.poll(ctx, &self.waker, &mut self.notes);
         self.ranking.set_query(&self.query);
         self.models.poll(&mut self.notes);
@@ -413,18 +427,6 @@ impl AlignscopeApp {
             self.ranking.uses_index() == Some(crate::engine::search::SearchModel::Default)
                 && self.similar_photo().is_none()
         });
-        match poll_slot(&mut self.dataset_open) {
-            Oneshot::Done(Ok(opened)) => {
-                if let Some(d) = self.dataset.take() {
-                    d.cancel();
-                }
-                self.gallery.open_files(&opened.folder, opened.data.images.clone(), &self.waker, &mut self.notes);
-                self.dataset = Some(Dataset::new(opened, self.gallery.generation));
-            }
-            Oneshot::Done(Err(e)) => self.notes.push(Level::Error, e),
-            Oneshot::Gone => self.notes.push(Level::Error, "opening the dataset stopped unexpectedly"),
-            Oneshot::Pending => {}
-        }
         match poll_slot(&mut self.dataset_dialog) {
             Oneshot::Done(Some(dir)) => self.open_dataset(dir, crate::data::flickr8k::Split::Test),
             Oneshot::Done(None) | Oneshot::Pending | Oneshot::Gone => {}
