@@ -35,8 +35,6 @@ pub struct Dataset {
     pub scores: Option<Result<Arc<DefaultSplit>, String>>,
     /// Another split picked in the panel: the app opens it.
     pub requested_split: Option<Split>,
-    /// The split's photos are being indexed: its scores come after.
-    awaiting_scores: bool,
 }
 
 /// A split read from disk, not yet shown.
@@ -74,7 +72,6 @@ impl Dataset {
             scores_job: None,
             scores: None,
             requested_split: None,
-            awaiting_scores: false,
         }
     }
 
@@ -87,8 +84,9 @@ impl Dataset {
         Some(self.scores.as_ref()?.as_ref().ok()?.recalls)
     }
 
+    /// Whether its own jobs run (the split's indexing is the ranking's: `Ranking::is_busy`).
     pub fn is_busy(&self) -> bool {
-        self.captions_job.is_some() || self.scores_job.is_some() || self.awaiting_scores
+        self.captions_job.is_some() || self.scores_job.is_some()
     }
 
     pub fn cancel(&self) {
@@ -150,7 +148,6 @@ impl Dataset {
             Oneshot::Gone => notes.push(Level::Error, "scoring the split stopped unexpectedly"),
             Oneshot::Pending => {}
         }
-        self.awaiting_scores = self.scores.is_none() && ranking.index.is_indexing();
     }
 
     /// The side panel; returns a caption the user picked as the query.

@@ -54,11 +54,6 @@ impl<T: Send + Sync + 'static> Loaded<T> {
         let job = spawn_oneshot(lost, waker, move |_| load().map(Arc::new).map_err(|e| format!("{e:#}")));
         Self { job: Some(job), ..Self::none(lost) }
     }
-
-    /// Already loaded (tests).
-    pub fn ready(value: Arc<T>) -> Self {
-        Self { value: Some(value), ..Self::none("") }
-    }
 }
 
 pub struct Models {
