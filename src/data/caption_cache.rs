@@ -11,8 +11,11 @@ use sha2::{Digest, Sha256};
 
 const MAGIC: &[u8; 8] = b"ALSCAPS1";
 
-/// One caption's embeddings (SHAN's, the global model's), or None where it could not be embedded.
-pub type Embedded = Option<(Vec<f32>, Vec<f32>)>;
+/// One caption's embeddings for the default ranker: SHAN's and the global model's.
+pub type CaptionEmbedding = (Vec<f32>, Vec<f32>);
+
+/// A caption's embeddings, or None where it could not be embedded.
+pub type Embedded = Option<CaptionEmbedding>;
 
 #[derive(serde::Serialize, serde::Deserialize, PartialEq, Eq, Debug)]
 struct Header {

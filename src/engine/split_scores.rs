@@ -13,6 +13,7 @@ use super::recall::{Recalls, recalls};
 use super::runtime::Runtime;
 use super::search::LoadedIndex;
 use crate::data::caption_cache;
+pub use crate::data::caption_cache::CaptionEmbedding;
 
 /// Unit embeddings of images [n, dim] and captions [m, dim], row-major.
 pub struct Embedded {
@@ -150,10 +151,6 @@ pub struct DefaultSplit {
     rows: Vec<Option<usize>>,
     pub recalls: Recalls,
 }
-
-/// One caption's two embeddings (SHAN's, the global model's), as [`Runtime::caption_embeddings`]
-/// gives them.
-pub type CaptionEmbedding = (Vec<f32>, Vec<f32>);
 
 impl DefaultSplit {
     /// `images` in split order (absolute paths) with their five captions' embeddings each
