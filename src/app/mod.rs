@@ -436,6 +436,7 @@ impl AlignscopeApp {
         }
         if let Some(n) = self.pending_select
             && self.gallery.is_settled()
+            && !self.models.is_loading()
             && !self.ranking.is_busy()
         {
             self.pending_select = None;
