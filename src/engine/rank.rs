@@ -20,6 +20,7 @@ use crate::features::visual::VisualEncoder;
 use crate::features::{TEXT_WEIGHTS, VISUAL, VISUAL_WEIGHTS, VOCAB, models_dir, values};
 use crate::model::dsran::Dsran;
 use crate::model::racg::Racg;
+use crate::model::racg::pairs::{self, HostGraphs};
 use crate::nets::global_tuned::{self, AnyGlobal};
 use crate::nets::{dsran, global, racg};
 
@@ -155,6 +156,11 @@ impl Ranker {
         };
         if caption.len() < dim {
             return vec![0.0; photos.len()];
+        }
+        if pairs::serves(&self.device, net.lambda) {
+            let (photos, caption) =
+                (HostGraphs::borrowed(heads, unit, photos), HostGraphs::borrowed(heads, unit, &[caption]));
+            return pairs::totals(&photos, &caption, net.lambda, net.graph_share);
         }
         let txt = graph(&[caption]);
         photos.chunks(256).flat_map(|chunk| values(net.score_heads(graph(chunk), txt.clone()).0)).collect()

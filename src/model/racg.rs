@@ -34,6 +34,8 @@ use burn::tensor::{Device, Tensor};
 
 use super::shan::normalize_last;
 
+pub mod pairs;
+
 #[derive(Config, Debug)]
 pub struct RacgConfig {
     #[config(default = 1280)]

@@ -11,6 +11,7 @@ use crate::engine::recall::{Recalls, recalls};
 use crate::features::values;
 use crate::model::loss::{Loss, contrastive};
 use crate::model::matcher::Matcher;
+use crate::model::racg::pairs::{self, HostGraphs};
 use crate::model::racg::{Graph, Racg};
 use crate::nets::racg::{CONFIG_KEY, save};
 
@@ -56,12 +57,63 @@ impl FrozenNet for Racg {
 
     fn score_split(&self, data: &FrozenSplit, device: &Device) -> Vec<f32> {
         let [node, graph] = score_levels(self, data, device, &|_, _| {});
-        mix(&node, &graph, self.graph_share)
+        pairs::mix(&node, &graph, self.graph_share)
     }
 }
 
 /// Every image × caption score of a split at each level, row-major [images, captions]: node, graph.
+/// On the CPU (flex) through the fused pass of [`crate::model::racg::pairs`], elsewhere through
+/// the network's tensors.
 pub fn score_levels(net: &Racg, data: &FrozenSplit, device: &Device, progress: &dyn Fn(usize, usize)) -> [Vec<f32>; 2] {
+    if pairs::serves(device, net.lambda) {
+        score_levels_fused(net, data, device, progress)
+    } else {
+        score_levels_tensors(net, data, device, progress)
+    }
+}
+
+/// The graphs of every image and caption are built by the network on `device` (in batches), then
+/// scored pair by pair on the host.
+fn score_levels_fused(
+    net: &Racg,
+    data: &FrozenSplit,
+    device: &Device,
+    progress: &dyn Fn(usize, usize),
+) -> [Vec<f32>; 2] {
+    let (n_img, n_cap) = (data.len(), data.len() * 5);
+    let host = |graph: Graph, into: &mut Option<HostGraphs>| {
+        let dims = graph.heads.dims();
+        into.get_or_insert_with(|| HostGraphs::new(dims[2], dims[3])).push(
+            &values(graph.heads),
+            &values(graph.mask),
+            dims,
+        );
+    };
+    let (mut images, mut captions) = (None, None);
+    let rows: Vec<usize> = (0..n_img).collect();
+    for chunk in rows.chunks(64) {
+        host(net.encode_images(data.image_batch(chunk, device)), &mut images);
+    }
+    let caps: Vec<usize> = (0..n_cap).collect();
+    for chunk in caps.chunks(256) {
+        progress(chunk[0], n_cap);
+        let (words, mask) = data.caption_batch(chunk, device);
+        host(net.encode_texts(words, mask), &mut captions);
+    }
+    let levels = match (images, captions) {
+        (Some(images), Some(captions)) => pairs::levels(&images, &captions, net.lambda),
+        _ => [Vec::new(), Vec::new()],
+    };
+    progress(n_cap, n_cap);
+    levels
+}
+
+fn score_levels_tensors(
+    net: &Racg,
+    data: &FrozenSplit,
+    device: &Device,
+    progress: &dyn Fn(usize, usize),
+) -> [Vec<f32>; 2] {
     let (n_img, n_cap) = (data.len(), data.len() * 5);
     let images: Vec<usize> = (0..n_img).collect();
     let graphs: Vec<Graph> = images.chunks(16).map(|rows| net.encode_images(data.image_batch(rows, device))).collect();
@@ -92,7 +144,7 @@ pub fn evaluate_levels(
     progress: &dyn Fn(usize, usize),
 ) -> [(&'static str, Recalls); 3] {
     let [node, graph] = score_levels(net, data, device, progress);
-    let full = mix(&node, &graph, net.graph_share);
+    let full = pairs::mix(&node, &graph, net.graph_share);
     [
         ("full", recalls(&full, data.len(), 5)),
         ("node", recalls(&node, data.len(), 5)),
@@ -107,7 +159,7 @@ pub fn choose_graph_share(net: &Racg, data: &FrozenSplit, device: &Device) -> (u
     let [node, graph] = score_levels(net, data, device, &|_, _| {});
     let grid: Vec<(f64, Recalls)> = (0..=10)
         .map(|i| i as f64 / 10.0)
-        .map(|share| (share, recalls(&mix(&node, &graph, share), data.len(), 5)))
+        .map(|share| (share, recalls(&pairs::mix(&node, &graph, share), data.len(), 5)))
         .collect();
     // Ties go to the training mix (share 0.5, index 5), then to the lower share.
     let chosen = (0..grid.len()).fold(5, |best, i| if grid[i].1.rsum > grid[best].1.rsum { i } else { best });
@@ -139,9 +191,4 @@ pub fn tune_graph_share(
     drop(file);
     save(&net, path, &config, &notes)?;
     Ok((chosen, grid))
-}
-
-fn mix(node: &[f32], graph: &[f32], share: f64) -> Vec<f32> {
-    let w = share as f32;
-    node.iter().zip(graph).map(|(n, g)| n * (1.0 - w) + g * w).collect()
 }
