@@ -14,7 +14,7 @@ use super::fused::{QueryBank, dot};
 use super::runtime::Runtime;
 use crate::data::index_file::{IndexFile, IndexHeader};
 use crate::features::values;
-use crate::model::shan::{ImageSide, TextSide};
+use crate::model::shan::{ImageSide, TextSide, pairs};
 
 /// Photos re-scored by SHAN after the embedding pre-rank (chosen with `bench search`: the recall
 /// two-stage keeps against exhaustive scoring on the Flickr8k 1K test, at this many).
@@ -176,6 +176,16 @@ impl LoadedIndex {
         ImageSide::from_parts(regions, part(0), part(1), part(2))
     }
 
+    /// The same parts for SHAN's fused CPU pass (the fragments read from the store as scored).
+    pub fn host_images(&self, photos: &[usize]) -> pairs::HostImages<'_> {
+        let k = self.regions;
+        let part = |which: usize| {
+            photos.iter().flat_map(|&p| self.context[p * 3 * k + which * k..][..k].iter().copied()).collect()
+        };
+        let parts = [part(0), part(1), part(2)];
+        pairs::HostImages::from_store([k, self.region_dim], &self.fragments, photos.to_vec(), parts)
+    }
+
     fn hit(&self, photo: usize, score: f32) -> Hit {
         Hit { score, path: self.root.join(&self.paths[photo]) }
     }
@@ -196,11 +206,24 @@ pub fn top_k(scores: &[f32], k: usize) -> Vec<usize> {
 
 /// SHAN's final score of `photos` with the caption(s): [photos, captions], row-major.
 pub fn shan_scores(runtime: &Runtime, index: &LoadedIndex, photos: &[usize], caption: &TextSide) -> Vec<f32> {
+    if pairs::serves(&runtime.net.shan, &runtime.device) {
+        let mut captions = pairs::HostCaptions::default();
+        captions.push(caption);
+        return pairs::totals(&runtime.net.shan, &index.host_images(photos), &captions);
+    }
     score_sides(runtime, &index.image_sides(photos, &runtime.device), caption)
 }
 
 /// SHAN's final score of already built image sides with the caption(s), in their order.
 pub fn score_sides(runtime: &Runtime, sides: &[ImageSide], caption: &TextSide) -> Vec<f32> {
+    let net = &runtime.net.shan;
+    if pairs::serves(net, &runtime.device) {
+        let mut images = pairs::HostImages::default();
+        sides.iter().for_each(|side| images.push(side));
+        let mut captions = pairs::HostCaptions::default();
+        captions.push(caption);
+        return pairs::totals(net, &images, &captions);
+    }
     sides.iter().flat_map(|img| values(runtime.net.shan.score_batch(img, caption).total)).collect()
 }
 

@@ -25,6 +25,8 @@ use burn::nn::{Linear, LinearConfig};
 use burn::tensor::activation::{sigmoid, softmax};
 use burn::tensor::{Device, Tensor};
 
+pub mod pairs;
+
 #[derive(Config, Debug)]
 pub struct ShanConfig {
     #[config(default = 1280)]

@@ -16,7 +16,7 @@ use crate::engine::recall::{Recalls, recalls};
 use crate::features::values;
 use crate::features::weights::WeightFile;
 use crate::model::loss::{Loss, contrastive, info_nce, word_region_scores};
-use crate::model::shan::{ImageSide, LevelScores, ShanConfig, TextSide};
+use crate::model::shan::{ImageSide, LevelScores, ShanConfig, TextSide, pairs};
 use crate::nets::DEFAULT_FIRST_BLOCK;
 use crate::nets::TEXT_TOP_LAYER;
 use crate::nets::shan::{ShanNet, init, load, save};
@@ -164,6 +164,9 @@ pub fn score_split(
         vec![0.0f32; n_img * n_cap],
     ];
     let image_embeddings = Tensor::cat(image_sides.iter().map(|s| s.embedding.clone()).collect(), 0);
+    if pairs::serves(&net.shan, device) {
+        return score_split_fused(net, data, device, cancel, progress, &image_sides, image_embeddings);
+    }
     for (done, caps) in order.chunks(captions_per_chunk).enumerate() {
         progress(done * captions_per_chunk, n_cap);
         anyhow::ensure!(!cancel.is_cancelled(), "cancelled");
@@ -181,6 +184,44 @@ pub fn score_split(
     }
     progress(n_cap, n_cap);
     Ok(levels)
+}
+
+/// `score_split` on the CPU: the sides from the network's tensors, the pairs through the fused
+/// pass of [`crate::model::shan::pairs`]; captions in their split order (no length sort needed,
+/// nothing is padded there).
+fn score_split_fused(
+    net: &ShanNet,
+    data: &FragmentSplit,
+    device: &Device,
+    cancel: &CancelToken,
+    progress: &dyn Fn(usize, usize),
+    image_sides: &[ImageSide],
+    image_embeddings: Tensor<2>,
+) -> anyhow::Result<[Vec<f32>; 4]> {
+    let (n_img, n_cap) = (data.len(), data.len() * 5);
+    let mut images = pairs::HostImages::default();
+    image_sides.iter().for_each(|side| images.push(side));
+    let mut captions = pairs::HostCaptions::default();
+    let mut embedding = vec![0.0f32; n_img * n_cap];
+    let all: Vec<usize> = (0..n_cap).collect();
+    for caps in all.chunks(256) {
+        progress(caps[0], n_cap);
+        anyhow::ensure!(!cancel.is_cancelled(), "cancelled");
+        let txt = net.text_side(data, caps, device);
+        scatter(
+            &mut embedding,
+            &values(image_embeddings.clone().matmul(txt.embedding.clone().transpose())),
+            0,
+            n_img,
+            caps,
+            n_cap,
+        );
+        captions.push(&txt);
+    }
+    anyhow::ensure!(!cancel.is_cancelled(), "cancelled");
+    let [l2l, g2l, g2g] = pairs::levels(&net.shan, &images, &captions);
+    progress(n_cap, n_cap);
+    Ok([l2l, g2l, g2g, embedding])
 }
 
 pub fn evaluate(

@@ -14,6 +14,8 @@ use std::borrow::Cow;
 
 use rayon::prelude::*;
 
+use crate::model::host::{dot, exp_nonpositive, matmul, sum, vectorised_fn};
+
 /// Above this attention temperature exp(λ(cos − 1)) could underflow to 0 for a whole row, where
 /// the max-shifted softmax of the tensor path still has a value; callers use the tensor path.
 pub const MAX_LAMBDA: f64 = 40.0;
@@ -202,27 +204,10 @@ impl Words {
     }
 }
 
+vectorised_fn! {
 /// One photo (its nodes [m, heads · width]) against every caption: its node-level score per
 /// caption into `row`.
 fn score_photo(photo: &[f32], heads: usize, width: usize, words: &Words, lambda: f32, row: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-        // SAFETY: the CPU has the features the function is compiled for (checked just above).
-        unsafe { score_photo_avx2(photo, heads, width, words, lambda, row) };
-        return;
-    }
-    score_photo_body(photo, heads, width, words, lambda, row);
-}
-
-/// The same code compiled with AVX2 and FMA, so that the loops over regions vectorise 8 wide.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn score_photo_avx2(photo: &[f32], heads: usize, width: usize, words: &Words, lambda: f32, row: &mut [f32]) {
-    score_photo_body(photo, heads, width, words, lambda, row);
-}
-
-#[inline(always)]
-fn score_photo_body(photo: &[f32], heads: usize, width: usize, words: &Words, lambda: f32, row: &mut [f32]) {
     debug_assert_eq!((heads, width), (words.heads, words.width));
     let d = heads * width;
     let m = photo.len() / d;
@@ -257,7 +242,7 @@ fn score_photo_body(photo: &[f32], heads: usize, width: usize, words: &Words, la
             attention.clear();
             attention.extend_from_slice(&e);
             for a in attention.chunks_mut(m.max(1)) {
-                let inverse = 1.0 / a.iter().sum::<f32>();
+                let inverse = 1.0 / sum(a);
                 a.iter_mut().for_each(|x| *x *= inverse);
             }
             // ‖Σ a·k‖² per word: aᵀGa, or the message formed and its squared length.
@@ -316,77 +301,6 @@ fn score_photo_body(photo: &[f32], heads: usize, width: usize, words: &Words, la
         *score = (word_score + region_score) / 2.0;
     }
 }
-
-#[inline(always)]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(a, b)| a * b).sum()
-}
-
-/// e^x for x ≤ 0, to about 2e-7 relative, in arithmetic that vectorises (f32::exp is a call per
-/// element): x = n ln 2 + r with n whole and |r| ≤ ½ ln 2 (ln 2 in two parts, so r is exact);
-/// e^r by its Taylor series to degree 7; 2^n put into the exponent bits. Below −87 it returns 0.
-#[inline(always)]
-fn exp_nonpositive(x: f32) -> f32 {
-    const LN2_HI: f32 = 0.693_145_75;
-    const LN2_LO: f32 = 1.428_606_8e-6;
-    let x = x.max(-87.0);
-    let n = (x * std::f32::consts::LOG2_E + 0.5).floor();
-    let r = (x - n * LN2_HI) - n * LN2_LO;
-    const C: [f32; 8] = [1.0, 1.0, 0.5, 1.0 / 6.0, 1.0 / 24.0, 1.0 / 120.0, 1.0 / 720.0, 1.0 / 5040.0];
-    let p = C[0] + r * (C[1] + r * (C[2] + r * (C[3] + r * (C[4] + r * (C[5] + r * (C[6] + r * C[7]))))));
-    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
-    if x <= -87.0 { 0.0 } else { p * scale }
-}
-
-/// out [rows, cols] (row-major) = lhs [rows, depth] · rhs [depth, cols], each operand given as
-/// (values, row stride, column stride); `parallel` lets gemm use rayon's threads (only from
-/// outside a rayon task).
-fn matmul(
-    out: &mut [f32],
-    [rows, cols, depth]: [usize; 3],
-    lhs: (&[f32], usize, usize),
-    rhs: (&[f32], usize, usize),
-    parallel: bool,
-) {
-    let last = |(values, rs, cs): (&[f32], usize, usize), r: usize, c: usize| {
-        assert!(r == 0 || c == 0 || (r - 1) * rs + (c - 1) * cs < values.len(), "operand out of bounds");
-    };
-    last(lhs, rows, depth);
-    last(rhs, depth, cols);
-    assert!(out.len() >= rows * cols, "output out of bounds");
-    if rows == 0 || cols == 0 {
-        return;
-    }
-    if depth == 0 {
-        out[..rows * cols].iter_mut().for_each(|x| *x = 0.0);
-        return;
-    }
-    let parallelism = if parallel { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None };
-    // SAFETY: every element gemm reads or writes lies inside the slices (the bounds asserted
-    // above for these strides), and `out` is borrowed mutably, so it aliases neither operand.
-    unsafe {
-        gemm::gemm(
-            rows,
-            cols,
-            depth,
-            out.as_mut_ptr(),
-            1,
-            cols as isize,
-            false,
-            lhs.0.as_ptr(),
-            lhs.2 as isize,
-            lhs.1 as isize,
-            rhs.0.as_ptr(),
-            rhs.2 as isize,
-            rhs.1 as isize,
-            0.0f32,
-            1.0f32,
-            false,
-            false,
-            false,
-            parallelism,
-        );
-    }
 }
 
 #[cfg(test)]
@@ -442,18 +356,6 @@ mod tests {
         let captions = 120; // at least 2 words each: over GRAM_FROM_WORDS
         assert!(captions * 2 > GRAM_FROM_WORDS);
         compare_with_tensors(captions);
-    }
-
-    #[test]
-    fn exp_matches_the_standard_library_on_the_range_it_serves() {
-        let worst = (0..=200_000)
-            .map(|i| -86.0 * i as f32 / 200_000.0)
-            .map(|x| ((exp_nonpositive(x) - x.exp()) / x.exp()).abs())
-            .fold(0.0f32, f32::max);
-        assert!(worst < 5e-7, "relative error {worst}");
-        assert_eq!(exp_nonpositive(-100.0), 0.0);
-        assert_eq!(exp_nonpositive(-87.0), 0.0);
-        assert_eq!(exp_nonpositive(0.0), 1.0);
     }
 
     #[test]
