@@ -94,8 +94,7 @@ impl Runtime {
     /// photo's features do not depend on what it was batched with).
     fn entering(&self, photo: &DynamicImage) -> Tensor<4> {
         let size = self.visual.image_size();
-        let x = preprocess::batch(&[preprocess::resize_square(photo, size)], &self.device);
-        self.visual.net.features_until(x, self.net.visual.first_block)
+        self.visual.entering(&[preprocess::resize_square(photo, size)], self.net.visual.first_block)
     }
 
     /// A photo's joint-space fragments [1, k, d] (unit rows).

@@ -10,6 +10,8 @@ use burn::tensor::{Device, Tensor};
 
 use super::weights::{WeightFile, WeightsError};
 
+pub mod host;
+
 /// One MBConv block's shape, as written by the converter.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
 pub struct BlockSpec {

@@ -75,9 +75,11 @@ impl Layer {
     pub fn forward(&self, x: Tensor<2>, mask: Tensor<4>, batch: usize) -> Tensor<2> {
         let [rows, hidden] = x.dims();
         let device = x.device();
-        // On flex (not its autodiff: training needs the tensors' graph) the host layer, where the
-        // mask is the usual tokens-then-padding one.
-        if device == Device::flex() {
+        // On flex the host layer, where the mask is the usual tokens-then-padding one; not where
+        // either the input or the layer's weights are autodiff tensors (training needs their
+        // graph; a trained top layer gets inputs from the plain device).
+        let weights_device = self.query.weight.val().device();
+        if device == Device::flex() && !device.is_autodiff() && !weights_device.is_autodiff() {
             let n = rows / batch.max(1);
             let bias = super::values(mask.clone());
             let lengths: Vec<usize> =

@@ -2,9 +2,10 @@
 
 use std::path::Path;
 
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Tensor, TensorData};
 use image::DynamicImage;
 
+use super::efficientnet::host::{Act, HostNet};
 use super::efficientnet::{EfficientNetLite, FEATURE_DIM};
 use super::preprocess;
 use super::weights::WeightsError;
@@ -28,6 +29,8 @@ pub struct VisualEncoder {
     /// `bench encoders` measured flex at 25 img/s with passes of 16 and 32–36 with passes of 2
     /// (same run, 2 cores). GPUs want the whole batch.
     pub micro_batch: usize,
+    /// The host copy of `net`'s weights for flex, made on first use (the backbone is frozen).
+    host: std::sync::OnceLock<HostNet>,
 }
 
 /// Photos per backbone pass on flex (see [`VisualEncoder::micro_batch`]).
@@ -45,6 +48,7 @@ impl VisualEncoder {
             net: EfficientNetLite::load(path, device)?,
             device: device.clone(),
             micro_batch: micro_batch_for(device),
+            host: std::sync::OnceLock::new(),
         })
     }
 
@@ -62,6 +66,9 @@ impl VisualEncoder {
     pub fn maps_from(&self, images: &[DynamicImage], block: usize) -> (Tensor<4>, Tensor<4>) {
         let size = self.image_size();
         let resized: Vec<_> = images.iter().map(|i| preprocess::resize_square(i, size)).collect();
+        if self.device == Device::flex() {
+            return self.maps_from_host(&resized, block);
+        }
         let (entering, maps): (Vec<Tensor<4>>, Vec<Tensor<4>>) = resized
             .chunks(self.micro_batch.max(1))
             .map(|c| {
@@ -73,6 +80,35 @@ impl VisualEncoder {
     }
 
     /// Regions, boxes and pooled vectors for a batch of decoded photos.
+    /// The activation entering `block` of square model inputs (each `image_size()` wide), one
+    /// photo per pass on flex (the host network), one batch elsewhere.
+    pub fn entering(&self, resized: &[image::RgbImage], block: usize) -> Tensor<4> {
+        if self.device != Device::flex() {
+            return self.net.features_until(preprocess::batch(resized, &self.device), block);
+        }
+        use rayon::prelude::*;
+        let host = self.host.get_or_init(|| HostNet::of(&self.net));
+        let acts: Vec<Act> = resized.par_iter().map(|photo| host.until(photo, block)).collect();
+        stack(&acts.iter().collect::<Vec<_>>(), &self.device)
+    }
+
+    /// `maps_from` on flex: each photo through the host network (`efficientnet::host`) on one
+    /// core, photos side by side; the same two tensors back.
+    fn maps_from_host(&self, resized: &[image::RgbImage], block: usize) -> (Tensor<4>, Tensor<4>) {
+        use rayon::prelude::*;
+        let host = self.host.get_or_init(|| HostNet::of(&self.net));
+        let acts: Vec<(Act, Act)> = resized
+            .par_iter()
+            .map(|photo| {
+                let entering = host.until(photo, block);
+                let copy = Act { h: entering.h, w: entering.w, c: entering.c, data: entering.data.clone() };
+                (copy, host.from(entering, block))
+            })
+            .collect();
+        let (entering, maps): (Vec<&Act>, Vec<&Act>) = acts.iter().map(|(e, m)| (e, m)).unzip();
+        (stack(&entering, &self.device), stack(&maps, &self.device))
+    }
+
     pub fn encode(&self, images: &[DynamicImage]) -> Vec<ImageFeatures> {
         if images.is_empty() {
             return Vec::new();
@@ -99,6 +135,13 @@ impl VisualEncoder {
 }
 
 /// [B, C, g, g] → per photo: regions in row-major grid order and their mean.
+/// Channels-last activations of equal shape as one channels-first batch [B, C, h, w].
+fn stack(acts: &[&Act], device: &Device) -> Tensor<4> {
+    let dims = acts.first().map_or([0, 0, 0], |a| [a.c, a.h, a.w]);
+    let data: Vec<f32> = acts.iter().flat_map(|a| a.channels_first()).collect();
+    Tensor::from_data(TensorData::new(data, [acts.len(), dims[0], dims[1], dims[2]]), device)
+}
+
 pub fn split_maps(maps: Tensor<4>, sizes: impl Iterator<Item = (u32, u32)>) -> Vec<ImageFeatures> {
     let [b, c, g, _] = maps.dims();
     debug_assert_eq!(c, FEATURE_DIM);
