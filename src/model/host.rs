@@ -29,6 +29,25 @@ macro_rules! vectorised_fn {
 }
 pub(crate) use vectorised_fn;
 
+/// Runs of consecutive captions holding at most `max` words in all (a longer caption alone), from
+/// `starts` (caption c holds words `starts[c]..starts[c + 1]`): the groups a fused pass scores
+/// against one photo at a time.
+pub fn word_groups(starts: &[usize], max: usize) -> Vec<std::ops::Range<usize>> {
+    let count = starts.len().saturating_sub(1);
+    let mut groups = Vec::new();
+    let mut start = 0;
+    for c in 0..count {
+        if c > start && starts[c + 1] - starts[start] > max {
+            groups.push(start..c);
+            start = c;
+        }
+    }
+    if start < count {
+        groups.push(start..count);
+    }
+    groups
+}
+
 /// Lanes of the partial sums in [`dot`] and [`sum`]: a float sum written as one chain cannot be
 /// reordered by the compiler, so it runs one add at a time (measured: SHAN's pass spent 40 of its
 /// 59 s in such chains of 512); sixteen independent ones vectorise.

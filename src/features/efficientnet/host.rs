@@ -133,7 +133,7 @@ impl HostNet {
 
     /// Stem (from a photo) then blocks `range` (`features_until` for 0..b).
     pub fn until(&self, photo: &RgbImage, block: usize) -> Act {
-        let x = dense_conv(&Act::of_photo(photo), &self.stem);
+        let x = spatial_conv(&Act::of_photo(photo), &self.stem, false);
         self.blocks(x, 0..block)
     }
 
@@ -144,7 +144,7 @@ impl HostNet {
                 Some(e) => pointwise(&x, e, true, None),
                 None => Act { h: x.h, w: x.w, c: x.c, data: x.data.clone() },
             };
-            let inner = depthwise(&inner, &b.depthwise);
+            let inner = spatial_conv(&inner, &b.depthwise, true);
             x = pointwise(&inner, &b.project, false, if b.skip { Some(&x) } else { None });
         }
         x
@@ -184,46 +184,10 @@ vectorised_fn! {
 }
 
 vectorised_fn! {
-    /// A k×k depthwise convolution with TF "same" padding, + bias, ReLU6.
-    fn depthwise_into(x: &Act, conv: &Conv, out: &mut Act) {
-        let (k, s, c) = (conv.kernel, conv.stride, x.c);
-        let (pad_y, pad_x) = (same_padding(x.h, k, s).0, same_padding(x.w, k, s).0);
-        for oy in 0..out.h {
-            for ox in 0..out.w {
-                let o = &mut out.data[(oy * out.w + ox) * c..][..c];
-                o.copy_from_slice(&conv.bias);
-                for ky in 0..k {
-                    let iy = (oy * s + ky) as isize - pad_y as isize;
-                    if iy < 0 || iy >= x.h as isize {
-                        continue;
-                    }
-                    for kx in 0..k {
-                        let ix = (ox * s + kx) as isize - pad_x as isize;
-                        if ix < 0 || ix >= x.w as isize {
-                            continue;
-                        }
-                        let input = &x.data[(iy as usize * x.w + ix as usize) * c..][..c];
-                        let w = &conv.weight[(ky * k + kx) * c..][..c];
-                        o.iter_mut().zip(input).zip(w).for_each(|((o, i), w)| *o += i * w);
-                    }
-                }
-                o.iter_mut().for_each(|v| *v = v.clamp(0.0, 6.0));
-            }
-        }
-    }
-}
-
-fn depthwise(x: &Act, conv: &Conv) -> Act {
-    let (h, w) = (x.h.div_ceil(conv.stride), x.w.div_ceil(conv.stride));
-    let mut out = Act { h, w, c: x.c, data: vec![0.0f32; h * w * x.c] };
-    depthwise_into(x, conv, &mut out);
-    out
-}
-
-vectorised_fn! {
-    /// A dense k×k convolution (the stem: 3 input channels) with TF "same" padding, + bias, ReLU6.
-    fn dense_conv_into(x: &Act, conv: &Conv, out: &mut Act) {
-        let (k, s, cin, cout) = (conv.kernel, conv.stride, conv.input, conv.out);
+    /// A k×k convolution with TF "same" padding, + bias, ReLU6: depthwise (each channel its own
+    /// filter) or dense (the stem: every input channel into every output).
+    fn spatial_conv_into(x: &Act, conv: &Conv, depthwise: bool, out: &mut Act) {
+        let (k, s, cin, cout) = (conv.kernel, conv.stride, x.c, out.c);
         let (pad_y, pad_x) = (same_padding(x.h, k, s).0, same_padding(x.w, k, s).0);
         for oy in 0..out.h {
             for ox in 0..out.w {
@@ -240,9 +204,15 @@ vectorised_fn! {
                             continue;
                         }
                         let input = &x.data[(iy as usize * x.w + ix as usize) * cin..][..cin];
-                        for (i, v) in input.iter().enumerate() {
-                            let w = &conv.weight[((ky * k + kx) * cin + i) * cout..][..cout];
-                            o.iter_mut().zip(w).for_each(|(o, w)| *o += v * w);
+                        let tap = ky * k + kx;
+                        if depthwise {
+                            let w = &conv.weight[tap * cout..][..cout];
+                            o.iter_mut().zip(input).zip(w).for_each(|((o, i), w)| *o += i * w);
+                        } else {
+                            for (i, v) in input.iter().enumerate() {
+                                let w = &conv.weight[(tap * cin + i) * cout..][..cout];
+                                o.iter_mut().zip(w).for_each(|(o, w)| *o += v * w);
+                            }
                         }
                     }
                 }
@@ -252,10 +222,11 @@ vectorised_fn! {
     }
 }
 
-fn dense_conv(x: &Act, conv: &Conv) -> Act {
+/// [`spatial_conv_into`] into a new activation (the output size of TF "same" at the stride).
+fn spatial_conv(x: &Act, conv: &Conv, depthwise: bool) -> Act {
     let (h, w) = (x.h.div_ceil(conv.stride), x.w.div_ceil(conv.stride));
     let mut out = Act { h, w, c: conv.out, data: vec![0.0f32; h * w * conv.out] };
-    dense_conv_into(x, conv, &mut out);
+    spatial_conv_into(x, conv, depthwise, &mut out);
     out
 }
 

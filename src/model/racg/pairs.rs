@@ -14,7 +14,7 @@ use std::borrow::Cow;
 
 use rayon::prelude::*;
 
-use crate::model::host::{dot, exp_nonpositive, matmul, sum, vectorised_fn};
+use crate::model::host::{dot, exp_nonpositive, matmul, sum, vectorised_fn, word_groups};
 
 /// Above this attention temperature exp(λ(cos − 1)) could underflow to 0 for a whole row, where
 /// the max-shifted softmax of the tensor path still has a value; callers use the tensor path.
@@ -189,18 +189,7 @@ impl Words {
 
     /// Consecutive runs of whole captions of at most [`WORD_GROUP`] words (a longer caption alone).
     fn groups(&self) -> Vec<std::ops::Range<usize>> {
-        let mut groups = Vec::new();
-        let mut start = 0;
-        for c in 0..self.len() {
-            if c > start && self.starts[c + 1] - self.starts[start] > WORD_GROUP {
-                groups.push(start..c);
-                start = c;
-            }
-        }
-        if start < self.len() {
-            groups.push(start..self.len());
-        }
-        groups
+        word_groups(&self.starts, WORD_GROUP)
     }
 }
 

@@ -13,7 +13,7 @@ use rayon::prelude::*;
 
 use super::{ImageSide, Shan, TextSide};
 use crate::features::values;
-use crate::model::host::{dot, exp_nonpositive, matmul, sum, vectorised_fn};
+use crate::model::host::{dot, exp_nonpositive, matmul, sum, vectorised_fn, word_groups};
 
 /// Above this inverse temperature exp(λ(cos − 1)) could underflow for a whole row where the
 /// max-shifted softmax of the tensor path still has a value; callers use the tensor path.
@@ -158,18 +158,7 @@ impl HostCaptions {
 
     /// Consecutive runs of whole captions of at most [`WORD_GROUP`] words (a longer one alone).
     fn groups(&self) -> Vec<std::ops::Range<usize>> {
-        let mut groups = Vec::new();
-        let mut start = 0;
-        for c in 0..self.len() {
-            if c > start && self.starts[c + 1] - self.starts[start] > WORD_GROUP {
-                groups.push(start..c);
-                start = c;
-            }
-        }
-        if start < self.len() {
-            groups.push(start..self.len());
-        }
-        groups
+        word_groups(&self.starts, WORD_GROUP)
     }
 
     /// Each caption's Gram matrix [n, n], caption after caption, and where each starts.
