@@ -91,6 +91,14 @@ pub fn object_features(
         .zip(&slots)
         .flat_map_iter(|(img, s)| s.iter().map(|(b, _, _)| preprocess::resize_square(&crop(img, *b), size)))
         .collect();
+    if *device == burn::tensor::Device::flex() {
+        // The host backbone, one crop per core (features::efficientnet::host).
+        let host = crate::features::efficientnet::host::HostNet::of(net);
+        let blocks = net.blocks.len();
+        let pooled =
+            crops.par_iter().map(|c| host.from(host.until(c, blocks), blocks).mean_pixel()).collect::<Vec<_>>();
+        return (slots, pooled.concat());
+    }
     let micro = crate::features::visual::micro_batch_for(device);
     let mut pooled = Vec::with_capacity(crops.len() * crate::features::efficientnet::FEATURE_DIM);
     for c in crops.chunks(micro) {

@@ -41,16 +41,15 @@ impl Act {
         out
     }
 
-    /// From channels first [c, h, w].
-    pub fn from_channels_first(values: &[f32], [c, h, w]: [usize; 3]) -> Self {
-        let plane = h * w;
-        let mut data = vec![0.0f32; c * plane];
-        for ch in 0..c {
-            for p in 0..plane {
-                data[p * c + ch] = values[ch * plane + p];
-            }
+    /// The mean over pixels, per channel (`EfficientNetLite::pool`).
+    pub fn mean_pixel(&self) -> Vec<f32> {
+        let mut sum = vec![0.0f32; self.c];
+        for pixel in self.data.chunks_exact(self.c.max(1)) {
+            sum.iter_mut().zip(pixel).for_each(|(s, v)| *s += v);
         }
-        Act { h, w, c, data }
+        let n = (self.h * self.w).max(1) as f32;
+        sum.iter_mut().for_each(|s| *s /= n);
+        sum
     }
 }
 
@@ -257,5 +256,8 @@ mod tests {
         let worst_maps = worst(&host_maps, &maps);
         assert_eq!(host_maps.len(), maps.len());
         assert!(worst_maps < 1e-3, "feature maps differ by up to {worst_maps}");
+        let pooled = values(EfficientNetLite::pool(net.features_from(entering, block)));
+        let host_pooled = host.from(host.until(&photo, block), block).mean_pixel();
+        assert!(worst(&host_pooled, &pooled) < 1e-4, "pooled features differ");
     }
 }
