@@ -1,10 +1,12 @@
 //! The pretrained backbones: EfficientNet-Lite (regions) and MiniLM (words), their tokenizer,
-//! preprocessing and weight loading; and the SSD object detector.
+//! preprocessing and weight loading; and the SSD object detector. `host`: the arithmetic of the
+//! CPU passes that skip flex's tensors.
 
 pub mod checksums;
 pub mod detections;
 pub mod detector;
 pub mod efficientnet;
+pub mod host;
 pub mod install;
 pub mod minilm;
 pub mod preprocess;

@@ -3,7 +3,6 @@
 
 pub mod dsran;
 pub mod global;
-pub mod host;
 pub mod loss;
 pub mod matcher;
 pub mod racg;

@@ -10,8 +10,8 @@ use std::ops::Range;
 use image::RgbImage;
 
 use super::{EfficientNetLite, MbConv, SameConv, same_padding};
+use crate::features::host::{matmul, vectorised_fn};
 use crate::features::values;
-use crate::model::host::{matmul, vectorised_fn};
 
 /// An activation, channels last: [h, w, c].
 pub struct Act {

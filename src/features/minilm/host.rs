@@ -8,8 +8,8 @@
 use rayon::prelude::*;
 
 use super::{Dense, Layer, Norm};
+use crate::features::host::{dot, exp_nonpositive, matmul, sum, vectorised_fn};
 use crate::features::values;
-use crate::model::host::{dot, exp_nonpositive, matmul, sum, vectorised_fn};
 
 /// A dense layer's weights as host copies ([in, out] row-major, as `Dense` keeps them).
 struct HostDense {

@@ -14,7 +14,7 @@ use std::borrow::Cow;
 
 use rayon::prelude::*;
 
-use crate::model::host::{dot, exp_nonpositive, matmul, sum, vectorised_fn, word_groups};
+use crate::features::host::{dot, exp_nonpositive, matmul, sum, vectorised_fn, word_groups};
 
 /// Above this attention temperature exp(λ(cos − 1)) could underflow to 0 for a whole row, where
 /// the max-shifted softmax of the tensor path still has a value; callers use the tensor path.

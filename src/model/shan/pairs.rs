@@ -12,8 +12,8 @@
 use rayon::prelude::*;
 
 use super::{ImageSide, Shan, TextSide};
+use crate::features::host::{dot, exp_nonpositive, matmul, sum, vectorised_fn, word_groups};
 use crate::features::values;
-use crate::model::host::{dot, exp_nonpositive, matmul, sum, vectorised_fn, word_groups};
 
 /// Above this inverse temperature exp(λ(cos − 1)) could underflow for a whole row where the
 /// max-shifted softmax of the tensor path still has a value; callers use the tensor path.

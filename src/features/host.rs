@@ -1,6 +1,8 @@
-//! Arithmetic the fused CPU scoring passes share (`racg::pairs`, `shan::pairs`): strided matrix
-//! products through gemm, an exponential that vectorises, and functions compiled for AVX2 where
-//! the CPU has it.
+//! Arithmetic the host passes on flex share (the backbones' `efficientnet::host` and
+//! `minilm::host`, the networks' `model::racg::pairs` and `model::shan::pairs`): strided matrix
+//! products through gemm, an exponential that vectorises, sums that vectorise, and functions
+//! compiled for AVX2 where the CPU has it. It lives with the backbones because the layers below
+//! (`model`) may use it and the backbones may not reach down to them.
 
 /// `fn name(args) { body }`, with the body compiled twice, as built and for AVX2 + FMA, and the
 /// second run where the CPU has them, so that its loops (and the `#[inline(always)]` helpers it
