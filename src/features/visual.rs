@@ -79,7 +79,6 @@ impl VisualEncoder {
         (Tensor::cat(entering, 0), Tensor::cat(maps, 0))
     }
 
-    /// Regions, boxes and pooled vectors for a batch of decoded photos.
     /// The activation entering `block` of square model inputs (each `image_size()` wide), one
     /// photo per pass on flex (the host network), one batch elsewhere.
     pub fn entering(&self, resized: &[image::RgbImage], block: usize) -> Tensor<4> {
@@ -87,28 +86,33 @@ impl VisualEncoder {
             return self.net.features_until(preprocess::batch(resized, &self.device), block);
         }
         use rayon::prelude::*;
-        let host = self.host.get_or_init(|| HostNet::of(&self.net));
+        let host = self.host();
         let acts: Vec<Act> = resized.par_iter().map(|photo| host.until(photo, block)).collect();
         stack(&acts.iter().collect::<Vec<_>>(), &self.device)
+    }
+
+    /// The host copy of the backbone's weights, made on first use.
+    fn host(&self) -> &HostNet {
+        self.host.get_or_init(|| HostNet::of(&self.net))
     }
 
     /// `maps_from` on flex: each photo through the host network (`efficientnet::host`) on one
     /// core, photos side by side; the same two tensors back.
     fn maps_from_host(&self, resized: &[image::RgbImage], block: usize) -> (Tensor<4>, Tensor<4>) {
         use rayon::prelude::*;
-        let host = self.host.get_or_init(|| HostNet::of(&self.net));
+        let host = self.host();
         let acts: Vec<(Act, Act)> = resized
             .par_iter()
             .map(|photo| {
                 let entering = host.until(photo, block);
-                let copy = Act { h: entering.h, w: entering.w, c: entering.c, data: entering.data.clone() };
-                (copy, host.from(entering, block))
+                (entering.clone(), host.from(entering, block))
             })
             .collect();
         let (entering, maps): (Vec<&Act>, Vec<&Act>) = acts.iter().map(|(e, m)| (e, m)).unzip();
         (stack(&entering, &self.device), stack(&maps, &self.device))
     }
 
+    /// Regions, boxes and pooled vectors for a batch of decoded photos.
     pub fn encode(&self, images: &[DynamicImage]) -> Vec<ImageFeatures> {
         if images.is_empty() {
             return Vec::new();
@@ -134,7 +138,6 @@ impl VisualEncoder {
     }
 }
 
-/// [B, C, g, g] → per photo: regions in row-major grid order and their mean.
 /// Channels-last activations of equal shape as one channels-first batch [B, C, h, w].
 fn stack(acts: &[&Act], device: &Device) -> Tensor<4> {
     let dims = acts.first().map_or([0, 0, 0], |a| [a.c, a.h, a.w]);
@@ -142,6 +145,7 @@ fn stack(acts: &[&Act], device: &Device) -> Tensor<4> {
     Tensor::from_data(TensorData::new(data, [acts.len(), dims[0], dims[1], dims[2]]), device)
 }
 
+/// [B, C, g, g] → per photo: regions in row-major grid order and their mean.
 pub fn split_maps(maps: Tensor<4>, sizes: impl Iterator<Item = (u32, u32)>) -> Vec<ImageFeatures> {
     let [b, c, g, _] = maps.dims();
     debug_assert_eq!(c, FEATURE_DIM);

@@ -14,6 +14,7 @@ use crate::features::host::{matmul, vectorised_fn};
 use crate::features::values;
 
 /// An activation, channels last: [h, w, c].
+#[derive(Clone)]
 pub struct Act {
     pub h: usize,
     pub w: usize,
