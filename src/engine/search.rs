@@ -207,9 +207,7 @@ pub fn top_k(scores: &[f32], k: usize) -> Vec<usize> {
 /// SHAN's final score of `photos` with the caption(s): [photos, captions], row-major.
 pub fn shan_scores(runtime: &Runtime, index: &LoadedIndex, photos: &[usize], caption: &TextSide) -> Vec<f32> {
     if pairs::serves(&runtime.net.shan, &runtime.device) {
-        let mut captions = pairs::HostCaptions::default();
-        captions.push(caption);
-        return pairs::totals(&runtime.net.shan, &index.host_images(photos), &captions);
+        return pairs::totals(&runtime.net.shan, &index.host_images(photos), &pairs::HostCaptions::of(caption));
     }
     score_sides(runtime, &index.image_sides(photos, &runtime.device), caption)
 }
@@ -218,13 +216,9 @@ pub fn shan_scores(runtime: &Runtime, index: &LoadedIndex, photos: &[usize], cap
 pub fn score_sides(runtime: &Runtime, sides: &[ImageSide], caption: &TextSide) -> Vec<f32> {
     let net = &runtime.net.shan;
     if pairs::serves(net, &runtime.device) {
-        let mut images = pairs::HostImages::default();
-        sides.iter().for_each(|side| images.push(side));
-        let mut captions = pairs::HostCaptions::default();
-        captions.push(caption);
-        return pairs::totals(net, &images, &captions);
+        return pairs::totals(net, &pairs::HostImages::of_sides(sides), &pairs::HostCaptions::of(caption));
     }
-    sides.iter().flat_map(|img| values(runtime.net.shan.score_batch(img, caption).total)).collect()
+    sides.iter().flat_map(|img| values(net.score_batch(img, caption).total)).collect()
 }
 
 /// A caption encoded once for every network the index can rank with.

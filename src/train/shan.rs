@@ -154,6 +154,10 @@ pub fn score_split(
     let images: Vec<usize> = (0..n_img).collect();
     let image_sides: Vec<ImageSide> =
         images.chunks(images_per_chunk).map(|rows| net.image_side(data, rows, device)).collect();
+    let image_embeddings = Tensor::cat(image_sides.iter().map(|s| s.embedding.clone()).collect(), 0);
+    if pairs::serves(&net.shan, device) {
+        return score_split_fused(net, data, device, cancel, progress, &image_sides, image_embeddings);
+    }
     // Captions grouped by length so a shard pads little.
     let mut order: Vec<usize> = (0..n_cap).collect();
     order.sort_by_key(|&c| data.length(c));
@@ -163,10 +167,6 @@ pub fn score_split(
         vec![0.0f32; n_img * n_cap],
         vec![0.0f32; n_img * n_cap],
     ];
-    let image_embeddings = Tensor::cat(image_sides.iter().map(|s| s.embedding.clone()).collect(), 0);
-    if pairs::serves(&net.shan, device) {
-        return score_split_fused(net, data, device, cancel, progress, &image_sides, image_embeddings);
-    }
     for (done, caps) in order.chunks(captions_per_chunk).enumerate() {
         progress(done * captions_per_chunk, n_cap);
         anyhow::ensure!(!cancel.is_cancelled(), "cancelled");
@@ -199,8 +199,7 @@ fn score_split_fused(
     image_embeddings: Tensor<2>,
 ) -> anyhow::Result<[Vec<f32>; 4]> {
     let (n_img, n_cap) = (data.len(), data.len() * 5);
-    let mut images = pairs::HostImages::default();
-    image_sides.iter().for_each(|side| images.push(side));
+    let images = pairs::HostImages::of_sides(image_sides);
     let mut captions = pairs::HostCaptions::default();
     let mut embedding = vec![0.0f32; n_img * n_cap];
     let all: Vec<usize> = (0..n_cap).collect();

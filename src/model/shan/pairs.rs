@@ -62,6 +62,13 @@ impl Default for Regions<'_> {
 }
 
 impl<'a> HostImages<'a> {
+    /// Host copies of image sides, in order.
+    pub fn of_sides(sides: &[ImageSide]) -> Self {
+        let mut images = Self::default();
+        sides.iter().for_each(|side| images.push(side));
+        images
+    }
+
     pub fn push(&mut self, side: &ImageSide) {
         let [_, k, d] = side.regions.dims();
         assert!(self.is_empty() || (k, d) == (self.k, self.d), "every photo has the same regions");
@@ -126,6 +133,13 @@ pub struct HostCaptions {
 }
 
 impl HostCaptions {
+    /// Host copies of one batch of captions.
+    pub fn of(side: &TextSide) -> Self {
+        let mut captions = Self::default();
+        captions.push(side);
+        captions
+    }
+
     pub fn push(&mut self, side: &TextSide) {
         let [b, n, d] = side.words.dims();
         assert!(self.words.is_empty() || d == self.d, "every caption has the same width");
@@ -448,10 +462,7 @@ mod tests {
             Tensor::from_data(TensorData::new(mask, [captions, 6]), &device),
         );
         let want = net.score(&img, &txt);
-        let (mut images, mut texts) = (HostImages::default(), HostCaptions::default());
-        images.push(&img);
-        texts.push(&txt);
-        let got = levels(&net, &images, &texts);
+        let got = levels(&net, &HostImages::of_sides(&[img]), &HostCaptions::of(&txt));
         for ((name, got), want) in ["l2l", "g2l", "g2g"].iter().zip(got).zip([want.l2l, want.g2l, want.g2g]) {
             let want = values(want);
             assert_eq!(got.len(), 3 * captions, "{name}");
@@ -498,9 +509,7 @@ mod tests {
             order.to_vec(),
             [part(&side.pool), part(&side.gate_self), part(&side.gate_cross)],
         );
-        let mut texts = HostCaptions::default();
-        texts.push(&txt);
-        let got = totals(&net, &images, &texts);
+        let got = totals(&net, &images, &HostCaptions::of(&txt));
         let want = values(net.score(&side, &txt).total(net.weights));
         for (row, &p) in order.iter().enumerate() {
             for c in 0..2 {
