@@ -139,12 +139,13 @@ vectorised_fn! {
         let [q, k, v] = qkv;
         let mut p = vec![0.0f32; len];
         for head in 0..heads {
-            let at = |m: &[f32], j: usize| -> Vec<f32> { m[(first + j) * hidden + head * dh..][..dh].to_vec() };
-            let keys: Vec<Vec<f32>> = (0..len).map(|j| at(k, j)).collect();
-            let vals: Vec<Vec<f32>> = (0..len).map(|j| at(v, j)).collect();
+            // Token j's slice of this head in q, k or v (rows of `hidden`, from packed row `first`).
+            let slot = |j: usize| (first + j) * hidden + head * dh;
+            let keys: Vec<&[f32]> = (0..len).map(|j| &k[slot(j)..][..dh]).collect();
+            let vals: Vec<&[f32]> = (0..len).map(|j| &v[slot(j)..][..dh]).collect();
             for i in 0..len {
-                let qi = at(q, i);
-                p.iter_mut().zip(&keys).for_each(|(p, kj)| *p = dot(&qi, kj) * scale);
+                let qi = &q[slot(i)..][..dh];
+                p.iter_mut().zip(&keys).for_each(|(p, kj)| *p = dot(qi, kj) * scale);
                 let max = p.iter().copied().fold(f32::NEG_INFINITY, f32::max);
                 p.iter_mut().for_each(|x| *x = exp_nonpositive(*x - max));
                 let inverse = 1.0 / sum(&p);
@@ -152,7 +153,7 @@ vectorised_fn! {
                 o.iter_mut().for_each(|x| *x = 0.0);
                 for (pj, vj) in p.iter().zip(&vals) {
                     let w = pj * inverse;
-                    o.iter_mut().zip(vj).for_each(|(o, v)| *o += w * v);
+                    o.iter_mut().zip(vj.iter()).for_each(|(o, v)| *o += w * v);
                 }
             }
         }
