@@ -4,6 +4,7 @@
 use std::cell::RefCell;
 
 use alignscope::engine::jobs::CancelToken;
+use alignscope::train::recipe::Recipe;
 use alignscope::train::shan::{ShanTrainConfig, ShanTrainMsg, train};
 use alignscope::train::splits::FragmentSplit;
 use burn::tensor::Device;
@@ -70,6 +71,13 @@ fn training_batches_draw_each_image_as_itself_or_one_of_its_views() {
     assert!(err.to_string().contains("1.jpg"), "{err}");
 }
 
+/// SHAN's recipe on a few images: batches of 4, `max_epochs`, then `decay_epochs`.
+fn tiny_shan(max_epochs: usize, decay_epochs: usize) -> ShanTrainConfig {
+    let defaults = ShanTrainConfig::default();
+    let recipe = Recipe { batch: 4, max_epochs, decay_epochs, ..defaults.recipe.clone() };
+    ShanTrainConfig { recipe, dev_images: 4, ..defaults }
+}
+
 #[test]
 fn training_writes_a_checkpoint_and_resume_continues_after_its_epoch() {
     let (train_split, dev) = (split(8, 1), split(4, 2));
@@ -83,7 +91,7 @@ fn training_writes_a_checkpoint_and_resume_continues_after_its_epoch() {
         ShanTrainMsg::Resumed { epoch, .. } => epochs.borrow_mut().push(100 + epoch),
         _ => {}
     };
-    let config = ShanTrainConfig { batch: 4, max_epochs: 1, dev_images: 4, ..Default::default() };
+    let config = tiny_shan(1, 0);
     let first =
         train("efficientnet-lite0", &train_split, &dev, &device, &config, Some(&out), &cancel, &report).unwrap();
     assert_eq!(first.best_epoch, 1);
@@ -92,7 +100,7 @@ fn training_writes_a_checkpoint_and_resume_continues_after_its_epoch() {
     assert_eq!(saved.metadata("best_epoch").unwrap(), "1");
     assert_eq!(saved.metadata("augmented_views").unwrap(), "0", "how many augmented views it trained on");
 
-    let resumed = ShanTrainConfig { max_epochs: 2, resume: true, ..config };
+    let resumed = ShanTrainConfig { recipe: Recipe { max_epochs: 2, ..config.recipe.clone() }, resume: true, ..config };
     let second =
         train("efficientnet-lite0", &train_split, &dev, &device, &resumed, Some(&out), &cancel, &report).unwrap();
     assert_eq!(epochs.take(), vec![101, 2], "resumed after epoch 1, then ran epoch 2 only");
@@ -106,7 +114,7 @@ fn shan_fine_tunes_a_weights_file_and_the_grounding_term_adds_to_the_loss() {
     let (start, out) = (dir.path().join("start.safetensors"), dir.path().join("tuned.safetensors"));
     let device = Device::flex();
     let cancel = CancelToken::default();
-    let config = ShanTrainConfig { batch: 4, max_epochs: 1, dev_images: 4, ..Default::default() };
+    let config = tiny_shan(1, 0);
     train("efficientnet-lite0", &train_split, &dev, &device, &config, Some(&start), &cancel, &|_| {}).unwrap();
     // From the same weights and seed, the same first batch: its loss with the term is larger.
     let first_loss = |ground_weight: f64| {
@@ -141,14 +149,14 @@ fn shan_decay_phase_goes_on_from_the_best_epoch_at_a_tenth_of_the_rates() {
             epochs.borrow_mut().push((epoch, lr));
         }
     };
-    let config = ShanTrainConfig { batch: 4, max_epochs: 1, decay_epochs: 2, dev_images: 4, ..Default::default() };
+    let config = tiny_shan(1, 2);
     let trained =
         train("efficientnet-lite0", &train_split, &dev, &device, &config, None, &CancelToken::default(), &report)
             .unwrap();
     let epochs = epochs.take();
     assert_eq!(epochs.iter().map(|e| e.0).collect::<Vec<_>>(), [1, 2, 3], "epochs are numbered on through the decay");
-    assert_eq!(epochs[0].1, config.lr);
-    assert!(epochs[1..].iter().all(|e| (e.1 - config.lr * 0.1).abs() < 1e-15), "{epochs:?}");
+    assert_eq!(epochs[0].1, config.recipe.lr);
+    assert!(epochs[1..].iter().all(|e| (e.1 - config.recipe.lr * 0.1).abs() < 1e-15), "{epochs:?}");
     assert!((1..=3).contains(&trained.best_epoch));
 }
 
@@ -173,7 +181,6 @@ fn trains_saves_and_loads<N: alignscope::train::frozen::FrozenNet>(
     resume: impl Fn(&std::path::Path) -> N,
 ) -> alignscope::engine::recall::Recalls {
     use alignscope::train::frozen;
-    use alignscope::train::recipe::Recipe;
     let mut rng = fastrand::Rng::with_seed(4);
     let (train_split, dev) = (frozen_split(8, &mut rng), frozen_split(4, &mut rng));
     let dir = tempfile::tempdir().unwrap();
@@ -395,13 +402,10 @@ fn shan_starts_its_backbone_tops_from_a_tuned_global_model() {
 
     // Tops frozen in SHAN's run: they must come out as the global model's, not the pretrained ones.
     let config = ShanTrainConfig {
-        batch: 4,
-        max_epochs: 1,
-        dev_images: 4,
         finetune_visual: false,
         finetune_text: false,
         init_tops: Some(tops.clone()),
-        ..Default::default()
+        ..tiny_shan(1, 0)
     };
     let shan =
         train("efficientnet-lite0", &train_split, &dev, &device, &config, None, &CancelToken::default(), &|_| {})

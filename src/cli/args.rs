@@ -73,3 +73,37 @@ pub fn positive_factor(s: &str) -> Result<f64, String> {
         _ => Err(format!("{s:?} is not a positive number")),
     }
 }
+
+/// Recipe B's knobs that `train` takes for every network, flattened into its flags.
+#[derive(clap::Args, Clone, Debug)]
+pub struct RecipeArgs {
+    /// Epochs at most before the decay (training stops earlier after 3 epochs without a dev
+    /// gain; the global model after 4). Default: 20 (the global model: 30).
+    #[arg(long)]
+    pub max_epochs: Option<usize>,
+    /// `infonce` (symmetric, learned temperature) or `hinge` (VSE++ hardest negatives, margin
+    /// 0.2, first epoch over all negatives).
+    #[arg(long, default_value = "infonce")]
+    pub loss: alignscope::model::loss::Loss,
+    /// Multiply the recipe's learning rates by this factor (e.g. 0.1 with --resume: the papers'
+    /// step decay once dev stops rising).
+    #[arg(long, default_value_t = 1.0, value_parser = positive_factor)]
+    pub lr_factor: f64,
+    /// Once dev stops rising (or after --max-epochs), go on from the best epoch at a tenth of the
+    /// learning rates for up to N epochs (the step decay; 0: none).
+    #[arg(long, default_value_t = 0)]
+    pub decay_epochs: usize,
+}
+
+impl RecipeArgs {
+    /// The network's own recipe with these flags applied (its learning rate times --lr-factor).
+    pub fn apply(&self, defaults: alignscope::train::recipe::Recipe) -> alignscope::train::recipe::Recipe {
+        alignscope::train::recipe::Recipe {
+            max_epochs: self.max_epochs.unwrap_or(defaults.max_epochs),
+            loss: self.loss,
+            lr: defaults.lr * self.lr_factor,
+            decay_epochs: self.decay_epochs,
+            ..defaults
+        }
+    }
+}

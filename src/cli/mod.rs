@@ -18,7 +18,7 @@ use clap::{Parser, Subcommand};
 use alignscope::data::flickr8k::Split;
 use alignscope::engine::backend::{BackendRequest, Compute};
 use alignscope::engine::explain::Method;
-use args::{ModelKind, Splits, at_least_one, non_negative, positive_factor};
+use args::{ModelKind, RecipeArgs, Splits, at_least_one, non_negative, positive_factor};
 
 #[derive(Parser)]
 #[command(name = "alignscope", version, about = "Explore how images and captions align")]
@@ -158,28 +158,15 @@ pub enum Command {
         /// SHAN, tuned global: keep MiniLM's last layer frozen instead of fine-tuning it.
         #[arg(long)]
         frozen_text: bool,
-        /// SHAN, DSRAN, RACG: epochs at most (training stops earlier after 3 without a dev gain).
-        #[arg(long, default_value_t = 20)]
-        max_epochs: usize,
         /// Model selection on the first N dev images (default: 500 for SHAN, all 1,000 for DSRAN
         /// and RACG).
         #[arg(long, value_parser = at_least_one())]
         dev_images: Option<usize>,
-        /// `infonce` (symmetric, learned temperature) or `hinge` (VSE++ hardest negatives, margin
-        /// 0.2, first epoch over all negatives).
-        #[arg(long, default_value = "infonce")]
-        loss: alignscope::model::loss::Loss,
         /// SHAN, DSRAN, RACG: continue from the checkpoint at --out (its best epoch) instead of starting over.
         #[arg(long)]
         resume: bool,
-        /// SHAN, DSRAN, RACG: multiply the recipe's learning rates by this factor (e.g. 0.1
-        /// with --resume: the papers' step decay once dev stops rising).
-        #[arg(long, default_value_t = 1.0, value_parser = positive_factor)]
-        lr_factor: f64,
-        /// Global model, SHAN: once dev stops rising (or after --max-epochs for SHAN), go on from
-        /// the best epoch at a tenth of the learning rates for up to N epochs (the step decay; 0: none).
-        #[arg(long, default_value_t = 0)]
-        decay_epochs: usize,
+        #[command(flatten)]
+        recipe: RecipeArgs,
         /// SHAN: start the backbone tops from a tuned global model's weights file (`train
         /// --model global --tuned`) instead of the pretrained backbones.
         #[arg(long)]
@@ -575,12 +562,9 @@ pub fn run(cli: Cli) -> ExitCode {
             frozen_visual,
             visual_from_block,
             frozen_text,
-            max_epochs,
             dev_images,
-            loss,
             resume,
-            lr_factor,
-            decay_epochs,
+            recipe,
             init_tops,
             init_shan,
             ground_weight,
@@ -621,8 +605,7 @@ pub fn run(cli: Cli) -> ExitCode {
                     &flickr8k,
                     &cache,
                     &out,
-                    loss,
-                    decay_epochs,
+                    &recipe,
                     tuned.then_some(lifts),
                     aug_views,
                 )),
@@ -636,27 +619,21 @@ pub fn run(cli: Cli) -> ExitCode {
                     &cache,
                     &out,
                     model,
-                    loss,
-                    max_epochs,
+                    &recipe,
                     dev_images.unwrap_or(usize::MAX),
                     resume,
-                    lr_factor,
                     objects,
                 )),
                 ModelKind::Shan => {
                     let defaults = alignscope::train::shan::ShanTrainConfig::default();
-                    let (lr, backbone_lr) = (defaults.lr * lr_factor, defaults.backbone_lr * lr_factor);
                     let config = alignscope::train::shan::ShanTrainConfig {
+                        recipe: recipe.apply(defaults.recipe.clone()),
+                        backbone_lr: defaults.backbone_lr * recipe.lr_factor,
                         finetune_visual: !frozen_visual,
                         visual_first_block: visual_from_block,
-                        loss,
                         resume,
                         finetune_text: !frozen_text,
-                        max_epochs,
                         dev_images: dev_images.unwrap_or(500),
-                        lr,
-                        backbone_lr,
-                        decay_epochs,
                         init_tops,
                         init_shan,
                         ground_weight,

@@ -4,11 +4,12 @@
 use std::path::{Path, PathBuf};
 
 use alignscope::engine::backend::BackendRequest;
+use alignscope::train::fit::TrainMsg;
 use alignscope::train::source::Source;
 
 use alignscope::data::flickr8k::Split;
 
-use super::args::ModelKind;
+use super::args::{ModelKind, RecipeArgs};
 use super::{both_ways, compute, progress};
 
 #[allow(clippy::too_many_arguments)]
@@ -74,16 +75,9 @@ pub fn shan(
     };
     let progress = super::progress::global();
     let report = |m: ShanTrainMsg| match m {
-        ShanTrainMsg::Step { epoch, step, steps, loss, seconds_per_step, phases: [e, s, b, o] } => {
-            let phases = format!("encode {e:.2}, score {s:.2}, backward {b:.2}, update {o:.2}");
-            let detail = format!("loss {loss:.4} ({seconds_per_step:.2} s/step: {phases})");
-            progress.update(&format!("epoch {epoch:2}"), step as u64, steps as u64, &detail)
-        }
+        ShanTrainMsg::Step { .. } => step_line(m),
         ShanTrainMsg::Resumed { epoch, dev } => {
             progress.println(format!("resumed after epoch {epoch}: dev {}", line("full", &dev.full)))
-        }
-        ShanTrainMsg::Weights { weights: [a, b, c], dev } => {
-            progress.println(format!("level weights chosen on dev: L2L {a}, G2L {b}, G2G {c}: {}", line("full", &dev)))
         }
         ShanTrainMsg::Epoch { epoch, lr, loss, dev, train_seconds, eval_seconds, best } => {
             let levels = [
@@ -100,6 +94,11 @@ pub fn shan(
         }
     };
     let trained = shan::train(visual, &train_split, &dev, &compute.device, config, Some(out), &cancel, &report)?;
+    let [a, b, c] = trained.net.shan.weights;
+    progress.println(format!(
+        "level weights chosen on dev: L2L {a}, G2L {b}, G2G {c}: {}",
+        line("full", &trained.best_dev.full)
+    ));
     Ok(format!(
         "best dev epoch {} (full rSum {:.1} on {} dev images); trained in {:.0} s; wrote {}\n",
         trained.best_epoch,
@@ -119,11 +118,9 @@ pub fn frozen(
     cache: &Path,
     out: &Path,
     model: ModelKind,
-    loss: alignscope::model::loss::Loss,
-    max_epochs: usize,
+    recipe: &RecipeArgs,
     dev_images: usize,
     resume: bool,
-    lr_factor: f64,
     objects: usize,
 ) -> anyhow::Result<String> {
     use alignscope::train::frozen::{self, FrozenTrainMsg};
@@ -143,22 +140,8 @@ pub fn frozen(
         dev.len(),
         started.elapsed().as_secs_f64()
     );
-    let defaults = Recipe::default();
-    let recipe = Recipe { loss, max_epochs, patience: 3, lr: defaults.lr * lr_factor, ..defaults };
-    let report = |m: FrozenTrainMsg| match m {
-        FrozenTrainMsg::Step { epoch, step, steps, loss, seconds_per_step } => super::progress::global().update(
-            &format!("epoch {epoch:2}"),
-            step as u64,
-            steps as u64,
-            &format!("loss {loss:.4} ({seconds_per_step:.2} s/step)"),
-        ),
-        FrozenTrainMsg::Epoch { epoch, loss, dev, seconds, best } => super::progress::global().println(format!(
-            "epoch {epoch:2}  loss {loss:.4}  dev rSum {:.1} ({})  {seconds:.0} s{}",
-            dev.rsum,
-            both_ways(&dev),
-            if best { "  *" } else { "" }
-        )),
-    };
+    let recipe = recipe.apply(Recipe::matching());
+    let report = |m: FrozenTrainMsg| recalls_line(m);
     let ad = device.clone().autodiff();
     let (epoch, rsum) = match model {
         ModelKind::Dsran => {
@@ -203,6 +186,33 @@ pub fn frozen(
         started.elapsed().as_secs_f64(),
         out.display()
     ))
+}
+
+/// A training step on the progress bar.
+fn step_line<D>(m: TrainMsg<D>) {
+    if let TrainMsg::Step { epoch, step, steps, loss, seconds_per_step, phases } = m {
+        let phases = phases.map_or(String::new(), |[e, s, b, o]| {
+            format!(": encode {e:.2}, score {s:.2}, backward {b:.2}, update {o:.2}")
+        });
+        let detail = format!("loss {loss:.4} ({seconds_per_step:.2} s/step{phases})");
+        progress::global().update(&format!("epoch {epoch:2}"), step as u64, steps as u64, &detail)
+    }
+}
+
+/// The epoch lines of a network whose dev figures are one Recall@K (DSRAN, RACG, global).
+fn recalls_line(m: TrainMsg<alignscope::engine::recall::Recalls>) {
+    match m {
+        TrainMsg::Epoch { epoch, lr, loss, dev, train_seconds, eval_seconds, best } => progress::global().println(format!(
+            "epoch {epoch:2}  lr {lr:.0e}  loss {loss:.4}  dev rSum {:.1} ({})  train {train_seconds:.0} s, dev {eval_seconds:.0} s{}",
+            dev.rsum,
+            both_ways(&dev),
+            if best { "  *" } else { "" }
+        )),
+        TrainMsg::Resumed { epoch, dev } => {
+            progress::global().println(format!("resumed after epoch {epoch}: dev rSum {:.1} ({})", dev.rsum, both_ways(&dev)))
+        }
+        TrainMsg::Step { .. } => step_line(m),
+    }
 }
 
 /// With `--resume` and a checkpoint at `out`: the epoch it holds (its `best_epoch` note).
@@ -284,8 +294,7 @@ pub fn global(
     flickr8k: &Path,
     cache: &Path,
     out: &Path,
-    loss: alignscope::model::loss::Loss,
-    decay_epochs: usize,
+    recipe: &RecipeArgs,
     lifts: Option<alignscope::nets::global_tuned::Lifts>,
     aug_views: usize,
 ) -> anyhow::Result<String> {
@@ -296,15 +305,8 @@ pub fn global(
     let cancel = alignscope::engine::jobs::CancelToken::default();
     let started = std::time::Instant::now();
     let source = Source { compute: &compute, flickr8k, cache_dir: cache, visual, cancel: &cancel, report: &progress };
-    let config = TrainConfig { loss, decay_epochs, ..TrainConfig::default() };
-    let on_epoch = |m| match m {
-        TrainMsg::Epoch { epoch, lr, loss, dev, seconds, best } => eprintln!(
-            "epoch {epoch:2}  lr {lr:.0e}  loss {loss:.4}  dev rSum {:.1} ({})  {seconds:.1} s{}",
-            dev.rsum,
-            both_ways(&dev),
-            if best { "  *" } else { "" }
-        ),
-    };
+    let config = recipe.apply(TrainConfig::default());
+    let on_epoch = |m: TrainMsg| recalls_line(m);
     let recipe = |best_epoch: usize| {
         format!(
             "B: batch {}, AdamW lr {} wd {}, loss {:?}, then lr ×0.1 for up to {} epochs; best dev epoch {}",

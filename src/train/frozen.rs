@@ -1,13 +1,11 @@
-//! One training loop ("recipe B", MODELS.md) for every network on the frozen backbones (DSRAN,
-//! RACG) through [`FrozenNet`], their Recall@K, and the notes a checkpoint carries.
+//! The networks on the frozen backbones (DSRAN, RACG) in the one training loop through
+//! [`FrozenNet`], their Recall@K, and the notes a checkpoint carries.
 
-use std::time::Instant;
-
-use anyhow::Context as _;
 use burn::module::Module;
-use burn::optim::GradientsParams;
+use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor};
 
+use super::fit::{Batch, Stepped, TrainMsg, Trainer, fit};
 use super::recipe::Recipe;
 use super::splits::FrozenSplit;
 use crate::engine::jobs::CancelToken;
@@ -34,19 +32,51 @@ pub fn evaluate<N: FrozenNet>(net: &N, data: &FrozenSplit, device: &Device) -> R
     recalls(&net.score_split(data, device), data.len(), 5)
 }
 
-pub enum FrozenTrainMsg {
-    Step { epoch: usize, step: usize, steps: usize, loss: f64, seconds_per_step: f64 },
-    Epoch { epoch: usize, loss: f64, dev: Recalls, seconds: f64, best: bool },
+pub type FrozenTrainMsg = TrainMsg<Recalls>;
+
+/// A frozen-backbone network's part in [`fit`]: its loss on the split's batches, one AdamW.
+struct FrozenTrainer<'a, N: FrozenNet> {
+    train: &'a FrozenSplit,
+    dev: &'a FrozenSplit,
+    device: &'a Device,
+    ad: Device,
+    recipe: &'a Recipe,
+    optim: ModuleOptimizer,
+    checkpoint: &'a dyn Fn(&N, usize, &Recalls) -> anyhow::Result<()>,
 }
 
-/// Recipe B from `net` (built on `device.autodiff()`); `checkpoint` is called at every dev gain
-/// (so an interrupted run keeps its best epoch). `resumed`: `net` is a checkpoint of that best
-/// epoch; its dev recalls are measured again and training continues after it (up to
-/// `max_epochs` in all; AdamW's moments start afresh, and the batches differ from the ones an
-/// uninterrupted run would have drawn). Returns the best network, its epoch and recalls.
+impl<N: FrozenNet + Clone> Trainer for FrozenTrainer<'_, N> {
+    type Net = N;
+    type Dev = Recalls;
+
+    fn reset_optimizers(&mut self) {
+        self.optim = super::recipe::optimizer(self.recipe.weight_decay);
+    }
+
+    fn step(&mut self, net: N, batch: &Batch, _rng: &mut fastrand::Rng) -> anyhow::Result<(N, Stepped)> {
+        let loss = net.batch_loss(self.train, batch.images, batch.captions, self.recipe.loss, batch.epoch, &self.ad);
+        let value = loss.clone().into_scalar::<f32>() as f64;
+        let grads = GradientsParams::from_grads(loss.backward(), &net);
+        let net = self.optim.step(self.recipe.lr * batch.lr_factor, net, grads);
+        Ok((net, Stepped { loss: value, phases: None }))
+    }
+
+    fn evaluate(&mut self, net: &N) -> anyhow::Result<(Recalls, f64)> {
+        let r = evaluate(&net.valid(), self.dev, self.device);
+        Ok((r, r.rsum))
+    }
+
+    fn checkpoint(&mut self, net: &N, epoch: usize, dev: &Recalls) -> anyhow::Result<()> {
+        (self.checkpoint)(&net.valid(), epoch, dev)
+    }
+}
+
+/// Recipe B from `net` (built on `device.autodiff()`) through [`fit`]; `checkpoint` is called
+/// at every dev gain. `resumed`: `net` is a checkpoint of that best epoch (see [`fit`]). Returns
+/// the best network, its epoch and recalls.
 #[allow(clippy::too_many_arguments)]
-pub fn train<N: FrozenNet>(
-    mut net: N,
+pub fn train<N: FrozenNet + Clone>(
+    net: N,
     resumed: Option<usize>,
     train: &FrozenSplit,
     dev: &FrozenSplit,
@@ -56,55 +86,17 @@ pub fn train<N: FrozenNet>(
     cancel: &CancelToken,
     report: &dyn Fn(FrozenTrainMsg),
 ) -> anyhow::Result<(N, usize, Recalls)> {
-    let ad = device.clone().autodiff();
-    let mut optim = super::recipe::optimizer(recipe.weight_decay);
-    let mut rng = fastrand::Rng::with_seed(recipe.seed + resumed.unwrap_or(0) as u64);
-    let mut best: Option<(N, usize, Recalls)> = resumed.map(|epoch| {
-        let valid = net.valid();
-        let r = evaluate(&valid, dev, device);
-        (valid, epoch, r)
-    });
-    for epoch in resumed.unwrap_or(0) + 1..=recipe.max_epochs {
-        let started = Instant::now();
-        let batches = super::recipe::epoch_batches(&mut rng, train.len(), recipe.batch);
-        let (mut loss_sum, mut steps) = (0.0, 0usize);
-        for batch in &batches {
-            anyhow::ensure!(!cancel.is_cancelled(), "cancelled");
-            let step_start = Instant::now();
-            let captions: Vec<usize> = batch.iter().map(|&i| i * 5 + rng.usize(0..5)).collect();
-            let loss = net.batch_loss(train, batch, &captions, recipe.loss, epoch, &ad);
-            let value = loss.clone().into_scalar::<f32>() as f64;
-            anyhow::ensure!(value.is_finite(), "the loss diverged at epoch {epoch}, step {}", steps + 1);
-            loss_sum += value;
-            steps += 1;
-            let grads = GradientsParams::from_grads(loss.backward(), &net);
-            net = optim.step(recipe.lr, net, grads);
-            report(FrozenTrainMsg::Step {
-                epoch,
-                step: steps,
-                steps: batches.len(),
-                loss: value,
-                seconds_per_step: step_start.elapsed().as_secs_f64(),
-            });
-        }
-        let valid = net.valid();
-        let dev_recalls = evaluate(&valid, dev, device);
-        let improved = best.as_ref().is_none_or(|(_, _, b)| dev_recalls.rsum > b.rsum);
-        report(FrozenTrainMsg::Epoch {
-            epoch,
-            loss: loss_sum / steps.max(1) as f64,
-            dev: dev_recalls,
-            seconds: started.elapsed().as_secs_f64(),
-            best: improved,
-        });
-        if improved {
-            checkpoint(&valid, epoch, &dev_recalls)?;
-            best = Some((valid, epoch, dev_recalls));
-        } else if best.as_ref().is_some_and(|(_, e, _)| epoch - e >= recipe.patience) {
-            break;
-        }
-    }
-    best.context("no epoch finished")
+    let mut trainer = FrozenTrainer {
+        train,
+        dev,
+        device,
+        ad: device.clone().autodiff(),
+        recipe,
+        optim: super::recipe::optimizer(recipe.weight_decay),
+        checkpoint,
+    };
+    let fitted = fit(&mut trainer, net, resumed, train.len(), recipe, cancel, report)?;
+    Ok((fitted.net.valid(), fitted.best_epoch, fitted.best_dev))
 }
 
 /// The notes a checkpoint carries.

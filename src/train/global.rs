@@ -4,12 +4,11 @@
 //! gradient clipping 2; the best dev epoch is kept; after `patience` epochs without a dev gain
 //! training goes on from the best epoch at a tenth of the learning rate (`decay_epochs`).
 
-use std::time::Instant;
-
 use burn::module::Module;
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor};
 
+use super::fit::{Batch, Stepped, Trainer, fit};
 use super::splits::{FragmentSplit, PooledSplit};
 use crate::engine::jobs::CancelToken;
 use crate::engine::recall::{Recalls, recalls};
@@ -21,9 +20,7 @@ use crate::nets::global_tuned::TunedGlobal;
 /// The global model trains with recipe B's defaults.
 pub type TrainConfig = super::recipe::Recipe;
 
-pub enum TrainMsg {
-    Epoch { epoch: usize, lr: f64, loss: f64, dev: Recalls, seconds: f64, best: bool },
-}
+pub type TrainMsg = super::fit::TrainMsg<Recalls>;
 
 pub struct Trained<E> {
     pub model: E,
@@ -107,7 +104,42 @@ pub fn evaluate<E: DualEncoder>(model: &E, split: &E::Split, device: &Device) ->
     recalls(&scores(model, split, device), E::images(split), 5)
 }
 
-/// Recipe B from `init` (built on the autodiff device it is given), then the step decay.
+/// A dual encoder's part in [`fit`]: InfoNCE (or hinge) over the batch's cosines, two AdamWs.
+struct DualTrainer<'a, E: DualEncoder> {
+    train: &'a E::Split,
+    dev: &'a E::Split,
+    device: &'a Device,
+    ad: Device,
+    config: &'a TrainConfig,
+    optim: Optimizers,
+}
+
+impl<E: DualEncoder> Trainer for DualTrainer<'_, E> {
+    type Net = E;
+    type Dev = Recalls;
+
+    fn reset_optimizers(&mut self) {
+        let optimizer = || super::recipe::optimizer(self.config.weight_decay);
+        self.optim = Optimizers { heads: optimizer(), tops: optimizer() };
+    }
+
+    fn step(&mut self, model: E, batch: &Batch, rng: &mut fastrand::Rng) -> anyhow::Result<(E, Stepped)> {
+        let img = model.embed_train_images(self.train, batch.images, rng, &self.ad);
+        let txt = model.embed_texts(self.train, batch.captions, &self.ad);
+        let loss = contrastive(self.config.loss, img.matmul(txt.transpose()), model.log_temperature(), batch.epoch);
+        let value = loss.clone().into_scalar::<f32>() as f64;
+        let model = model.step(&mut self.optim, self.config.lr * batch.lr_factor, loss);
+        Ok((model, Stepped { loss: value, phases: None }))
+    }
+
+    fn evaluate(&mut self, model: &E) -> anyhow::Result<(Recalls, f64)> {
+        let r = evaluate(&model.valid(), self.dev, self.device);
+        Ok((r, r.rsum))
+    }
+}
+
+/// Recipe B from `init` (built on the autodiff device it is given) through [`fit`], then the
+/// step decay.
 pub fn train<E: DualEncoder>(
     init: impl Fn(&Device) -> anyhow::Result<E>,
     train: &E::Split,
@@ -117,59 +149,18 @@ pub fn train<E: DualEncoder>(
     cancel: &CancelToken,
     report: &dyn Fn(TrainMsg),
 ) -> anyhow::Result<Trained<E>> {
-    let started = Instant::now();
     let ad = device.clone().autodiff();
-    let mut rng = fastrand::Rng::with_seed(config.seed);
-    // The best epoch's network (still on the autodiff device, so the decay phase can start from it).
-    let mut best: Option<(E, usize, Recalls)> = None;
-    let mut epoch = 0;
-    for (lr, epochs) in [(config.lr, config.max_epochs), (config.lr * 0.1, config.decay_epochs)] {
-        let mut model = match &best {
-            Some((m, _, _)) => m.clone(),
-            None => init(&ad)?,
-        };
-        let optimizer = || super::recipe::optimizer(config.weight_decay);
-        let mut optim = Optimizers { heads: optimizer(), tops: optimizer() };
-        let mut stale = 0;
-        for _ in 0..epochs {
-            epoch += 1;
-            let epoch_start = Instant::now();
-            let (mut loss_sum, mut steps) = (0.0, 0usize);
-            for batch in super::recipe::epoch_batches(&mut rng, E::images(train), config.batch) {
-                anyhow::ensure!(!cancel.is_cancelled(), "cancelled");
-                let captions: Vec<usize> = batch.iter().map(|&i| i * 5 + rng.usize(0..5)).collect();
-                let img = model.embed_train_images(train, &batch, &mut rng, &ad);
-                let txt = model.embed_texts(train, &captions, &ad);
-                let loss = contrastive(config.loss, img.matmul(txt.transpose()), model.log_temperature(), epoch);
-                let value = loss.clone().into_scalar::<f32>() as f64;
-                anyhow::ensure!(value.is_finite(), "the loss diverged at epoch {epoch}, step {}", steps + 1);
-                loss_sum += value;
-                steps += 1;
-                model = model.step(&mut optim, lr, loss);
-            }
-            let dev_recalls = evaluate(&model.valid(), dev, device);
-            let improved = best.as_ref().is_none_or(|(_, _, b)| dev_recalls.rsum > b.rsum);
-            report(TrainMsg::Epoch {
-                epoch,
-                lr,
-                loss: loss_sum / steps.max(1) as f64,
-                dev: dev_recalls,
-                seconds: epoch_start.elapsed().as_secs_f64(),
-                best: improved,
-            });
-            if improved {
-                best = Some((model.clone(), epoch, dev_recalls));
-                stale = 0;
-            } else {
-                stale += 1;
-                if stale >= config.patience {
-                    break;
-                }
-            }
-        }
-    }
-    let (model, best_epoch, best_dev) = best.ok_or_else(|| anyhow::anyhow!("no epoch finished"))?;
-    Ok(Trained { model: model.valid(), best_epoch, best_dev, seconds: started.elapsed().as_secs_f64() })
+    let model = init(&ad)?;
+    let optimizer = || super::recipe::optimizer(config.weight_decay);
+    let optim = Optimizers { heads: optimizer(), tops: optimizer() };
+    let mut trainer = DualTrainer { train, dev, device, ad, config, optim };
+    let fitted = fit(&mut trainer, model, None, E::images(train), config, cancel, report)?;
+    Ok(Trained {
+        model: fitted.net.valid(),
+        best_epoch: fitted.best_epoch,
+        best_dev: fitted.best_dev,
+        seconds: fitted.seconds,
+    })
 }
 
 /// The fine-tuned layers' learning rate as a share of the heads' (MODELS.md: 5e-5 beside 2e-4).
@@ -247,7 +238,11 @@ mod tests {
             &device,
             &config,
             &CancelToken::default(),
-            &|TrainMsg::Epoch { epoch, lr, dev, best, .. }| epochs.borrow_mut().push((epoch, lr, dev.rsum, best)),
+            &|m| {
+                if let TrainMsg::Epoch { epoch, lr, dev, best, .. } = m {
+                    epochs.borrow_mut().push((epoch, lr, dev.rsum, best))
+                }
+            },
         )
         .unwrap();
         let epochs = epochs.into_inner();

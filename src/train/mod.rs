@@ -5,6 +5,7 @@
 pub mod default_ranker;
 pub mod dsran;
 pub mod extract;
+pub mod fit;
 pub mod frozen;
 pub mod fusion;
 pub mod global;

@@ -7,7 +7,8 @@ use burn::optim::{AdamWConfig, ModuleOptimizer};
 
 use crate::model::loss::Loss;
 
-/// Recipe B's knobs for a network trained on its own (the global model, DSRAN).
+/// Recipe B's knobs, which drive [`super::fit::fit`] for every network. The default is the global
+/// model's; [`Recipe::matching`] SHAN's, DSRAN's and RACG's.
 #[derive(Clone, Debug)]
 pub struct Recipe {
     pub batch: usize,
@@ -20,9 +21,17 @@ pub struct Recipe {
     pub loss: Loss,
     /// The step decay ("×0.1 decay late", MODELS.md): once dev stops rising, training goes on
     /// from the best epoch at a tenth of the learning rate for up to this many epochs (same
-    /// patience). The global model's and SHAN's loops run it (`train --decay-epochs N`; off by
-    /// default); DSRAN and RACG get it as a second run: `train --resume --lr-factor 0.1`.
+    /// patience; `train --decay-epochs N`; off by default), or as a second run:
+    /// `train --resume --lr-factor 0.1`.
     pub decay_epochs: usize,
+}
+
+impl Recipe {
+    /// The matching networks' (SHAN, DSRAN, RACG): 20 epochs at most, patience 3; their epochs
+    /// cost minutes each.
+    pub fn matching() -> Self {
+        Self { max_epochs: 20, patience: 3, ..Self::default() }
+    }
 }
 
 impl Default for Recipe {

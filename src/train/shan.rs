@@ -6,10 +6,12 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use burn::module::Module;
-use burn::optim::GradientsParams;
+use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor};
 
+use super::fit::{Batch, Stepped, TrainMsg, Trainer, fit};
 use super::frozen::scatter;
+use super::recipe::Recipe;
 use super::splits::FragmentSplit;
 use crate::engine::jobs::CancelToken;
 use crate::engine::recall::{Recalls, recalls};
@@ -45,14 +47,11 @@ impl ShanNet {
 #[derive(Clone, Debug)]
 pub struct ShanTrainConfig {
     pub model: ShanConfig,
-    pub batch: usize,
-    pub lr: f64,
+    /// Recipe B's knobs: `lr` is the matching network's; `loss` that of every term (the final
+    /// score's, each level's, the embeddings').
+    pub recipe: Recipe,
     /// Learning rate of the fine-tuned backbone layers.
     pub backbone_lr: f64,
-    pub weight_decay: f32,
-    pub max_epochs: usize,
-    pub patience: usize,
-    pub seed: u64,
     /// Weight of the per-level and pair-independent InfoNCE terms beside the final score's.
     pub aux_weight: f64,
     /// Fine-tune EfficientNet's blocks from `visual_first_block` + head / MiniLM's last layer
@@ -64,14 +63,8 @@ pub struct ShanTrainConfig {
     pub finetune_text: bool,
     /// Model selection on the first `dev_images` dev images (exhaustive scoring is the cost).
     pub dev_images: usize,
-    /// The loss of every term (the final score's, each level's, the embeddings').
-    pub loss: Loss,
     /// Continue from the checkpoint at `out` (its best epoch) instead of starting over.
     pub resume: bool,
-    /// The step decay ("×0.1 decay late", MODELS.md): once dev stops rising (or after
-    /// `max_epochs`), training goes on from the best epoch at a tenth of both learning rates for up
-    /// to this many epochs (same patience; 0: none).
-    pub decay_epochs: usize,
     /// Start the backbone tops from a tuned global model's (`train --model global --tuned`)
     /// instead of the pretrained backbone's: the tops arrive already adapted to retrieval.
     pub init_tops: Option<PathBuf>,
@@ -89,21 +82,14 @@ impl Default for ShanTrainConfig {
     fn default() -> Self {
         Self {
             model: ShanConfig::new(),
-            batch: 128,
-            lr: 2e-4,
+            recipe: Recipe::matching(),
             backbone_lr: 5e-5,
-            weight_decay: 1e-4,
-            max_epochs: 20,
-            patience: 3,
-            seed: 7,
             aux_weight: 0.25,
             finetune_visual: true,
             visual_first_block: DEFAULT_FIRST_BLOCK,
             finetune_text: true,
             dev_images: 500,
-            loss: Loss::InfoNce,
             resume: false,
-            decay_epochs: 0,
             init_tops: None,
             init_shan: None,
             ground_weight: 0.0,
@@ -121,16 +107,7 @@ pub struct ShanRecalls {
     pub embedding: Recalls,
 }
 
-pub enum ShanTrainMsg {
-    /// `phases`: seconds spent encoding both sides, scoring + loss, backward, optimiser step.
-    Step { epoch: usize, step: usize, steps: usize, loss: f64, seconds_per_step: f64, phases: [f64; 4] },
-    /// `lr`: the matching network's learning rate in this epoch (a tenth of it in the decay phase).
-    Epoch { epoch: usize, lr: f64, loss: f64, dev: ShanRecalls, train_seconds: f64, eval_seconds: f64, best: bool },
-    /// The level weights chosen on dev for the best epoch, and the full score's dev recalls.
-    Weights { weights: [f64; 3], dev: Recalls },
-    /// Training continues after `epoch`, the checkpoint's, whose dev recalls were measured again.
-    Resumed { epoch: usize, dev: ShanRecalls },
-}
+pub type ShanTrainMsg = TrainMsg<ShanRecalls>;
 
 pub struct ShanTrained {
     pub net: ShanNet,
@@ -277,6 +254,91 @@ fn term(loss: Loss, epoch: usize, scores: Tensor<2>, temperatures: &Tensor<1>, w
     contrastive(loss, scores, temperatures.clone().slice([which..which + 1]), epoch)
 }
 
+/// SHAN's part in [`fit`]: every level's loss (plus the grounding term), one AdamW for the
+/// matching network and one for the fine-tuned backbone tops.
+struct ShanTrainer<'a> {
+    train: &'a FragmentSplit,
+    dev: &'a FragmentSplit,
+    device: &'a Device,
+    ad: Device,
+    config: &'a ShanTrainConfig,
+    out: Option<&'a Path>,
+    cancel: &'a CancelToken,
+    optim_shan: ModuleOptimizer,
+    optim_tops: ModuleOptimizer,
+}
+
+impl Trainer for ShanTrainer<'_> {
+    type Net = ShanNet;
+    type Dev = ShanRecalls;
+
+    fn reset_optimizers(&mut self) {
+        self.optim_shan = super::recipe::optimizer(self.config.recipe.weight_decay);
+        self.optim_tops = super::recipe::optimizer(self.config.recipe.weight_decay);
+    }
+
+    fn step(&mut self, net: ShanNet, batch: &Batch, rng: &mut fastrand::Rng) -> anyhow::Result<(ShanNet, Stepped)> {
+        let (config, train, ad, epoch) = (self.config, self.train, &self.ad, batch.epoch);
+        let step_start = Instant::now();
+        // Pairs ordered by caption length, so each group of captions pads little; the diagonal
+        // stays the true pairs.
+        let mut pairs: Vec<(usize, usize)> = batch.images.iter().copied().zip(batch.captions.iter().copied()).collect();
+        pairs.sort_by_key(|&(_, c)| train.length(c));
+        let (images, captions): (Vec<usize>, Vec<usize>) = pairs.into_iter().unzip();
+        let img = net.image_side_of(train.image_batch_sampled(&images, rng, ad));
+        let groups: Vec<TextSide> = captions.chunks(CAPTION_GROUP).map(|g| net.text_side(train, g, ad)).collect();
+        let encoded = step_start.elapsed().as_secs_f64();
+        let parts: Vec<LevelScores> = groups.iter().map(|txt| net.shan.score(&img, txt)).collect();
+        let scores = LevelScores::cat_captions(parts);
+        let text_embedding = Tensor::cat(groups.iter().map(|t| t.embedding.clone()).collect(), 0);
+        let temps = net.shan.log_temperature.val();
+        let nce = |scores: Tensor<2>, which: usize| term(config.recipe.loss, epoch, scores, &temps, which);
+        let aux = nce(scores.l2l.clone(), 1)
+            + nce(scores.g2l.clone(), 2)
+            + nce(scores.g2g.clone(), 3)
+            + nce(img.embedding.matmul(text_embedding.transpose()), 4);
+        let mut loss = nce(scores.total(net.shan.weights), 0) + aux * config.aux_weight;
+        if config.ground_weight > 0.0 {
+            let ground = Tensor::cat(
+                groups
+                    .iter()
+                    .map(|t| word_region_scores(img.regions.clone(), t.words.clone(), t.mask.clone()))
+                    .collect(),
+                1,
+            );
+            let log_t = Tensor::<1>::from_floats([GROUND_TEMPERATURE.ln() as f32], ad);
+            loss = loss + info_nce(ground, log_t) * config.ground_weight;
+        }
+        let value = loss.clone().into_scalar::<f32>() as f64;
+        let scored = step_start.elapsed().as_secs_f64();
+        let mut grads = loss.backward();
+        let backward = step_start.elapsed().as_secs_f64();
+        let ShanNet { visual, text, shan } = net;
+        let shan_grads = GradientsParams::from_module(&mut grads, &shan);
+        let tops = (visual, text);
+        let top_grads = GradientsParams::from_module(&mut grads, &tops);
+        let shan = self.optim_shan.step(config.recipe.lr * batch.lr_factor, shan, shan_grads);
+        let (visual, text) = self.optim_tops.step(config.backbone_lr * batch.lr_factor, tops, top_grads);
+        let total = step_start.elapsed().as_secs_f64();
+        let phases = [encoded, scored - encoded, backward - scored, total - backward];
+        Ok((ShanNet { visual, text, shan }, Stepped { loss: value, phases: Some(phases) }))
+    }
+
+    fn evaluate(&mut self, net: &ShanNet) -> anyhow::Result<(ShanRecalls, f64)> {
+        let r = evaluate(&net.valid(), self.dev, self.device, self.cancel, &|_, _| {})?;
+        Ok((r, r.full.rsum))
+    }
+
+    fn checkpoint(&mut self, net: &ShanNet, epoch: usize, dev: &ShanRecalls) -> anyhow::Result<()> {
+        match self.out {
+            Some(path) => save(&net.valid(), path, &self.config.model, &describe(self.config, self.train, epoch, dev)),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Recipe B through [`fit`] from a fresh network, `config.init_shan`, or (`config.resume`) the
+/// checkpoint at `out`, which every dev gain rewrites; then the level weights chosen on dev.
 #[allow(clippy::too_many_arguments)]
 pub fn train(
     visual: &str,
@@ -291,160 +353,52 @@ pub fn train(
     let started = Instant::now();
     let ad = device.clone().autodiff();
     let training_weights = [config.model.weight_l2l, config.model.weight_g2l, config.model.weight_g2g];
-    // Resuming restarts the optimisers' moments (AdamW rebuilds them within a few steps); the
-    // epochs after the checkpoint's best, which did not improve dev, are run again.
-    let (mut net, first_epoch, mut best) = match out.filter(|p| config.resume && p.is_file()) {
+    let (mut net, resumed) = match out.filter(|p| config.resume && p.is_file()) {
         Some(path) => {
             let epoch: usize = WeightFile::open(path)?.metadata_parsed("best_epoch")?;
-            let mut net = load(path, visual, &ad)?;
-            same_block(path, net.visual.first_block, config.visual_first_block)?;
-            net.shan.weights = training_weights;
-            let dev_recalls = evaluate(&net.valid(), dev, device, cancel, &|_, _| {})?;
-            report(ShanTrainMsg::Resumed { epoch, dev: dev_recalls });
-            let valid = net.valid();
-            (net, epoch + 1, Some((valid, epoch, dev_recalls)))
+            (load(path, visual, &ad)?, Some(epoch))
         }
-        None if let Some(path) = &config.init_shan => {
-            let mut net = load(path, visual, &ad)?;
-            same_block(path, net.visual.first_block, config.visual_first_block)?;
-            net.shan.weights = training_weights;
-            (net, 1, None)
-        }
-        None => {
-            let mut net = init(&config.model, visual, config.visual_first_block, &ad)?;
-            if let Some(path) = &config.init_tops {
-                let global = crate::nets::global_tuned::load(path, visual, &ad)?;
-                same_block(path, global.visual.first_block, config.visual_first_block)?;
-                (net.visual, net.text) = (global.visual, global.text);
+        None => match &config.init_shan {
+            Some(path) => (load(path, visual, &ad)?, None),
+            None => {
+                let mut net = init(&config.model, visual, config.visual_first_block, &ad)?;
+                if let Some(path) = &config.init_tops {
+                    let global = crate::nets::global_tuned::load(path, visual, &ad)?;
+                    same_block(path, global.visual.first_block, config.visual_first_block)?;
+                    (net.visual, net.text) = (global.visual, global.text);
+                }
+                (net, None)
             }
-            (net, 1, None)
-        }
+        },
     };
+    if let Some(path) = out.filter(|_| resumed.is_some()).or(config.init_shan.as_deref()) {
+        same_block(path, net.visual.first_block, config.visual_first_block)?;
+        net.shan.weights = training_weights;
+    }
     if !config.finetune_visual {
         net.visual = net.visual.no_grad();
     }
     if !config.finetune_text {
         net.text = net.text.no_grad();
     }
-    // A resumed run draws other batches than the epochs it skips would have.
-    let mut rng = fastrand::Rng::with_seed(config.seed + first_epoch as u64 - 1);
-    // The best epoch's network on the autodiff device, where the decay phase starts from.
-    let mut best_train = best.as_ref().map(|_| net.clone());
-    let mut epoch = first_epoch - 1;
-    // Recipe B at the configured rates, then (the step decay) from the best epoch at a tenth.
-    for factor in [1.0, 0.1] {
-        let last = if factor == 1.0 {
-            config.max_epochs
-        } else {
-            match (&best_train, config.decay_epochs) {
-                (Some(b), 1..) => net = b.clone(),
-                _ => break,
-            }
-            epoch + config.decay_epochs
-        };
-        let (mut optim_shan, mut optim_tops) =
-            (super::recipe::optimizer(config.weight_decay), super::recipe::optimizer(config.weight_decay));
-        let mut stale = 0;
-        while epoch < last {
-            epoch += 1;
-            let epoch_start = Instant::now();
-            let batches = super::recipe::epoch_batches(&mut rng, train.len(), config.batch);
-            let (mut loss_sum, mut steps) = (0.0, 0usize);
-            for batch in &batches {
-                anyhow::ensure!(!cancel.is_cancelled(), "cancelled");
-                let step_start = Instant::now();
-                // Pairs ordered by caption length, so each group of captions pads little; the
-                // diagonal stays the true pairs.
-                let mut pairs: Vec<(usize, usize)> = batch.iter().map(|&i| (i, i * 5 + rng.usize(0..5))).collect();
-                pairs.sort_by_key(|&(_, c)| train.length(c));
-                let (images, captions): (Vec<usize>, Vec<usize>) = pairs.into_iter().unzip();
-                let img = net.image_side_of(train.image_batch_sampled(&images, &mut rng, &ad));
-                let groups: Vec<TextSide> =
-                    captions.chunks(CAPTION_GROUP).map(|g| net.text_side(train, g, &ad)).collect();
-                let encoded = step_start.elapsed().as_secs_f64();
-                let parts: Vec<LevelScores> = groups.iter().map(|txt| net.shan.score(&img, txt)).collect();
-                let scores = LevelScores::cat_captions(parts);
-                let text_embedding = Tensor::cat(groups.iter().map(|t| t.embedding.clone()).collect(), 0);
-                let temps = net.shan.log_temperature.val();
-                let nce = |scores: Tensor<2>, which: usize| term(config.loss, epoch, scores, &temps, which);
-                let aux = nce(scores.l2l.clone(), 1)
-                    + nce(scores.g2l.clone(), 2)
-                    + nce(scores.g2g.clone(), 3)
-                    + nce(img.embedding.matmul(text_embedding.transpose()), 4);
-                let mut loss = nce(scores.total(net.shan.weights), 0) + aux * config.aux_weight;
-                if config.ground_weight > 0.0 {
-                    let ground = Tensor::cat(
-                        groups
-                            .iter()
-                            .map(|t| word_region_scores(img.regions.clone(), t.words.clone(), t.mask.clone()))
-                            .collect(),
-                        1,
-                    );
-                    let log_t = Tensor::<1>::from_floats([GROUND_TEMPERATURE.ln() as f32], &ad);
-                    loss = loss + info_nce(ground, log_t) * config.ground_weight;
-                }
-                let value = loss.clone().into_scalar::<f32>() as f64;
-                anyhow::ensure!(value.is_finite(), "the loss diverged at epoch {epoch}, step {}", steps + 1);
-                loss_sum += value;
-                steps += 1;
-                let scored = step_start.elapsed().as_secs_f64();
-                let mut grads = loss.backward();
-                let backward = step_start.elapsed().as_secs_f64();
-                let ShanNet { visual, text, shan } = net;
-                let shan_grads = GradientsParams::from_module(&mut grads, &shan);
-                let tops = (visual, text);
-                let top_grads = GradientsParams::from_module(&mut grads, &tops);
-                let shan = optim_shan.step(config.lr * factor, shan, shan_grads);
-                let (visual, text) = optim_tops.step(config.backbone_lr * factor, tops, top_grads);
-                net = ShanNet { visual, text, shan };
-                let total = step_start.elapsed().as_secs_f64();
-                let phases = [encoded, scored - encoded, backward - scored, total - backward];
-                report(ShanTrainMsg::Step {
-                    epoch,
-                    step: steps,
-                    steps: batches.len(),
-                    loss: value,
-                    seconds_per_step: total,
-                    phases,
-                });
-            }
-            let train_seconds = epoch_start.elapsed().as_secs_f64();
-            let eval_start = Instant::now();
-            let valid = net.valid();
-            let dev_recalls = evaluate(&valid, dev, device, cancel, &|_, _| {})?;
-            let improved = best.as_ref().is_none_or(|(_, _, b)| dev_recalls.full.rsum > b.full.rsum);
-            let lr = config.lr * factor;
-            report(ShanTrainMsg::Epoch {
-                epoch,
-                lr,
-                loss: loss_sum / steps.max(1) as f64,
-                dev: dev_recalls,
-                train_seconds,
-                eval_seconds: eval_start.elapsed().as_secs_f64(),
-                best: improved,
-            });
-            if improved {
-                if let Some(path) = out {
-                    // A checkpoint per improvement: an interrupted run keeps its best epoch so far.
-                    save(&valid, path, &config.model, &describe(config, train, epoch, &dev_recalls))?;
-                }
-                best = Some((valid, epoch, dev_recalls));
-                best_train = Some(net.clone());
-                stale = 0;
-            } else {
-                stale += 1;
-                if stale >= config.patience {
-                    break;
-                }
-            }
-        }
-    }
-    let (mut net, best_epoch, mut best_dev) = best.context("no epoch finished")?;
+    let wd = config.recipe.weight_decay;
+    let mut trainer = ShanTrainer {
+        train,
+        dev,
+        device,
+        ad,
+        config,
+        out,
+        cancel,
+        optim_shan: super::recipe::optimizer(wd),
+        optim_tops: super::recipe::optimizer(wd),
+    };
+    let fitted = fit(&mut trainer, net, resumed, train.len(), &config.recipe, cancel, report)?;
+    let (mut net, best_epoch, mut best_dev) = (fitted.net.valid(), fitted.best_epoch, fitted.best_dev);
     // Training weighs the levels equally; the final score weighs them as dev prefers.
     let (weights, reweighted) = choose_level_weights(&net, dev, device, cancel)?;
     net.shan.weights = weights;
     best_dev.full = reweighted;
-    report(ShanTrainMsg::Weights { weights, dev: reweighted });
     if let Some(path) = out {
         save(&net, path, &config.model, &describe(config, train, best_epoch, &best_dev))?;
     }
@@ -457,13 +411,13 @@ fn describe(config: &ShanTrainConfig, train: &FragmentSplit, epoch: usize, dev: 
             "recipe".into(),
             format!(
                 "B: batch {}, AdamW lr {} (backbone {}) wd {}, loss {:?} (InfoNCE: learned temperatures), aux weight {}; then lr ×0.1 for up to {} epochs",
-                config.batch,
-                config.lr,
+                config.recipe.batch,
+                config.recipe.lr,
                 config.backbone_lr,
-                config.weight_decay,
-                config.loss,
+                config.recipe.weight_decay,
+                config.recipe.loss,
                 config.aux_weight,
-                config.decay_epochs
+                config.recipe.decay_epochs
             ),
         ),
         (
