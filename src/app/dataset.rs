@@ -45,16 +45,14 @@ pub struct Opened {
     pub data: SplitData,
 }
 
-/// Read a split in the background.
-pub fn spawn_open(root: PathBuf, split: Split, waker: Waker) -> Job<Result<Opened, String>> {
-    spawn_oneshot("open dataset", waker, move |_| {
-        let data = load_any(&root, split).map_err(|e| e.to_string())?;
-        let folder = match root.parent() {
-            Some(parent) if root.is_file() => parent.to_path_buf(),
-            _ => root.clone(),
-        };
-        Ok(Opened { root, folder, split, data })
-    })
+/// Read a split (run as a background task of the window).
+pub fn open(root: PathBuf, split: Split) -> Result<Opened, String> {
+    let data = load_any(&root, split).map_err(|e| e.to_string())?;
+    let folder = match root.parent() {
+        Some(parent) if root.is_file() => parent.to_path_buf(),
+        _ => root.clone(),
+    };
+    Ok(Opened { root, folder, split, data })
 }
 
 impl Dataset {

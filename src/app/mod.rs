@@ -2,6 +2,7 @@
 
 mod commands;
 mod dataset;
+mod events;
 mod export;
 mod gallery;
 mod index_ranking;
@@ -19,11 +20,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::engine::backend::{self, BackendRequest, Compute};
-use crate::engine::jobs::{Job, Oneshot, Waker, poll_slot, spawn_oneshot};
+use crate::engine::jobs::Waker;
 
 use crate::engine::rank::RankerModel;
 pub use commands::{Command, TileAction};
 pub use dataset::Dataset;
+use events::{Event, Events, Task};
 pub use gallery::{Gallery, Thumb};
 pub use inspector::Inspector;
 pub use models::Models;
@@ -99,24 +101,19 @@ pub struct AlignscopeApp {
     comparison: Option<((usize, String, u64), Vec<ModelScore>)>,
     /// The open dataset split (the gallery shows its images), and the jobs that open one.
     pub dataset: Option<Dataset>,
-    dataset_open: Option<Job<Result<dataset::Opened, String>>>,
-    dataset_dialog: Option<Job<Option<PathBuf>>>,
+    /// The latest `open_dataset`'s number: only its split is shown.
+    dataset_request: u64,
     waker: Waker,
-    folder_dialog: Option<Job<Option<PathBuf>>>,
+    /// Dialogs, dataset reads, exports and the backend check: one stream of events.
+    events: Events,
     /// The photo the gallery is ranked by ("Find similar"), until a caption ranking replaces it
     /// (the ranking's version then moves on).
     pub similar_to: Option<(PathBuf, u64)>,
     /// A dropped or picked photo to rank the folder by, once its folder's index is ready.
     pending_similar: Option<PathBuf>,
-    example_dialog: Option<Job<Option<PathBuf>>>,
-    /// "Export ranking…": the save dialog, then the write (both off the UI thread).
-    export_dialog: Option<Job<Option<PathBuf>>>,
-    export_write: Option<Job<Result<String, String>>>,
     screenshot: Option<screenshot::Plan>,
     /// The saved backend differs from the running one until restart.
     backend_pending: bool,
-    /// A first op on the model's device, run in the background: proves the shared device works.
-    compute_check: Option<Job<Result<String, String>>>,
     persist: bool,
 }
 
@@ -149,17 +146,18 @@ impl AlignscopeApp {
     /// Open a dataset's split in the dataset browser (read in the background): a Flickr8k folder,
     /// a Karpathy-split JSON, or a folder holding one.
     pub fn open_dataset(&mut self, root: PathBuf, split: crate::data::flickr8k::Split) {
-        self.dataset_open = Some(dataset::spawn_open(root, split, self.waker.clone()));
+        self.dataset_request += 1;
+        let request = self.dataset_request;
+        self.events
+            .start(Task::DatasetOpen, move || Event::DatasetOpened { request, result: dataset::open(root, split) });
     }
 
     fn pick_dataset(&mut self) {
-        if self.dataset_dialog.is_none() {
-            self.dataset_dialog = Some(spawn_oneshot("open dataset dialog", self.waker.clone(), |_| {
-                rfd::FileDialog::new()
-                    .set_title("Open a dataset folder (Flickr8k, or one with a dataset_*.json)")
-                    .pick_folder()
-            }));
-        }
+        self.events.start_once(Task::DatasetDialog, || {
+            let dialog =
+                rfd::FileDialog::new().set_title("Open a dataset folder (Flickr8k, or one with a dataset_*.json)");
+            Event::Chosen(Task::DatasetDialog, dialog.pick_folder())
+        });
     }
 
     /// Select the N-th photo in display order (1 = best) once the folder is loaded and ranked,
@@ -176,6 +174,7 @@ impl AlignscopeApp {
         folder: Option<&Path>,
     ) -> Self {
         let waker: Waker = Arc::new(move || ctx.request_repaint());
+        let events = Events::new(waker.clone());
         let mut notes = Notifications::default();
         match &compute {
             Ok(c) => notes.push(Level::Info, c.describe()),
@@ -193,26 +192,20 @@ impl AlignscopeApp {
             pending_select: None,
             comparison: None,
             dataset: None,
-            dataset_open: None,
-            dataset_dialog: None,
+            dataset_request: 0,
             waker,
-            folder_dialog: None,
-            export_dialog: None,
+            events,
             similar_to: None,
             pending_similar: None,
-            example_dialog: None,
-            export_write: None,
             screenshot: None,
             backend_pending: false,
-            compute_check: None,
             persist: false,
         };
         if let Ok(compute) = &app.compute {
             app.models = Models::start(compute, app.waker.clone());
             let compute = compute.clone();
-            app.compute_check = Some(spawn_oneshot("backend check", app.waker.clone(), move |_| {
-                crate::engine::doctor::check(&compute)
-            }));
+            // A first op on the model's device: proves the shared device works.
+            app.events.start(Task::BackendCheck, move || Event::BackendChecked(crate::engine::doctor::check(&compute)));
         }
         app.gallery.thumb_cache = crate::data::thumb_cache::ThumbCache::user();
         if let Some(cache) = app.gallery.thumb_cache.clone() {
@@ -237,11 +230,7 @@ impl AlignscopeApp {
     }
 
     fn pick_folder(&mut self) {
-        if self.folder_dialog.is_none() {
-            self.folder_dialog = Some(
-                self.dialog_job("open folder dialog", |dialog| dialog.set_title("Open a photo folder").pick_folder()),
-            );
-        }
+        self.dialog(Task::FolderDialog, |dialog| dialog.set_title("Open a photo folder").pick_folder());
     }
 
     /// Rank by a photo: its folder opened (unless it is the open one), then ranked by similarity
@@ -255,44 +244,41 @@ impl AlignscopeApp {
 
     /// A file dialog opening in the open folder, run on its own thread: rfd's dialog blocks its
     /// thread, and that thread is not the UI's.
-    fn dialog_job(
-        &self,
-        name: &'static str,
-        show: impl FnOnce(rfd::FileDialog) -> Option<PathBuf> + Send + 'static,
-    ) -> Job<Option<PathBuf>> {
+    fn dialog(&mut self, task: Task, show: impl FnOnce(rfd::FileDialog) -> Option<PathBuf> + Send + 'static) {
         let start = self.gallery.folder.clone();
-        spawn_oneshot(name, self.waker.clone(), move |_| {
+        self.events.start_once(task, move || {
             let dialog = rfd::FileDialog::new();
-            show(match start {
-                Some(start) => dialog.set_directory(start),
-                None => dialog,
-            })
-        })
+            Event::Chosen(
+                task,
+                show(match start {
+                    Some(start) => dialog.set_directory(start),
+                    None => dialog,
+                }),
+            )
+        });
     }
 
     /// Ask for a photo to rank by.
     fn pick_example(&mut self) {
-        if self.example_dialog.is_none() {
-            self.example_dialog = Some(self.dialog_job("example photo dialog", |dialog| {
-                dialog
-                    .set_title("Rank the photos of its folder by this photo")
-                    .add_filter("photos", crate::data::folder::IMAGE_EXTENSIONS)
-                    .pick_file()
-            }));
-        }
+        self.dialog(Task::ExampleDialog, |dialog| {
+            dialog
+                .set_title("Rank the photos of its folder by this photo")
+                .add_filter("photos", crate::data::folder::IMAGE_EXTENSIONS)
+                .pick_file()
+        });
     }
 
     /// Ask where to export the ranked gallery (CSV or JSON, by the extension chosen).
     fn pick_export(&mut self) {
-        if self.export_dialog.is_none() && self.export_write.is_none() {
-            self.export_dialog = Some(self.dialog_job("export dialog", |dialog| {
+        if !self.events.is_out(Task::ExportWrite) {
+            self.dialog(Task::ExportDialog, |dialog| {
                 dialog
                     .set_title("Export the ranking")
                     .set_file_name("ranking.csv")
                     .add_filter("CSV", &["csv"])
                     .add_filter("JSON", &["json"])
                     .save_file()
-            }));
+            });
         }
     }
 
@@ -333,8 +319,7 @@ impl AlignscopeApp {
     /// Write the ranking to `path` in the background.
     pub fn export_to(&mut self, path: PathBuf) {
         let ranking = self.ranking_export();
-        self.export_write =
-            Some(spawn_oneshot("export ranking", self.waker.clone(), move |_| export::write(&path, &ranking)));
+        self.events.start(Task::ExportWrite, move || Event::Exported(export::write(&path, &ranking)));
     }
 
     /// Rank the gallery by similarity to item `i` and select it; false while the folder's index
@@ -389,19 +374,10 @@ impl AlignscopeApp {
 
     /// Everything that arrived from background work, applied before drawing.
     pub fn poll(&mut self, ctx: &egui::Context) {
-        // A dataset split read from disk becomes the gallery first, so the ranking below sees
-        // it in this same frame (never a frame that looks idle before its index starts).
-        match poll_slot(&mut self.dataset_open) {
-            Oneshot::Done(Ok(opened)) => {
-                if let Some(d) = self.dataset.take() {
-                    d.cancel();
-                }
-                self.gallery.open_files(&opened.folder, opened.data.images.clone(), &self.waker, &mut self.notes);
-                self.dataset = Some(Dataset::new(opened, self.gallery.generation));
-            }
-            Oneshot::Done(Err(e)) => self.notes.push(Level::Error, e),
-            Oneshot::Gone => self.notes.push(Level::Error, "opening the dataset stopped unexpectedly"),
-            Oneshot::Pending => {}
+        // The one-off tasks' answers first: a dataset split read from disk becomes the gallery
+        // before the ranking below looks (never a frame that looks idle before its index starts).
+        for event in self.events.drain() {
+            self.apply_event(event);
         }
         self.gallery.poll(ctx, &self.waker, &mut self.notes);
         self.ranking.set_query(&self.query);
@@ -427,10 +403,6 @@ impl AlignscopeApp {
             self.ranking.uses_index() == Some(crate::engine::search::SearchModel::Default)
                 && self.similar_photo().is_none()
         });
-        match poll_slot(&mut self.dataset_dialog) {
-            Oneshot::Done(Some(dir)) => self.open_dataset(dir, crate::data::flickr8k::Split::Test),
-            Oneshot::Done(None) | Oneshot::Pending | Oneshot::Gone => {}
-        }
         if let Some(d) = &mut self.dataset {
             d.poll(&self.ranking, &self.models, &self.waker, &mut self.notes);
         }
@@ -453,27 +425,6 @@ impl AlignscopeApp {
             .map(|i| i.path.clone());
         self.inspector.request(selected, &self.query, &self.models, &self.waker);
         self.inspector.poll(ctx, &self.models, &self.waker, &mut self.notes);
-        match poll_slot(&mut self.compute_check) {
-            Oneshot::Pending => {}
-            Oneshot::Done(Ok(line)) => self.notes.push(Level::Info, line),
-            Oneshot::Done(Err(e)) => self.notes.push(Level::Error, e),
-            Oneshot::Gone => self.notes.push(Level::Error, "backend check stopped unexpectedly"),
-        }
-        match poll_slot(&mut self.folder_dialog) {
-            Oneshot::Done(Some(dir)) => self.open_folder(dir),
-            Oneshot::Done(None) => self.notes.push(Level::Info, "no folder chosen"),
-            Oneshot::Pending | Oneshot::Gone => {}
-        }
-        match poll_slot(&mut self.export_dialog) {
-            Oneshot::Done(Some(path)) => self.export_to(path),
-            Oneshot::Done(None) | Oneshot::Pending | Oneshot::Gone => {}
-        }
-        match poll_slot(&mut self.export_write) {
-            Oneshot::Done(Ok(message)) => self.notes.push(Level::Info, message),
-            Oneshot::Done(Err(e)) => self.notes.push(Level::Error, e),
-            Oneshot::Gone => self.notes.push(Level::Error, "exporting the ranking stopped unexpectedly"),
-            Oneshot::Pending => {}
-        }
         let dropped: Vec<PathBuf> = ctx.input(|i| i.raw.dropped_files.iter().map(|f| f.path().to_path_buf()).collect());
         if let Some(path) = dropped.into_iter().next() {
             if crate::data::folder::is_image_path(&path) {
@@ -483,10 +434,6 @@ impl AlignscopeApp {
             } else if let Some(dir) = path.parent() {
                 self.open_folder(dir.to_path_buf());
             }
-        }
-        match poll_slot(&mut self.example_dialog) {
-            Oneshot::Done(Some(photo)) => self.search_by_example(photo),
-            Oneshot::Done(None) | Oneshot::Pending | Oneshot::Gone => {}
         }
         if let Some(photo) = self.pending_similar.clone() {
             let item = self.gallery.items.iter().position(|item| item.path == photo);
@@ -498,6 +445,32 @@ impl AlignscopeApp {
                 self.pending_similar = None;
                 self.notes.push(Level::Error, unindexed(&photo));
             }
+        }
+    }
+
+    /// One answer of the one-off tasks, applied.
+    fn apply_event(&mut self, event: Event) {
+        match event {
+            Event::DatasetOpened { request, result: Ok(opened) } if request == self.dataset_request => {
+                if let Some(d) = self.dataset.take() {
+                    d.cancel();
+                }
+                self.gallery.open_files(&opened.folder, opened.data.images.clone(), &self.waker, &mut self.notes);
+                self.dataset = Some(Dataset::new(opened, self.gallery.generation));
+            }
+            // A later request replaced it.
+            Event::DatasetOpened { result: Ok(_), .. } => {}
+            Event::DatasetOpened { result: Err(e), .. } | Event::Exported(Err(e)) | Event::BackendChecked(Err(e)) => {
+                self.notes.push(Level::Error, e)
+            }
+            Event::Exported(Ok(line)) | Event::BackendChecked(Ok(line)) => self.notes.push(Level::Info, line),
+            Event::Chosen(Task::DatasetDialog, Some(dir)) => self.open_dataset(dir, crate::data::flickr8k::Split::Test),
+            Event::Chosen(Task::FolderDialog, Some(dir)) => self.open_folder(dir),
+            Event::Chosen(Task::FolderDialog, None) => self.notes.push(Level::Info, "no folder chosen"),
+            Event::Chosen(Task::ExportDialog, Some(path)) => self.export_to(path),
+            Event::Chosen(Task::ExampleDialog, Some(photo)) => self.search_by_example(photo),
+            Event::Chosen(..) => {}
+            Event::Stopped(task) => self.notes.push(Level::Error, format!("{} stopped unexpectedly", task.doing())),
         }
     }
 
@@ -672,12 +645,12 @@ impl eframe::App for AlignscopeApp {
         self.poll(ctx);
         if let Some(plan) = &mut self.screenshot {
             let settled = self.gallery.is_settled()
-                && self.compute_check.is_none()
+                && !self.events.is_out(Task::BackendCheck)
                 && !self.models.is_loading()
                 && !self.ranking.is_busy()
                 && !self.inspector.is_busy()
                 && self.pending_select.is_none()
-                && self.dataset_open.is_none()
+                && !self.events.is_out(Task::DatasetOpen)
                 && !self.dataset.as_ref().is_some_and(Dataset::is_busy);
             plan.step(ctx, settled, &mut self.notes);
         }
