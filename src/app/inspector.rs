@@ -16,12 +16,13 @@ use image::RgbaImage;
 
 use super::models::Models;
 use super::ranking::ModelScore;
-use crate::engine::explain::{Explanation, Method, content_words, explain_photo};
+use crate::engine::explain::{Explanation, Method, explain_photo};
 use crate::engine::jobs::{Job, Oneshot, Waker, poll_slot, spawn_oneshot};
 use crate::engine::objects::{load_detector, objects_in, share_in_objects};
 use crate::engine::rank::Ranker;
 use crate::engine::runtime::Runtime;
 use crate::engine::scale::HeatScale;
+use crate::engine::words::content_words;
 use crate::features::detections::Detection;
 use crate::render::colormap::viridis;
 

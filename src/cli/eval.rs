@@ -115,7 +115,7 @@ pub fn eval(
             use alignscope::nets::dsran;
             use alignscope::train::frozen::evaluate;
             use alignscope::train::racg;
-            let data = source.frozen(split, first, objects)?;
+            let data = alignscope::train::objects::frozen_split(&source, split, first, objects)?;
             let started = std::time::Instant::now();
             let levels = if model == ModelKind::Dsran {
                 vec![(

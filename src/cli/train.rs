@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use alignscope::engine::backend::BackendRequest;
 use alignscope::train::fit::TrainMsg;
+use alignscope::train::objects::frozen_split;
 use alignscope::train::source::Source;
 
 use alignscope::data::flickr8k::Split;
@@ -132,8 +133,8 @@ pub fn frozen(
     let started = std::time::Instant::now();
     let source = Source { compute: &compute, flickr8k, cache_dir: cache, visual, cancel: &cancel, report: &progress };
     let device = &compute.device;
-    let train_split = source.frozen(Split::Train, usize::MAX, objects)?;
-    let dev = source.frozen(Split::Dev, dev_images, objects)?;
+    let train_split = frozen_split(&source, Split::Train, usize::MAX, objects)?;
+    let dev = frozen_split(&source, Split::Dev, dev_images, objects)?;
     eprintln!(
         "prepared {} train and {} dev images in {:.0} s",
         train_split.len(),
@@ -247,7 +248,7 @@ pub fn tune_levels(
         let weights = weights.unwrap_or_else(nets::racg::default_path);
         // A bad weights file is named before the dev split is prepared.
         let net = nets::racg::load(&weights, &compute.device)?;
-        let dev = source.frozen(alignscope::data::flickr8k::Split::Dev, dev_images, 0)?;
+        let dev = source.frozen(alignscope::data::flickr8k::Split::Dev, dev_images)?.0;
         let (chosen, grid) = racg::tune_graph_share(net, &weights, &dev, &compute.device)?;
         let mut out = format!(
             "dev rSum on {} images by the graph level's share (0: node level alone, 1: graph level alone):\n",

@@ -14,12 +14,12 @@
 //! the 28×28 map lowered it (σ = 1 cell: 49.8 %); Grad-CAM's channel-pooled gradient on block
 //! 11: 26.4 %.
 
-use burn::tensor::{Device, Tensor, TensorData};
-use image::DynamicImage;
+use std::path::Path;
 
-use super::runtime::Runtime;
+use burn::tensor::{Device, Tensor, TensorData};
+
 use crate::features::efficientnet::EfficientNetLite;
-use crate::features::{preprocess, values};
+use crate::features::values;
 use crate::nets::shan::{CaptionBatch, ShanNet};
 
 /// The block whose input is the map (28×28 × 40 channels at 224 px).
@@ -33,23 +33,19 @@ pub struct Gradient {
 }
 
 impl Gradient {
-    pub fn load(runtime: &Runtime) -> anyhow::Result<Self> {
-        let device = runtime.device.clone().autodiff();
-        let backbone = EfficientNetLite::load(&runtime.visual_path, &device)?;
-        let net = crate::nets::shan::load(&runtime.weights_path, &runtime.visual_name, &device)?;
+    /// The backbone and SHAN from their files (those the runtime loaded) on `device`'s autodiff twin.
+    pub fn load(device: &Device, visual_path: &Path, weights_path: &Path, visual_name: &str) -> anyhow::Result<Self> {
+        let device = device.clone().autodiff();
+        let backbone = EfficientNetLite::load(visual_path, &device)?;
+        let net = crate::nets::shan::load(weights_path, visual_name, &device)?;
         anyhow::ensure!(net.visual.first_block > BLOCK, "SHAN's top starts before block {BLOCK}");
         Ok(Self { backbone, net, device })
     }
 
-    /// Per word piece of one caption (`batch`: it through MiniLM's frozen layers, as
-    /// [`Runtime::caption_batch`] gives it) its map, row-major over the `grid`×`grid` activation;
-    /// returns the maps and the grid.
-    pub fn piece_maps(
-        &self,
-        runtime: &Runtime,
-        photo: &DynamicImage,
-        batch: &CaptionBatch,
-    ) -> anyhow::Result<(Vec<Vec<f32>>, usize)> {
+    /// Per word piece of one caption (`batch`: it through MiniLM's frozen layers) its map,
+    /// row-major over the `grid`×`grid` `activation` (one photo's, entering [`BLOCK`], on the
+    /// inference device); returns the maps and the grid.
+    pub fn piece_maps(&self, activation: Tensor<4>, batch: &CaptionBatch) -> anyhow::Result<(Vec<Vec<f32>>, usize)> {
         let pieces = batch.lengths.first().map_or(0, |l| l.saturating_sub(2));
         anyhow::ensure!(batch.lengths.len() == 1 && pieces > 0, "one caption with words is needed");
         // The frozen parts run on the inference device; their outputs enter the autodiff graph.
@@ -57,8 +53,6 @@ impl Gradient {
         let hidden = Tensor::<2>::from_data(batch.hidden.into_data(), &self.device);
         let (words, mask) = self.net.words(CaptionBatch { hidden, lengths: batch.lengths, tokens: batch.tokens });
         let txt = self.net.shan.encode_texts(words, mask);
-        let x = preprocess::batch(&[runtime.input(photo)], &runtime.device);
-        let activation = runtime.visual.net.features_until(x, BLOCK);
         let [_, _, h, w] = activation.dims();
         let copies = Tensor::<4>::from_data(activation.into_data(), &self.device).repeat_dim(0, pieces).require_grad();
         let mut entering = copies.clone();
@@ -92,12 +86,12 @@ pub fn contrast(words: &[(String, Vec<f32>)]) -> Vec<Vec<f32>> {
             m.iter().map(|v| if total > 0.0 { v / total } else { 0.0 }).collect()
         })
         .collect();
-    let content = super::explain::content_words(words.iter().map(|(w, _)| w.as_str()));
+    let content = super::words::content_words(words.iter().map(|(w, _)| w.as_str()));
     (0..words.len())
         .map(|j| {
             let others: Vec<usize> = content.iter().copied().filter(|&o| o != j).collect();
             let k = shares[j].len();
-            let rest = super::explain::piece_mean(&others, k, |o, i| shares[o].get(i).copied().unwrap_or(0.0));
+            let rest = super::words::piece_mean(&others, k, |o, i| shares[o].get(i).copied().unwrap_or(0.0));
             let keep = if others.is_empty() { 0.0 } else { CONTRAST };
             shares[j].iter().zip(&rest).map(|(v, r)| (v - keep * r).max(0.0)).collect()
         })
@@ -111,7 +105,7 @@ pub fn word_maps(
     piece_maps: &[Vec<f32>],
     fine: usize,
 ) -> Vec<(String, Vec<f32>)> {
-    use super::explain::{piece_mean, word_pieces};
+    use super::words::{piece_mean, word_pieces};
     let words: Vec<(String, Vec<f32>)> = word_pieces(tokenized)
         .into_iter()
         .map(|(w, mine)| {

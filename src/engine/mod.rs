@@ -20,3 +20,4 @@ pub mod scale;
 pub mod search;
 pub mod split_scores;
 pub mod thumbnails;
+pub mod words;

@@ -194,11 +194,11 @@ impl Ranker {
             let (_, attention) = net.score(&img, &net.encode_texts(words, mask));
             let [_, _, n, k] = attention.dims();
             let a = values(attention); // [1, 1, n, k]
-            Ok(super::explain::word_pieces(&features.tokenized)
+            Ok(super::words::word_pieces(&features.tokenized)
                 .into_iter()
                 .filter(|(_, pieces)| pieces.iter().all(|&p| p < n))
                 .map(|(word, pieces)| {
-                    let attention = super::explain::piece_mean(&pieces, k, |p, i| a[p * k + i]);
+                    let attention = super::words::piece_mean(&pieces, k, |p, i| a[p * k + i]);
                     (word, attention)
                 })
                 .collect())

@@ -84,10 +84,17 @@ impl Runtime {
         self.weights_path == crate::nets::shan::default_path() && self.visual_name == crate::features::VISUAL
     }
 
-    /// The models on an autodiff device, for gradient maps (loaded once, on first use).
-    pub fn gradient(&self) -> anyhow::Result<&super::gradient::Gradient> {
-        let loaded = self.gradient.get_or_init(|| super::gradient::Gradient::load(self).map_err(|e| format!("{e:#}")));
-        loaded.as_ref().map_err(|e| anyhow::anyhow!("gradient maps: {e}"))
+    /// Gradient × activation maps of one photo for each word piece of one caption
+    /// ([`super::gradient::Gradient::piece_maps`]; the models on an autodiff device are loaded
+    /// once, on first use).
+    pub fn gradient_maps(&self, photo: &DynamicImage, batch: &CaptionBatch) -> anyhow::Result<(Vec<Vec<f32>>, usize)> {
+        let loaded = self.gradient.get_or_init(|| {
+            super::gradient::Gradient::load(&self.device, &self.visual_path, &self.weights_path, &self.visual_name)
+                .map_err(|e| format!("{e:#}"))
+        });
+        let gradient = loaded.as_ref().map_err(|e| anyhow::anyhow!("gradient maps: {e}"))?;
+        let x = preprocess::batch(&[self.input(photo)], &self.device);
+        gradient.piece_maps(self.visual.net.features_until(x, super::gradient::BLOCK), batch)
     }
 
     /// The activation entering the fine-tuned block, of one photo (one photo per pass, so a

@@ -8,8 +8,9 @@ use image::{RgbaImage, imageops};
 
 use super::colormap::viridis;
 use super::text::{TextPainter, blend};
-use crate::engine::explain::{Explanation, Method, content_words};
+use crate::engine::explain::{Explanation, Method};
 use crate::engine::objects::share_in_objects;
+use crate::engine::words::content_words;
 use crate::features::detections::Detection;
 
 /// The longer side of each word panel, in pixels.

@@ -17,11 +17,12 @@ use anyhow::Context as _;
 use image::{DynamicImage, RgbImage};
 
 use crate::data::decode::decode_oriented;
-use crate::engine::explain::{Method, content_mean, explain_photo, peak, word_pieces};
+use crate::engine::explain::{Method, explain_photo, peak};
 use crate::engine::jobs::CancelToken;
 use crate::engine::occlusion::{WINDOW, drops, gains, hide_cells, occluded_inputs, window_map, window_pass_inputs};
 use crate::engine::rank::{Embeddings, Ranker, RankerModel};
 use crate::engine::runtime::Runtime;
+use crate::engine::words::{content_mean, word_pieces};
 use crate::features::{preprocess, values};
 use crate::model::shan::ImageSide;
 
@@ -199,7 +200,7 @@ impl Explainer<'_> {
                 // Pointing on the finer 28×28 map itself; the pair's map (deletion) on the cells.
                 let tokenized = runtime.text.tokenizer.tokenize(caption)?;
                 let batch = runtime.caption_batch(std::slice::from_ref(&tokenized));
-                let (maps, fine) = runtime.gradient()?.piece_maps(runtime, photo, &batch)?;
+                let (maps, fine) = runtime.gradient_maps(photo, &batch)?;
                 let words = crate::engine::gradient::word_maps(&tokenized, &maps, fine);
                 let cells: Vec<Vec<f32>> =
                     words.iter().map(|(_, m)| crate::engine::gradient::pool(m, fine, GRID)).collect();

@@ -13,8 +13,10 @@ use rayon::prelude::*;
 
 use super::extract::{ExtractMsg, file_name};
 use super::source::Source;
+use super::splits::FrozenSplit;
 use crate::data::decode::decode_oriented;
 use crate::data::feature_cache::{CacheError, CacheKey, FeatureCache};
+use crate::data::flickr8k::Split;
 use crate::features::checksums::sha256_file;
 use crate::features::detector::{DETECTOR_WEIGHTS, Detector, MIN_SCORE};
 use crate::features::efficientnet::EfficientNetLite;
@@ -105,6 +107,24 @@ pub fn object_features(
         pooled.extend(values(EfficientNetLite::pool(net.features(preprocess::batch(c, device)))));
     }
     (slots, pooled)
+}
+
+/// The first `images` photos of the split as the inputs of DSRAN or RACG ([`Source::frozen`]),
+/// each photo's best `objects` detected objects following its grid cells as more region nodes
+/// (0: the grid only).
+pub fn frozen_split(source: &Source, split: Split, images: usize, objects: usize) -> anyhow::Result<FrozenSplit> {
+    let (frozen, names) = source.frozen(split, images)?;
+    if objects == 0 {
+        return Ok(frozen);
+    }
+    let held: std::collections::HashSet<&str> = names.iter().map(String::as_str).collect();
+    let photos: Vec<_> = crate::data::flickr8k::load_split(source.flickr8k, split)?
+        .images
+        .into_iter()
+        .filter(|p| p.file_name().is_some_and(|n| held.contains(n.to_string_lossy().as_ref())))
+        .collect();
+    let cache = object_cache(source, split.name(), &photos, objects)?;
+    frozen.with_objects(&names, &cache)
 }
 
 /// The object cache for `photos` (a split, in order), built in `source`'s cache folder if

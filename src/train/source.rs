@@ -104,27 +104,15 @@ impl Source<'_> {
     }
 
     /// The first `images` photos of the split (with their captions) as the inputs of the networks
-    /// on the frozen backbones (DSRAN, RACG).
-    /// With `objects` > 0, each photo's best `objects` detected objects follow its grid cells as
-    /// more region nodes ([`super::objects`]).
+    /// on the frozen backbones (DSRAN, RACG), the 7×7 grid as their regions (with detected
+    /// objects too: [`super::objects::frozen_split`]).
     pub fn frozen(
         &self,
         split: crate::data::flickr8k::Split,
         images: usize,
-        objects: usize,
-    ) -> anyhow::Result<super::splits::FrozenSplit> {
+    ) -> anyhow::Result<(super::splits::FrozenSplit, Vec<String>)> {
         let fragments = self.fragments(split, crate::nets::DEFAULT_FIRST_BLOCK)?.truncated(images);
         let frozen = super::splits::FrozenSplit::from_fragments(&fragments, self.visual, &self.compute.device)?;
-        if objects == 0 {
-            return Ok(frozen);
-        }
-        let names: std::collections::HashSet<&str> = fragments.names.iter().map(String::as_str).collect();
-        let photos: Vec<_> = crate::data::flickr8k::load_split(self.flickr8k, split)?
-            .images
-            .into_iter()
-            .filter(|p| p.file_name().is_some_and(|n| names.contains(n.to_string_lossy().as_ref())))
-            .collect();
-        let cache = super::objects::object_cache(self, split.name(), &photos, objects)?;
-        frozen.with_objects(&fragments.names, &cache)
+        Ok((frozen, fragments.names))
     }
 }
