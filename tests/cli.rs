@@ -90,6 +90,17 @@ fn bad_input_fails_with_a_clear_message() {
     assert!(!ok && err.contains("shan.safetensors: the weights of a shan model, not of the global model"), "{err}");
     let (ok, _, err) = run(&["--backend", "flex", "fuse", "--global", "Cargo.toml", "--flickr8k", "/nonexistent"]);
     assert!(!ok && err.contains("Cargo.toml"), "{err}");
+    // DSRAN weights with an object stream for 4 objects read 4 per photo, said before any split
+    // is prepared.
+    let dual = dir.path().join("dual.safetensors");
+    let config = alignscope::model::dsran::DsranConfig::new().with_dim(16).with_heads(2).with_objects(Some(4));
+    alignscope::nets::dsran::save(&config.init(&burn::tensor::Device::flex()), &dual, &config, &[]).unwrap();
+    for objects in ["0", "2"] {
+        let dual = dual.to_str().unwrap();
+        let args = ["--backend", "flex", "eval", "--model", "dsran", "--objects", objects, "--weights", dual];
+        let (ok, _, err) = run(&[&args[..], &["--flickr8k", "/nonexistent"]].concat());
+        assert!(!ok && err.contains("dual.safetensors") && err.contains("pass --objects 4"), "{err}");
+    }
 }
 
 /// Piped (not a terminal), `index` writes its messages as whole lines, no progress bar or

@@ -21,6 +21,7 @@ fn split(n: usize, seed: u64) -> FragmentSplit {
         captions: (0..n * 5).map(|_| (0..rng.usize(6..10) * 384).map(|_| rng.f32() - 0.5).collect()).collect(),
         text_dim: 384,
         views: Vec::new(),
+        objects: None,
     }
 }
 

@@ -32,8 +32,8 @@ pub fn eval(
     use alignscope::nets;
     use alignscope::train::{global, shan};
     anyhow::ensure!(
-        objects == 0 || matches!(model, ModelKind::Dsran | ModelKind::Racg),
-        "--objects is for --model dsran and --model racg"
+        objects == 0 || matches!(model, ModelKind::Dsran | ModelKind::Racg | ModelKind::Shan),
+        "--objects is for --model dsran, racg and shan"
     );
     anyhow::ensure!(
         !calibrate || (model == ModelKind::Default && split == Split::Dev),
@@ -102,7 +102,8 @@ pub fn eval(
         }
         ModelKind::Shan => {
             let net = nets::shan::load(&weights.unwrap_or_else(nets::shan::default_path), visual, &compute.device)?;
-            let data = source.fragments(split, net.visual.first_block)?.truncated(first);
+            let data = alignscope::train::objects::fragment_split(&source, split, net.visual.first_block, objects)?
+                .truncated(first);
             let started = std::time::Instant::now();
             let r = shan::evaluate(&net, &data, &compute.device, &cancel, &scoring)?;
             (
@@ -115,26 +116,22 @@ pub fn eval(
             use alignscope::nets::dsran;
             use alignscope::train::frozen::evaluate;
             use alignscope::train::racg;
+            use alignscope::train::splits::FrozenSplit;
+            type Scorer<'a> = Box<dyn FnOnce(&FrozenSplit) -> Vec<(&'static str, Recalls)> + 'a>;
+            let device = &compute.device;
+            // The weights first: a wrong file is named before minutes of data preparation.
+            let score: Scorer = if model == ModelKind::Dsran {
+                let path = weights.unwrap_or_else(dsran::default_path);
+                let net = dsran::load(&path, device)?;
+                dsran::ensure_objects(&net, objects, &path)?;
+                Box::new(move |data| vec![("full", evaluate(&net, data, device))])
+            } else {
+                let net = nets::racg::load(&weights.unwrap_or_else(nets::racg::default_path), device)?;
+                Box::new(move |data| racg::evaluate_levels(&net, data, device, &scoring).to_vec())
+            };
             let data = alignscope::train::objects::frozen_split(&source, split, first, objects)?;
             let started = std::time::Instant::now();
-            let levels = if model == ModelKind::Dsran {
-                vec![(
-                    "full",
-                    evaluate(
-                        &dsran::load(&weights.unwrap_or_else(dsran::default_path), &compute.device)?,
-                        &data,
-                        &compute.device,
-                    ),
-                )]
-            } else {
-                racg::evaluate_levels(
-                    &nets::racg::load(&weights.unwrap_or_else(nets::racg::default_path), &compute.device)?,
-                    &data,
-                    &compute.device,
-                    &scoring,
-                )
-                .to_vec()
-            };
+            let levels = score(&data);
             (levels, data.len(), started.elapsed().as_secs_f64())
         }
     };

@@ -188,7 +188,9 @@ pub enum Command {
         #[arg(long, default_value_t = 0)]
         aug_views: usize,
         /// DSRAN, RACG: each photo's best N detected objects (SSD-MobileNetV2, crops through the
-        /// frozen backbone) as N more region nodes beside the 7×7 grid; 0: the grid only.
+        /// frozen backbone) beside the 7×7 grid (RACG: N more region nodes; DSRAN: its object
+        /// stream, or one grown from the grid stream of a `--resume`d grid-only checkpoint);
+        /// 0: the grid only.
         #[arg(long, default_value_t = 0)]
         objects: usize,
     },
@@ -282,8 +284,9 @@ pub enum Command {
         /// captions give their own photo less than) beside the query bank, for the window.
         #[arg(long)]
         calibrate: bool,
-        /// DSRAN, RACG: each photo's best N detected objects (SSD-MobileNetV2, crops through the
-        /// frozen backbone) as N more region nodes beside the 7×7 grid; 0: the grid only.
+        /// DSRAN, RACG, SHAN: each photo's best N detected objects (SSD-MobileNetV2, crops through
+        /// the backbone; SHAN's own top for SHAN) as N more regions beside the 7×7 grid (DSRAN
+        /// weights with an object stream need their N); 0: the grid only.
         #[arg(long, default_value_t = 0)]
         objects: usize,
     },

@@ -147,8 +147,17 @@ pub fn frozen(
     let (epoch, rsum) = match model {
         ModelKind::Dsran => {
             use alignscope::nets::dsran;
-            let config = alignscope::model::dsran::DsranConfig::new();
-            let net = if resumed.is_some() { dsran::load(out, &ad)? } else { config.init(&ad) };
+            let config = alignscope::model::dsran::DsranConfig::new().with_objects(Some(objects));
+            let mut net = if resumed.is_some() { dsran::load(out, &ad)? } else { config.init(&ad) };
+            if resumed.is_some() && objects > 0 && net.objects == 0 {
+                // A grid-only checkpoint grows its object stream as a copy of its grid stream.
+                eprintln!(
+                    "{}: adding an object stream for {objects} objects, copied from the grid stream",
+                    out.display()
+                );
+                net = net.with_object_stream(objects);
+            }
+            dsran::ensure_objects(&net, objects, out)?;
             let (_, epoch, r) = frozen::train(
                 net,
                 resumed,

@@ -21,3 +21,16 @@ pub fn load(path: &Path, device: &Device) -> anyhow::Result<Dsran> {
 pub fn default_path() -> PathBuf {
     crate::features::models_dir().join("dsran.safetensors")
 }
+
+/// A net with an object stream reads exactly its number of objects per photo (`--objects`);
+/// a grid-only net reads any (extra rows join its cells).
+pub fn ensure_objects(net: &Dsran, objects: usize, path: &Path) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        net.objects == 0 || net.objects == objects,
+        "{}: this DSRAN has an object stream for {} objects per photo; pass --objects {}",
+        path.display(),
+        net.objects,
+        net.objects
+    );
+    Ok(())
+}

@@ -5,7 +5,9 @@
 //! photo (its own box), so every photo has `k` object nodes and no mask is needed.
 //! Cached per split like the grid features: `{split}-{visual}-objects{k}-{photos}.feat`, entries
 //! `NAME` ([k, 1280]) and `NAME/boxes` ([k, 6]: x0, y0, x1, y1 normalised, score, COCO class;
-//! score 0 marks a whole-photo slot).
+//! score 0 marks a whole-photo slot). For SHAN, whose backbone top is its own, the crops are
+//! cached as the activation entering its first tuned block instead (`…-objects{k}-block{b}-…`,
+//! `NAME`: [k, C, h, w]), and its top pools them.
 
 use std::path::{Path, PathBuf};
 
@@ -25,12 +27,30 @@ use crate::features::{models_dir, preprocess, values};
 /// Smallest crop side, in photo pixels (a box thinner than this is widened around its centre).
 const MIN_CROP: f32 = 8.0;
 
-/// The cache of `photos` photos of a split (a prefix of it is cached apart from the whole).
-pub fn cache_path(out_dir: &Path, split: &str, visual: &str, k: usize, photos: usize) -> PathBuf {
-    out_dir.join(format!("{split}-{visual}-objects{k}-{photos}.feat"))
+/// What is kept of each object crop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// The whole frozen backbone's 7×7 map, mean-pooled: one 1280-d row (DSRAN, RACG).
+    Pooled,
+    /// The activation entering this block, [C, h, w] (SHAN's tuned top starts there).
+    Entering(usize),
 }
 
-fn key(visual_weights: &Path, size: usize, k: usize) -> std::io::Result<CacheKey> {
+impl Stage {
+    fn tag(self) -> String {
+        match self {
+            Stage::Pooled => String::new(),
+            Stage::Entering(b) => format!("-block{b}"),
+        }
+    }
+}
+
+/// The cache of `photos` photos of a split (a prefix of it is cached apart from the whole).
+pub fn cache_path(out_dir: &Path, split: &str, visual: &str, k: usize, stage: Stage, photos: usize) -> PathBuf {
+    out_dir.join(format!("{split}-{visual}-objects{k}{}-{photos}.feat", stage.tag()))
+}
+
+fn key(visual_weights: &Path, size: usize, k: usize, stage: Stage) -> std::io::Result<CacheKey> {
     Ok(CacheKey {
         weights_sha256: sha256_file(visual_weights)?,
         preprocessing: format!(
@@ -39,7 +59,10 @@ fn key(visual_weights: &Path, size: usize, k: usize) -> std::io::Result<CacheKey
             DETECTOR_WEIGHTS,
             sha256_file(&models_dir().join(DETECTOR_WEIGHTS))?
         ),
-        activation: "efficientnet head, 7x7 mean-pooled, per object".into(),
+        activation: match stage {
+            Stage::Pooled => "efficientnet head, 7x7 mean-pooled, per object".into(),
+            Stage::Entering(b) => format!("efficientnet entering block {b}, per object"),
+        },
     })
 }
 
@@ -60,20 +83,32 @@ fn crop(photo: &image::DynamicImage, b: [f32; 4]) -> image::DynamicImage {
     photo.crop_imm(x, y, cw, ch)
 }
 
-/// Per photo its `k` object slots (normalised box, score, COCO class; score 0 = the whole photo)
-/// and their pooled features ([photos · k, 1280], row-major): the detector's best `k` objects
-/// cropped and run through the whole backbone `net`.
-#[allow(clippy::type_complexity)]
+/// One object slot: normalised box, score, COCO class (score 0: the whole photo).
+pub type Slot = ([f32; 4], f32, f32);
+
+/// The objects of a batch of photos.
+pub struct ObjectRows {
+    /// Per photo its `k` slots.
+    pub slots: Vec<Vec<Slot>>,
+    /// Each slot's features at the stage asked for, row-major: [photos · k, row_shape…].
+    pub values: Vec<f32>,
+    /// [1280] pooled, [C, h, w] entering a block.
+    pub row_shape: Vec<usize>,
+}
+
+/// The detector's best `k` objects of each photo, cropped and run through the backbone `net` up
+/// to `stage`.
 pub fn object_features(
     net: &EfficientNetLite,
     detector: &Detector,
     images: &[image::DynamicImage],
     k: usize,
+    stage: Stage,
     device: &burn::tensor::Device,
-) -> (Vec<Vec<([f32; 4], f32, f32)>>, Vec<f32>) {
+) -> ObjectRows {
     let size = net.image_size as u32;
     let found = detector.detect(images, MIN_SCORE, device);
-    let slots: Vec<Vec<([f32; 4], f32, f32)>> = found
+    let slots: Vec<Vec<Slot>> = found
         .iter()
         .map(|objects| {
             let mut s: Vec<_> = objects
@@ -97,16 +132,40 @@ pub fn object_features(
         // The host backbone, one crop per core (features::efficientnet::host).
         let host = crate::features::efficientnet::host::HostNet::of(net);
         let blocks = net.blocks.len();
-        let pooled =
-            crops.par_iter().map(|c| host.from(host.until(c, blocks), blocks).mean_pixel()).collect::<Vec<_>>();
-        return (slots, pooled.concat());
+        let acts: Vec<_> = crops
+            .par_iter()
+            .map(|c| match stage {
+                Stage::Pooled => host.from(host.until(c, blocks), blocks),
+                Stage::Entering(b) => host.until(c, b),
+            })
+            .collect();
+        let row_shape = match (stage, acts.first()) {
+            (Stage::Pooled, _) => vec![crate::features::efficientnet::FEATURE_DIM],
+            (Stage::Entering(_), Some(a)) => vec![a.c, a.h, a.w],
+            (Stage::Entering(_), None) => Vec::new(),
+        };
+        let values = acts
+            .iter()
+            .flat_map(|a| match stage {
+                Stage::Pooled => a.mean_pixel(),
+                Stage::Entering(_) => a.channels_first(),
+            })
+            .collect();
+        return ObjectRows { slots, values, row_shape };
     }
     let micro = crate::features::visual::micro_batch_for(device);
-    let mut pooled = Vec::with_capacity(crops.len() * crate::features::efficientnet::FEATURE_DIM);
+    let (mut values_out, mut row_shape) = (Vec::new(), Vec::new());
     for c in crops.chunks(micro) {
-        pooled.extend(values(EfficientNetLite::pool(net.features(preprocess::batch(c, device)))));
+        let batch = preprocess::batch(c, device);
+        let rows = match stage {
+            Stage::Pooled => EfficientNetLite::pool(net.features(batch)).unsqueeze_dim::<3>(2).unsqueeze_dim::<4>(3),
+            Stage::Entering(b) => net.features_until(batch, b),
+        };
+        let [_, ch, h, w] = rows.dims();
+        row_shape = if stage == Stage::Pooled { vec![ch] } else { vec![ch, h, w] };
+        values_out.extend(values(rows));
     }
-    (slots, pooled)
+    ObjectRows { slots, values: values_out, row_shape }
 }
 
 /// The first `images` photos of the split as the inputs of DSRAN or RACG ([`Source::frozen`]),
@@ -117,25 +176,53 @@ pub fn frozen_split(source: &Source, split: Split, images: usize, objects: usize
     if objects == 0 {
         return Ok(frozen);
     }
-    let held: std::collections::HashSet<&str> = names.iter().map(String::as_str).collect();
-    let photos: Vec<_> = crate::data::flickr8k::load_split(source.flickr8k, split)?
-        .images
-        .into_iter()
-        .filter(|p| p.file_name().is_some_and(|n| held.contains(n.to_string_lossy().as_ref())))
-        .collect();
-    let cache = object_cache(source, split.name(), &photos, objects)?;
+    let photos = split_photos(source, split, &names)?;
+    let cache = object_cache(source, split.name(), &photos, objects, Stage::Pooled)?;
     frozen.with_objects(&names, &cache)
 }
 
-/// The object cache for `photos` (a split, in order), built in `source`'s cache folder if
-/// missing, stale or corrupt.
-pub fn object_cache(source: &Source, split: &str, photos: &[PathBuf], k: usize) -> anyhow::Result<FeatureCache> {
+/// SHAN's inputs of a split (activations entering `first_block`), each photo's best `objects`
+/// detected objects beside it as crops at the same block (0: the grid only).
+pub fn fragment_split(
+    source: &Source,
+    split: Split,
+    first_block: usize,
+    objects: usize,
+) -> anyhow::Result<super::splits::FragmentSplit> {
+    let fragments = source.fragments(split, first_block)?;
+    if objects == 0 {
+        return Ok(fragments);
+    }
+    let photos = split_photos(source, split, &fragments.names)?;
+    let cache = object_cache(source, split.name(), &photos, objects, Stage::Entering(first_block))?;
+    fragments.with_object_crops(&cache)
+}
+
+/// The split's photos that are among `names`, in the split's order.
+fn split_photos(source: &Source, split: Split, names: &[String]) -> anyhow::Result<Vec<PathBuf>> {
+    let held: std::collections::HashSet<&str> = names.iter().map(String::as_str).collect();
+    Ok(crate::data::flickr8k::load_split(source.flickr8k, split)?
+        .images
+        .into_iter()
+        .filter(|p| p.file_name().is_some_and(|n| held.contains(n.to_string_lossy().as_ref())))
+        .collect())
+}
+
+/// The object cache for `photos` (a split, in order) at `stage`, built in `source`'s cache
+/// folder if missing, stale or corrupt.
+pub fn object_cache(
+    source: &Source,
+    split: &str,
+    photos: &[PathBuf],
+    k: usize,
+    stage: Stage,
+) -> anyhow::Result<FeatureCache> {
     let Source { compute, visual, cache_dir: out_dir, cancel, report, .. } = *source;
     let device = &compute.device;
     let weights = models_dir().join(format!("{visual}.safetensors"));
     let net = EfficientNetLite::load(&weights, device)?;
-    let path = cache_path(out_dir, split, visual, k, photos.len());
-    let key = key(&weights, net.image_size, k)?;
+    let path = cache_path(out_dir, split, visual, k, stage, photos.len());
+    let key = key(&weights, net.image_size, k, stage)?;
     match FeatureCache::load(&path, &key) {
         Ok(cache) => {
             report(ExtractMsg::UpToDate(path));
@@ -146,7 +233,7 @@ pub fn object_cache(source: &Source, split: &str, photos: &[PathBuf], k: usize) 
     }
     // Only a cache to build needs the detector.
     let detector = Detector::load(&models_dir().join(DETECTOR_WEIGHTS), device)?;
-    let stage = format!("{split} objects");
+    let label = format!("{split} objects");
     let mut cache = FeatureCache::new(key);
     let batch = 8;
     for (i, chunk) in photos.chunks(batch).enumerate() {
@@ -162,16 +249,17 @@ pub fn object_cache(source: &Source, split: &str, photos: &[PathBuf], k: usize) 
                 Err(e) => report(ExtractMsg::Warning(e.to_string())),
             }
         }
-        let (slots, pooled) = object_features(&net, &detector, &images, k, device);
-        let dim = crate::features::efficientnet::FEATURE_DIM;
+        let ObjectRows { slots, values: rows, row_shape } = object_features(&net, &detector, &images, k, stage, device);
+        let row: usize = row_shape.iter().product();
+        let shape = [vec![k], row_shape].concat();
         for (j, (name, s)) in names.iter().zip(&slots).enumerate() {
-            cache.push(name.clone(), &[k, dim], &pooled[j * k * dim..(j + 1) * k * dim]);
+            cache.push(name.clone(), &shape, &rows[j * k * row..(j + 1) * k * row]);
             let boxes: Vec<f32> =
                 s.iter().flat_map(|(b, score, class)| [b[0], b[1], b[2], b[3], *score, *class]).collect();
             cache.push(format!("{name}/boxes"), &[k, 6], &boxes);
         }
         report(ExtractMsg::Progress {
-            stage: stage.clone(),
+            stage: label.clone(),
             done: ((i + 1) * batch).min(photos.len()),
             total: photos.len(),
         });

@@ -30,8 +30,17 @@ const CAPTION_GROUP: usize = 32;
 
 /// SHAN's two sides of a split's rows, for training and evaluation.
 impl ShanNet {
+    /// With object crops in `data`, each crop through the same top, mean-pooled, is one more
+    /// region after the photo's grid cells.
     fn image_side(&self, data: &FragmentSplit, rows: &[usize], device: &Device) -> ImageSide {
-        self.image_side_of(data.image_batch(rows, device))
+        let cells = self.regions(data.image_batch(rows, device));
+        let Some(crops) = data.object_batch(rows, device) else {
+            return self.shan.encode_images(cells);
+        };
+        let [b, _, d] = cells.dims();
+        let objects = self.regions(crops).mean_dim(1);
+        let k = objects.dims()[0] / b.max(1);
+        self.shan.encode_images(Tensor::cat(vec![cells, objects.reshape([b, k, d])], 1))
     }
 
     fn image_side_of(&self, entering: Tensor<4>) -> ImageSide {

@@ -135,6 +135,18 @@ pub struct FragmentSplit {
     pub text_dim: usize,
     /// Augmented views of the images, laid out as `images` (training only; usually none).
     pub views: Vec<Vec<f32>>,
+    /// The detector's objects of each photo as crops' activations entering the same block as
+    /// `images` (evaluation of SHAN over objects; usually none).
+    pub objects: Option<ObjectCrops>,
+}
+
+/// Per photo `k` object crops, each an activation of `shape` ([C, h, w]); photo i's at
+/// `values[i·k·|shape|..]`.
+#[derive(Clone, Debug)]
+pub struct ObjectCrops {
+    pub k: usize,
+    pub shape: [usize; 3],
+    pub values: Vec<f32>,
 }
 
 impl FragmentSplit {
@@ -153,6 +165,7 @@ impl FragmentSplit {
             captions: Vec::new(),
             text_dim,
             views: Vec::new(),
+            objects: None,
         };
         for (i, rows) in with_five_captions(&names, captions) {
             anyhow::ensure!(
@@ -186,7 +199,39 @@ impl FragmentSplit {
         self.images.truncate(n * per);
         self.captions.truncate(n * 5);
         self.views.iter_mut().for_each(|v| v.truncate(n * per));
+        if let Some(o) = &mut self.objects {
+            o.values.truncate(n * o.k * o.shape.iter().product::<usize>());
+        }
         self
+    }
+
+    /// The split with each photo's object crops from `cache` (entries `NAME`, [k, C, h, w], the
+    /// photos' own activation shape; matched by name, every photo must have its entry).
+    pub fn with_object_crops(mut self, cache: &FeatureCache) -> anyhow::Result<Self> {
+        let rows: HashMap<&str, usize> = cache.entries.iter().enumerate().map(|(i, e)| (e.name.as_str(), i)).collect();
+        let (mut k, mut values) = (None, Vec::new());
+        for name in &self.names {
+            let &row = rows.get(name.as_str()).with_context(|| format!("{name} is not in the object cache"))?;
+            let shape = &cache.entries[row].shape;
+            anyhow::ensure!(
+                shape.len() == 4 && shape[1..] == self.image_shape && k.is_none_or(|k| k == shape[0]),
+                "{name}: object crops of shape {shape:?}, the photos' activations are {:?}",
+                self.image_shape
+            );
+            k = Some(shape[0]);
+            values.extend(cache.values(row));
+        }
+        self.objects = k.map(|k| ObjectCrops { k, shape: self.image_shape, values });
+        Ok(self)
+    }
+
+    /// The object crops of `rows`, photo by photo: [rows · k, C, h, w] (None without objects).
+    pub fn object_batch(&self, rows: &[usize], device: &Device) -> Option<Tensor<4>> {
+        let o = self.objects.as_ref()?;
+        let per = o.k * o.shape.iter().product::<usize>();
+        let v: Vec<f32> = rows.iter().flat_map(|&r| o.values[r * per..(r + 1) * per].iter().copied()).collect();
+        let [c, h, w] = o.shape;
+        Some(Tensor::from_data(TensorData::new(v, [rows.len() * o.k, c, h, w]), device))
     }
 
     /// The split with augmented views of its images beside them, from caches of those views
@@ -394,5 +439,40 @@ mod tests {
         let split = FrozenSplit { regions: vec![0.0; 12], k: 2, image_dim: 3, words: vec![vec![0.0]; 10], text_dim: 1 };
         let err = split.with_objects(&missing, &objects).err().map(|e| e.to_string());
         assert!(err.is_some_and(|e| e.contains("c.jpg")));
+    }
+
+    #[test]
+    fn object_crops_follow_each_photo_by_name_and_are_cut_with_it() {
+        // Two photos of [1, 1, 2] activations; two crops each, cached in the other order.
+        let split = || FragmentSplit {
+            names: vec!["a.jpg".into(), "b.jpg".into()],
+            images: vec![0.0; 4],
+            image_shape: [1, 1, 2],
+            captions: vec![vec![0.0]; 10],
+            text_dim: 1,
+            views: Vec::new(),
+            objects: None,
+        };
+        let mut cache = FeatureCache::new(CacheKey {
+            weights_sha256: String::new(),
+            preprocessing: String::new(),
+            activation: String::new(),
+        });
+        cache.push("b.jpg", &[2, 1, 1, 2], &[5.0, 6.0, 7.0, 8.0]);
+        cache.push("b.jpg/boxes", &[2, 6], &[0.0; 12]);
+        cache.push("a.jpg", &[2, 1, 1, 2], &[1.0, 2.0, 3.0, 4.0]);
+        let with = split().with_object_crops(&cache).unwrap();
+        let device = Device::flex();
+        let batch = with.object_batch(&[1, 0], &device).unwrap();
+        assert_eq!(batch.dims(), [4, 1, 1, 2]);
+        assert_eq!(values(batch), vec![5.0, 6.0, 7.0, 8.0, 1.0, 2.0, 3.0, 4.0]);
+        assert_eq!(with.truncated(1).objects.unwrap().values, vec![1.0, 2.0, 3.0, 4.0]);
+        assert!(split().object_batch(&[0], &device).is_none());
+        // Crops of another shape than the photos' activations are refused, naming the photo.
+        let mut other = FeatureCache::new(cache.key.clone());
+        other.push("a.jpg", &[2, 2, 1, 1], &[0.0; 4]);
+        other.push("b.jpg", &[2, 1, 1, 2], &[0.0; 4]);
+        let err = split().with_object_crops(&other).err().map(|e| e.to_string());
+        assert!(err.is_some_and(|e| e.contains("a.jpg")));
     }
 }

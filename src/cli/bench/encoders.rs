@@ -80,8 +80,16 @@ impl EncoderBench {
             Ok(self.images.len() as f64 / started.elapsed().as_secs_f64())
         };
         let detect = timed(&|images| drop(detector.detect(images, MIN_SCORE, device)))?;
-        let with_crops =
-            timed(&|images| drop(alignscope::train::objects::object_features(&net, &detector, images, 4, device)))?;
+        let with_crops = timed(&|images| {
+            drop(alignscope::train::objects::object_features(
+                &net,
+                &detector,
+                images,
+                4,
+                alignscope::train::objects::Stage::Pooled,
+                device,
+            ))
+        })?;
         Ok((detect, with_crops))
     }
 
