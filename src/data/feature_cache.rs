@@ -73,6 +73,11 @@ impl FeatureCache {
         self.data.extend(values.iter().map(|&v| f16::from_f32(v)));
     }
 
+    /// Each entry's index by its name (a later duplicate wins).
+    pub fn rows_by_name(&self) -> std::collections::HashMap<&str, usize> {
+        self.entries.iter().enumerate().map(|(i, e)| (e.name.as_str(), i)).collect()
+    }
+
     /// The values of entry `index` as f32.
     pub fn values(&self, index: usize) -> Vec<f32> {
         let e = &self.entries[index];

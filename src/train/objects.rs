@@ -21,7 +21,7 @@ use crate::data::feature_cache::{CacheError, CacheKey, FeatureCache};
 use crate::data::flickr8k::Split;
 use crate::features::checksums::sha256_file;
 use crate::features::detector::{DETECTOR_WEIGHTS, Detector, MIN_SCORE};
-use crate::features::efficientnet::EfficientNetLite;
+use crate::features::efficientnet::{EfficientNetLite, FEATURE_DIM};
 use crate::features::{models_dir, preprocess, values};
 
 /// Smallest crop side, in photo pixels (a box thinner than this is widened around its centre).
@@ -132,25 +132,19 @@ pub fn object_features(
         // The host backbone, one crop per core (features::efficientnet::host).
         let host = crate::features::efficientnet::host::HostNet::of(net);
         let blocks = net.blocks.len();
-        let acts: Vec<_> = crops
+        // Each crop reduced to its row on its own core (a pooled crop keeps 1280 values, not its map).
+        let rows: Vec<(Vec<f32>, Vec<usize>)> = crops
             .par_iter()
             .map(|c| match stage {
-                Stage::Pooled => host.from(host.until(c, blocks), blocks),
-                Stage::Entering(b) => host.until(c, b),
+                Stage::Pooled => (host.from(host.until(c, blocks), blocks).mean_pixel(), vec![FEATURE_DIM]),
+                Stage::Entering(b) => {
+                    let a = host.until(c, b);
+                    (a.channels_first(), vec![a.c, a.h, a.w])
+                }
             })
             .collect();
-        let row_shape = match (stage, acts.first()) {
-            (Stage::Pooled, _) => vec![crate::features::efficientnet::FEATURE_DIM],
-            (Stage::Entering(_), Some(a)) => vec![a.c, a.h, a.w],
-            (Stage::Entering(_), None) => Vec::new(),
-        };
-        let values = acts
-            .iter()
-            .flat_map(|a| match stage {
-                Stage::Pooled => a.mean_pixel(),
-                Stage::Entering(_) => a.channels_first(),
-            })
-            .collect();
+        let row_shape = rows.first().map(|(_, shape)| shape.clone()).unwrap_or_default();
+        let values = rows.into_iter().flat_map(|(row, _)| row).collect();
         return ObjectRows { slots, values, row_shape };
     }
     let micro = crate::features::visual::micro_batch_for(device);

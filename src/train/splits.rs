@@ -2,8 +2,6 @@
 //! model on frozen features), the activations entering the fine-tuned tops (SHAN, the tuned
 //! global model) and the frozen tops' region and word features (DSRAN, RACG).
 
-use std::collections::HashMap;
-
 use anyhow::Context as _;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
@@ -94,8 +92,7 @@ pub fn pooled_captions(model: &MiniLm, cache: &FeatureCache, layer: usize, devic
 
 /// The images whose five captions are all cached: (image index, caption cache rows).
 pub fn with_five_captions(image_names: &[String], captions: &FeatureCache) -> Vec<(usize, [usize; 5])> {
-    let by_name: HashMap<&str, usize> =
-        captions.entries.iter().enumerate().map(|(i, e)| (e.name.as_str(), i)).collect();
+    let by_name = captions.rows_by_name();
     let row = |name: &str, k: usize| by_name.get(format!("{name}#{k}").as_str()).copied();
     image_names
         .iter()
@@ -208,7 +205,7 @@ impl FragmentSplit {
     /// The split with each photo's object crops from `cache` (entries `NAME`, [k, C, h, w], the
     /// photos' own activation shape; matched by name, every photo must have its entry).
     pub fn with_object_crops(mut self, cache: &FeatureCache) -> anyhow::Result<Self> {
-        let rows: HashMap<&str, usize> = cache.entries.iter().enumerate().map(|(i, e)| (e.name.as_str(), i)).collect();
+        let rows = cache.rows_by_name();
         let (mut k, mut values) = (None, Vec::new());
         for name in &self.names {
             let &row = rows.get(name.as_str()).with_context(|| format!("{name} is not in the object cache"))?;
@@ -238,8 +235,7 @@ impl FragmentSplit {
     /// (matched by name; every image must have each view).
     pub fn with_views(mut self, caches: &[FeatureCache]) -> anyhow::Result<Self> {
         for cache in caches {
-            let rows: HashMap<&str, usize> =
-                cache.entries.iter().enumerate().map(|(i, e)| (e.name.as_str(), i)).collect();
+            let rows = cache.rows_by_name();
             let mut view = Vec::with_capacity(self.images.len());
             for name in &self.names {
                 let row = *rows
@@ -354,8 +350,7 @@ impl FrozenSplit {
     /// Each image's object features from `objects` (its entry `NAME`, [k, image_dim]) appended
     /// to its grid regions as k more nodes; `names` are the images in this split's order.
     pub fn with_objects(mut self, names: &[String], objects: &FeatureCache) -> anyhow::Result<Self> {
-        let index: std::collections::HashMap<&str, usize> =
-            objects.entries.iter().enumerate().map(|(i, e)| (e.name.as_str(), i)).collect();
+        let index = objects.rows_by_name();
         let per = self.k * self.image_dim;
         let mut extra_k = None;
         let mut regions = Vec::with_capacity(self.regions.len() * 2);
