@@ -103,9 +103,17 @@ impl IndexFile {
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(
-            64 + self.entries.len() * (self.header.dim * 4 + self.header.regions * self.header.region_dim * 2 + 64),
-        );
+        // Sized from what the entries hold, not from the header's widths (a damaged or hostile
+        // header must not size an allocation).
+        let size: usize = self
+            .entries
+            .iter()
+            .map(|(p, e)| {
+                let floats = e.embedding.len() + e.context.len() + e.global.len();
+                p.as_os_str().len() + floats * 4 + e.regions.len() * 2 + 32
+            })
+            .sum();
+        let mut out = Vec::with_capacity(64 + size);
         out.extend_from_slice(MAGIC);
         let header = serde_json::to_vec(&self.header).unwrap_or_default();
         out.extend_from_slice(&(header.len() as u32).to_le_bytes());
