@@ -68,6 +68,15 @@ fn bad_input_fails_with_a_clear_message() {
     assert!(!ok && err.contains("--aux-weight are for --model shan"), "{err}");
     let (ok, _, err) = run(&["train", "--model", "global", "--aug-views", "2", "--flickr8k", "/nonexistent"]);
     assert!(!ok && err.contains("--aug-views is for --model shan and --model global --tuned"), "{err}");
+    // Objects go through a fine-tuned top or the frozen backbone's nodes, never a pooled feature,
+    // and not with views (a view's crop does not hold its photo's objects).
+    let (ok, _, err) = run(&["train", "--model", "global", "--objects", "4", "--flickr8k", "/nonexistent"]);
+    assert!(!ok && err.contains("--objects is for --model dsran, racg, shan and global --tuned"), "{err}");
+    let (ok, _, err) =
+        run(&["train", "--model", "shan", "--objects", "4", "--aug-views", "2", "--flickr8k", "/nonexistent"]);
+    assert!(!ok && err.contains("--objects and --aug-views do not go together"), "{err}");
+    let (ok, _, err) = run(&["train", "--model", "shan", "--init-global", "x", "--flickr8k", "/nonexistent"]);
+    assert!(!ok && err.contains("--init-global is for --model global --tuned"), "{err}");
     // Training never replaces a shipped model unless told to (issue: `train` without --out
     // overwrote assets/models/).
     let shipped = std::fs::read("assets/models/dsran.safetensors").unwrap();
@@ -85,6 +94,10 @@ fn bad_input_fails_with_a_clear_message() {
     let (ok, _, err) =
         run(&["--backend", "flex", "fuse", "--global", frozen.to_str().unwrap(), "--flickr8k", "/nonexistent"]);
     assert!(!ok && err.contains("frozen-global.safetensors") && err.contains("not a tuned global model"), "{err}");
+    let frozen_path = frozen.to_str().unwrap();
+    let args = ["--backend", "flex", "eval", "--model", "global", "--objects", "4", "--weights", frozen_path];
+    let (ok, _, err) = run(&[&args[..], &["--flickr8k", "/nonexistent"]].concat());
+    assert!(!ok && err.contains("frozen-global.safetensors: --objects needs a tuned global model"), "{err}");
     let (ok, _, err) =
         run(&["--backend", "flex", "fuse", "--global", "assets/models/shan.safetensors", "--flickr8k", "/nonexistent"]);
     assert!(!ok && err.contains("shan.safetensors: the weights of a shan model, not of the global model"), "{err}");

@@ -714,3 +714,46 @@ fn an_index_made_with_another_query_bank_is_renormalised_not_embedded_again() {
     // Written back: the next run reads a clean index.
     assert_eq!(IndexFile::load(&path).unwrap().header.model, key);
 }
+
+/// `--objects 4`: each photo's best detected objects are 4 more regions SHAN ranks and explains
+/// with, kept in an index of their own beside the grid's (which stays as it was).
+#[test]
+fn detected_objects_are_indexed_as_more_regions_in_an_index_of_their_own() {
+    let (_tmp, dir) = photos_folder(&["astronaut.jpg", "chelsea.jpg", "coffee.jpg", "rocket.jpg"]);
+    let (ok, out, err) = search(&dir, &["a cat", "--top", "1"]);
+    assert!(ok && out.trim_end().ends_with("chelsea.jpg"), "{out}\n{err}");
+    let grid = index_bytes(&dir);
+    for model in ["default", "shan"] {
+        let (ok, out, err) = search(&dir, &["a cat", "--model", model, "--objects", "4", "--json"]);
+        assert!(ok, "{out}\n{err}");
+        let json: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+        assert!(json["results"][0]["path"].as_str().unwrap().ends_with("chelsea.jpg"), "{model}: {json}");
+    }
+    assert_eq!(index_bytes(&dir), grid, "the grid's index is untouched");
+    let files: Vec<String> = std::fs::read_dir(dir.join(".alignscope"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("index-") && n.ends_with(".bin"))
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let file = alignscope::data::index_file::IndexFile::load(&dir.join(".alignscope").join(&files[0])).unwrap();
+    assert_eq!((file.header.regions, file.entries.len()), (49 + 4, 4));
+    assert!(file.header.model.contains("objects:4 detector:"), "{}", file.header.model);
+
+    // The explanation's attention covers the cells and the objects, which carry the detector's labels.
+    let runtime = runtime().with_objects(4).unwrap();
+    let e = alignscope::engine::explain::explain(
+        &runtime,
+        &demo("chelsea.jpg"),
+        "a cat",
+        alignscope::engine::explain::Method::Attention,
+    )
+    .unwrap();
+    assert_eq!((e.objects.len(), e.grid), (4, 7));
+    assert_eq!(e.objects[0].label, "cat", "{:?}", e.objects);
+    for w in &e.words {
+        assert_eq!((w.attention.len(), w.object_attention.len(), w.relevance.len()), (49, 4, 49));
+        let total: f32 = w.attention.iter().chain(&w.object_attention).sum();
+        assert!((total - 1.0).abs() < 1e-3 && w.object_attention.iter().all(|a| *a > 0.0), "{}: {total}", w.word);
+    }
+}

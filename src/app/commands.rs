@@ -66,6 +66,8 @@ pub enum Command {
     SetThumbnailSize(ThumbSize),
     SetRankModel(RankModel),
     SetBackend(BackendRequest),
+    /// Detected objects per photo as SHAN's regions, from the next start (0: the grid alone).
+    SetObjects(usize),
     SetHideDuplicates(bool),
     StopThumbnails,
     StopIndexing,
@@ -113,6 +115,7 @@ impl Command {
                 BackendRequest::Wgpu => "wgpu (forced)",
                 BackendRequest::Flex => "flex (CPU)",
             },
+            Self::SetObjects(_) => "detected objects as SHAN regions",
         }
     }
 

@@ -351,7 +351,7 @@ fn view(
             && let Ok(objects) = &v.explained.objects
         {
             let shares = share_in_objects(&e.boxes, &word.relevance, v.explained.original, objects);
-            object_boxes(ui, response.rect, objects, &shares, &word.word);
+            object_boxes(ui, response.rect, objects, &shares, &word.object_attention, &word.word);
         }
         painted = word.relevance.clone();
         if let Some(cell) = response.hover_pos().and_then(|p| cell_at(&v.explained, response.rect, p)) {
@@ -442,8 +442,13 @@ fn explain_pair(
     let dsran_attention = regions.as_ref().and_then(|(r, regions)| r.dsran_attention(regions.clone()));
     let racg_attention =
         regions.and_then(|(r, regions)| r.racg_attention(regions, caption)).map(|r| r.map_err(|e| format!("{e:#}")));
-    let objects =
-        objects.unwrap_or_else(|| load_detector(&runtime.device).map(|d| objects_in(&d, &photo, &runtime.device)));
+    // The objects SHAN saw as regions (detected ones first, then whole-photo slots), where it did.
+    let seen = explanation.objects.iter().filter(|o| o.score > 0.0).cloned().collect();
+    let objects = match objects {
+        _ if runtime.objects.is_some() => Ok(seen),
+        Some(known) => known,
+        None => load_detector(&runtime.device).map(|d| objects_in(&d, &photo, &runtime.device)),
+    };
     let photo = photo.thumbnail(PHOTO_PIXELS, PHOTO_PIXELS).to_rgba8();
     Ok(Explained {
         explanation,
@@ -582,11 +587,12 @@ fn heat_image(
 }
 
 /// The detector's boxes over an image drawn at `rect`, each labelled with its class, score and
-/// the word's share (×1 = the word's mean over the photo; brighter boxes hold more of it).
-fn object_boxes(ui: &egui::Ui, rect: egui::Rect, objects: &[Detection], shares: &[f32], word: &str) {
+/// the word's share (×1 = the word's mean over the photo; brighter boxes hold more of it) and,
+/// where SHAN saw the objects as regions, its attention on each (`attention`, else empty).
+fn object_boxes(ui: &egui::Ui, rect: egui::Rect, objects: &[Detection], shares: &[f32], attention: &[f32], word: &str) {
     let painter = ui.painter_at(rect);
     let font = egui::FontId::proportional(11.0);
-    for (o, share) in objects.iter().zip(shares) {
+    for (i, (o, share)) in objects.iter().zip(shares).enumerate() {
         let b = o.bbox;
         let r = egui::Rect::from_min_max(
             rect.min + egui::vec2(b[0] * rect.width(), b[1] * rect.height()),
@@ -600,7 +606,8 @@ fn object_boxes(ui: &egui::Ui, rect: egui::Rect, objects: &[Detection], shares: 
             egui::Stroke::new(if strong { 2.5 } else { 1.5 }, colour),
             egui::StrokeKind::Inside,
         );
-        let text = format!("{} {:.0}% \u{201c}{word}\u{201d} ×{share:.2}", o.label, o.score * 100.0);
+        let shan = attention.get(i).map_or(String::new(), |a| format!(", SHAN {:.0}%", a * 100.0));
+        let text = format!("{} {:.0}% \u{201c}{word}\u{201d} ×{share:.2}{shan}", o.label, o.score * 100.0);
         let galley = painter.layout_no_wrap(text, font.clone(), egui::Color32::BLACK);
         let at = egui::Rect::from_min_size(r.min + egui::vec2(2.0, 2.0), galley.size() + egui::vec2(4.0, 0.0));
         painter.rect_filled(at, 2.0, colour);

@@ -46,6 +46,8 @@ pub struct GuiOptions {
     pub select: Option<usize>,
     /// Open this Flickr8k folder's split in the dataset browser instead of a photo folder.
     pub dataset: Option<(PathBuf, crate::data::flickr8k::Split)>,
+    /// Detected objects per photo as SHAN's regions, instead of the setting.
+    pub objects: Option<usize>,
 }
 
 /// The bundled demo photos (beside the models: `assets/demo` in a checkout).
@@ -114,6 +116,10 @@ pub struct AlignscopeApp {
     screenshot: Option<screenshot::Plan>,
     /// The saved backend differs from the running one until restart.
     backend_pending: bool,
+    /// Detected objects per photo SHAN's runtime was loaded with (the setting applies at start).
+    pub objects: usize,
+    /// The objects setting was changed since start.
+    objects_pending: bool,
     persist: bool,
 }
 
@@ -132,7 +138,11 @@ impl AlignscopeApp {
             None => Ok(Compute::flex("the window has no wgpu renderer: flex (CPU)")),
         };
         let folder = options.folder.clone().or_else(|| settings.last_folder.clone().filter(|f| f.is_dir()));
-        let mut app = Self::new(cc.egui_ctx.clone(), settings, compute, folder.as_deref());
+        // A `gui --objects N` runs with N without changing the saved setting.
+        let saved_objects = settings.objects;
+        let running = Settings { objects: options.objects.unwrap_or(saved_objects), ..settings };
+        let mut app = Self::new(cc.egui_ctx.clone(), running, compute, folder.as_deref());
+        app.settings.objects = saved_objects;
         app.persist = persist;
         app.screenshot = options.screenshot.map(screenshot::Plan::new);
         app.query = options.query.unwrap_or_default();
@@ -180,7 +190,9 @@ impl AlignscopeApp {
             Ok(c) => notes.push(Level::Info, c.describe()),
             Err(e) => notes.push(Level::Error, format!("model backend unavailable: {e}")),
         }
+        let objects = settings.objects;
         let mut app = Self {
+            objects,
             settings,
             compute,
             gallery: Gallery::default(),
@@ -199,10 +211,11 @@ impl AlignscopeApp {
             pending_similar: None,
             screenshot: None,
             backend_pending: false,
+            objects_pending: false,
             persist: false,
         };
         if let Ok(compute) = &app.compute {
-            app.models = Models::start(compute, app.waker.clone());
+            app.models = Models::start(compute, app.waker.clone(), app.objects);
             let compute = compute.clone();
             // A first op on the model's device: proves the shared device works.
             app.events.start(Task::BackendCheck, move || Event::BackendChecked(crate::engine::doctor::check(&compute)));
@@ -632,6 +645,10 @@ impl AlignscopeApp {
             Command::StopIndexing => self.ranking.index.cancel(),
             Command::StopEmbedding => self.ranking.cancel(),
             Command::ToggleMessages => self.notes.expanded = !self.notes.expanded,
+            Command::SetObjects(n) => {
+                self.settings.objects = n;
+                self.objects_pending = n != self.objects;
+            }
             Command::SetBackend(request) => {
                 self.backend_pending |= self.settings.backend != request;
                 self.settings.backend = request;

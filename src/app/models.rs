@@ -71,12 +71,13 @@ impl Default for Models {
 }
 
 impl Models {
-    /// Load both in the background with the committed weights.
-    pub fn start(compute: &Compute, waker: Waker) -> Self {
+    /// Load both in the background with the committed weights; SHAN's runtime with each
+    /// photo's best `objects` detected objects as more regions (0: the grid alone).
+    pub fn start(compute: &Compute, waker: Waker, objects: usize) -> Self {
         let (c, r) = (compute.clone(), compute.clone());
         Self {
             runtime: Loaded::start("explanations", waker.clone(), move || {
-                Runtime::load(&c, &crate::nets::shan::default_path(), crate::features::VISUAL)
+                Runtime::load(&c, &crate::nets::shan::default_path(), crate::features::VISUAL)?.with_objects(objects)
             }),
             ranker: Loaded::start("caption ranking", waker, move || Ranker::load(&r)),
         }

@@ -18,7 +18,13 @@ pub struct Settings {
     pub rank_model: RankModel,
     /// Show only the best-placed photo of each group of near-duplicates.
     pub hide_duplicates: bool,
+    /// Each photo's best N detected objects as N more regions SHAN aligns words with (its own
+    /// index; 0: the grid alone). Applied at the next start.
+    pub objects: usize,
 }
+
+/// The objects per photo the setting offers (what `eval --model shan --objects 4` measured).
+pub const OBJECTS: usize = 4;
 
 /// Folders remembered in "Recent".
 pub const RECENT: usize = 8;

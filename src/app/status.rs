@@ -67,6 +67,13 @@ pub fn show(app: &AlignscopeApp, ui: &mut egui::Ui, commands: &mut Vec<Command>)
                 100 - percent
             ));
         }
+        if app.objects > 0 {
+            ui.separator();
+            ui.label(format!("SHAN + {} objects", app.objects)).on_hover_text(
+                "Each photo's best detected objects are regions SHAN aligns words with (Settings); \
+                 the folder has an index of its own for them",
+            );
+        }
         if app.gallery.is_ranked() {
             ui.separator();
             ui.label("#rank · score").on_hover_text(
@@ -112,6 +119,10 @@ pub fn show(app: &AlignscopeApp, ui: &mut egui::Ui, commands: &mut Vec<Command>)
             }
             if app.backend_pending {
                 ui.colored_label(ui.visuals().warn_fg_color, format!("restart to use {}", app.settings.backend));
+            }
+            if app.objects_pending {
+                let to = if app.settings.objects > 0 { "to index objects" } else { "for the grid alone" };
+                ui.colored_label(ui.visuals().warn_fg_color, format!("restart {to}"));
             }
         });
     });

@@ -32,8 +32,8 @@ pub fn eval(
     use alignscope::nets;
     use alignscope::train::{global, shan};
     anyhow::ensure!(
-        objects == 0 || matches!(model, ModelKind::Dsran | ModelKind::Racg | ModelKind::Shan),
-        "--objects is for --model dsran, racg and shan"
+        objects == 0 || matches!(model, ModelKind::Dsran | ModelKind::Racg | ModelKind::Shan | ModelKind::Global),
+        "--objects is for --model dsran, racg, shan and global"
     );
     anyhow::ensure!(
         !calibrate || (model == ModelKind::Default && split == Split::Dev),
@@ -90,10 +90,12 @@ pub fn eval(
             };
             let ((r, seconds), images) = match global_tuned::load_any(&path, visual, &compute.device)? {
                 global_tuned::AnyGlobal::Tuned(net) => {
-                    let data = source.fragments(split, net.visual.first_block)?;
+                    let data =
+                        alignscope::train::objects::fragment_split(&source, split, net.visual.first_block, objects)?;
                     (timed(&|| global::evaluate(&net, &data, &compute.device)), data.len())
                 }
                 global_tuned::AnyGlobal::Frozen(net) => {
+                    anyhow::ensure!(objects == 0, "{}: --objects needs a tuned global model", path.display());
                     let data = source.pooled(split)?;
                     (timed(&|| global::evaluate(&net, &data, &compute.device)), data.len())
                 }

@@ -23,18 +23,21 @@ pub fn features(
     }
 }
 
-/// The runtime SHAN's index and search use, with the default weights unless told otherwise.
+/// The runtime SHAN's index and search use, with the default weights unless told otherwise,
+/// and each photo's best `objects` detected objects as more regions (0: the grid alone).
 pub fn shan_runtime(
     request: BackendRequest,
     visual: &str,
     weights: Option<PathBuf>,
+    objects: usize,
 ) -> anyhow::Result<alignscope::engine::runtime::Runtime> {
     let compute = compute(request)?;
     alignscope::engine::runtime::Runtime::load(
         &compute,
         &weights.unwrap_or_else(alignscope::nets::shan::default_path),
         visual,
-    )
+    )?
+    .with_objects(objects)
 }
 
 /// The cancel token Ctrl-C trips (set once, read by the signal handler).
@@ -78,8 +81,9 @@ pub fn index_command(
     visual: &str,
     dir: &Path,
     weights: Option<PathBuf>,
+    objects: usize,
 ) -> anyhow::Result<(String, bool)> {
-    let runtime = shan_runtime(request, visual, weights)?;
+    let runtime = shan_runtime(request, visual, weights, objects)?;
     let (s, file) = update_index_cli(&runtime, dir)?;
     let mut out = format!(
         "{}: {} photos indexed ({} embedded, {} unchanged, {} removed) in {:.1} s\n",
@@ -120,9 +124,10 @@ pub fn search_command(
     options: alignscope::engine::search::SearchOptions,
     output: Output,
     weights: Option<PathBuf>,
+    objects: usize,
 ) -> anyhow::Result<String> {
     use alignscope::engine::search::{LoadedIndex, search_caption, search_image};
-    let runtime = shan_runtime(request, visual, weights)?;
+    let runtime = shan_runtime(request, visual, weights, objects)?;
     let (_, file) = update_index_cli(&runtime, dir)?;
     let index = LoadedIndex::new(dir, file);
     let started = std::time::Instant::now();
@@ -221,15 +226,19 @@ pub fn explain(
     json: bool,
     out: Option<&Path>,
     weights: Option<PathBuf>,
+    objects: usize,
 ) -> anyhow::Result<String> {
-    let runtime = shan_runtime(request, visual, weights)?;
+    let runtime = shan_runtime(request, visual, weights, objects)?;
     let e = alignscope::engine::explain::explain(&runtime, image, caption, method)?;
     if let Some(w) = &e.warning {
         eprintln!("warning: {w}");
     }
     if let Some(out) = out {
         let decoded = alignscope::data::decode::decode_oriented(image)?;
+        let seen: Vec<_> = e.objects.iter().filter(|o| o.score > 0.0).cloned().collect();
         let objects = match alignscope::engine::objects::load_detector(&runtime.device) {
+            // The objects SHAN saw as regions, where it saw any.
+            _ if runtime.objects.is_some() => seen,
             Ok(detector) => alignscope::engine::objects::objects_in(&detector, &decoded, &runtime.device),
             Err(e) => {
                 eprintln!("warning: no objects drawn: {e}");
@@ -266,6 +275,29 @@ pub fn explain(
             "",
             w.relevance.get(best).copied().unwrap_or(0.0)
         ));
+    }
+    if !e.objects.is_empty() {
+        out.push_str(
+            "
+SHAN's attention on the detected objects (and on the 7×7 grid's cells together)
+",
+        );
+        for w in &e.words {
+            let on: Vec<String> = e
+                .objects
+                .iter()
+                .zip(&w.object_attention)
+                .map(|(o, a)| format!("{} {:.0} %", o.label, a * 100.0))
+                .collect();
+            let cells: f32 = w.attention.iter().sum();
+            out.push_str(&format!(
+                "{:15} {} · cells {:.0} %
+",
+                w.word,
+                on.join(", "),
+                cells * 100.0
+            ));
+        }
     }
     Ok(out)
 }

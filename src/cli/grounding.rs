@@ -35,7 +35,7 @@ pub fn run(
     let explainer = match model {
         // The default ranker's explanations are SHAN's (the window explains with SHAN).
         ModelKind::Shan | ModelKind::Default => {
-            runtime = super::folder::shan_runtime(request, visual, weights)?;
+            runtime = super::folder::shan_runtime(request, visual, weights, 0)?;
             Explainer::Shan { runtime: &runtime, method }
         }
         other => {

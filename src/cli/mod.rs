@@ -65,6 +65,10 @@ pub enum Command {
         /// The dataset split to browse: train, dev or test.
         #[arg(long, default_value = "test")]
         split: Split,
+        /// Each photo's best N detected objects as N more regions SHAN aligns words with
+        /// (default: the Settings' choice; 0: the grid alone).
+        #[arg(long)]
+        objects: Option<usize>,
     },
     /// Print the backend, the wgpu adapter and driver, and check that the backend computes.
     ///
@@ -175,6 +179,10 @@ pub enum Command {
         /// instead of a fresh network.
         #[arg(long)]
         init_shan: Option<PathBuf>,
+        /// Tuned global: start from this tuned global model's weights file (e.g. the committed
+        /// one) and fine-tune it, instead of fresh heads on the pretrained backbones.
+        #[arg(long)]
+        init_global: Option<PathBuf>,
         /// SHAN: weight of the grounding term, an InfoNCE over each pair's word–region score
         /// (every word's best region, averaged over the words); 0: none.
         #[arg(long, default_value_t = 0.0, value_parser = non_negative)]
@@ -187,10 +195,11 @@ pub enum Command {
         /// of the area, flip), cached once each; every step draws the photo or one of them.
         #[arg(long, default_value_t = 0)]
         aug_views: usize,
-        /// DSRAN, RACG: each photo's best N detected objects (SSD-MobileNetV2, crops through the
-        /// frozen backbone) beside the 7×7 grid (RACG: N more region nodes; DSRAN: its object
-        /// stream, or one grown from the grid stream of a `--resume`d grid-only checkpoint);
-        /// 0: the grid only.
+        /// Each photo's best N detected objects (SSD-MobileNetV2) beside the 7×7 grid. DSRAN,
+        /// RACG: crops through the frozen backbone (RACG: N more region nodes; DSRAN: its object
+        /// stream, or one grown from the grid stream of a `--resume`d grid-only checkpoint).
+        /// SHAN, tuned global: crops through the fine-tuned top, each one more region (the
+        /// global model pools them with the cells). 0: the grid only.
         #[arg(long, default_value_t = 0)]
         objects: usize,
     },
@@ -300,6 +309,11 @@ pub enum Command {
         /// Model weights (default: the committed assets/models/shan.safetensors).
         #[arg(long)]
         weights: Option<PathBuf>,
+        /// Each photo's best N detected objects (SSD-MobileNetV2) as N more regions SHAN aligns
+        /// words with, beside the 7×7 grid (`eval --model shan --objects 4`: 308.3 against 305.1;
+        /// indexing runs the detector and N crops per photo). Kept in an index of its own. 0: the grid.
+        #[arg(long, default_value_t = 0)]
+        objects: usize,
     },
     /// Rank a folder's photos by a caption (indexing first where needed): `SCORE<TAB>PATH` lines.
     ///
@@ -336,6 +350,11 @@ pub enum Command {
         /// SHAN weights (default: the committed assets/models/shan.safetensors; the default ranker needs those).
         #[arg(long)]
         weights: Option<PathBuf>,
+        /// Each photo's best N detected objects (SSD-MobileNetV2) as N more regions SHAN aligns
+        /// words with, beside the 7×7 grid (`eval --model shan --objects 4`: 308.3 against 305.1;
+        /// indexing runs the detector and N crops per photo). Kept in an index of its own. 0: the grid.
+        #[arg(long, default_value_t = 0)]
+        objects: usize,
     },
     /// Why a photo and a caption match: SHAN's level scores and each word's region attention.
     ///
@@ -361,6 +380,11 @@ pub enum Command {
         /// attention). `alignscope grounding` measures each.
         #[arg(long, default_value = "gradient")]
         method: Method,
+        /// Each photo's best N detected objects (SSD-MobileNetV2) as N more regions SHAN aligns
+        /// words with, beside the 7×7 grid (`eval --model shan --objects 4`: 308.3 against 305.1;
+        /// indexing runs the detector and N crops per photo). Kept in an index of its own. 0: the grid.
+        #[arg(long, default_value_t = 0)]
+        objects: usize,
     },
     /// Do the explanations point at what the words name? The pointing game on a set of boxed
     /// words (default: the committed Flickr8k test set) beside the centre pointer and chance, and
@@ -498,6 +522,9 @@ pub enum BenchWhat {
         /// SHAN weights (default: the committed assets/models/shan.safetensors).
         #[arg(long)]
         weights: Option<PathBuf>,
+        /// Index each photo's best N detected objects as N more regions (`index --objects N`).
+        #[arg(long, default_value_t = 0)]
+        objects: usize,
     },
 }
 
@@ -527,9 +554,10 @@ pub fn run(cli: Cli) -> ExitCode {
         select: None,
         dataset: None,
         split: Split::Test,
+        objects: None,
     });
     match command {
-        Command::Gui { folder, screenshot, query, select, dataset, split } => {
+        Command::Gui { folder, screenshot, query, select, dataset, split, objects } => {
             let options = alignscope::app::GuiOptions {
                 folder,
                 backend: cli.backend,
@@ -537,6 +565,7 @@ pub fn run(cli: Cli) -> ExitCode {
                 query,
                 select,
                 dataset: dataset.map(|d| (d, split)),
+                objects,
             };
             report(alignscope::app::run(options).map(|()| String::new()))
         }
@@ -570,6 +599,7 @@ pub fn run(cli: Cli) -> ExitCode {
             recipe,
             init_tops,
             init_shan,
+            init_global,
             ground_weight,
             aux_weight,
             aug_views,
@@ -595,8 +625,18 @@ pub fn run(cli: Cli) -> ExitCode {
                     "--aug-views is for --model shan and --model global --tuned (the others train on pooled or frozen features)"
                 )));
             }
-            if objects > 0 && !matches!(model, ModelKind::Dsran | ModelKind::Racg) {
-                return report(Err(anyhow::anyhow!("--objects is for --model dsran and --model racg")));
+            if objects > 0 && !(matches!(model, ModelKind::Dsran | ModelKind::Racg | ModelKind::Shan) || tuned) {
+                return report(Err(anyhow::anyhow!(
+                    "--objects is for --model dsran, racg, shan and global --tuned (the frozen global model trains on pooled features)"
+                )));
+            }
+            if objects > 0 && aug_views > 0 {
+                return report(Err(anyhow::anyhow!(
+                    "--objects and --aug-views do not go together (a view's crop would not hold its photo's objects)"
+                )));
+            }
+            if init_global.is_some() && !tuned {
+                return report(Err(anyhow::anyhow!("--init-global is for --model global --tuned")));
             }
             if let Err(e) = may_write_weights(&out, overwrite) {
                 return report(Err(e));
@@ -611,6 +651,8 @@ pub fn run(cli: Cli) -> ExitCode {
                     &recipe,
                     tuned.then_some(lifts),
                     aug_views,
+                    objects,
+                    init_global.as_deref(),
                 )),
                 ModelKind::Default => report(Err(anyhow::anyhow!(
                     "the default ranker is not trained: it fuses the shan and global models (`alignscope rankers --write`)"
@@ -643,7 +685,7 @@ pub fn run(cli: Cli) -> ExitCode {
                         aux_weight: aux_weight.unwrap_or(defaults.aux_weight),
                         ..defaults
                     };
-                    report(train::shan(backend, visual, &flickr8k, &cache, &out, &config, aug_views))
+                    report(train::shan(backend, visual, &flickr8k, &cache, &out, &config, aug_views, objects))
                 }
             }
         }
@@ -673,14 +715,28 @@ pub fn run(cli: Cli) -> ExitCode {
                 calibrate,
             ))
         }
-        Command::Index { dir, weights } => match folder::index_command(backend, visual, &dir, weights) {
-            Ok((out, failed)) => {
-                print!("{out}");
-                if failed { ExitCode::from(2) } else { ExitCode::SUCCESS }
+        Command::Index { dir, weights, objects } => {
+            match folder::index_command(backend, visual, &dir, weights, objects) {
+                Ok((out, failed)) => {
+                    print!("{out}");
+                    if failed { ExitCode::from(2) } else { ExitCode::SUCCESS }
+                }
+                Err(e) => report(Err(e)),
             }
-            Err(e) => report(Err(e)),
-        },
-        Command::Search { dir, caption, image, top, model, candidates, exhaustive, paths_only, json, weights } => {
+        }
+        Command::Search {
+            dir,
+            caption,
+            image,
+            top,
+            model,
+            candidates,
+            exhaustive,
+            paths_only,
+            json,
+            weights,
+            objects,
+        } => {
             use alignscope::engine::rank::RankerModel;
             use alignscope::engine::search::{SearchModel, SearchOptions};
             let output = if json {
@@ -699,23 +755,25 @@ pub fn run(cli: Cli) -> ExitCode {
                 ModelKind::Shan => SearchModel::Shan,
                 session @ (ModelKind::Dsran | ModelKind::Racg) => {
                     let model = if session == ModelKind::Dsran { RankerModel::Dsran } else { RankerModel::Racg };
-                    let result = match (&caption, &image, &weights) {
-                        (Some(caption), None, None) => {
+                    let result = match (&caption, &image, &weights, objects) {
+                        (Some(caption), None, None, 0) => {
                             folder::search_session(backend, &dir, caption, model, top, output)
                         }
-                        _ => Err(anyhow::anyhow!("--model {session} ranks by a caption, with its committed weights")),
+                        _ => Err(anyhow::anyhow!(
+                            "--model {session} ranks by a caption, with its committed weights, on the grid"
+                        )),
                     };
                     return report(result);
                 }
             };
             let options = SearchOptions { model, top, candidates, exhaustive };
-            report(folder::search_command(backend, visual, &dir, caption, image, options, output, weights))
+            report(folder::search_command(backend, visual, &dir, caption, image, options, output, weights, objects))
         }
         Command::TuneLevels { flickr8k, cache, model, weights, dev_images } => {
             report(train::tune_levels(backend, visual, &flickr8k, &cache, model, weights, dev_images))
         }
-        Command::Explain { image, caption, json, out, weights, method } => {
-            report(folder::explain(backend, visual, &image, &caption, method, json, out.as_deref(), weights))
+        Command::Explain { image, caption, json, out, weights, method, objects } => {
+            report(folder::explain(backend, visual, &image, &caption, method, json, out.as_deref(), weights, objects))
         }
         Command::Features { image, text, objects, json } => {
             report(folder::features(backend, visual, image, text, objects, json))

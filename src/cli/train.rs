@@ -7,6 +7,7 @@ use alignscope::engine::backend::BackendRequest;
 use alignscope::train::fit::TrainMsg;
 use alignscope::train::objects::frozen_split;
 use alignscope::train::source::Source;
+use alignscope::train::splits::FragmentSplit;
 
 use alignscope::data::flickr8k::Split;
 
@@ -46,6 +47,7 @@ pub fn extract(
     Ok(out_text)
 }
 
+#[allow(clippy::too_many_arguments)]
 pub fn shan(
     request: BackendRequest,
     visual: &str,
@@ -54,14 +56,15 @@ pub fn shan(
     out: &Path,
     config: &alignscope::train::shan::ShanTrainConfig,
     aug_views: usize,
+    objects: usize,
 ) -> anyhow::Result<String> {
     use alignscope::train::shan::{self, ShanTrainMsg};
     let compute = compute(request)?;
     let cancel = alignscope::engine::jobs::CancelToken::default();
     let started = std::time::Instant::now();
     let source = Source { compute: &compute, flickr8k, cache_dir: cache, visual, cancel: &cancel, report: &progress };
-    let train_split = source.fragments_with_views(Split::Train, config.visual_first_block, aug_views)?;
-    let dev = source.fragments(Split::Dev, config.visual_first_block)?.truncated(config.dev_images);
+    let (train_split, dev) = fragment_splits(&source, config.visual_first_block, aug_views, objects)?;
+    let dev = dev.truncated(config.dev_images);
     eprintln!(
         "prepared {} train and {} dev images in {:.0} s",
         train_split.len(),
@@ -108,6 +111,23 @@ pub fn shan(
         trained.seconds,
         out.display()
     ))
+}
+
+/// The train and dev splits of SHAN or the tuned global model: activations entering
+/// `first_block`, the train split with `aug_views` augmented views or each photo's best `objects`
+/// detected objects as crops at the same block (dev too).
+fn fragment_splits(
+    source: &Source,
+    first_block: usize,
+    aug_views: usize,
+    objects: usize,
+) -> anyhow::Result<(FragmentSplit, FragmentSplit)> {
+    use alignscope::train::objects::fragment_split;
+    let train = match objects {
+        0 => source.fragments_with_views(Split::Train, first_block, aug_views)?,
+        k => fragment_split(source, Split::Train, first_block, k)?,
+    };
+    Ok((train, fragment_split(source, Split::Dev, first_block, objects)?))
 }
 
 /// Train DSRAN or RACG (the networks on the frozen backbones) with the shared loop.
@@ -307,6 +327,8 @@ pub fn global(
     recipe: &RecipeArgs,
     lifts: Option<alignscope::nets::global_tuned::Lifts>,
     aug_views: usize,
+    objects: usize,
+    init_global: Option<&Path>,
 ) -> anyhow::Result<String> {
     use alignscope::nets::DEFAULT_FIRST_BLOCK;
     use alignscope::nets::global_tuned;
@@ -342,12 +364,12 @@ pub fn global(
             (trained.best_epoch, trained.best_dev, trained.seconds)
         }
         Some(lifts) => {
-            let (train_split, dev) = (
-                source.fragments_with_views(Split::Train, DEFAULT_FIRST_BLOCK, aug_views)?,
-                source.fragments(Split::Dev, DEFAULT_FIRST_BLOCK)?,
-            );
+            let (train_split, dev) = fragment_splits(&source, DEFAULT_FIRST_BLOCK, aug_views, objects)?;
             prepared(train_split.len(), dev.len());
-            let init = |d: &burn::tensor::Device| global_tuned::init(visual, DEFAULT_FIRST_BLOCK, lifts, d);
+            let init = |d: &burn::tensor::Device| match init_global {
+                Some(path) => global_tuned::load(path, visual, d).map(|net| global_tuned::with_lifts(net, lifts)),
+                None => global_tuned::init(visual, DEFAULT_FIRST_BLOCK, lifts, d),
+            };
             let trained = global::train(init, &train_split, &dev, &compute.device, &config, &cancel, &on_epoch)?;
             let notes = [
                 (
@@ -364,6 +386,8 @@ pub fn global(
                     ),
                 ),
                 ("augmented_views".to_string(), train_split.views.len().to_string()),
+                ("objects".to_string(), objects.to_string()),
+                ("init".to_string(), init_global.map_or("fresh heads".into(), |p| p.display().to_string())),
                 ("dev_rsum".to_string(), format!("{:.1}", trained.best_dev.rsum)),
             ];
             global_tuned::save(&trained.model, out, &notes)?;

@@ -12,6 +12,7 @@ use super::runtime::Runtime;
 use super::scale::HeatScale;
 use super::words::{content_mean, is_content_word, piece_mean, word_pieces};
 use crate::data::decode::decode_oriented;
+use crate::features::detections::Detection;
 use crate::features::{preprocess, values};
 
 /// How a word's heatmap is computed.
@@ -79,8 +80,11 @@ pub struct WordExplanation {
     pub pieces: Vec<String>,
     /// R_t averaged over the pieces: the cosine of the word with what it attends in the image.
     pub alignment: f32,
-    /// SHAN's attention over the regions, row-major over the grid; sums to 1.
+    /// SHAN's attention over the grid cells, row-major; with `objects`, the rest of the word's
+    /// attention went to them (`object_attention`), else this sums to 1.
     pub attention: Vec<f32>,
+    /// SHAN's attention on each of the explanation's `objects` (empty without).
+    pub object_attention: Vec<f32>,
     /// The explanation's map for this word (its `method`), row-major over the grid: what the
     /// heatmap shows.
     pub relevance: Vec<f32>,
@@ -101,6 +105,9 @@ pub struct Explanation {
     pub grid: usize,
     /// Each region's box in the photo's pixels `[x0, y0, x1, y1]`.
     pub boxes: Vec<[f32; 4]>,
+    /// The detected objects SHAN saw as regions after the grid (a runtime `with_objects`; boxes
+    /// normalised to the photo), empty otherwise.
+    pub objects: Vec<Detection>,
     pub words: Vec<WordExplanation>,
     /// The pair's map by the same method: the drop (occlusion) or rise (windows) of the pair's
     /// score per cell, else the mean of the content words' maps.
@@ -150,13 +157,17 @@ pub fn explain_photo(
     let tokenized = runtime.text.tokenizer.tokenize(caption)?;
     let batch = runtime.caption_batch(std::slice::from_ref(&tokenized));
     let txt = runtime.text_side_of(batch.clone());
-    let img = runtime.image_side(photo);
+    let regions = runtime.photo_regions(photo);
+    let objects = regions.objects.clone();
+    let img = runtime.side_of(regions.regions);
     let shan = &runtime.net.shan;
     let (scores, attention) = shan.score_with_attention(&img, &txt);
     let [l2l, g2l, g2g] = [scores.l2l.clone(), scores.g2l.clone(), scores.g2g.clone()].map(|t| values(t)[0]);
     let score = values(scores.total(shan.weights))[0];
 
-    let k = img.regions.dims()[1];
+    // Every region SHAN attends over; the maps cover the grid's cells (the first `k`).
+    let all = img.regions.dims()[1];
+    let k = all - objects.len();
     let grid = (k as f64).sqrt().round() as usize;
     let pieces = tokenized.ids.len() - 2;
     let beta = values(attention.beta); // [1, 1, k, pieces]
@@ -171,7 +182,7 @@ pub fn explain_photo(
     // Each method gives a map per word, and occlusion and windows one for the pair too.
     let perturbed = |inputs: Vec<image::RgbImage>, per_cell: &dyn Fn(&[f32]) -> Vec<f32>| {
         let n = inputs.len();
-        let sides = runtime.image_sides_of(&inputs);
+        let sides = runtime.image_sides_of(&inputs, regions.object_regions.as_ref());
         let (scores, attention) = shan.score_with_attention(&sides, &txt);
         let total = values(scores.total(shan.weights)); // [n]
         let r_t = values(attention.word_alignment); // [n, 1, pieces]
@@ -183,7 +194,7 @@ pub fn explain_photo(
         Method::Attention => None,
         Method::Gradient => {
             // Word maps contrasted on the fine grid, then pooled to the cells.
-            let (maps, fine) = runtime.gradient_maps(photo, &batch)?;
+            let (maps, fine) = runtime.gradient_maps(photo, &batch, regions.object_regions.as_ref())?;
             let words = super::gradient::word_maps(&tokenized, &maps, fine);
             Some((None, words.iter().map(|(_, map)| super::gradient::pool(map, fine, grid)).collect()))
         }
@@ -201,7 +212,8 @@ pub fn explain_photo(
         .enumerate()
         .map(|(j, (word, mine))| {
             let share = 1.0 / mine.len() as f32;
-            let attention = piece_mean(mine, k, |p, i| beta[i * pieces + p]);
+            let mut attention = piece_mean(mine, all, |p, i| beta[i * pieces + p]);
+            let object_attention = attention.split_off(k);
             let relevance = match maps.as_ref().and_then(|(_, per_word)| per_word.get(j)) {
                 Some(map) => map.clone(),
                 None => attention.clone(),
@@ -211,6 +223,7 @@ pub fn explain_photo(
                 pieces: mine.iter().map(|&p| tokenized.pieces[p + 1].clone()).collect(),
                 alignment: mine.iter().map(|&p| alignment[p]).sum::<f32>() * share,
                 attention,
+                object_attention,
                 relevance,
             }
         })
@@ -230,6 +243,7 @@ pub fn explain_photo(
         g2g,
         grid,
         boxes: preprocess::region_boxes(photo.width(), photo.height(), grid),
+        objects,
         words,
         pair_relevance,
         warning: tokenized.warning(),

@@ -45,7 +45,13 @@ impl Gradient {
     /// Per word piece of one caption (`batch`: it through MiniLM's frozen layers) its map,
     /// row-major over the `grid`×`grid` `activation` (one photo's, entering [`BLOCK`], on the
     /// inference device); returns the maps and the grid.
-    pub fn piece_maps(&self, activation: Tensor<4>, batch: &CaptionBatch) -> anyhow::Result<(Vec<Vec<f32>>, usize)> {
+    /// The photo's `objects` regions ([1, k, 1280]), if any, follow its cells as constants.
+    pub fn piece_maps(
+        &self,
+        activation: Tensor<4>,
+        batch: &CaptionBatch,
+        objects: Option<&Tensor<3>>,
+    ) -> anyhow::Result<(Vec<Vec<f32>>, usize)> {
         let pieces = batch.lengths.first().map_or(0, |l| l.saturating_sub(2));
         anyhow::ensure!(batch.lengths.len() == 1 && pieces > 0, "one caption with words is needed");
         // The frozen parts run on the inference device; their outputs enter the autodiff graph.
@@ -59,7 +65,12 @@ impl Gradient {
         for block in &self.backbone.blocks[BLOCK..self.net.visual.first_block] {
             entering = block.forward(entering);
         }
-        let img = self.net.shan.encode_images(self.net.regions(entering));
+        let mut regions = self.net.regions(entering);
+        if let Some(o) = objects {
+            let o = Tensor::<3>::from_data(o.clone().into_data(), &self.device).repeat_dim(0, pieces);
+            regions = Tensor::cat(vec![regions, o], 1);
+        }
+        let img = self.net.shan.encode_images(regions);
         let (_, attention) = self.net.shan.score_with_attention(&img, &txt);
         let pick: Vec<f32> = (0..pieces).flat_map(|i| (0..pieces).map(move |p| f32::from(u8::from(i == p)))).collect();
         let pick = Tensor::<3>::from_data(TensorData::new(pick, [pieces, 1, pieces]), &self.device);

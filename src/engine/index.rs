@@ -217,7 +217,7 @@ impl Runtime {
         let d = shan.region_proj.weight.dims()[1];
         // EfficientNet reduces each side 32-fold, "same" padding rounding up.
         let grid = self.visual.net.image_size.div_ceil(32);
-        let k = grid * grid;
+        let k = grid * grid + self.objects.as_ref().map_or(0, |o| o.k);
         let global_dim = self.global.head.image_proj.weight.dims()[1];
         IndexHeader { model: self.model_key.clone(), dim: d, regions: k, region_dim: d, global_dim }
     }
@@ -306,7 +306,8 @@ fn update(
     }
     remove_stranded_temporaries(&dir);
     let header = runtime.index_header();
-    let files = IndexFiles::new(&header, runtime.is_committed());
+    // An index with objects is kept apart from the committed models' grid index.
+    let files = IndexFiles::new(&header, runtime.is_committed() && runtime.objects.is_none());
     let (mut index, ReadState { clean, renormalise }) = read_index(&dir, &files, &header, report);
     if renormalise {
         let mut entries: Vec<&mut IndexEntry> = index.entries.values_mut().collect();

@@ -137,6 +137,16 @@ impl Top {
     pub fn regions(&self, x: Tensor<4>) -> Tensor<3> {
         regions_of(top_forward(&self.blocks, &self.head, x))
     }
+
+    /// A photo's region features `cells` [B, h·w, 1280] followed by its `k` detected objects,
+    /// each object crop's activation ([B·k, C, h, w], photo by photo) run through this top and
+    /// mean-pooled to one region: [B, h·w + k, 1280].
+    pub fn with_objects(&self, cells: Tensor<3>, crops: Tensor<4>) -> Tensor<3> {
+        let [b, _, d] = cells.dims();
+        let objects = self.regions(crops).mean_dim(1);
+        let k = objects.dims()[0] / b.max(1);
+        Tensor::cat(vec![cells, objects.reshape([b, k, d])], 1)
+    }
 }
 
 /// Feature maps [B, C, h, w] as region features [B, h·w, C], cells row-major (the order every

@@ -9,6 +9,7 @@ pub mod efficientnet;
 pub mod host;
 pub mod install;
 pub mod minilm;
+pub mod object_crops;
 pub mod preprocess;
 pub mod text;
 pub mod tokenizer;

@@ -48,21 +48,30 @@ pub fn init(visual: &str, first_block: usize, lifts: Lifts, device: &Device) -> 
         .into_iter()
         .nth(TEXT_TOP_LAYER)
         .ok_or_else(|| anyhow::anyhow!("MiniLM has fewer layers than expected"))?;
-    let mut net =
-        TunedGlobal { visual: backbone.top(first_block), text: layer, head: GlobalConfig::new().init(device) };
+    let net = TunedGlobal { visual: backbone.top(first_block), text: layer, head: GlobalConfig::new().init(device) };
+    Ok(with_lifts(net, lifts))
+}
+
+/// `net` with the backbone layers `lifts` does not train frozen.
+pub fn with_lifts(mut net: TunedGlobal, lifts: Lifts) -> TunedGlobal {
     if !lifts.visual {
         net.visual = net.visual.no_grad();
     }
     if !lifts.text {
         net.text = net.text.no_grad();
     }
-    Ok(net)
+    net
 }
 
 impl TunedGlobal {
     /// Unit joint embeddings of photos from the activation entering the first fine-tuned block.
     pub fn embed_entering(&self, entering: Tensor<4>) -> Tensor<2> {
-        let regions = self.visual.regions(entering);
+        self.embed_regions(self.visual.regions(entering))
+    }
+
+    /// Unit joint embeddings of photos from their region features [B, k, 1280] (the 49 cells, and
+    /// any detected objects after them): their mean through the image head.
+    pub fn embed_regions(&self, regions: Tensor<3>) -> Tensor<2> {
         let [b, _, d] = regions.dims();
         self.head.embed_images(regions.mean_dim(1).reshape([b, d]))
     }

@@ -225,6 +225,7 @@ mod tests {
             g2g: 0.3,
             grid: 7,
             boxes: crate::features::preprocess::region_boxes(448, 448, 7),
+            objects: vec![],
             words: words
                 .into_iter()
                 .enumerate()
@@ -234,6 +235,7 @@ mod tests {
                     alignment: 0.1,
                     relevance: attention.clone(),
                     attention,
+                    object_attention: vec![],
                 })
                 .collect(),
             pair_relevance: vec![0.0; 49],

@@ -146,7 +146,7 @@ impl Explainer<'_> {
             Self::Shan { runtime, .. } => {
                 let (txt, _) = runtime.text_side(caption)?;
                 let shan = &runtime.net.shan;
-                Ok(values(shan.score(&runtime.image_sides_of(inputs), &txt).total(shan.weights)))
+                Ok(values(shan.score(&runtime.image_sides_of(inputs, None), &txt).total(shan.weights)))
             }
             Self::Ranker { ranker, model, .. } => {
                 let (query, _) = ranker.embed_caption(caption)?;
@@ -200,7 +200,7 @@ impl Explainer<'_> {
                 // Pointing on the finer 28×28 map itself; the pair's map (deletion) on the cells.
                 let tokenized = runtime.text.tokenizer.tokenize(caption)?;
                 let batch = runtime.caption_batch(std::slice::from_ref(&tokenized));
-                let (maps, fine) = runtime.gradient_maps(photo, &batch)?;
+                let (maps, fine) = runtime.gradient_maps(photo, &batch, None)?;
                 let words = crate::engine::gradient::word_maps(&tokenized, &maps, fine);
                 let cells: Vec<Vec<f32>> =
                     words.iter().map(|(_, m)| crate::engine::gradient::pool(m, fine, GRID)).collect();

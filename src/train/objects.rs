@@ -7,7 +7,9 @@
 //! `NAME` ([k, 1280]) and `NAME/boxes` ([k, 6]: x0, y0, x1, y1 normalised, score, COCO class;
 //! score 0 marks a whole-photo slot). For SHAN, whose backbone top is its own, the crops are
 //! cached as the activation entering its first tuned block instead (`…-objects{k}-block{b}-…`,
-//! `NAME`: [k, C, h, w]), and its top pools them.
+//! `NAME`: [k, C, h, w]), and its top pools them. Such a cache takes its boxes from the pooled
+//! cache of the same photos where that is there (stored as f16, so a crop's edge may lie a pixel
+//! from a freshly detected one's) instead of running the detector again.
 
 use std::path::{Path, PathBuf};
 
@@ -21,33 +23,21 @@ use crate::data::feature_cache::{CacheError, CacheKey, FeatureCache};
 use crate::data::flickr8k::Split;
 use crate::features::checksums::sha256_file;
 use crate::features::detector::{DETECTOR_WEIGHTS, Detector, MIN_SCORE};
-use crate::features::efficientnet::{EfficientNetLite, FEATURE_DIM};
-use crate::features::{models_dir, preprocess, values};
+use crate::features::efficientnet::EfficientNetLite;
+use crate::features::models_dir;
+use crate::features::object_crops::{ObjectRows, Slot, Stage};
+use crate::features::object_crops::{crop_features, detect_slots};
 
-/// Smallest crop side, in photo pixels (a box thinner than this is widened around its centre).
-const MIN_CROP: f32 = 8.0;
-
-/// What is kept of each object crop.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Stage {
-    /// The whole frozen backbone's 7×7 map, mean-pooled: one 1280-d row (DSRAN, RACG).
-    Pooled,
-    /// The activation entering this block, [C, h, w] (SHAN's tuned top starts there).
-    Entering(usize),
-}
-
-impl Stage {
-    fn tag(self) -> String {
-        match self {
-            Stage::Pooled => String::new(),
-            Stage::Entering(b) => format!("-block{b}"),
-        }
+fn tag(stage: Stage) -> String {
+    match stage {
+        Stage::Pooled => String::new(),
+        Stage::Entering(b) => format!("-block{b}"),
     }
 }
 
 /// The cache of `photos` photos of a split (a prefix of it is cached apart from the whole).
 pub fn cache_path(out_dir: &Path, split: &str, visual: &str, k: usize, stage: Stage, photos: usize) -> PathBuf {
-    out_dir.join(format!("{split}-{visual}-objects{k}{}-{photos}.feat", stage.tag()))
+    out_dir.join(format!("{split}-{visual}-objects{k}{}-{photos}.feat", tag(stage)))
 }
 
 fn key(visual_weights: &Path, size: usize, k: usize, stage: Stage) -> std::io::Result<CacheKey> {
@@ -64,102 +54,6 @@ fn key(visual_weights: &Path, size: usize, k: usize, stage: Stage) -> std::io::R
             Stage::Entering(b) => format!("efficientnet entering block {b}, per object"),
         },
     })
-}
-
-/// The crop of `photo` inside the normalised box `b` (at least [`MIN_CROP`] pixels a side).
-fn crop(photo: &image::DynamicImage, b: [f32; 4]) -> image::DynamicImage {
-    let (w, h) = (photo.width() as f32, photo.height() as f32);
-    let side = |lo: f32, hi: f32, len: f32| {
-        let (mut lo, mut hi) = (lo * len, hi * len);
-        if hi - lo < MIN_CROP {
-            let c = (lo + hi) / 2.0;
-            (lo, hi) = (c - MIN_CROP / 2.0, c + MIN_CROP / 2.0);
-        }
-        let lo = lo.clamp(0.0, (len - MIN_CROP).max(0.0));
-        (lo as u32, (hi.min(len) - lo).max(1.0) as u32)
-    };
-    let (x, cw) = side(b[0], b[2], w);
-    let (y, ch) = side(b[1], b[3], h);
-    photo.crop_imm(x, y, cw, ch)
-}
-
-/// One object slot: normalised box, score, COCO class (score 0: the whole photo).
-pub type Slot = ([f32; 4], f32, f32);
-
-/// The objects of a batch of photos.
-pub struct ObjectRows {
-    /// Per photo its `k` slots.
-    pub slots: Vec<Vec<Slot>>,
-    /// Each slot's features at the stage asked for, row-major: [photos · k, row_shape…].
-    pub values: Vec<f32>,
-    /// [1280] pooled, [C, h, w] entering a block.
-    pub row_shape: Vec<usize>,
-}
-
-/// The detector's best `k` objects of each photo, cropped and run through the backbone `net` up
-/// to `stage`.
-pub fn object_features(
-    net: &EfficientNetLite,
-    detector: &Detector,
-    images: &[image::DynamicImage],
-    k: usize,
-    stage: Stage,
-    device: &burn::tensor::Device,
-) -> ObjectRows {
-    let size = net.image_size as u32;
-    let found = detector.detect(images, MIN_SCORE, device);
-    let slots: Vec<Vec<Slot>> = found
-        .iter()
-        .map(|objects| {
-            let mut s: Vec<_> = objects
-                .iter()
-                .take(k)
-                .map(|o| {
-                    let class = detector.labels().iter().position(|l| *l == o.label).unwrap_or(0);
-                    (o.bbox, o.score, class as f32)
-                })
-                .collect();
-            s.resize(k, ([0.0, 0.0, 1.0, 1.0], 0.0, 0.0));
-            s
-        })
-        .collect();
-    let crops: Vec<image::RgbImage> = images
-        .par_iter()
-        .zip(&slots)
-        .flat_map_iter(|(img, s)| s.iter().map(|(b, _, _)| preprocess::resize_square(&crop(img, *b), size)))
-        .collect();
-    if *device == burn::tensor::Device::flex() {
-        // The host backbone, one crop per core (features::efficientnet::host).
-        let host = crate::features::efficientnet::host::HostNet::of(net);
-        let blocks = net.blocks.len();
-        // Each crop reduced to its row on its own core (a pooled crop keeps 1280 values, not its map).
-        let rows: Vec<(Vec<f32>, Vec<usize>)> = crops
-            .par_iter()
-            .map(|c| match stage {
-                Stage::Pooled => (host.from(host.until(c, blocks), blocks).mean_pixel(), vec![FEATURE_DIM]),
-                Stage::Entering(b) => {
-                    let a = host.until(c, b);
-                    (a.channels_first(), vec![a.c, a.h, a.w])
-                }
-            })
-            .collect();
-        let row_shape = rows.first().map(|(_, shape)| shape.clone()).unwrap_or_default();
-        let values = rows.into_iter().flat_map(|(row, _)| row).collect();
-        return ObjectRows { slots, values, row_shape };
-    }
-    let micro = crate::features::visual::micro_batch_for(device);
-    let (mut values_out, mut row_shape) = (Vec::new(), Vec::new());
-    for c in crops.chunks(micro) {
-        let batch = preprocess::batch(c, device);
-        let rows = match stage {
-            Stage::Pooled => EfficientNetLite::pool(net.features(batch)).unsqueeze_dim::<3>(2).unsqueeze_dim::<4>(3),
-            Stage::Entering(b) => net.features_until(batch, b),
-        };
-        let [_, ch, h, w] = rows.dims();
-        row_shape = if stage == Stage::Pooled { vec![ch] } else { vec![ch, h, w] };
-        values_out.extend(values(rows));
-    }
-    ObjectRows { slots, values: values_out, row_shape }
 }
 
 /// The first `images` photos of the split as the inputs of DSRAN or RACG ([`Source::frozen`]),
@@ -225,8 +119,11 @@ pub fn object_cache(
         Err(CacheError::Missing { .. }) => {}
         Err(e) => report(ExtractMsg::Warning(e.to_string())),
     }
-    // Only a cache to build needs the detector.
-    let detector = Detector::load(&models_dir().join(DETECTOR_WEIGHTS), device)?;
+    // The boxes of the same photos' pooled cache, where it is there: the crops are cut again
+    // without running the detector again (it is deterministic; the boxes are stored exactly).
+    let known = known_slots(out_dir, split, visual, k, stage, photos.len(), &weights, net.image_size);
+    // Only a cache to build needs the detector, and only for photos whose boxes are not known.
+    let mut detector = None;
     let label = format!("{split} objects");
     let mut cache = FeatureCache::new(key);
     let batch = 8;
@@ -243,7 +140,17 @@ pub fn object_cache(
                 Err(e) => report(ExtractMsg::Warning(e.to_string())),
             }
         }
-        let ObjectRows { slots, values: rows, row_shape } = object_features(&net, &detector, &images, k, stage, device);
+        let slots = match names.iter().map(|n| known.get(n).cloned()).collect::<Option<Vec<_>>>() {
+            Some(slots) => slots,
+            None => {
+                if detector.is_none() {
+                    detector = Some(Detector::load(&models_dir().join(DETECTOR_WEIGHTS), device)?);
+                }
+                let Some(detector) = &detector else { unreachable!("loaded above") };
+                detect_slots(detector, &images, k, device)
+            }
+        };
+        let ObjectRows { slots, values: rows, row_shape } = crop_features(&net, &images, slots, stage, device);
         let row: usize = row_shape.iter().product();
         let shape = [vec![k], row_shape].concat();
         for (j, (name, s)) in names.iter().zip(&slots).enumerate() {
@@ -263,17 +170,34 @@ pub fn object_cache(
     Ok(cache)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::crop;
-
-    #[test]
-    fn crops_follow_the_box_and_stay_inside_the_photo() {
-        let photo = image::DynamicImage::new_rgb8(200, 100);
-        let c = crop(&photo, [0.25, 0.5, 0.75, 1.0]);
-        assert_eq!((c.width(), c.height()), (100, 50));
-        // A sliver at the edge is widened to 8 px, inside the photo.
-        let c = crop(&photo, [0.999, 0.0, 1.0, 1.0]);
-        assert_eq!((c.width(), c.height()), (8, 100));
-    }
+/// Each photo's slots from the pooled cache of the same photos (`NAME/boxes`), when `stage` is
+/// another and that cache is there and current; empty otherwise.
+#[allow(clippy::too_many_arguments)]
+fn known_slots(
+    out_dir: &Path,
+    split: &str,
+    visual: &str,
+    k: usize,
+    stage: Stage,
+    photos: usize,
+    weights: &Path,
+    size: usize,
+) -> std::collections::HashMap<String, Vec<Slot>> {
+    let pooled = (stage != Stage::Pooled)
+        .then(|| key(weights, size, k, Stage::Pooled).ok())
+        .flatten()
+        .and_then(|key| FeatureCache::load(&cache_path(out_dir, split, visual, k, Stage::Pooled, photos), &key).ok());
+    let Some(cache) = pooled else { return Default::default() };
+    cache
+        .rows_by_name()
+        .iter()
+        .filter_map(|(name, &row)| {
+            let photo = name.strip_suffix("/boxes")?;
+            let v = cache.values(row);
+            (v.len() == k * 6).then(|| {
+                let slots = v.chunks(6).map(|b| ([b[0], b[1], b[2], b[3]], b[4], b[5])).collect();
+                (photo.to_string(), slots)
+            })
+        })
+        .collect()
 }

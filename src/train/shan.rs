@@ -33,18 +33,17 @@ impl ShanNet {
     /// With object crops in `data`, each crop through the same top, mean-pooled, is one more
     /// region after the photo's grid cells.
     fn image_side(&self, data: &FragmentSplit, rows: &[usize], device: &Device) -> ImageSide {
-        let cells = self.regions(data.image_batch(rows, device));
-        let Some(crops) = data.object_batch(rows, device) else {
-            return self.shan.encode_images(cells);
-        };
-        let [b, _, d] = cells.dims();
-        let objects = self.regions(crops).mean_dim(1);
-        let k = objects.dims()[0] / b.max(1);
-        self.shan.encode_images(Tensor::cat(vec![cells, objects.reshape([b, k, d])], 1))
+        self.image_side_of(data.image_batch(rows, device), data, rows, device)
     }
 
-    fn image_side_of(&self, entering: Tensor<4>) -> ImageSide {
-        self.shan.encode_images(self.regions(entering))
+    /// The image side of `rows` from their activations `entering` (the photos or, in training,
+    /// views of them) and the split's object crops of the same rows, if any.
+    fn image_side_of(&self, entering: Tensor<4>, data: &FragmentSplit, rows: &[usize], device: &Device) -> ImageSide {
+        let cells = self.regions(entering);
+        match data.object_batch(rows, device) {
+            Some(crops) => self.shan.encode_images(self.visual.with_objects(cells, crops)),
+            None => self.shan.encode_images(cells),
+        }
     }
 
     fn text_side(&self, data: &FragmentSplit, rows: &[usize], device: &Device) -> TextSide {
@@ -294,7 +293,7 @@ impl Trainer for ShanTrainer<'_> {
         let mut pairs: Vec<(usize, usize)> = batch.images.iter().copied().zip(batch.captions.iter().copied()).collect();
         pairs.sort_by_key(|&(_, c)| train.length(c));
         let (images, captions): (Vec<usize>, Vec<usize>) = pairs.into_iter().unzip();
-        let img = net.image_side_of(train.image_batch_sampled(&images, rng, ad));
+        let img = net.image_side_of(train.image_batch_sampled(&images, rng, ad), train, &images, ad);
         let groups: Vec<TextSide> = captions.chunks(CAPTION_GROUP).map(|g| net.text_side(train, g, ad)).collect();
         let encoded = step_start.elapsed().as_secs_f64();
         let parts: Vec<LevelScores> = groups.iter().map(|txt| net.shan.score(&img, txt)).collect();
@@ -437,6 +436,7 @@ fn describe(config: &ShanTrainConfig, train: &FragmentSplit, epoch: usize, dev: 
             ),
         ),
         ("augmented_views".into(), train.views.len().to_string()),
+        ("objects".into(), train.objects.as_ref().map_or(0, |o| o.k).to_string()),
         ("best_epoch".into(), epoch.to_string()),
         (
             "init_shan".into(),

@@ -81,12 +81,12 @@ impl EncoderBench {
         };
         let detect = timed(&|images| drop(detector.detect(images, MIN_SCORE, device)))?;
         let with_crops = timed(&|images| {
-            drop(alignscope::train::objects::object_features(
+            drop(alignscope::features::object_crops::object_features(
                 &net,
                 &detector,
                 images,
                 4,
-                alignscope::train::objects::Stage::Pooled,
+                alignscope::features::object_crops::Stage::Pooled,
                 device,
             ))
         })?;

@@ -25,24 +25,26 @@ pub fn run(what: BenchWhat, backend: Option<BackendRequest>, visual: &str) -> an
             }
             .run()
         }
-        BenchWhat::Search { flickr8k, photos, queries, candidates, weights } => {
+        BenchWhat::Search { flickr8k, photos, queries, candidates, weights, objects } => {
             let bench = search::SearchBench { photos, queries: queries.max(1), candidates, flickr8k };
             let compute = super::compute(backend.unwrap_or_default())?;
             let started = std::time::Instant::now();
             let weights = weights.unwrap_or_else(alignscope::nets::shan::default_path);
-            let runtime = alignscope::engine::runtime::Runtime::load(&compute, &weights, visual)?;
+            let runtime =
+                alignscope::engine::runtime::Runtime::load(&compute, &weights, visual)?.with_objects(objects)?;
             let load = format!(
-                "loading the models (backbones, SHAN, global, bank; what every `search` pays first): {:.2} s\n",
+                "loading the models (backbones, SHAN, global, bank{}; what every `search` pays first): {:.2} s\n",
+                if objects > 0 { format!(", detector: {objects} objects per photo") } else { String::new() },
                 started.elapsed().as_secs_f64()
             );
             Ok(load + &bench.run(&runtime)?)
         }
         BenchWhat::Duplicates { flickr8k, photos, altered } => {
-            let runtime = super::folder::shan_runtime(backend.unwrap_or_default(), visual, None)?;
+            let runtime = super::folder::shan_runtime(backend.unwrap_or_default(), visual, None, 0)?;
             duplicates::DuplicatesBench { flickr8k, photos, altered }.run(&runtime)
         }
         BenchWhat::Scale { sizes, queries, write_up_to } => {
-            let runtime = super::folder::shan_runtime(backend.unwrap_or_default(), visual, None)?;
+            let runtime = super::folder::shan_runtime(backend.unwrap_or_default(), visual, None, 0)?;
             scale::ScaleBench { sizes, queries: queries.max(1), write_up_to }.run(&runtime)
         }
         BenchWhat::Networks { flickr8k, photos, queries } => {

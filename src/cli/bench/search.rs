@@ -139,6 +139,13 @@ impl SearchBench {
             summary.embedded as f64 / summary.seconds,
             summary.seconds
         )?;
+        let bytes = std::fs::metadata(&summary.index_path).map(|m| m.len()).unwrap_or(0);
+        writeln!(
+            out,
+            "index file: {:.1} KB per photo ({} regions each)",
+            bytes as f64 / 1024.0 / summary.embedded.max(1) as f64,
+            runtime.index_header().regions
+        )?;
         // Reopening the indexed folder, as the window and `search` do: the folder scanned and the
         // index read and checked, then the first query ranked with the default.
         let reopened = Instant::now();
