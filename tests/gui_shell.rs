@@ -697,6 +697,15 @@ fn ranked_in_window(
     names: &[&str],
     caption: &str,
 ) -> Option<(tempfile::TempDir, std::path::PathBuf, Vec<String>)> {
+    let settings = Settings { rank_model: model, ..Settings::default() };
+    ranked_with(settings, names, caption).map(|(tmp, folder, order, _)| (tmp, folder, order))
+}
+
+type Ranked = (tempfile::TempDir, std::path::PathBuf, Vec<String>, Harness<'static, Option<AlignscopeApp>>);
+
+/// [`ranked_in_window`] with any `settings`, the window's harness returned too.
+fn ranked_with(settings: Settings, names: &[&str], caption: &str) -> Option<Ranked> {
+    let model = settings.rank_model;
     if probe_adapter().is_none() {
         common::skip_or_fail("a wgpu adapter for egui_kittest's renderer");
         return None;
@@ -707,7 +716,7 @@ fn ranked_in_window(
     for name in names {
         std::fs::copy(demo_folder().join(name), folder.join(name)).unwrap();
     }
-    let mut harness = harness_on(folder.clone(), Settings { rank_model: model, ..Settings::default() });
+    let mut harness = harness_on(folder.clone(), settings);
     harness.step();
     harness.state_mut().as_mut().unwrap().query = caption.into();
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -726,7 +735,34 @@ fn ranked_in_window(
     }
     let app = harness.state().as_ref().unwrap();
     let order = app.gallery.order.iter().map(|&i| app.gallery.items[i].file_name()).collect();
-    Some((tmp, folder, order))
+    Some((tmp, folder, order, harness))
+}
+
+/// With the objects setting SHAN ranks from an index of the photos' cells and detected objects
+/// (kept apart from the grid's), and the status bar says so; switching it off waits for a restart.
+#[test]
+fn the_objects_setting_indexes_detected_objects_as_shan_regions() {
+    use alignscope::app::RankModel;
+    let settings = Settings { rank_model: RankModel::Shan, objects: 4, ..Settings::default() };
+    let names = ["chelsea.jpg", "camera.jpg", "coffee.jpg", "astronaut.jpg"];
+    let Some((_tmp, folder, order, mut harness)) = ranked_with(settings, &names, "a cat") else { return };
+    assert_eq!(order[0], "chelsea.jpg");
+    let index = std::fs::read_dir(folder.join(".alignscope"))
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .find(|n| n.starts_with("index-"))
+        .expect("an index of its own");
+    let file = alignscope::data::index_file::IndexFile::load(&folder.join(".alignscope").join(index)).unwrap();
+    assert_eq!(file.header.regions, 49 + 4);
+    assert!(!folder.join(".alignscope/index.bin").exists(), "no grid index was needed");
+    harness.get_by_label("SHAN + 4 objects");
+    harness.get_by_label("Settings").click();
+    harness.run_steps(2);
+    harness.get_by_label_contains("Detected objects as SHAN regions").click();
+    harness.run_steps(2);
+    let app = harness.state().as_ref().unwrap();
+    assert_eq!((app.settings.objects, app.objects), (0, 4), "saved for the next start; this one keeps its runtime");
+    harness.get_by_label("restart for the grid alone");
 }
 
 /// A 4-photo folder ranked by `model` for "a man holding a camera": camera.jpg comes first.
