@@ -32,8 +32,8 @@ pub fn eval(
     use alignscope::nets;
     use alignscope::train::{global, shan};
     anyhow::ensure!(
-        objects == 0 || matches!(model, ModelKind::Dsran | ModelKind::Racg | ModelKind::Shan | ModelKind::Global),
-        "--objects is for --model dsran, racg, shan and global"
+        objects == 0 || model != ModelKind::Default || !calibrate,
+        "--calibrate is for the grid (the window's weak-match line)"
     );
     anyhow::ensure!(
         !calibrate || (model == ModelKind::Default && split == Split::Dev),
@@ -55,7 +55,7 @@ pub fn eval(
                 "--weights and --images are not for the default ranker"
             );
             let ranker = alignscope::engine::fused::DefaultRanker::load(visual, &compute.device)?;
-            let data = source.fragments(split, ranker.shan.visual.first_block)?;
+            let data = alignscope::train::objects::fragment_split(&source, split, ranker.shan.visual.first_block, objects)?;
             let started = std::time::Instant::now();
             let scores = SplitScores::new(embed_split(&ranker.shan, &ranker.global, &data, &compute.device));
             // The normalised scores once: both the recalls and the calibration read them.

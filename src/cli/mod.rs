@@ -293,9 +293,10 @@ pub enum Command {
         /// captions give their own photo less than) beside the query bank, for the window.
         #[arg(long)]
         calibrate: bool,
-        /// DSRAN, RACG, SHAN: each photo's best N detected objects (SSD-MobileNetV2, crops through
-        /// the backbone; SHAN's own top for SHAN) as N more regions beside the 7×7 grid (DSRAN
-        /// weights with an object stream need their N); 0: the grid only.
+        /// Each photo's best N detected objects (SSD-MobileNetV2, crops through the backbone; the
+        /// fine-tuned top for SHAN and the global model, which pools them with the cells; the
+        /// default: SHAN's part) as N more regions beside the 7×7 grid (DSRAN weights with an
+        /// object stream need their N); 0: the grid only.
         #[arg(long, default_value_t = 0)]
         objects: usize,
     },

@@ -44,8 +44,8 @@ pub fn embed(
         let (words, mask) = shan.words(data.caption_batch(r, device));
         shan.shan.encode_texts(words, mask).embedding
     };
-    let (dim, image_rows) =
-        rows_of(images, |r| shan.shan.encode_images(shan.regions(data.image_batch(r, device))).embedding);
+    // SHAN sees the split's object crops too, where it has them (the global model: the grid, as in the app).
+    let (dim, image_rows) = rows_of(images, |r| shan.image_side(data, r, device).embedding);
     let (text_dim, caption_rows) = rows_of(captions, shan_text);
     let shan_e = Embedded { dim: dim.max(text_dim), images: image_rows, captions: caption_rows };
     let (dim, image_rows) = rows_of(images, |r| global.embed_entering(data.image_batch(r, device)));

@@ -32,7 +32,7 @@ const CAPTION_GROUP: usize = 32;
 impl ShanNet {
     /// With object crops in `data`, each crop through the same top, mean-pooled, is one more
     /// region after the photo's grid cells.
-    fn image_side(&self, data: &FragmentSplit, rows: &[usize], device: &Device) -> ImageSide {
+    pub(crate) fn image_side(&self, data: &FragmentSplit, rows: &[usize], device: &Device) -> ImageSide {
         self.image_side_of(data.image_batch(rows, device), data, rows, device)
     }
 
