@@ -381,7 +381,8 @@ fn view(
                 let label = format!("objects ({})", objects.len());
                 ui.checkbox(&mut v.show_objects, label).on_hover_text(
                     "Boxes of the things the SSD-MobileNetV2 detector finds (COCO classes, score ≥ 0.3); \
-                     ×N: the word's map inside the box against its mean over the photo",
+                     ×N: the word's map inside the box against its mean over the photo; SHAN N %: its \
+                     attention on the object, where Settings make objects SHAN regions",
                 );
             }
             Err(why) => {

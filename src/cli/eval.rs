@@ -55,7 +55,8 @@ pub fn eval(
                 "--weights and --images are not for the default ranker"
             );
             let ranker = alignscope::engine::fused::DefaultRanker::load(visual, &compute.device)?;
-            let data = alignscope::train::objects::fragment_split(&source, split, ranker.shan.visual.first_block, objects)?;
+            let data =
+                alignscope::train::objects::fragment_split(&source, split, ranker.shan.visual.first_block, objects)?;
             let started = std::time::Instant::now();
             let scores = SplitScores::new(embed_split(&ranker.shan, &ranker.global, &data, &compute.device));
             // The normalised scores once: both the recalls and the calibration read them.

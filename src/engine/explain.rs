@@ -167,7 +167,7 @@ pub fn explain_photo(
 
     // Every region SHAN attends over; the maps cover the grid's cells (the first `k`).
     let all = img.regions.dims()[1];
-    let k = all - objects.len();
+    let k = all.saturating_sub(objects.len());
     let grid = (k as f64).sqrt().round() as usize;
     let pieces = tokenized.ids.len() - 2;
     let beta = values(attention.beta); // [1, 1, k, pieces]

@@ -387,7 +387,15 @@ fn update(
         for ((rel, (_, size, mtime)), photo) in batch.iter().zip(decoded) {
             let entry = photo.map_err(|e| e.to_string()).and_then(|photo| {
                 let entry = IndexEntry { size: *size, mtime_ns: *mtime, ..runtime.index_features(&photo) };
-                if entry.is_finite() {
+                let regions = entry.regions.len() / header.region_dim.max(1);
+                if regions != header.regions {
+                    // A photo whose objects could not be cut would otherwise misalign the file.
+                    Err(format!(
+                        "{}: the model gave {regions} regions, the index holds {}; not indexed",
+                        root.join(rel).display(),
+                        header.regions
+                    ))
+                } else if entry.is_finite() {
                     Ok(entry)
                 } else {
                     Err(format!("{}: the model gave non-finite features; not indexed", root.join(rel).display()))
