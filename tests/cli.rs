@@ -86,6 +86,10 @@ fn bad_input_fails_with_a_clear_message() {
         run(&["train", "--model", "dsran", "--out", "assets/models/dsran.safetensors", "--flickr8k", "/nonexistent"]);
     assert!(!ok && err.contains("--overwrite"), "{err}");
     assert_eq!(std::fs::read("assets/models/dsran.safetensors").unwrap(), shipped);
+    // The folder of --out is made (or refused) before any split is prepared.
+    let (ok, _, err) =
+        run(&["train", "--model", "racg", "--out", "Cargo.toml/racg.safetensors", "--flickr8k", "/nonexistent"]);
+    assert!(!ok && err.contains("Cargo.toml: cannot create the folder for the weights"), "{err}");
     // A fusion partner that is not a tuned global model is named before any split is prepared.
     let dir = tempfile::tempdir().unwrap();
     let frozen = dir.path().join("frozen-global.safetensors");

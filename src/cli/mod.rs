@@ -539,6 +539,11 @@ fn may_write_weights(out: &std::path::Path, overwrite: bool) -> anyhow::Result<(
         "{}: a shipped model; train into another file with --out FILE, or give --overwrite to replace it",
         out.display()
     );
+    // Made now, not when the first checkpoint is written after minutes of preparation.
+    if let Some(dir) = parent {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| anyhow::anyhow!("{}: cannot create the folder for the weights: {e}", dir.display()))?;
+    }
     Ok(())
 }
 
