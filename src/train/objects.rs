@@ -120,7 +120,7 @@ pub fn object_cache(
         Err(e) => report(ExtractMsg::Warning(e.to_string())),
     }
     // The boxes of the same photos' pooled cache, where it is there: the crops are cut again
-    // without running the detector again (it is deterministic; the boxes are stored exactly).
+    // without running the detector again (its boxes come back as the cache's f16).
     let known = known_slots(out_dir, split, visual, k, stage, photos.len(), &weights, net.image_size);
     // Only a cache to build needs the detector, and only for photos whose boxes are not known.
     let mut detector = None;
@@ -143,11 +143,13 @@ pub fn object_cache(
         let slots = match names.iter().map(|n| known.get(n).cloned()).collect::<Option<Vec<_>>>() {
             Some(slots) => slots,
             None => {
-                if detector.is_none() {
-                    detector = Some(Detector::load(&models_dir().join(DETECTOR_WEIGHTS), device)?);
-                }
-                let Some(detector) = &detector else { unreachable!("loaded above") };
-                detect_slots(detector, &images, k, device)
+                let d = match detector.take() {
+                    Some(d) => d,
+                    None => Detector::load(&models_dir().join(DETECTOR_WEIGHTS), device)?,
+                };
+                let found = detect_slots(&d, &images, k, device);
+                detector = Some(d);
+                found
             }
         };
         let ObjectRows { slots, values: rows, row_shape } = crop_features(&net, &images, slots, stage, device);
