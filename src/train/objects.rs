@@ -203,3 +203,30 @@ fn known_slots(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A block-stage cache reuses the boxes of the pooled cache of the same photos (current key
+    /// only); the pooled stage itself, or a stale pooled cache, gives none.
+    #[test]
+    fn a_block_stage_cache_takes_its_boxes_from_the_pooled_cache() {
+        let tmp = tempfile::tempdir().unwrap();
+        let visual = crate::features::VISUAL;
+        let weights = models_dir().join(format!("{visual}.safetensors"));
+        let mut pooled = FeatureCache::new(key(&weights, 224, 2, Stage::Pooled).unwrap());
+        pooled.push("a.jpg", &[2, 3], &[0.0; 6]);
+        pooled.push("a.jpg/boxes", &[2, 6], &[0.25, 0.5, 0.75, 1.0, 0.875, 17.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0]);
+        pooled.save(&cache_path(tmp.path(), "dev", visual, 2, Stage::Pooled, 1)).unwrap();
+        let known = |stage, size| known_slots(tmp.path(), "dev", visual, 2, stage, 1, &weights, size);
+        let slots = known(Stage::Entering(15), 224);
+        assert_eq!(
+            slots.get("a.jpg"),
+            Some(&vec![([0.25, 0.5, 0.75, 1.0], 0.875, 17.0), ([0.0, 0.0, 1.0, 1.0], 0.0, 0.0)]),
+            "{slots:?}"
+        );
+        assert!(known(Stage::Pooled, 224).is_empty());
+        assert!(known(Stage::Entering(15), 260).is_empty(), "another input size: another key");
+    }
+}
