@@ -444,9 +444,8 @@ fn explain_pair(
     let racg_attention =
         regions.and_then(|(r, regions)| r.racg_attention(regions, caption)).map(|r| r.map_err(|e| format!("{e:#}")));
     // The objects SHAN saw as regions (detected ones first, then whole-photo slots), where it did.
-    let seen = explanation.objects.iter().filter(|o| o.score > 0.0).cloned().collect();
     let objects = match objects {
-        _ if runtime.objects.is_some() => Ok(seen),
+        _ if runtime.objects.is_some() => Ok(explanation.detected()),
         Some(known) => known,
         None => load_detector(&runtime.device).map(|d| objects_in(&d, &photo, &runtime.device)),
     };

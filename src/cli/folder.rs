@@ -235,10 +235,9 @@ pub fn explain(
     }
     if let Some(out) = out {
         let decoded = alignscope::data::decode::decode_oriented(image)?;
-        let seen: Vec<_> = e.objects.iter().filter(|o| o.score > 0.0).cloned().collect();
         let objects = match alignscope::engine::objects::load_detector(&runtime.device) {
-            // The objects SHAN saw as regions, where it saw any.
-            _ if runtime.objects.is_some() => seen,
+            // The objects SHAN saw as regions, where it saw any (no second detector then).
+            _ if runtime.objects.is_some() => e.detected(),
             Ok(detector) => alignscope::engine::objects::objects_in(&detector, &decoded, &runtime.device),
             Err(e) => {
                 eprintln!("warning: no objects drawn: {e}");
@@ -277,11 +276,7 @@ pub fn explain(
         ));
     }
     if !e.objects.is_empty() {
-        out.push_str(
-            "
-SHAN's attention on the detected objects (and on the 7×7 grid's cells together)
-",
-        );
+        out.push_str("\nSHAN's attention on the detected objects (and on the 7×7 grid's cells together)\n");
         for w in &e.words {
             let on: Vec<String> = e
                 .objects
@@ -290,13 +285,7 @@ SHAN's attention on the detected objects (and on the 7×7 grid's cells together)
                 .map(|(o, a)| format!("{} {:.0} %", o.label, a * 100.0))
                 .collect();
             let cells: f32 = w.attention.iter().sum();
-            out.push_str(&format!(
-                "{:15} {} · cells {:.0} %
-",
-                w.word,
-                on.join(", "),
-                cells * 100.0
-            ));
+            out.push_str(&format!("{:15} {} · cells {:.0} %\n", w.word, on.join(", "), cells * 100.0));
         }
     }
     Ok(out)

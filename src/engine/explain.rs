@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use image::DynamicImage;
 
 use super::occlusion;
-use super::runtime::Runtime;
+use super::runtime::{PhotoRegions, Runtime};
 use super::scale::HeatScale;
 use super::words::{content_mean, is_content_word, piece_mean, word_pieces};
 use crate::data::decode::decode_oriented;
@@ -127,6 +127,12 @@ impl Explanation {
         }
     }
 
+    /// The objects SHAN saw that the detector found (its whole-photo slots left out), in order:
+    /// each word's `object_attention` starts with theirs.
+    pub fn detected(&self) -> Vec<Detection> {
+        self.objects.iter().filter(|o| o.score > 0.0).cloned().collect()
+    }
+
     /// The word to show first: the best-aligned (R_t) content word, else the best-aligned word.
     pub fn first_word(&self) -> usize {
         let best = |content: bool| {
@@ -157,9 +163,8 @@ pub fn explain_photo(
     let tokenized = runtime.text.tokenizer.tokenize(caption)?;
     let batch = runtime.caption_batch(std::slice::from_ref(&tokenized));
     let txt = runtime.text_side_of(batch.clone());
-    let regions = runtime.photo_regions(photo);
-    let objects = regions.objects.clone();
-    let img = runtime.side_of(regions.regions);
+    let PhotoRegions { regions, object_regions, objects, .. } = runtime.photo_regions(photo);
+    let img = runtime.side_of(regions);
     let shan = &runtime.net.shan;
     let (scores, attention) = shan.score_with_attention(&img, &txt);
     let [l2l, g2l, g2g] = [scores.l2l.clone(), scores.g2l.clone(), scores.g2g.clone()].map(|t| values(t)[0]);
@@ -182,7 +187,7 @@ pub fn explain_photo(
     // Each method gives a map per word, and occlusion and windows one for the pair too.
     let perturbed = |inputs: Vec<image::RgbImage>, per_cell: &dyn Fn(&[f32]) -> Vec<f32>| {
         let n = inputs.len();
-        let sides = runtime.image_sides_of(&inputs, regions.object_regions.as_ref());
+        let sides = runtime.image_sides_of(&inputs, object_regions.as_ref());
         let (scores, attention) = shan.score_with_attention(&sides, &txt);
         let total = values(scores.total(shan.weights)); // [n]
         let r_t = values(attention.word_alignment); // [n, 1, pieces]
@@ -194,7 +199,7 @@ pub fn explain_photo(
         Method::Attention => None,
         Method::Gradient => {
             // Word maps contrasted on the fine grid, then pooled to the cells.
-            let (maps, fine) = runtime.gradient_maps(photo, &batch, regions.object_regions.as_ref())?;
+            let (maps, fine) = runtime.gradient_maps(photo, &batch, object_regions.as_ref())?;
             let words = super::gradient::word_maps(&tokenized, &maps, fine);
             Some((None, words.iter().map(|(_, map)| super::gradient::pool(map, fine, grid)).collect()))
         }

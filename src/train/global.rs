@@ -174,7 +174,7 @@ impl DualEncoder for TunedGlobal {
     }
 
     fn embed_images(&self, split: &FragmentSplit, rows: &[usize], device: &Device) -> Tensor<2> {
-        embed_with_objects(self, split.image_batch(rows, device), split, rows, device)
+        self.embed_regions(split.regions(&self.visual, split.image_batch(rows, device), rows, device))
     }
 
     fn embed_train_images(
@@ -184,7 +184,7 @@ impl DualEncoder for TunedGlobal {
         rng: &mut fastrand::Rng,
         device: &Device,
     ) -> Tensor<2> {
-        embed_with_objects(self, split.image_batch_sampled(rows, rng, device), split, rows, device)
+        self.embed_regions(split.regions(&self.visual, split.image_batch_sampled(rows, rng, device), rows, device))
     }
 
     fn embed_texts(&self, split: &FragmentSplit, rows: &[usize], device: &Device) -> Tensor<2> {
@@ -204,22 +204,6 @@ impl DualEncoder for TunedGlobal {
         let head = optim.heads.step(lr, head, head_grads);
         let (visual, text) = optim.tops.step(lr * BACKBONE_LR_SHARE, tops, top_grads);
         TunedGlobal { visual, text, head }
-    }
-}
-
-/// The embeddings of `rows` from their activations `entering`, the split's object crops of the
-/// same rows (if any) pooled with the cells, as SHAN sees them.
-fn embed_with_objects(
-    net: &TunedGlobal,
-    entering: Tensor<4>,
-    split: &FragmentSplit,
-    rows: &[usize],
-    device: &Device,
-) -> Tensor<2> {
-    let cells = net.visual.regions(entering);
-    match split.object_batch(rows, device) {
-        Some(crops) => net.embed_regions(net.visual.with_objects(cells, crops)),
-        None => net.embed_regions(cells),
     }
 }
 

@@ -39,11 +39,7 @@ impl ShanNet {
     /// The image side of `rows` from their activations `entering` (the photos or, in training,
     /// views of them) and the split's object crops of the same rows, if any.
     fn image_side_of(&self, entering: Tensor<4>, data: &FragmentSplit, rows: &[usize], device: &Device) -> ImageSide {
-        let cells = self.regions(entering);
-        match data.object_batch(rows, device) {
-            Some(crops) => self.shan.encode_images(self.visual.with_objects(cells, crops)),
-            None => self.shan.encode_images(cells),
-        }
+        self.shan.encode_images(data.regions(&self.visual, entering, rows, device))
     }
 
     fn text_side(&self, data: &FragmentSplit, rows: &[usize], device: &Device) -> TextSide {

@@ -6,7 +6,7 @@ use anyhow::Context as _;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::data::feature_cache::FeatureCache;
-use crate::features::efficientnet::EfficientNetLite;
+use crate::features::efficientnet::{EfficientNetLite, Top};
 use crate::features::minilm::{MiniLm, TokenBatch};
 use crate::features::values;
 use crate::nets::DEFAULT_FIRST_BLOCK;
@@ -220,6 +220,17 @@ impl FragmentSplit {
         }
         self.objects = k.map(|k| ObjectCrops { k, shape: self.image_shape, values });
         Ok(self)
+    }
+
+    /// The region features of `rows` from their activations `entering` (the photos or, in
+    /// training, views of them) through `top`, followed by the split's object crops of the same
+    /// rows through it, each mean-pooled to one region (see [`Top::with_objects`]).
+    pub fn regions(&self, top: &Top, entering: Tensor<4>, rows: &[usize], device: &Device) -> Tensor<3> {
+        let cells = top.regions(entering);
+        match self.object_batch(rows, device) {
+            Some(crops) => top.with_objects(cells, crops),
+            None => cells,
+        }
     }
 
     /// The object crops of `rows`, photo by photo: [rows · k, C, h, w] (None without objects).
