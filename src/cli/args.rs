@@ -95,6 +95,16 @@ pub struct RecipeArgs {
     pub decay_epochs: usize,
 }
 
+/// What SHAN's regions are for `index`, `search` and `explain`.
+#[derive(clap::Args, Clone, Copy, Debug)]
+pub struct RegionArgs {
+    /// Each photo's best N detected objects (SSD-MobileNetV2) as N more regions SHAN aligns
+    /// words with, beside the 7×7 grid (`eval --model shan --objects 4`: 308.3 against 305.1;
+    /// indexing runs the detector and N crops per photo). Kept in an index of its own. 0: the grid.
+    #[arg(long, default_value_t = 0)]
+    pub objects: usize,
+}
+
 impl RecipeArgs {
     /// The network's own recipe with these flags applied (its learning rate times --lr-factor).
     pub fn apply(&self, defaults: alignscope::train::recipe::Recipe) -> alignscope::train::recipe::Recipe {

@@ -18,7 +18,7 @@ use clap::{Parser, Subcommand};
 use alignscope::data::flickr8k::Split;
 use alignscope::engine::backend::{BackendRequest, Compute};
 use alignscope::engine::explain::Method;
-use args::{ModelKind, RecipeArgs, Splits, at_least_one, non_negative, positive_factor};
+use args::{ModelKind, RecipeArgs, RegionArgs, Splits, at_least_one, non_negative, positive_factor};
 
 #[derive(Parser)]
 #[command(name = "alignscope", version, about = "Explore how images and captions align")]
@@ -310,11 +310,8 @@ pub enum Command {
         /// Model weights (default: the committed assets/models/shan.safetensors).
         #[arg(long)]
         weights: Option<PathBuf>,
-        /// Each photo's best N detected objects (SSD-MobileNetV2) as N more regions SHAN aligns
-        /// words with, beside the 7×7 grid (`eval --model shan --objects 4`: 308.3 against 305.1;
-        /// indexing runs the detector and N crops per photo). Kept in an index of its own. 0: the grid.
-        #[arg(long, default_value_t = 0)]
-        objects: usize,
+        #[command(flatten)]
+        regions: RegionArgs,
     },
     /// Rank a folder's photos by a caption (indexing first where needed): `SCORE<TAB>PATH` lines.
     ///
@@ -351,11 +348,8 @@ pub enum Command {
         /// SHAN weights (default: the committed assets/models/shan.safetensors; the default ranker needs those).
         #[arg(long)]
         weights: Option<PathBuf>,
-        /// Each photo's best N detected objects (SSD-MobileNetV2) as N more regions SHAN aligns
-        /// words with, beside the 7×7 grid (`eval --model shan --objects 4`: 308.3 against 305.1;
-        /// indexing runs the detector and N crops per photo). Kept in an index of its own. 0: the grid.
-        #[arg(long, default_value_t = 0)]
-        objects: usize,
+        #[command(flatten)]
+        regions: RegionArgs,
     },
     /// Why a photo and a caption match: SHAN's level scores and each word's region attention.
     ///
@@ -381,11 +375,8 @@ pub enum Command {
         /// attention). `alignscope grounding` measures each.
         #[arg(long, default_value = "gradient")]
         method: Method,
-        /// Each photo's best N detected objects (SSD-MobileNetV2) as N more regions SHAN aligns
-        /// words with, beside the 7×7 grid (`eval --model shan --objects 4`: 308.3 against 305.1;
-        /// indexing runs the detector and N crops per photo). Kept in an index of its own. 0: the grid.
-        #[arg(long, default_value_t = 0)]
-        objects: usize,
+        #[command(flatten)]
+        regions: RegionArgs,
     },
     /// Do the explanations point at what the words name? The pointing game on a set of boxed
     /// words (default: the committed Flickr8k test set) beside the centre pointer and chance, and
@@ -721,7 +712,7 @@ pub fn run(cli: Cli) -> ExitCode {
                 calibrate,
             ))
         }
-        Command::Index { dir, weights, objects } => {
+        Command::Index { dir, weights, regions: RegionArgs { objects } } => {
             match folder::index_command(backend, visual, &dir, weights, objects) {
                 Ok((out, failed)) => {
                     print!("{out}");
@@ -741,7 +732,7 @@ pub fn run(cli: Cli) -> ExitCode {
             paths_only,
             json,
             weights,
-            objects,
+            regions: RegionArgs { objects },
         } => {
             use alignscope::engine::rank::RankerModel;
             use alignscope::engine::search::{SearchModel, SearchOptions};
@@ -778,7 +769,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::TuneLevels { flickr8k, cache, model, weights, dev_images } => {
             report(train::tune_levels(backend, visual, &flickr8k, &cache, model, weights, dev_images))
         }
-        Command::Explain { image, caption, json, out, weights, method, objects } => {
+        Command::Explain { image, caption, json, out, weights, method, regions: RegionArgs { objects } } => {
             report(folder::explain(backend, visual, &image, &caption, method, json, out.as_deref(), weights, objects))
         }
         Command::Features { image, text, objects, json } => {
